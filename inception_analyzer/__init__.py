@@ -1,0 +1,34 @@
+"""inception-analyzer: CNN architectures as YAML specs -> exact costs, checks and pictures.
+
+The analysis path (load_spec, load_graph, analyze) never imports torch; `build_model` does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .analysis.cost import CostReport, analyze_cost
+from .errors import AnalyzerError
+from .graph import Graph, build_graph
+from .spec import Spec, load_spec, load_spec_text
+
+__version__ = "0.1.0"
+
+
+def load_graph(spec: str | Path | Spec, overrides: dict[str, Any] | None = None,
+               input_size: int | None = None) -> Graph:
+    """A spec (path or loaded) expanded into the shape-inferred graph IR."""
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    return build_graph(spec, overrides, input_size)
+
+
+def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,
+            input_size: int | None = None) -> CostReport:
+    """Per-layer and total cost of a spec: params, MACs, other FLOPs, activations."""
+    graph = spec if isinstance(spec, Graph) else load_graph(spec, overrides, input_size)
+    return analyze_cost(graph)
+
+
+__all__ = ["AnalyzerError", "CostReport", "Graph", "Spec", "analyze", "load_graph", "load_spec",
+           "load_spec_text", "__version__"]

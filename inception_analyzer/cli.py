@@ -1,0 +1,113 @@
+"""Command line: parse arguments, call the library, print or write. Nothing else lives here.
+
+Every error the user can cause is an AnalyzerError: printed as one line on stderr, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+import yaml
+
+from . import __version__, analyze
+from .errors import AnalyzerError, OverrideError
+from .output import write_atomically
+from .render.tables import DEPTHS, FORMATS, render
+
+PROG = "inception-analyzer"
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`key=value` with the value read as a YAML scalar (10, 0.5, false, name)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise OverrideError(f"--set takes key=value (e.g. aux_logits=false), got '{text}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise OverrideError(f"cannot read the value of --set {text}") from None
+    if isinstance(value, (dict, list)):
+        raise OverrideError(f"--set {key} takes a single value, got {raw!r}")
+    return key.strip(), value
+
+
+def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="path to a spec YAML file (see specs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec argument, e.g. --set aux_logits=false (repeatable)")
+    parser.add_argument("--input-size", type=int, metavar="N", help="square input of N x N pixels")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Exact cost analysis and design review of "
+                                     "CNN architectures written as YAML specs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    analyze_cmd = commands.add_parser("analyze", help="per-layer shapes, params, MACs and activations",
+                                      description="Per-layer and total cost of a spec, per image.")
+    _add_spec_arguments(analyze_cmd)
+    analyze_cmd.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    analyze_cmd.add_argument("--depth", choices=DEPTHS, default="layer",
+                             help="rows per leaf layer, per block (module instance) or per stage (grid size)")
+    analyze_cmd.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    analyze_cmd.set_defaults(run=run_analyze)
+
+    ops_cmd = commands.add_parser("ops", help="list the op kinds a spec can use")
+    ops_cmd.set_defaults(run=run_ops)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(parse_assignment(item) for item in args.overrides)
+
+
+def _emit(text: str, output: str | None, protected: tuple = ()) -> None:
+    if output:
+        write_atomically(output, text, protected)
+    else:
+        sys.stdout.write(text)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    report = analyze(args.spec, _overrides(args), args.input_size)
+    _emit(render(report, args.format, args.depth), args.output, (args.spec,))
+    return 0
+
+
+def run_ops(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from .ops import OPS, REQUIRED, STRUCTURAL_OPS
+
+    rows = []
+    for name, op in OPS.items():
+        signature = ", ".join(a.name if a.default is REQUIRED else f"{a.name}={a.default!r}" for a in op.args)
+        usage = f"{name}: [branch, ...]" if name in STRUCTURAL_OPS else f"{name}({signature})"
+        if name != "input":
+            rows.append([usage, op.summary])
+    sys.stdout.write(tabulate(rows, ["op", "what it is"], tablefmt="simple") + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except AnalyzerError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `analyze ... | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def analyze_main(argv: Sequence[str] | None = None) -> int:
+    """The `analyze` console script: `analyze SPEC ...` = `inception-analyzer analyze SPEC ...`."""
+    return main(["analyze", *(sys.argv[1:] if argv is None else argv)])

@@ -1,0 +1,337 @@
+"""The graph IR: a spec expanded into a networkx DiGraph of ops, with every shape inferred.
+
+Each node is keyed by its dotted path, which is also the built torch module's name
+(`Mixed_5b.branch5x5_2.conv`), and carries a `Node` record: the op kind from the registry, its
+resolved arguments, input and output shapes, its role (main path or auxiliary head), the block
+it belongs to, and where in the spec it was written. Edges run from producer to consumer; a
+node's `inputs` keeps their order (concat order matters).
+
+Expansion is one pass over the rows: template calls are bound and expanded in place, branches
+are expanded from the same input and merged, and each node's output shape is computed the
+moment it is created, so the graph is shape-complete when expansion ends.
+"""
+from __future__ import annotations
+
+from collections import ChainMap
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+from .errors import AnalyzerError, OverrideError, SourceLocation, SpecError, did_you_mean
+from .ops import OPS, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
+from .spec.calls import Call, Ref
+from .spec.schema import BlockRow, CallRow, Condition, Spec, Template, callable_names
+
+INPUT = "input"
+MAIN, AUX = "main", "aux"
+
+
+@dataclass
+class Node:
+    path: str
+    op: OpKind
+    args: dict
+    inputs: tuple[str, ...]
+    in_shapes: tuple[Shape, ...]
+    out_shape: Shape
+    role: str
+    block: str          # outermost module instance holding the node (or the node itself)
+    loc: SourceLocation
+
+    @property
+    def kind(self) -> str:
+        return self.op.name
+
+
+@dataclass
+class Scope:
+    """One level of the module tree: a template instance or a named block of rows."""
+
+    path: str
+    kind: str           # "template", "layers", "concat" or "add"
+    template: str | None
+    loc: SourceLocation
+
+
+@dataclass
+class Graph:
+    name: str
+    spec: Spec
+    arguments: dict[str, Any]
+    input_shape: Shape
+    dag: nx.DiGraph = field(default_factory=nx.DiGraph)
+    order: list[Node] = field(default_factory=list)   # creation order = a topological order
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    output: str = INPUT
+    aux_outputs: list[str] = field(default_factory=list)
+
+    def node(self, path: str) -> Node:
+        return self.dag.nodes[path]["node"]
+
+    def layers(self) -> Iterator[Node]:
+        """Every op node except the input, in execution order."""
+        return (n for n in self.order if n.path != INPUT)
+
+    @property
+    def metadata(self) -> dict:
+        return self.spec.metadata
+
+
+# ----------------------------------------------------------------------------- arguments
+def resolve_arguments(spec: Spec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The spec's argument defaults with overrides applied; wrong names or types are errors."""
+    values = dict(spec.arguments)
+    for key, value in (overrides or {}).items():
+        if key not in spec.arguments:
+            hint = did_you_mean(key, spec.arguments)
+            known = ", ".join(spec.arguments) or "none"
+            raise OverrideError(f"'{key}' is not an argument of spec '{spec.name}'",
+                                SourceLocation(spec.file), hint=hint or f"its arguments: {known}")
+        default = spec.arguments[key]
+        if not _same_type(default, value):
+            raise OverrideError(f"argument '{key}' takes {type(default).__name__} "
+                                f"(default {default!r}), got {value!r}", spec.argument_locs[key])
+        values[key] = value
+    return values
+
+
+def _same_type(default: Any, value: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+# ----------------------------------------------------------------------------- namespaces
+class _Namespace:
+    """The names of one module level: explicit names are reserved up front, others derived."""
+
+    def __init__(self, prefix: str, reserved: set[str]):
+        self.prefix = prefix
+        self.reserved = reserved
+        self.used: set[str] = set()
+
+    def path_of(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def claim(self, name: str, loc: SourceLocation) -> str:
+        if name in self.used:
+            raise SpecError(f"the name '{name}' is used twice at this level", loc,
+                            node_path=self.path_of(name))
+        if name == INPUT and not self.prefix:
+            raise SpecError("'input' is reserved for the network's input", loc)
+        self.used.add(name)
+        return self.path_of(name)
+
+    def derive(self, base: str) -> str:
+        name, k = base, 0
+        while name in self.used or name in self.reserved or (name == INPUT and not self.prefix):
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name)
+        return self.path_of(name)
+
+
+def _explicit_names(rows: list) -> set[str]:
+    """Names written in these rows at this level (looking into unnamed blocks, not named ones)."""
+    names: set[str] = set()
+    for row in rows:
+        if row.name is not None:
+            names.add(row.name)
+        elif isinstance(row, BlockRow):
+            for branch in row.branches:
+                names |= _explicit_names(branch)
+    return names
+
+
+# ----------------------------------------------------------------------------- expansion
+class _Expander:
+    def __init__(self, spec: Spec, arguments: dict[str, Any]):
+        self.spec = spec
+        self.arguments = arguments
+        self.callables = callable_names(spec)
+        self.template_stack: list[tuple[str, SourceLocation]] = []
+
+    def run(self, input_shape: Shape) -> Graph:
+        graph = Graph(self.spec.name, self.spec, self.arguments, input_shape)
+        self.graph = graph
+        input_node = Node(INPUT, OPS["input"], {}, (), (), input_shape, MAIN, INPUT,
+                          self.spec.input_loc or self.spec.loc)
+        self._insert(input_node)
+        root = _Namespace("", _explicit_names(self.spec.layers.branches[0]))
+        env = ChainMap({}, self.arguments)
+        graph.output = self._rows(self.spec.layers.branches[0], root, env, INPUT, MAIN, None, False)
+        if graph.output == INPUT:
+            raise SpecError("the spec has no layers (after applying 'when' conditions)", self.spec.loc)
+        return graph
+
+    # -- rows
+    def _rows(self, rows: list, ns: _Namespace, env, current: str, role: str,
+              unit: str | None, index_names: bool) -> str:
+        for index, row in enumerate(rows):
+            if row.when is not None and not self._holds(row.when, env):
+                continue
+            name = row.name if row.name is not None else (str(index) if index_names else None)
+            if row.aux:
+                out = self._row(row, name, ns, env, current, AUX, unit)
+                self.graph.aux_outputs.append(out)
+            else:
+                current = self._row(row, name, ns, env, current, role, unit)
+        return current
+
+    def _row(self, row, name, ns, env, current, role, unit) -> str:
+        if isinstance(row, BlockRow):
+            return self._block(row, name, ns, env, current, role, unit)
+        callee = row.call.callee
+        if callee in self.spec.templates:
+            return self._instance(self.spec.templates[callee], row, name, ns, env, current, role, unit)
+        op = OPS.get(callee)
+        if op is None or callee in STRUCTURAL_OPS:
+            hint = did_you_mean(callee, self.callables)
+            raise SpecError(f"unknown op or module '{callee}'", row.call.loc or row.loc,
+                            node_path=ns.prefix or None, hint=hint or "see docs/spec-format.md for the ops")
+        path = ns.claim(name, row.loc) if name else ns.derive(op.name)
+        try:
+            args = op.bind(self._resolve(row.call.args, env, row.loc),
+                           {k: self._resolve(v, env, row.loc) for k, v in row.call.kwargs.items()})
+        except AnalyzerError as err:
+            raise self._locate(err, row.call.loc or row.loc, path) from None
+        return self._add(path, op, args, (current,), role, unit, row.loc)
+
+    def _block(self, row: BlockRow, name, ns, env, current, role, unit) -> str:
+        inner = ns
+        if name is not None:
+            path = ns.claim(name, row.loc)
+            reserved = set().union(*(_explicit_names(b) for b in row.branches))
+            inner = _Namespace(path, reserved)
+            self.graph.scopes[path] = Scope(path, row.kind, None, row.loc)
+            if unit is None and row.kind != "layers":
+                unit = path
+        if row.kind == "layers":
+            return self._rows(row.branches[0], inner, env, current, role, unit, index_names=name is not None)
+        outs = tuple(self._rows(branch, inner, env, current, role, unit, False) for branch in row.branches)
+        return self._add(inner.derive(row.kind), OPS[row.kind], {}, outs, role, unit, row.loc)
+
+    def _instance(self, template: Template, row: CallRow, name, ns, env, current, role, unit) -> str:
+        if any(t == template.name for t, _ in self.template_stack):
+            chain = " -> ".join([t for t, _ in self.template_stack] + [template.name])
+            raise SpecError(f"module '{template.name}' uses itself ({chain})", row.loc)
+        path = ns.claim(name, row.loc) if name else ns.derive(template.name)
+        try:
+            bound = self._bind_template(template, row.call, env, row.loc)
+        except AnalyzerError as err:
+            raise self._locate(err, row.call.loc or row.loc, path) from None
+        self.graph.scopes[path] = Scope(path, "template", template.name, row.loc)
+        inner = _Namespace(path, set().union(*(_explicit_names(b) for b in template.body.branches)))
+        self.template_stack.append((template.name, row.loc))
+        try:
+            body = template.body
+            unit = unit or path
+            if body.kind == "layers":
+                return self._rows(body.branches[0], inner, ChainMap(bound, self.arguments), current,
+                                  role, unit, index_names=False)
+            return self._block(body, None, inner, ChainMap(bound, self.arguments), current, role, unit)
+        finally:
+            self.template_stack.pop()
+
+    def _bind_template(self, template: Template, call: Call, env, loc) -> dict:
+        names = [p for p, _ in template.params]
+        if len(call.args) > len(names):
+            raise SpecError(f"module {template.name} takes at most {len(names)} positional arguments "
+                            f"({', '.join(names) or 'none'}), got {len(call.args)}", loc)
+        bound = dict(zip(names, (self._resolve(a, env, loc) for a in call.args)))
+        for key, value in call.kwargs.items():
+            if key not in names:
+                hint = did_you_mean(key, names)
+                raise SpecError(f"module {template.name} has no argument '{key}'", loc,
+                                hint=hint or f"it takes: {', '.join(names) or 'none'}")
+            if key in bound:
+                raise SpecError(f"module {template.name} got '{key}' twice", loc)
+            bound[key] = self._resolve(value, env, loc)
+        for pname, default in template.params:
+            if pname not in bound:
+                if default is REQUIRED:
+                    raise SpecError(f"module {template.name} needs '{pname}'", loc)
+                bound[pname] = default
+        return bound
+
+    # -- values
+    def _resolve(self, value: Any, env, loc: SourceLocation) -> Any:
+        if isinstance(value, Ref):
+            if value.name not in env:
+                hint = did_you_mean(value.name, list(env))
+                raise SpecError(f"unknown argument name '{value.name}'", value.loc or loc,
+                                hint=hint or "quote it if you meant a string ('same')")
+            return env[value.name]
+        if isinstance(value, list):
+            return [self._resolve(v, env, loc) for v in value]
+        if isinstance(value, dict):
+            return {k: self._resolve(v, env, loc) for k, v in value.items()}
+        return value
+
+    def _holds(self, condition: Condition, env) -> bool:
+        if condition.argument not in env:
+            hint = did_you_mean(condition.argument, list(env))
+            raise SpecError(f"'when' names an unknown argument '{condition.argument}'", condition.loc, hint=hint)
+        return bool(env[condition.argument]) != condition.negated
+
+    # -- nodes
+    def _add(self, path: str, op: OpKind, args: dict, inputs: tuple[str, ...], role: str,
+             unit: str | None, loc: SourceLocation) -> str:
+        in_shapes = tuple(self.graph.node(i).out_shape for i in inputs)
+        try:
+            out = op.output_shape(args, list(in_shapes))
+        except AnalyzerError as err:
+            raise self._locate(err, loc, path) from None
+        self._insert(Node(path, op, args, inputs, in_shapes, out, role, unit or path, loc))
+        return path
+
+    def _insert(self, node: Node) -> None:
+        self.graph.dag.add_node(node.path, node=node)
+        for source in node.inputs:
+            self.graph.dag.add_edge(source, node.path)
+        self.graph.order.append(node)
+
+    def _locate(self, err: AnalyzerError, loc: SourceLocation, path: str) -> AnalyzerError:
+        err.located(loc, path)
+        if self.template_stack and err.hint is None:
+            name, call_loc = self.template_stack[-1]
+            err.hint = f"in module {name} used at line {call_loc.line}"
+        return err
+
+
+def _input_shape(spec: Spec, arguments: dict[str, Any], input_size: int | None) -> Shape:
+    raw = spec.input
+    loc = spec.input_loc or spec.loc
+    if not isinstance(raw, list) or len(raw) != 3:
+        raise SpecError("'input' must be [channels, height, width], e.g. [3, 299, 299]", loc)
+    dims = []
+    for value in raw:
+        if isinstance(value, str) and value.startswith("$"):
+            if value[1:] not in arguments:
+                raise SpecError(f"'input' names an unknown argument '{value[1:]}'", loc,
+                                hint=did_you_mean(value[1:], arguments))
+            value = arguments[value[1:]]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecError(f"'input' dimensions must be positive integers, got {value!r}", loc)
+        dims.append(value)
+    if input_size is not None and "input_size" not in spec.arguments:
+        dims[1] = dims[2] = input_size
+    return tuple(dims)
+
+
+def build_graph(spec: Spec, overrides: dict[str, Any] | None = None, input_size: int | None = None) -> Graph:
+    """Expand a Spec into the shape-inferred graph IR, applying argument overrides."""
+    overrides = dict(overrides or {})
+    if input_size is not None:
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+            raise OverrideError(f"--input-size must be a positive integer, got {input_size!r}",
+                                SourceLocation(spec.file))
+        if "input_size" in spec.arguments:
+            overrides["input_size"] = input_size
+    arguments = resolve_arguments(spec, overrides)
+    return _Expander(spec, arguments).run(_input_shape(spec, arguments, input_size))

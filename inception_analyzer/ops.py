@@ -1,0 +1,623 @@
+"""The op registry: every op kind in one place, each a small object of pure shape arithmetic.
+
+An op kind knows, from its resolved arguments and its input shapes alone:
+  - its signature (positional order, defaults, argument types),
+  - its output shape (raising ShapeError when the input cannot go through it),
+  - its learnable parameters and its buffers (elements, as torch counts them),
+  - its multiply-accumulates (conv and linear only; see docs/conventions.md),
+  - its other FLOPs (pooling, normalisation, activations, merges) with the rule stated,
+  - what fvcore's FlopCountAnalysis counts for it (so a total can be cross-checked),
+  - its receptive-field step (kernel, stride, padding, dilation per axis),
+  - how to make its torch module (torch is imported only inside `make_module`).
+
+Analyzers and the builder ask the registry; they never switch on op names. Adding an op is
+one class here with `@register`.
+
+Shapes exclude the batch: (C, H, W) for feature maps, (N,) for vectors.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from .errors import ShapeError, SpecError, did_you_mean
+
+Shape = tuple  # (C, H, W) or (N,)
+REQUIRED = object()
+
+
+# ----------------------------------------------------------------------------- argument types
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value) -> int:
+    if not _is_int(value) or value < 1:
+        raise SpecError(f"'{name}' must be a positive integer, got {value!r}")
+    return value
+
+
+def non_negative_int(name: str, value) -> int:
+    if not _is_int(value) or value < 0:
+        raise SpecError(f"'{name}' must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _pair(name: str, value, check) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise SpecError(f"'{name}' must be one integer or a pair [h, w], got {list(value)!r}")
+        return (check(name, value[0]), check(name, value[1]))
+    value = check(name, value)
+    return (value, value)
+
+
+def positive_pair(name: str, value) -> tuple[int, int]:
+    return _pair(name, value, positive_int)
+
+
+def non_negative_pair(name: str, value) -> tuple[int, int]:
+    return _pair(name, value, non_negative_int)
+
+
+def padding_arg(name: str, value):
+    """An integer, a pair [h, w], or 'same' / 'valid' (resolved against the kernel later)."""
+    if isinstance(value, str):
+        if value not in ("same", "valid"):
+            raise SpecError(f"'{name}' must be an integer, [h, w], 'same' or 'valid', got {value!r}")
+        return value
+    return non_negative_pair(name, value)
+
+
+def boolean(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"'{name}' must be true or false, got {value!r}")
+    return value
+
+
+def positive_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SpecError(f"'{name}' must be a positive number, got {value!r}")
+    return float(value)
+
+
+def number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"'{name}' must be a number, got {value!r}")
+    return float(value)
+
+
+def probability(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise SpecError(f"'{name}' must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
+def choice(*allowed: str) -> Callable:
+    def check_choice(name: str, value):
+        if value not in allowed:
+            raise SpecError(f"'{name}' must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+    return check_choice
+
+
+def optional(check: Callable) -> Callable:
+    def check_optional(name: str, value):
+        return None if value is None else check(name, value)
+    return check_optional
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an op: its name, its check-and-normalise function, its default."""
+
+    name: str
+    check: Callable[[str, Any], Any]
+    default: Any = REQUIRED
+
+
+# ----------------------------------------------------------------------------- shape helpers
+def _describe(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _spatial(op: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(f"{op} needs a feature map [C, H, W], got a vector of {_describe(shape)}")
+    return shape
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _window_output(op: str, size: int, kernel: int, stride: int, pad_total: int, dilation: int,
+                   ceil_mode: bool, axis: str) -> int:
+    """Output length along one axis, torch's formula (with its ceil-mode rule)."""
+    span = dilation * (kernel - 1) + 1
+    room = size + pad_total - span
+    if room < 0:
+        raise ShapeError(f"{op} window of {span} does not fit the {axis} of {size} "
+                         f"(with padding {pad_total}): the grid collapses to nothing")
+    if ceil_mode:
+        out = -(-room // stride) + 1
+        # torch: the last window must start inside the input or the left padding
+        if (out - 1) * stride >= size + pad_total // 2:
+            out -= 1
+    else:
+        out = room // stride + 1
+    return out
+
+
+@dataclass(frozen=True)
+class RFStep:
+    """A layer's receptive-field step per axis (h, w): r += (k-1)*d*j; j *= s."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]  # leading (top, left) padding
+    dilation: tuple[int, int] = (1, 1)
+
+
+# ----------------------------------------------------------------------------- the op kind
+class OpKind:
+    """Base of every op kind. Subclasses override the rules that differ from 'no cost'."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    args: ClassVar[tuple[Arg, ...]] = ()
+    merges: ClassVar[bool] = False          # takes several inputs (concat, add)
+    weighted: ClassVar[bool] = False        # counts as a layer of depth (conv, linear)
+    builds_module: ClassVar[bool] = True    # merges are done by the enclosing container
+    other_flops_rule: ClassVar[str] = "none"
+
+    # -- arguments
+    def bind(self, positional: list, keywords: dict) -> dict:
+        """Bind call arguments to this op's signature, check and normalise them."""
+        if len(positional) > len(self.args):
+            raise SpecError(f"{self.name} takes at most {len(self.args)} positional arguments "
+                            f"({', '.join(a.name for a in self.args) or 'none'}), got {len(positional)}")
+        names = [a.name for a in self.args]
+        bound = dict(zip(names, positional))
+        for key, value in keywords.items():
+            if key not in names:
+                hint = did_you_mean(key, names)
+                raise SpecError(f"{self.name} has no argument '{key}'"
+                                + (f"; {hint}" if hint else f" (it takes: {', '.join(names) or 'none'})"))
+            if key in bound:
+                raise SpecError(f"{self.name} got '{key}' twice")
+            bound[key] = value
+        resolved = {}
+        for arg in self.args:
+            if arg.name in bound:
+                resolved[arg.name] = arg.check(arg.name, bound[arg.name])
+            elif arg.default is REQUIRED:
+                raise SpecError(f"{self.name} needs '{arg.name}'")
+            else:
+                resolved[arg.name] = arg.check(arg.name, arg.default)  # normalised like given values
+        return resolved
+
+    # -- rules (defaults: shape-preserving, free)
+    def output_shape(self, a: dict, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def params(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def buffers(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def macs(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def other_flops(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def fvcore_flops(self, a: dict, inputs: list[Shape], out: Shape, training: bool = False) -> int:
+        """What fvcore 0.1.5's default FlopCountAnalysis handles count for this op."""
+        return 0
+
+    def rf_step(self, a: dict, inputs: list[Shape]) -> RFStep | None:
+        """None: the op does not move the receptive field (pointwise, merges)."""
+        return None
+
+    def make_module(self, a: dict, inputs: list[Shape], out: Shape):
+        raise NotImplementedError(f"{self.name} has no torch module")
+
+    def describe(self, a: dict) -> str:
+        """A short argument summary for tables: '3x3/2', 'p=0.5'."""
+        return ""
+
+
+OPS: dict[str, OpKind] = {}
+
+
+def register(cls: type[OpKind]) -> type[OpKind]:
+    """Class decorator: put one instance of an op kind into the registry under its name."""
+    if cls.name in OPS:
+        raise ValueError(f"op '{cls.name}' registered twice")
+    OPS[cls.name] = cls()
+    return cls
+
+
+def get_op(name: str) -> OpKind | None:
+    return OPS.get(name)
+
+
+def _kernel_text(kernel, stride) -> str:
+    k = f"{kernel[0]}x{kernel[1]}"
+    s = stride[0] if stride[0] == stride[1] else f"{stride[0]}x{stride[1]}"
+    return f"{k}/{s}" if stride != (1, 1) else k
+
+
+def _resolve_padding(op: str, padding, kernel, stride, dilation) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Return (leading, total) padding per axis; 'same' follows torch (extra pad at the end)."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        if stride != (1, 1):
+            raise SpecError(f"{op}: padding='same' needs stride 1 (as in torch); give the padding explicitly")
+        total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+        return tuple(t // 2 for t in total), total
+    return padding, (2 * padding[0], 2 * padding[1])
+
+
+# ----------------------------------------------------------------------------- convolution
+@register
+class Conv(OpKind):
+    name = "conv"
+    summary = "2-D convolution (torch.nn.Conv2d); in_channels come from the input"
+    args = (Arg("out", positive_int), Arg("kernel", positive_pair), Arg("stride", positive_pair, 1),
+            Arg("padding", padding_arg, 0), Arg("dilation", positive_pair, 1), Arg("groups", positive_int, 1),
+            Arg("bias", boolean, True))
+    weighted = True
+
+    def output_shape(self, a, inputs):
+        c, h, w = _spatial(self.name, inputs[0])
+        if c % a["groups"] or a["out"] % a["groups"]:
+            raise ShapeError(f"conv groups={a['groups']} must divide both in_channels {c} and out {a['out']}")
+        _, total = _resolve_padding(self.name, a["padding"], a["kernel"], a["stride"], a["dilation"])
+        return (a["out"],
+                _window_output(self.name, h, a["kernel"][0], a["stride"][0], total[0], a["dilation"][0], False, "height"),
+                _window_output(self.name, w, a["kernel"][1], a["stride"][1], total[1], a["dilation"][1], False, "width"))
+
+    def params(self, a, inputs, out):
+        weight = a["out"] * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1]
+        return weight + (a["out"] if a["bias"] else 0)
+
+    def macs(self, a, inputs, out):
+        return _numel(out) * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1]
+
+    def fvcore_flops(self, a, inputs, out, training=False):
+        return self.macs(a, inputs, out)
+
+    def rf_step(self, a, inputs):
+        lead, _ = _resolve_padding(self.name, a["padding"], a["kernel"], a["stride"], a["dilation"])
+        return RFStep(a["kernel"], a["stride"], lead, a["dilation"])
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        padding = a["padding"] if isinstance(a["padding"], str) else a["padding"]
+        return nn.Conv2d(inputs[0][0], a["out"], a["kernel"], a["stride"], padding, a["dilation"],
+                         a["groups"], a["bias"])
+
+    def describe(self, a):
+        text = _kernel_text(a["kernel"], a["stride"])
+        if a["groups"] > 1:
+            text += f" g{a['groups']}"
+        if a["dilation"] != (1, 1):
+            text += f" d{a['dilation'][0]}"
+        return text
+
+
+@register
+class Linear(OpKind):
+    name = "linear"
+    summary = "fully connected layer (torch.nn.Linear); in_features come from the input"
+    args = (Arg("out", positive_int), Arg("bias", boolean, True))
+    weighted = True
+
+    def output_shape(self, a, inputs):
+        if len(inputs[0]) != 1:
+            raise ShapeError(f"linear needs a vector; got a feature map {_describe(inputs[0])} "
+                             "(add flatten before it)")
+        return (a["out"],)
+
+    def params(self, a, inputs, out):
+        return inputs[0][0] * a["out"] + (a["out"] if a["bias"] else 0)
+
+    def macs(self, a, inputs, out):
+        return inputs[0][0] * a["out"]
+
+    def fvcore_flops(self, a, inputs, out, training=False):
+        return self.macs(a, inputs, out)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Linear(inputs[0][0], a["out"], a["bias"])
+
+    def describe(self, a):
+        return f"{a['out']}"
+
+
+# ----------------------------------------------------------------------------- normalisation
+@register
+class BatchNorm(OpKind):
+    name = "bn"
+    summary = "batch normalisation over channels (torch.nn.BatchNorm2d)"
+    args = (Arg("eps", positive_float, 1e-5), Arg("momentum", optional(probability), 0.1),
+            Arg("affine", boolean, True))
+    other_flops_rule = "2 per element (scale and shift; foldable into the conv at inference)"
+
+    def output_shape(self, a, inputs):
+        return _spatial(self.name, inputs[0])
+
+    def params(self, a, inputs, out):
+        return 2 * inputs[0][0] if a["affine"] else 0
+
+    def buffers(self, a, inputs, out):
+        return 2 * inputs[0][0] + 1  # running mean, running var, num_batches_tracked
+
+    def other_flops(self, a, inputs, out):
+        return 2 * _numel(out)
+
+    def fvcore_flops(self, a, inputs, out, training=False):
+        if training:  # fvcore's norm_flop_counter(1): 5 per input element (+4 with affine)
+            return _numel(inputs[0]) * (5 + (4 if a["affine"] else 0))
+        return _numel(inputs[0]) * (2 if a["affine"] else 1)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.BatchNorm2d(inputs[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+
+    def describe(self, a):
+        return f"eps={a['eps']:g}"
+
+
+@register
+class LocalResponseNorm(OpKind):
+    name = "lrn"
+    summary = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
+    args = (Arg("size", positive_int), Arg("alpha", number, 1e-4), Arg("beta", number, 0.75),
+            Arg("k", number, 1.0))
+    other_flops_rule = "size + 3 per element (sum of squares over `size` channels, scale, power, divide)"
+
+    def output_shape(self, a, inputs):
+        return _spatial(self.name, inputs[0])
+
+    def other_flops(self, a, inputs, out):
+        return (a["size"] + 3) * _numel(out)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
+
+    def describe(self, a):
+        return f"size={a['size']}"
+
+
+# ----------------------------------------------------------------------------- pooling
+class _WindowPool(OpKind):
+    """max/avg pooling with torch's arguments; stride defaults to the kernel as in torch."""
+
+    other_flops_rule = "kernel area per output element (one compare or add per window element)"
+
+    def output_shape(self, a, inputs):
+        c, h, w = _spatial(self.name, inputs[0])
+        kernel, stride, padding = a["kernel"], a["stride"] or a["kernel"], a["padding"]
+        dilation = a.get("dilation", (1, 1))
+        for axis in (0, 1):
+            if padding[axis] > kernel[axis] // 2:
+                raise ShapeError(f"{self.name} padding {padding[axis]} exceeds half the kernel "
+                                 f"{kernel[axis]} (torch refuses it)")
+        return (c,
+                _window_output(self.name, h, kernel[0], stride[0], 2 * padding[0], dilation[0], a["ceil_mode"], "height"),
+                _window_output(self.name, w, kernel[1], stride[1], 2 * padding[1], dilation[1], a["ceil_mode"], "width"))
+
+    def other_flops(self, a, inputs, out):
+        return _numel(out) * a["kernel"][0] * a["kernel"][1]
+
+    def rf_step(self, a, inputs):
+        return RFStep(a["kernel"], a["stride"] or a["kernel"], a["padding"], a.get("dilation", (1, 1)))
+
+    def describe(self, a):
+        text = _kernel_text(a["kernel"], a["stride"] or a["kernel"])
+        return text + (" ceil" if a["ceil_mode"] else "")
+
+
+@register
+class MaxPool(_WindowPool):
+    name = "maxpool"
+    summary = "max pooling (torch.nn.MaxPool2d)"
+    args = (Arg("kernel", positive_pair), Arg("stride", optional(positive_pair), None),
+            Arg("padding", non_negative_pair, 0), Arg("dilation", positive_pair, 1), Arg("ceil_mode", boolean, False))
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.MaxPool2d(a["kernel"], a["stride"] or a["kernel"], a["padding"], a["dilation"],
+                            ceil_mode=a["ceil_mode"])
+
+
+@register
+class AvgPool(_WindowPool):
+    name = "avgpool"
+    summary = "average pooling (torch.nn.AvgPool2d)"
+    args = (Arg("kernel", positive_pair), Arg("stride", optional(positive_pair), None),
+            Arg("padding", non_negative_pair, 0), Arg("ceil_mode", boolean, False),
+            Arg("count_include_pad", boolean, True))
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.AvgPool2d(a["kernel"], a["stride"] or a["kernel"], a["padding"], a["ceil_mode"],
+                            a["count_include_pad"])
+
+
+class _AdaptivePool(OpKind):
+    args = (Arg("output_size", positive_pair, 1),)
+    other_flops_rule = "one add or compare per input element"
+
+    def output_shape(self, a, inputs):
+        c, _, _ = _spatial(self.name, inputs[0])
+        return (c, *a["output_size"])
+
+    def other_flops(self, a, inputs, out):
+        return _numel(inputs[0])
+
+    def rf_step(self, a, inputs):
+        # torch's adaptive windows: at most ceil(in/out) wide, started every floor(in/out)
+        _, h, w = inputs[0]
+        oh, ow = a["output_size"]
+        kernel = (-(-h // oh), -(-w // ow))
+        stride = (max(h // oh, 1), max(w // ow, 1))
+        return RFStep(kernel, stride, (0, 0))
+
+    def describe(self, a):
+        return "global" if a["output_size"] == (1, 1) else f"to {a['output_size'][0]}x{a['output_size'][1]}"
+
+
+@register
+class AdaptiveAvgPool(_AdaptivePool):
+    name = "adaptive_avgpool"
+    summary = "adaptive average pooling to a fixed grid (torch.nn.AdaptiveAvgPool2d); 1 = global"
+
+    def fvcore_flops(self, a, inputs, out, training=False):
+        return _numel(inputs[0])  # fvcore: elementwise_flop_counter(1, 0)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.AdaptiveAvgPool2d(a["output_size"])
+
+
+@register
+class AdaptiveMaxPool(_AdaptivePool):
+    name = "adaptive_maxpool"
+    summary = "adaptive max pooling to a fixed grid (torch.nn.AdaptiveMaxPool2d)"
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.AdaptiveMaxPool2d(a["output_size"])
+
+
+# ----------------------------------------------------------------------------- pointwise
+class _Activation(OpKind):
+    other_flops_rule = "1 per element"
+    module_name: ClassVar[str] = ""
+
+    def other_flops(self, a, inputs, out):
+        return _numel(out)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return getattr(nn, self.module_name)(**a)
+
+
+def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg):
+    cls = type(f"Activation_{op_name}", (_Activation,),
+               {"name": op_name, "summary": doc, "module_name": torch_name, "args": op_args})
+    return register(cls)
+
+
+_activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, False))
+_activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False))
+_activation("leaky_relu", "LeakyReLU", "leaky ReLU", Arg("negative_slope", number, 0.01))
+_activation("gelu", "GELU", "Gaussian error linear unit", Arg("approximate", choice("none", "tanh"), "none"))
+_activation("silu", "SiLU", "sigmoid linear unit (swish)")
+_activation("sigmoid", "Sigmoid", "logistic sigmoid")
+_activation("tanh", "Tanh", "hyperbolic tangent")
+
+
+@register
+class Softmax(OpKind):
+    name = "softmax"
+    summary = "softmax over the classes of a vector (the papers' last row; not in torchvision models)"
+    other_flops_rule = "3 per element (exp, sum, divide)"
+
+    def other_flops(self, a, inputs, out):
+        return 3 * _numel(out)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Softmax(dim=1)
+
+
+@register
+class Dropout(OpKind):
+    name = "dropout"
+    summary = "dropout (identity at inference)"
+    args = (Arg("p", probability, 0.5), Arg("inplace", boolean, False))
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Dropout(a["p"], a["inplace"])
+
+    def describe(self, a):
+        return f"p={a['p']:g}"
+
+
+@register
+class Identity(OpKind):
+    name = "identity"
+    summary = "passes its input through"
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Identity()
+
+
+@register
+class Flatten(OpKind):
+    name = "flatten"
+    summary = "flattens [C, H, W] into a vector of C*H*W"
+
+    def output_shape(self, a, inputs):
+        return (_numel(inputs[0]),)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Flatten(1)
+
+
+# ----------------------------------------------------------------------------- merges
+@register
+class Concat(OpKind):
+    name = "concat"
+    summary = "concatenates branches along channels (the Inception filter concat)"
+    merges = True
+    builds_module = False
+
+    def output_shape(self, a, inputs):
+        grids = {tuple(s[1:]) for s in inputs}
+        if len(grids) != 1:
+            listed = ", ".join(_describe(s) for s in inputs)
+            raise ShapeError(f"concat needs branches on one grid, got {listed}")
+        return (sum(s[0] for s in inputs), *inputs[0][1:])
+
+
+@register
+class Add(OpKind):
+    name = "add"
+    summary = "element-wise sum of branches (residual connections)"
+    merges = True
+    builds_module = False
+    other_flops_rule = "(branches - 1) adds per output element"
+
+    def output_shape(self, a, inputs):
+        if len({tuple(s) for s in inputs}) != 1:
+            listed = ", ".join(_describe(s) for s in inputs)
+            raise ShapeError(f"add needs branches of one shape, got {listed}")
+        return inputs[0]
+
+    def other_flops(self, a, inputs, out):
+        return (len(inputs) - 1) * _numel(out)
+
+
+@register
+class Input(OpKind):
+    name = "input"
+    summary = "the network's input image"
+    builds_module = False
+
+
+# ops a spec may not call by name: they are made by the spec structure itself
+STRUCTURAL_OPS = frozenset({"concat", "add", "input"})

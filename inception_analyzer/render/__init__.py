@@ -1,0 +1,1 @@
+"""Renderers: records in, text or pictures out. They never recompute a figure."""
