@@ -44,8 +44,12 @@ def parse_call(text: str, loc: SourceLocation) -> Call:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as err:
         col = (loc.column or 1) + max((err.offset or 1) - 1, 0) if loc.column else None
+        hint = None
+        if source.count("(") > source.count(")"):
+            hint = ("inside [ ... ] YAML splits at every comma: quote the call "
+                    "(\"conv(8, 3)\") or write the rows one per line with '- '")
         raise SpecError(f"cannot read '{source}' as a call like conv(64, 3, stride=2): {err.msg}",
-                        SourceLocation(loc.file, loc.line, col)) from None
+                        SourceLocation(loc.file, loc.line, col), hint=hint) from None
     body = tree.body
     if isinstance(body, ast.Name):
         return Call(body.id, loc=loc)

@@ -51,6 +51,11 @@ def location_of(value: Any, default: SourceLocation) -> SourceLocation:
     return getattr(value, "loc", default)
 
 
+def _tag_error(node, loc: SourceLocation) -> SpecError:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    return SpecError(f"YAML tag '{tag}' is not allowed; specs hold plain values only", loc)
+
+
 def _mark_location(filename: str, mark) -> SourceLocation:
     if mark is None:
         return SourceLocation(filename)
@@ -82,18 +87,18 @@ def _convert(node, filename: str, budget: list) -> Any:
     loc = _mark_location(filename, node.start_mark)
     if isinstance(node, yaml.ScalarNode):
         if node.tag not in _SCALAR_TAGS:
-            raise SpecError(f"YAML tag '{node.tag}' is not allowed; specs hold plain values only", loc)
+            raise _tag_error(node, loc)
         return _scalar_constructor.construct_object(node)
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ_TAG:
-            raise SpecError(f"YAML tag '{node.tag}' is not allowed; specs hold plain values only", loc)
+            raise _tag_error(node, loc)
         seq = YamlSeq(_convert(item, filename, budget) for item in node.value)
         seq.loc = loc
         seq.item_locs = [_mark_location(filename, item.start_mark) for item in node.value]
         return seq
     if isinstance(node, yaml.MappingNode):
         if node.tag != _MAP_TAG:
-            raise SpecError(f"YAML tag '{node.tag}' is not allowed; specs hold plain values only", loc)
+            raise _tag_error(node, loc)
         mapping = YamlMap()
         mapping.loc = loc
         mapping.key_locs, mapping.value_locs = {}, {}
