@@ -69,8 +69,7 @@ CASES = {
     "pool grid shrinks to nothing": (HEADER + "layers:\n  - maxpool(2)\n  - maxpool(2)\n  - maxpool(2)\n"
                                      "  - maxpool(2)\n  - maxpool(2)\n  - p6: maxpool(2)\n", 9,
                                      ["grid collapses", "(at p6)"]),
-    "unquoted call inside a flow list": (HEADER + "layers:\n  - concat: [conv(8, 1), relu]\n", 4,
-                                         ["YAML splits at every comma", "quote the call"]),
+    "unclosed call": (HEADER + "layers:\n  - concat: [conv(8, 1, relu]\n", 4, ["'(' was never closed"]),
     "python tag": ("name: !!python/object/apply:os.system ['echo pwned']\n", 1,
                    ["'!!python/object/apply:os.system' is not allowed"]),
     "linear on a feature map": (HEADER + "layers:\n  - fc: linear(10)\n", 4, ["linear needs a vector", "(at fc)"]),

@@ -90,6 +90,9 @@ def _check_keys(mapping: YamlMap, allowed, what: str) -> None:
     for key in mapping:
         if key not in allowed:
             hint = did_you_mean(str(key), allowed)
+            if ")" in str(key):
+                hint = ("inside { ... } YAML splits at every comma: quote the call "
+                        "(call: \"f(1, 2)\") or write the keys one per line")
             raise SpecError(f"unknown key '{key}' in {what}", mapping.key_locs.get(key, mapping.loc),
                             hint=hint or f"allowed: {', '.join(allowed)}")
 

@@ -75,10 +75,50 @@ def parse_yaml(text: str, filename: str) -> Any:
     if root is None:
         raise SpecError("the spec is empty", SourceLocation(filename, 1, 1))
     budget = [MAX_VALUES]
-    return _convert(root, filename, budget)
+    return _convert(root, filename, budget, text)
 
 
-def _convert(node, filename: str, budget: list) -> Any:
+def _opens_call(node) -> bool:
+    """A plain scalar like `conv(8` that YAML cut at a comma inside a flow collection."""
+    return (isinstance(node, yaml.ScalarNode) and not node.style
+            and node.value.count("(") > node.value.count(")"))
+
+
+def _call_end(source: str, start: int) -> int | None:
+    """Index just past the ')' that closes the call starting at `start`, quotes respected."""
+    depth, quote = 0, None
+    for index in range(start, len(source)):
+        char = source[index]
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+            if depth == 0 and char == ")":
+                return index + 1
+            if depth < 0:
+                return None
+    return None
+
+
+def _rejoin_call(node, source: str, siblings_start: list[int]) -> tuple[str, int] | None:
+    """Calls may be written unquoted inside [ ... ] and { ... }: `[conv(8, 3), relu]`.
+    YAML splits them at the commas; we take the call's text back from the source and say how
+    many of the following siblings it swallowed."""
+    if not _opens_call(node) or source is None:
+        return None
+    start = node.start_mark.index
+    end = _call_end(source, start)
+    if end is None:
+        return None
+    swallowed = sum(1 for index in siblings_start if start < index < end)
+    return " ".join(source[start:end].split()), swallowed
+
+
+def _convert(node, filename: str, budget: list, source: str | None = None) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         raise SpecError(f"the document expands to more than {MAX_VALUES:,} values "
@@ -92,9 +132,16 @@ def _convert(node, filename: str, budget: list) -> Any:
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ_TAG:
             raise _tag_error(node, loc)
-        seq = YamlSeq(_convert(item, filename, budget) for item in node.value)
-        seq.loc = loc
-        seq.item_locs = [_mark_location(filename, item.start_mark) for item in node.value]
+        seq, item_locs = YamlSeq(), []
+        starts = [item.start_mark.index for item in node.value]
+        index = 0
+        while index < len(node.value):
+            item = node.value[index]
+            rejoined = _rejoin_call(item, source, starts) if node.flow_style else None
+            seq.append(rejoined[0] if rejoined else _convert(item, filename, budget, source))
+            item_locs.append(_mark_location(filename, item.start_mark))
+            index += 1 + (rejoined[1] if rejoined else 0)
+        seq.loc, seq.item_locs = loc, item_locs
         return seq
     if isinstance(node, yaml.MappingNode):
         if node.tag != _MAP_TAG:
@@ -102,14 +149,22 @@ def _convert(node, filename: str, budget: list) -> Any:
         mapping = YamlMap()
         mapping.loc = loc
         mapping.key_locs, mapping.value_locs = {}, {}
-        for key_node, value_node in node.value:
-            key = _convert(key_node, filename, budget)
+        starts = [key.start_mark.index for key, _ in node.value]
+        pairs = iter(node.value)
+        for key_node, value_node in pairs:
+            key = _convert(key_node, filename, budget, source)
             key_loc = _mark_location(filename, key_node.start_mark)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise SpecError("mapping keys must be plain names", key_loc)
             if key in mapping:
                 raise SpecError(f"duplicate key '{key}'", key_loc)
-            mapping[key] = _convert(value_node, filename, budget)
+            rejoined = _rejoin_call(value_node, source, starts) if node.flow_style else None
+            if rejoined:
+                mapping[key] = rejoined[0]
+                for _ in range(rejoined[1]):
+                    next(pairs)
+            else:
+                mapping[key] = _convert(value_node, filename, budget, source)
             mapping.key_locs[key] = key_loc
             mapping.value_locs[key] = _mark_location(filename, value_node.start_mark)
         return mapping
