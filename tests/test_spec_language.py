@@ -209,7 +209,7 @@ def test_calls_may_be_written_unquoted_inside_flow_collections():
         name: t
         input: [3, 9, 9]
         layers:
-          - b: {concat: [conv(4, [1, 3], padding=[0, 1]), [conv(2, 1), conv(2, 3, padding=1)]]}
+          - b: {concat: [conv(4, (1, 3), padding=(0, 1)), [conv(2, 1), conv(2, 3, padding=1)]]}
           - h: {call: conv(2, 1, bias=false), aux: true}
     """)
     assert graph.node("b.conv").args["kernel"] == (1, 3)
