@@ -1,0 +1,127 @@
+"""Each op's rules alone: output shape, params and MACs, against hand calculations and against
+torch's own layers (the independent source for shape arithmetic such as ceil_mode pooling)."""
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+
+import pytest
+
+from inception_analyzer.errors import ShapeError, SpecError
+from inception_analyzer.ops import OPS
+
+from conftest import ROOT, spec_path
+
+
+def rule(op_name: str, in_shape: tuple, *args, **kwargs):
+    op = OPS[op_name]
+    a = op.bind(list(args), kwargs)
+    out = op.output_shape(a, [in_shape])
+    return out, op.params(a, [in_shape], out), op.macs(a, [in_shape], out)
+
+
+def test_conv_by_hand():
+    # 3x3, 64 -> 128 on 56x56, stride 1, pad 1, bias: 128*64*9 + 128 params; 56*56*128 * 64*9 MACs
+    out, params, macs = rule("conv", (64, 56, 56), 128, 3, padding=1)
+    assert out == (128, 56, 56)
+    assert params == 128 * 64 * 9 + 128
+    assert macs == 56 * 56 * 128 * 64 * 9
+
+
+def test_grouped_dilated_asymmetric_conv_by_hand():
+    # groups=4: each output channel sees 32/4 = 8 inputs; 1x7 kernel, dilation 2 along width
+    out, params, macs = rule("conv", (32, 17, 17), 64, [1, 7], padding=[0, 6], dilation=[1, 2], groups=4, bias=False)
+    assert out == (64, 17, 17)  # width: 17 + 12 - 2*6 - 1 + 1 = 17
+    assert params == 64 * 8 * 7
+    assert macs == 64 * 17 * 17 * 8 * 7
+
+
+def test_linear_by_hand():
+    out, params, macs = rule("linear", (2048,), 1000)
+    assert (out, params, macs) == ((1000,), 2048 * 1000 + 1000, 2048 * 1000)
+
+
+def test_bn_params_and_buffers():
+    op = OPS["bn"]
+    a = op.bind([], {"eps": 0.001})
+    assert op.params(a, [(192, 35, 35)], (192, 35, 35)) == 384
+    assert op.buffers(a, [(192, 35, 35)], (192, 35, 35)) == 2 * 192 + 1  # + num_batches_tracked
+
+
+def test_same_padding_keeps_the_grid_for_even_kernels():
+    assert rule("conv", (3, 15, 15), 8, 4, padding="same")[0] == (8, 15, 15)
+
+
+def test_padding_larger_than_half_the_pool_kernel_is_refused():
+    with pytest.raises(ShapeError, match="exceeds half the kernel"):
+        rule("maxpool", (8, 16, 16), 3, padding=2)
+
+
+def test_unknown_argument_is_reported_with_a_suggestion():
+    with pytest.raises(SpecError, match="did you mean 'ceil_mode'"):
+        rule("maxpool", (8, 16, 16), 3, ceil=True)
+
+
+CONV_GRID = list(itertools.product([7, 8, 17, 35], [1, 3, 5, (1, 7)], [1, 2], [0, 1, 2], [1, 2]))
+POOL_GRID = list(itertools.product([7, 8, 14, 17, 35, 112], [2, 3, 5], [1, 2, 3], [0, 1], [False, True]))
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding, dilation", CONV_GRID)
+def test_conv_output_shape_equals_torch(torch, size, kernel, stride, padding, dilation):
+    layer = torch.nn.Conv2d(4, 6, kernel, stride, padding, dilation)
+    try:
+        expected = tuple(layer(torch.zeros(1, 4, size, size)).shape[1:])
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            rule("conv", (4, size, size), 6, kernel, stride=stride, padding=padding, dilation=dilation)
+        return
+    assert rule("conv", (4, size, size), 6, kernel, stride=stride, padding=padding, dilation=dilation)[0] == expected
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding, ceil_mode", POOL_GRID)
+@pytest.mark.parametrize("op_name, torch_name", [("maxpool", "MaxPool2d"), ("avgpool", "AvgPool2d")])
+def test_pool_output_shape_equals_torch(torch, op_name, torch_name, size, kernel, stride, padding, ceil_mode):
+    if padding > kernel // 2:
+        return  # refused by torch and by us (tested above)
+    layer = getattr(torch.nn, torch_name)(kernel, stride, padding, ceil_mode=ceil_mode)
+    try:
+        expected = tuple(layer(torch.zeros(1, 2, size, size)).shape[1:])
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            rule(op_name, (2, size, size), kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+        return
+    got = rule(op_name, (2, size, size), kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)[0]
+    assert got == expected
+
+
+def test_every_op_makes_a_module_with_the_inferred_shape(torch):
+    """The registry's make_module and output_shape agree, op by op (the builder relies on it)."""
+    cases = {"conv": ((3, 9, 9), [4, 3], {}), "linear": ((12,), [5], {}), "bn": ((3, 9, 9), [], {}),
+             "lrn": ((8, 9, 9), [5], {}), "maxpool": ((3, 9, 9), [3], {"stride": 2, "ceil_mode": True}),
+             "avgpool": ((3, 9, 9), [3], {"stride": 1, "padding": 1}), "adaptive_avgpool": ((3, 9, 9), [2], {}),
+             "adaptive_maxpool": ((3, 9, 9), [1], {}), "dropout": ((3, 9, 9), [], {}), "flatten": ((3, 9, 9), [], {}),
+             "identity": ((3, 9, 9), [], {}), "softmax": ((10,), [], {})}
+    activations = [name for name, op in OPS.items() if op.other_flops_rule == "1 per element"]
+    cases.update({name: ((3, 9, 9), [], {}) for name in activations})
+    buildable = {name for name, op in OPS.items() if op.builds_module}
+    assert buildable == set(cases)
+    for name, (shape, args, kwargs) in cases.items():
+        op = OPS[name]
+        a = op.bind(args, kwargs)
+        out = op.output_shape(a, [shape])
+        module = op.make_module(a, [shape], out)
+        assert tuple(module(torch.zeros(1, *shape)).shape[1:]) == out, name
+        assert sum(p.numel() for p in module.parameters()) == op.params(a, [shape], out), name
+
+
+def test_analysis_path_does_not_import_torch():
+    code = ("import sys, inception_analyzer as ia; from inception_analyzer.render.tables import render; "
+            f"render(ia.analyze({spec_path('inception_v3')!r}), 'json'); print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stderr
