@@ -20,6 +20,7 @@ import networkx as nx
 
 from .errors import AnalyzerError, OverrideError, SourceLocation, SpecError, did_you_mean
 from .ops import OPS, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
+from .perf import paused_gc
 from .spec.calls import Call, Ref
 from .spec.schema import BlockRow, CallRow, Condition, Spec, Template, callable_names
 
@@ -334,4 +335,5 @@ def build_graph(spec: Spec, overrides: dict[str, Any] | None = None, input_size:
         if "input_size" in spec.arguments:
             overrides["input_size"] = input_size
     arguments = resolve_arguments(spec, overrides)
-    return _Expander(spec, arguments).run(_input_shape(spec, arguments, input_size))
+    with paused_gc():
+        return _Expander(spec, arguments).run(_input_shape(spec, arguments, input_size))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..graph import AUX, INPUT, Graph, Node
+from ..perf import paused_gc
 
 BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
 
@@ -165,6 +166,11 @@ def rollup(records: Iterable[LayerCost], key) -> list[GroupCost]:
 
 def analyze_cost(graph: Graph) -> CostReport:
     """Per-layer records, block and stage roll-ups and totals for one graph."""
+    with paused_gc():
+        return _analyze_cost(graph)
+
+
+def _analyze_cost(graph: Graph) -> CostReport:
     records = layer_costs(graph)
     main = [r for r in records if r.role != AUX]
     aux = [r for r in records if r.role == AUX]

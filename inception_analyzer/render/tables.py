@@ -53,7 +53,7 @@ def _layer_rows(report: CostReport) -> tuple[list[str], list[list]]:
 
 def _group_rows(groups: list[GroupCost], label: str) -> tuple[list[str], list[list]]:
     headers = [label, "layers", "output HxWxC", "params", "MACs", "MACs share", "activations"]
-    rows = [[(g.name + "  (aux)") if g.role == AUX else g.name, g.layers, shape_text(g.output_shape),
+    rows = [[(g.name + "  (aux)") if g.role == AUX and g.name != AUX else g.name, g.layers, shape_text(g.output_shape),
              f"{g.params:,}", human(g.macs), "-" if g.role == AUX else f"{100 * g.macs_share:.1f}%",
              human(g.activations)] for g in groups]
     return headers, rows
