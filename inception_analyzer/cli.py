@@ -13,6 +13,7 @@ import yaml
 from . import __version__, analyze
 from .errors import AnalyzerError, OverrideError
 from .output import write_atomically
+from .spec.yaml_source import parse_scalar
 from .render.tables import DEPTHS, FORMATS, render
 
 PROG = "inception-analyzer"
@@ -24,7 +25,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not key.strip().isidentifier():
         raise OverrideError(f"--set takes key=value (e.g. aux_logits=false), got '{text}'")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_scalar(raw) if raw.strip() else None
     except yaml.YAMLError:
         raise OverrideError(f"cannot read the value of --set {text}") from None
     if isinstance(value, (dict, list)):

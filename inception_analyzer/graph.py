@@ -210,7 +210,9 @@ class _Expander:
             reserved = set().union(*(_explicit_names(b) for b in row.branches))
             inner = _Namespace(path, reserved)
             self.graph.scopes[path] = Scope(path, row.kind, None, row.loc)
-            if unit is None and row.kind != "layers":
+            # a merge block is one unit; so is a sequence of named rows (a composite layer written
+            # inline); a sequence of numbered rows (nn.Sequential, VGG's features) is a container
+            if unit is None and (row.kind != "layers" or all(r.name for r in row.branches[0])):
                 unit = path
         if row.kind == "layers":
             return self._rows(row.branches[0], inner, env, current, role, unit, index_names=name is not None)

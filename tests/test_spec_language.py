@@ -215,3 +215,24 @@ def test_calls_may_be_written_unquoted_inside_flow_collections():
     assert graph.node("b.conv").args["kernel"] == (1, 3)
     assert graph.node("b.concat").out_shape == (6, 9, 9)
     assert graph.node("h").role == "aux" and graph.node("h").args["bias"] is False
+
+
+def test_exponent_numbers_are_numbers_as_in_yaml_1_2():
+    spec = ia.load_spec_text("name: t\nmetadata: {macs: 5.713e9, small: 1e-3}\ninput: [3, 4, 4]\nlayers: [relu]\n")
+    assert spec.metadata == {"macs": 5.713e9, "small": 0.001}
+
+
+def test_blocks_are_module_instances_merges_and_sequences_of_named_rows():
+    report = ia.analyze(graph_of("""
+        name: t
+        input: [3, 8, 8]
+        layers:
+          - conv2:                 # a composite layer written inline: one block
+              layers:
+                - reduce: conv(4, 1)
+                - spatial: conv(4, 3, padding=1)
+          - features:              # an nn.Sequential: each numbered row is its own block
+              layers: [relu, maxpool(2)]
+    """))
+    assert [b.name for b in report.blocks] == ["conv2", "features.0", "features.1"]
+    assert report.blocks[0].layers == 2

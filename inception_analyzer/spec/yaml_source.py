@@ -7,6 +7,7 @@ We compose the YAML node tree with PyYAML's safe composer and convert it ourselv
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 # Bound on converted values: a real spec has a few thousand; aliases cannot blow it up.
 MAX_VALUES = 2_000_000
 _scalar_constructor = yaml.SafeLoader("")
+_YAML12_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 class YamlMap(dict):
@@ -128,7 +130,10 @@ def _convert(node, filename: str, budget: list, source: str | None = None) -> An
     if isinstance(node, yaml.ScalarNode):
         if node.tag not in _SCALAR_TAGS:
             raise _tag_error(node, loc)
-        return _scalar_constructor.construct_object(node)
+        value = _scalar_constructor.construct_object(node)
+        if isinstance(value, str) and not node.style and _YAML12_FLOAT.match(value):
+            return float(value)  # YAML 1.1 reads 5.713e9 (no '.', no sign) as text; 1.2 as a number
+        return value
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ_TAG:
             raise _tag_error(node, loc)
@@ -185,3 +190,11 @@ def read_yaml_file(path: str | Path) -> Any:
     except OSError as err:
         raise SpecError(f"cannot read the spec ({err.strerror})", SourceLocation(name)) from None
     return parse_yaml(text, name)
+
+
+def parse_scalar(text: str) -> Any:
+    """One YAML scalar from a command line (`--set lr=1e-3`), read as a spec value would be."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _YAML12_FLOAT.match(value.strip()):
+        return float(value)
+    return value
