@@ -30,5 +30,13 @@ def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = 
     return analyze_cost(graph)
 
 
-__all__ = ["AnalyzerError", "CostReport", "Graph", "Spec", "analyze", "load_graph", "load_spec",
+__all__ = ["AnalyzerError", "CostReport", "Graph", "Spec", "analyze", "build_model", "load_graph", "load_spec",
            "load_spec_text", "__version__"]
+
+
+def __getattr__(name: str):
+    # build_model needs torch: import it only when asked for, so the analysis path stays torch-free
+    if name in ("build_model", "SpecNetwork", "SpecOutputs"):
+        from . import build
+        return getattr(build, name)
+    raise AttributeError(f"module 'inception_analyzer' has no attribute '{name}'")

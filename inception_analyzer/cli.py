@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_cmd.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     analyze_cmd.set_defaults(run=run_analyze)
 
+    build_cmd = commands.add_parser("build", help="build the torch model, check it, export it",
+                                    description="Build a spec's torch.nn.Module (needs torch), check that it "
+                                    "runs and matches the analysis, optionally export it.")
+    _add_spec_arguments(build_cmd)
+    build_cmd.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    build_cmd.add_argument("--dtype", default="fp32", help="fp32, bf16 or fp16 (default: fp32)")
+    build_cmd.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    build_cmd.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
+                           help="write the model as onnx (opens in Netron) or torchscript")
+    build_cmd.add_argument("--summary", action="store_true",
+                           help="print the module tree's blocks with params and output shapes")
+    build_cmd.set_defaults(run=run_build)
+
     ops_cmd = commands.add_parser("ops", help="list the op kinds a spec can use")
     ops_cmd.set_defaults(run=run_ops)
     return parser
@@ -75,6 +88,22 @@ def _emit(text: str, output: str | None, protected: tuple = ()) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     report = analyze(args.spec, _overrides(args), args.input_size)
     _emit(render(report, args.format, args.depth), args.output, (args.spec,))
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from .build import EXPORT_FORMATS, build_and_check, export_model
+
+    if args.export and args.export[0] not in EXPORT_FORMATS:
+        raise OverrideError(f"--export takes one of {', '.join(EXPORT_FORMATS)}, got '{args.export[0]}'")
+    model, report, lines = build_and_check(args.spec, _overrides(args), args.input_size, device=args.device,
+                                           dtype=args.dtype, channels_last=args.channels_last,
+                                           summary=args.summary)
+    sys.stdout.write("\n".join(lines) + "\n")
+    if args.export:
+        fmt, path = args.export
+        export_model(model, fmt, path, protected=(args.spec,))
+        print(f"wrote {fmt} to {path}")
     return 0
 
 

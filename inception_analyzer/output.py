@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from .errors import AnalyzerError, SourceLocation
 
@@ -14,6 +15,16 @@ class OutputError(AnalyzerError):
 
 def write_atomically(path: str | Path, text: str, protected: tuple[str | Path, ...] = ()) -> None:
     """Write text to path so that readers see the old file or the whole new one, nothing between."""
+
+    def write(temp: str) -> None:
+        Path(temp).write_text(text, encoding="utf-8")
+
+    write_atomically_with(path, write, protected)
+
+
+def write_atomically_with(path: str | Path, write: Callable[[str], None],
+                          protected: tuple[str | Path, ...] = ()) -> None:
+    """Let `write(temp_path)` fill a temp file beside `path`, then rename it into place."""
     target = Path(path)
     for other in protected:
         if target.exists() and Path(other).exists() and target.resolve() == Path(other).resolve():
@@ -25,12 +36,22 @@ def write_atomically(path: str | Path, text: str, protected: tuple[str | Path, .
         raise OutputError(f"the directory '{directory}' does not exist", SourceLocation(str(path)))
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        os.close(handle)
     except OSError as err:
         raise OutputError(f"cannot write there ({err.strerror})", SourceLocation(str(path))) from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        write(temp)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(temp, target)
+    except OSError as err:
+        Path(temp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write there ({err.strerror})", SourceLocation(str(path))) from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,301 @@
+"""Graph IR -> torch.nn.Module, through the op registry; no per-architecture code.
+
+The module tree mirrors the IR's paths: every template instance and named block becomes a
+container module, every leaf op the module its op kind makes, attached under its path's last
+name. So `Mixed_5b.branch5x5_2.conv` is a real attribute path and torchvision's state_dict loads
+with strict=True into the models of the torchvision-compatible specs.
+
+The forward pass runs the IR's nodes in order from a precomputed plan (node -> module or merge,
+and the slots of its inputs), freeing each tensor after its last reader. Auxiliary heads run only
+in training mode, where the result is `SpecOutputs(logits, aux_logits)` as torchvision's
+InceptionOutputs; in eval mode the result is the logits tensor alone.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import namedtuple
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import AnalyzerError, SourceLocation
+from .graph import AUX, INPUT, Graph, Scope, build_graph
+from .spec import Spec, load_spec
+
+SpecOutputs = namedtuple("SpecOutputs", ["logits", "aux_logits"])
+SpecOutputs.__doc__ = ("Training-mode output of a model with auxiliary heads: `logits` of the main "
+                       "classifier, `aux_logits` the head's output (a tuple, in spec order, when "
+                       "there are several heads).")
+
+
+class BuildError(AnalyzerError):
+    kind = "build error"
+
+
+class SpecBlock(nn.Module):
+    """A container for one level of the module tree (a template instance or a named block)."""
+
+    def __init__(self, scope: Scope | None):
+        super().__init__()
+        self.spec_kind = scope.kind if scope else "model"
+        self.template = scope.template if scope else None
+
+    def extra_repr(self) -> str:
+        return self.template or self.spec_kind
+
+
+@dataclass(frozen=True)
+class _Step:
+    slot: int                   # where the output goes
+    inputs: tuple[int, ...]     # slots read
+    frees: tuple[int, ...]      # slots whose last reader this step is
+    merge: str | None           # "concat" / "add" for merges; None: call the module
+    module_path: str | None
+    aux: bool
+
+
+class SpecNetwork(SpecBlock):
+    """The built network: the module tree plus an execution plan over it."""
+
+    def __init__(self, graph: Graph):
+        super().__init__(None)
+        self.spec_name = graph.name
+        self.input_shape = tuple(graph.input_shape)
+        self._attach_modules(graph)
+        self._plan_train = self._make_plan(graph, with_aux=True)
+        self._plan_eval = self._make_plan(graph, with_aux=False)
+        self._leaves = {node.path: self.get_submodule(node.path) for node in graph.layers()
+                        if node.op.builds_module}
+
+    def _attach_modules(self, graph: Graph) -> None:
+        containers: dict[str, nn.Module] = {"": self}
+
+        def container(path: str) -> nn.Module:
+            if path not in containers:
+                parent, _, name = path.rpartition(".")
+                block = SpecBlock(graph.scopes.get(path))
+                container(parent).add_module(name, block)
+                containers[path] = block
+            return containers[path]
+
+        for node in graph.layers():
+            if not node.op.builds_module:
+                continue
+            parent, _, name = node.path.rpartition(".")
+            module = node.op.make_module(node.args, list(node.in_shapes), node.out_shape)
+            container(parent).add_module(name, module)
+
+    @staticmethod
+    def _make_plan(graph: Graph, with_aux: bool) -> tuple[list[_Step], dict, int, tuple[int, ...]]:
+        nodes = [n for n in graph.layers() if with_aux or n.role != AUX]
+        slots = {INPUT: 0}
+        for node in nodes:
+            slots[node.path] = len(slots)
+        outputs = [graph.output] + ([p for p in graph.aux_outputs] if with_aux else [])
+        last_read: dict[str, int] = {}
+        for step, node in enumerate(nodes):
+            for source in node.inputs:
+                last_read[source] = step
+        steps = []
+        for step, node in enumerate(nodes):
+            frees = tuple(slots[s] for s in set(node.inputs) if last_read[s] == step and s not in outputs)
+            steps.append(_Step(slots[node.path], tuple(slots[s] for s in node.inputs), frees,
+                               None if node.op.builds_module else node.op.name,
+                               node.path if node.op.builds_module else None, node.role == AUX))
+        return steps, slots, len(slots), tuple(slots[p] for p in outputs)
+
+    def forward(self, x: torch.Tensor):
+        steps, _, size, outputs = self._plan_train if self.training else self._plan_eval
+        values: list[Any] = [None] * size
+        values[0] = x
+        for step in steps:
+            if step.merge == "concat":
+                out = torch.cat([values[i] for i in step.inputs], 1)
+            elif step.merge == "add":
+                out = values[step.inputs[0]]
+                for i in step.inputs[1:]:
+                    out = out + values[i]
+            else:
+                out = self._leaves[step.module_path](values[step.inputs[0]])
+            values[step.slot] = out
+            for slot in step.frees:
+                values[slot] = None
+        if len(outputs) == 1:
+            return values[outputs[0]]
+        aux = [values[i] for i in outputs[1:]]
+        return SpecOutputs(values[outputs[0]], aux[0] if len(aux) == 1 else tuple(aux))
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec_name}, input={list(self.input_shape)}"
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """'cpu', 'cuda', 'cuda:1' -> a device that exists here, or a BuildError saying why not."""
+    if name is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BuildError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BuildError(f"device '{name}' asked for, but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise BuildError(f"device '{name}' does not exist: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    elif device.type not in ("cpu", "meta"):
+        raise BuildError(f"device type '{device.type}' is not supported (use cpu or cuda)")
+    return device
+
+
+def resolve_dtype(name: str | torch.dtype | None) -> torch.dtype:
+    if name is None:
+        return torch.float32
+    if isinstance(name, torch.dtype):
+        return name
+    if name not in DTYPES:
+        raise BuildError(f"unknown dtype '{name}' (use {', '.join(DTYPES)})")
+    return DTYPES[name]
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Memory the device can still give us: CUDA's free memory, or the OS's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def check_fits(graph: Graph, device: torch.device, dtype: torch.dtype) -> int:
+    """Refuse, with the figures, a model whose weights cannot fit the device; return their bytes."""
+    from .analysis.cost import analyze_cost
+
+    totals = analyze_cost(graph).totals
+    element = torch.tensor([], dtype=dtype).element_size()
+    needed = totals.params * element + totals.buffers * 8  # BN's num_batches_tracked is int64; bound
+    free = free_memory_bytes(device)
+    if free is not None and needed > free:
+        raise BuildError(f"{graph.name} needs {needed / 2**30:.2f} GiB for {totals.params:,} params at "
+                         f"{str(dtype).removeprefix('torch.')} but {device} has {free / 2**30:.2f} GiB free; "
+                         "refusing to allocate", SourceLocation(graph.spec.file))
+    return needed
+
+
+def build_model(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,
+                input_size: int | None = None, *, device: str | torch.device | None = None,
+                dtype: str | torch.dtype | None = None, channels_last: bool = False,
+                **argument_overrides: Any) -> SpecNetwork:
+    """Build the torch model of a spec: `build_model("specs/inception_v3.yaml", aux_logits=False)`.
+
+    Spec arguments come as a dict or as keywords (spec arguments named device, dtype or
+    channels_last go through `overrides`). The weights are allocated directly on `device`, after
+    checking from the analysis that they fit there.
+    """
+    if isinstance(spec, Graph):
+        if overrides or argument_overrides or input_size:
+            raise BuildError("overrides apply to a spec, not to an already expanded graph")
+        graph = spec
+    else:
+        loaded = spec if isinstance(spec, Spec) else load_spec(spec)
+        graph = build_graph(loaded, {**(overrides or {}), **argument_overrides}, input_size)
+    target, precision = resolve_device(device), resolve_dtype(dtype)
+    check_fits(graph, target, precision)
+    try:
+        with target:
+            model = SpecNetwork(graph)
+    except (ValueError, RuntimeError) as err:  # torch refusing an argument the registry let through
+        raise BuildError(f"torch could not build the model: {err}", SourceLocation(graph.spec.file)) from None
+    model = model.to(dtype=precision)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+EXPORT_FORMATS = ("onnx", "torchscript")
+
+
+def build_and_check(spec: str | Path, overrides: dict[str, Any] | None = None, input_size: int | None = None,
+                    *, device: str = "cpu", dtype: str = "fp32", channels_last: bool = False,
+                    summary: bool = False) -> tuple[SpecNetwork, Any, list[str]]:
+    """Build, run one image through the model, and compare it with the analysis.
+
+    Returns the model (in eval mode), the cost report and the lines to print. A model whose
+    parameter count or output shape disagrees with the analysis is a BuildError: that would be a
+    bug in the registry, and no user should get such a model silently.
+    """
+    from .analysis.cost import analyze_cost
+    from .render.tables import human, shape_text
+
+    graph = build_graph(load_spec(spec), overrides, input_size)
+    report = analyze_cost(graph)
+    model = build_model(graph, device=device, dtype=dtype, channels_last=channels_last).eval()
+    target = next(model.parameters()).device
+    params = sum(p.numel() for p in model.parameters())
+    image = torch.zeros(1, *graph.input_shape, device=target, dtype=resolve_dtype(dtype))
+    if channels_last:
+        image = image.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        logits = model(image)
+    expected = tuple(graph.node(graph.output).out_shape)
+    if params != report.totals.params or tuple(logits.shape[1:]) != expected:
+        raise BuildError(f"built model disagrees with the analysis: {params:,} params and output "
+                         f"{tuple(logits.shape[1:])} vs {report.totals.params:,} and {expected}")
+    lines = [f"built {graph.name}: {params:,} params (= analysis), output {list(logits.shape)} for one "
+             f"{shape_text(list(graph.input_shape))} image on {target}, {str(resolve_dtype(dtype))[6:]}"
+             + (", channels_last" if channels_last else "")]
+    if summary:
+        from tabulate import tabulate
+
+        rows = [[g.name + ("  (aux)" if g.role == AUX else ""), shape_text(g.output_shape), f"{g.params:,}",
+                 human(g.macs)] for g in report.blocks]
+        lines.append(tabulate(rows, ["module", "output HxWxC", "params", "MACs"], tablefmt="simple",
+                              disable_numparse=True))
+    return model, report, lines
+
+
+def export_model(model: SpecNetwork, fmt: str, path: str | Path, protected: tuple = ()) -> None:
+    """Write the model as ONNX or TorchScript, atomically (a temp file renamed into place)."""
+    from .output import OutputError, write_atomically_with
+
+    if fmt not in EXPORT_FORMATS:
+        raise BuildError(f"unknown export format '{fmt}' (use {', '.join(EXPORT_FORMATS)})")
+    parameter = next(model.parameters())
+    image = torch.zeros(1, *model.input_shape, device=parameter.device, dtype=parameter.dtype)
+    model = model.eval()
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401 - torch.onnx needs it; say so plainly when absent
+            import onnxscript  # noqa: F401
+        except ImportError:
+            raise BuildError("ONNX export needs the optional packages onnx and onnxscript: "
+                             "pip install 'inception-analyzer[onnx]'") from None
+
+        def write(temp: str) -> None:
+            with warnings.catch_warnings():  # torch's exporter warns about its own internals
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, (image,), temp, input_names=["image"], output_names=["logits"],
+                                  dynamo=True, external_data=False, verbose=False)
+    else:
+        def write(temp: str) -> None:
+            with torch.no_grad():
+                traced = torch.jit.trace(model, image)
+            traced.save(temp)
+    try:
+        write_atomically_with(path, write, protected)
+    except OutputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - an exporter failure is reported, not a traceback
+        raise BuildError(f"{fmt} export failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None

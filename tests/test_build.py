@@ -1,0 +1,225 @@
+"""The built torch model is the analysis made executable: for every spec, the same parameters,
+the same shape at every leaf, and fvcore (an independent counter run on the built model) finds the
+same multiply-adds per layer and the same total. For the torchvision-compatible specs it is
+torchvision's model: its state_dict loads with strict=True and the outputs agree."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import inception_analyzer as ia
+from conftest import ROOT, SPECS, spec_path
+
+torch = pytest.importorskip("torch")
+from inception_analyzer.build import BuildError, SpecOutputs, build_model  # noqa: E402
+
+TINY = str(Path(__file__).parent / "data" / "tiny_inception.yaml")
+ALL_SPECS = sorted(str(p) for p in SPECS.glob("*.yaml")) + [TINY]
+
+
+def spec_id(path: str) -> str:
+    return Path(path).stem
+
+
+@pytest.fixture(scope="module", params=ALL_SPECS, ids=spec_id)
+def built(request):
+    """(spec path, graph, report, model in train mode) for every spec, aux heads on."""
+    graph = ia.load_graph(request.param)
+    torch.manual_seed(0)
+    return request.param, graph, ia.analyze(graph), build_model(graph)
+
+
+def test_params_equal_the_analysis(built):
+    _, _, report, model = built
+    assert sum(p.numel() for p in model.parameters()) == report.totals.params
+    assert sum(b.numel() for b in model.buffers()) == report.totals.buffers
+
+
+def test_every_leaf_output_shape_equals_the_inferred_shape(built):
+    """Forward hooks on every leaf module, in training mode so auxiliary heads run too."""
+    _, graph, report, model = built
+    seen = {}
+    hooks = [module.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+             for name, module in model.named_modules() if not list(module.children())]
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(2, *graph.input_shape))
+    for hook in hooks:
+        hook.remove()
+    expected = {r.path: tuple(r.output_shape) for r in report.layers if r.op not in ("concat", "add")}
+    assert seen == expected
+
+
+def test_fvcore_counts_equal_the_analysis_per_layer_and_in_total(built, fvcore_flops):
+    """fvcore 0.1.5 works on torch 2.13 through torch.jit.trace; eval mode, one image."""
+    _, graph, report, model = built
+    model.eval()
+    analysis = fvcore_flops(model, torch.zeros(1, *graph.input_shape))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    per_module = analysis.by_module()
+    for layer in report.layers:
+        if layer.role == "main" and layer.op in ("conv", "linear", "bn", "adaptive_avgpool"):
+            assert per_module[layer.path] == layer.fvcore_flops, layer.path
+        if layer.op in ("conv", "linear") and layer.role == "main":
+            assert layer.fvcore_flops == layer.macs
+    assert analysis.total() == report.totals.fvcore_flops
+
+
+def test_training_returns_aux_logits_and_eval_returns_logits():
+    model = build_model(spec_path("inception_v3"))
+    out = model.train()(torch.randn(2, 3, 299, 299))
+    assert isinstance(out, SpecOutputs)
+    assert out.logits.shape == (2, 1000) and out.aux_logits.shape == (2, 1000)
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 299, 299)).shape == (1, 1000)
+
+
+def test_several_aux_heads_come_as_a_tuple_in_spec_order():
+    out = build_model(spec_path("googlenet"), input_size=224).train()(torch.randn(2, 3, 224, 224))
+    assert len(out.aux_logits) == 2 and all(a.shape == (2, 1000) for a in out.aux_logits)
+
+
+def test_without_aux_training_returns_plain_logits():
+    out = build_model(spec_path("inception_v3"), aux_logits=False).train()(torch.randn(2, 3, 299, 299))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 1000)
+
+
+def test_overrides_reach_the_model():
+    model = build_model(TINY, {"num_classes": 3}, input_size=40).eval()
+    assert model(torch.zeros(1, 3, 40, 40)).shape == (1, 3)
+
+
+# ----------------------------------------------------------------------------- torchvision
+TORCHVISION = {
+    "inception_v3": ({"aux_logits": True, "init_weights": False}, 299),
+    "googlenet": ({"aux_logits": True, "init_weights": False}, 224),
+    "vgg16": ({}, 224),
+    "alexnet": ({}, 224),
+}
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_state_dict_loads_strictly_and_outputs_agree(torchvision, name):
+    kwargs, size = TORCHVISION[name]
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    for module in theirs.modules():  # non-trivial running statistics, so BN is really compared
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    ours = build_model(spec_path(name)).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    image = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected, got = theirs(image), ours(image)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- dtypes, layouts
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_low_precision_matches_fp32_within_its_precision(dtype):
+    torch.manual_seed(0)
+    reference = build_model(TINY).eval()
+    low = build_model(TINY, dtype=dtype).eval()
+    low.load_state_dict(reference.state_dict())
+    image = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = reference(image)
+        got = low(image.to(next(low.parameters()).dtype))
+    assert got.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.05)
+
+
+def test_channels_last_gives_the_same_result():
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    fast = build_model(TINY, channels_last=True).eval()
+    fast.load_state_dict(model.state_dict())
+    image = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(image.to(memory_format=torch.channels_last)), model(image))
+    assert next(p for p in fast.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_torch_compile_gives_the_same_result():
+    torch.manual_seed(0)
+    model = build_model(TINY, aux_logits=False).eval()
+    compiled = torch.compile(model)
+    image = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(image), model(image), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_build_matches_cpu():
+    torch.manual_seed(0)
+    cpu = build_model(TINY).eval()
+    gpu = build_model(TINY, device="cuda").eval()
+    gpu.load_state_dict(cpu.state_dict())
+    image = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(gpu(image.cuda()).cpu(), cpu(image), rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- export and CLI
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inception_analyzer", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_torchscript_export_runs_like_the_model(tmp_path):
+    path = tmp_path / "tiny.pt"
+    proc = cli("build", TINY, "--export", "torchscript", str(path))
+    assert proc.returncode == 0, proc.stderr
+    loaded = torch.jit.load(str(path)).eval()
+    assert loaded(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_onnx_export_has_every_conv(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    path = tmp_path / "tiny.onnx"
+    proc = cli("build", TINY, "--set", "aux_logits=false", "--export", "onnx", str(path))
+    assert proc.returncode == 0, proc.stderr
+    graph = onnx.load(str(path)).graph
+    convs = sum(1 for node in graph.node if node.op_type == "Conv")
+    expected = sum(1 for r in ia.analyze(TINY, {"aux_logits": False}).layers if r.op == "conv")
+    assert convs == expected
+
+
+def test_build_summary_lists_blocks_and_confirms_the_params():
+    proc = cli("build", spec_path("alexnet"), "--summary")
+    assert proc.returncode == 0, proc.stderr
+    assert "61,100,840 params (= analysis)" in proc.stdout and "classifier.6" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--device", "cuda:7"], "cuda"),
+    (["--dtype", "fp8"], "unknown dtype 'fp8'"),
+    (["--set", "num_classes=0"], "'out' must be a positive integer"),
+    (["--export", "tflite", "x.tflite"], "--export takes one of onnx, torchscript"),
+])
+def test_build_bad_input_exits_2_with_one_line(args, message):
+    proc = cli("build", TINY, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert message in proc.stderr
+
+
+def test_a_model_too_large_for_memory_is_refused_before_allocating(tmp_path):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("name: huge\ninput: [3, 8, 8]\nlayers:\n  - conv(1000000, 3)\n  - conv(1000000, 3)\n")
+    proc = cli("build", str(spec))
+    assert proc.returncode == 2, proc.stderr
+    # by hand: 1e6 * 3 * 9 + 1e6 (first conv) + 1e6 * 1e6 * 9 + 1e6 (second) parameters
+    assert "9,000,029,000,000 params" in proc.stderr
+    assert "refusing to allocate" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_build_refuses_overrides_on_an_expanded_graph():
+    with pytest.raises(BuildError, match="overrides apply to a spec"):
+        build_model(ia.load_graph(TINY), aux_logits=False)
