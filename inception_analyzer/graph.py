@@ -216,8 +216,9 @@ class _Expander:
                 unit = path
         if row.kind == "layers":
             return self._rows(row.branches[0], inner, env, current, role, unit, index_names=name is not None)
+        merge_path = inner.derive(row.kind)  # named before the branches: a block's own merge is 'concat'
         outs = tuple(self._rows(branch, inner, env, current, role, unit, False) for branch in row.branches)
-        return self._add(inner.derive(row.kind), OPS[row.kind], {}, outs, role, unit, row.loc)
+        return self._add(merge_path, OPS[row.kind], {}, outs, role, unit, row.loc)
 
     def _instance(self, template: Template, row: CallRow, name, ns, env, current, role, unit) -> str:
         if any(t == template.name for t, _ in self.template_stack):

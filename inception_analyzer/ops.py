@@ -218,8 +218,11 @@ class OpKind:
         """What fvcore 0.1.5's default FlopCountAnalysis handles count for this op."""
         return 0
 
-    def rf_step(self, a: dict, inputs: list[Shape]) -> RFStep | None:
-        """None: the op does not move the receptive field (pointwise, merges)."""
+    def rf_step(self, a: dict, inputs: list[Shape], grid: tuple[int, int]) -> RFStep | None:
+        """How the op moves the receptive field; None for pointwise ops and merges.
+
+        `grid` is the spatial extent of the input's units: its H, W for feature maps, and for a
+        vector the grid it was flattened from (so a linear layer can see all of it)."""
         return None
 
     def make_module(self, a: dict, inputs: list[Shape], out: Shape):
@@ -292,7 +295,7 @@ class Conv(OpKind):
     def fvcore_flops(self, a, inputs, out, training=False):
         return self.macs(a, inputs, out)
 
-    def rf_step(self, a, inputs):
+    def rf_step(self, a, inputs, grid):
         lead, _ = _resolve_padding(self.name, a["padding"], a["kernel"], a["stride"], a["dilation"])
         return RFStep(a["kernel"], a["stride"], lead, a["dilation"])
 
@@ -332,6 +335,10 @@ class Linear(OpKind):
 
     def fvcore_flops(self, a, inputs, out, training=False):
         return self.macs(a, inputs, out)
+
+    def rf_step(self, a, inputs, grid):
+        # every output reads every input: one window over the whole grid the vector came from
+        return RFStep(grid, grid, (0, 0))
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -418,7 +425,8 @@ class _WindowPool(OpKind):
     def other_flops(self, a, inputs, out):
         return _numel(out) * a["kernel"][0] * a["kernel"][1]
 
-    def rf_step(self, a, inputs):
+    def rf_step(self, a, inputs, grid):
+        # ceil_mode changes how many windows there are, not where the first one lies
         return RFStep(a["kernel"], a["stride"] or a["kernel"], a["padding"], a.get("dilation", (1, 1)))
 
     def describe(self, a):
@@ -464,7 +472,7 @@ class _AdaptivePool(OpKind):
     def other_flops(self, a, inputs, out):
         return _numel(inputs[0])
 
-    def rf_step(self, a, inputs):
+    def rf_step(self, a, inputs, grid):
         # torch's adaptive windows: at most ceil(in/out) wide, started every floor(in/out)
         _, h, w = inputs[0]
         oh, ow = a["output_size"]

@@ -1,0 +1,97 @@
+"""Receptive fields per node, per axis, through branches: size, effective stride and padding.
+
+For one path of layers, with each layer's kernel k, stride s, leading padding p and dilation d
+(the op registry's `rf_step`), the usual recurrences (Araujo, Norris & Sim, "Computing Receptive
+Fields of Convolutional Neural Networks", Distill 2019) give, per axis:
+
+    r_out = r_in + (k - 1) * d * j_in      receptive field size, in input pixels
+    j_out = j_in * s                       effective stride: input pixels between adjacent units
+    P_out = P_in + p * j_in                effective padding: the first unit's field starts at -P
+
+The first output unit's field spans input pixels [-P, -P + r - 1]; its centre is (r - 1) / 2 - P.
+
+Where branches merge (concat, add), every path from the input is a different field. We keep the
+largest r (`size`, with the padding of that path) and the smallest (`size_min`), and flag the node
+as not `aligned` when the paths' centres (or strides) differ: units of such a merge mix features
+centred on different input pixels, the case google-research's `receptive_field` refuses. A node
+downstream of an unaligned merge is unaligned too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph import INPUT, Graph
+from ..perf import paused_gc
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    path: str
+    size: tuple[int, int]          # largest over paths, (h, w), input pixels
+    size_min: tuple[int, int]      # smallest over paths
+    stride: tuple[int, int]        # effective stride
+    padding: tuple[int, int]       # effective padding of the largest path
+    center: tuple[float, float]    # centre of the first output unit, 0-based input pixel coords
+    aligned: bool                  # all paths centred on the same pixel with the same stride
+    grid: tuple[int, int]          # units along (h, w); for vectors, the grid they were flattened from
+
+    def as_dict(self) -> dict:
+        return {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding),
+                "size_min": list(self.size_min), "center": list(self.center), "aligned": self.aligned}
+
+
+def _center(size: int, padding: int) -> float:
+    return (size - 1) / 2 - padding
+
+
+def _step(field: ReceptiveField, path: str, step, grid_out: tuple[int, int]) -> ReceptiveField:
+    if step is None:
+        return ReceptiveField(path, field.size, field.size_min, field.stride, field.padding, field.center,
+                              field.aligned, grid_out)
+    size, size_min, stride, padding = [], [], [], []
+    for axis in (0, 1):
+        j = field.stride[axis]
+        growth = (step.kernel[axis] - 1) * step.dilation[axis] * j
+        size.append(field.size[axis] + growth)
+        size_min.append(field.size_min[axis] + growth)
+        stride.append(j * step.stride[axis])
+        padding.append(field.padding[axis] + step.padding[axis] * j)
+    return ReceptiveField(path, tuple(size), tuple(size_min), tuple(stride), tuple(padding),
+                          (_center(size[0], padding[0]), _center(size[1], padding[1])), field.aligned, grid_out)
+
+
+def _merge(fields: list[ReceptiveField], path: str, grid_out: tuple[int, int]) -> ReceptiveField:
+    size, size_min, stride, padding, center = [], [], [], [], []
+    aligned = all(f.aligned for f in fields)
+    for axis in (0, 1):
+        widest = max(fields, key=lambda f: f.size[axis])
+        size.append(widest.size[axis])
+        padding.append(widest.padding[axis])
+        stride.append(widest.stride[axis])
+        center.append(widest.center[axis])
+        size_min.append(min(f.size_min[axis] for f in fields))
+        aligned = aligned and len({f.stride[axis] for f in fields}) == 1 \
+            and len({f.center[axis] for f in fields}) == 1
+    return ReceptiveField(path, tuple(size), tuple(size_min), tuple(stride), tuple(padding), tuple(center),
+                          aligned, grid_out)
+
+
+def receptive_fields(graph: Graph) -> dict[str, ReceptiveField]:
+    """The receptive field of every node's output units, keyed by node path (input included)."""
+    with paused_gc():
+        _, h, w = graph.input_shape
+        fields = {INPUT: ReceptiveField(INPUT, (1, 1), (1, 1), (1, 1), (0, 0), (0.0, 0.0), True, (h, w))}
+        for node in graph.layers():
+            inputs = [fields[i] for i in node.inputs]
+            out = node.out_shape
+            if node.op.merges:
+                grid = tuple(out[1:]) if len(out) == 3 else inputs[0].grid
+                fields[node.path] = _merge(inputs, node.path, grid)
+                continue
+            step = node.op.rf_step(node.args, list(node.in_shapes), inputs[0].grid)
+            if len(out) == 3:
+                grid = tuple(out[1:])
+            else:  # a vector: flatten keeps the grid it came from, a layer that read it all leaves one unit
+                grid = inputs[0].grid if step is None else (1, 1)
+            fields[node.path] = _step(inputs[0], node.path, step, grid)
+        return fields
