@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.cost import CostReport, analyze_cost
+from .analysis.receptive_field import ReceptiveField, receptive_fields
 from .errors import AnalyzerError
 from .graph import Graph, build_graph
 from .spec import Spec, load_spec, load_spec_text
@@ -25,9 +26,12 @@ def load_graph(spec: str | Path | Spec, overrides: dict[str, Any] | None = None,
 
 def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,
             input_size: int | None = None) -> CostReport:
-    """Per-layer and total cost of a spec: params, MACs, other FLOPs, activations."""
+    """Per-layer and total cost of a spec (params, MACs, other FLOPs, activations) with the
+    receptive field of every layer."""
     graph = spec if isinstance(spec, Graph) else load_graph(spec, overrides, input_size)
-    return analyze_cost(graph)
+    report = analyze_cost(graph)
+    report.receptive_fields = receptive_fields(graph)
+    return report
 
 
 __all__ = ["AnalyzerError", "CostReport", "Graph", "Spec", "analyze", "build_model", "load_graph", "load_spec",

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_cmd.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     analyze_cmd.add_argument("--depth", choices=DEPTHS, default="layer",
                              help="rows per leaf layer, per block (module instance) or per stage (grid size)")
+    analyze_cmd.add_argument("--rf", action="store_true",
+                             help="show how the receptive field grows, layer by layer (or per block/stage)")
     analyze_cmd.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     analyze_cmd.set_defaults(run=run_analyze)
 
@@ -87,7 +89,7 @@ def _emit(text: str, output: str | None, protected: tuple = ()) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     report = analyze(args.spec, _overrides(args), args.input_size)
-    _emit(render(report, args.format, args.depth), args.output, (args.spec,))
+    _emit(render(report, args.format, args.depth, args.rf), args.output, (args.spec,))
     return 0
 
 

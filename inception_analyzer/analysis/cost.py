@@ -44,6 +44,7 @@ class GroupCost:
     name: str
     role: str
     output_shape: list[int]
+    output_path: str            # the group's last layer, whose output leaves the group
     layers: int
     params: int
     macs: int
@@ -79,6 +80,8 @@ class CostReport:
     totals: Totals
     blocks: list[GroupCost] = field(default_factory=list)
     stages: list[GroupCost] = field(default_factory=list)
+    # per node path; filled by inception_analyzer.analyze() from analysis.receptive_field
+    receptive_fields: dict = field(default_factory=dict)
 
 
 def _grid_label(shape: tuple) -> str:
@@ -150,13 +153,13 @@ def rollup(records: Iterable[LayerCost], key) -> list[GroupCost]:
         name = key(rec)
         group = groups.get((name, rec.role))
         if group is None:
-            group = groups[(name, rec.role)] = GroupCost(name, rec.role, rec.output_shape, 0, 0, 0, 0, 0)
+            group = groups[(name, rec.role)] = GroupCost(name, rec.role, rec.output_shape, rec.path, 0, 0, 0, 0, 0)
         group.layers += 1
         group.params += rec.params
         group.macs += rec.macs
         group.other_flops += rec.other_flops
         group.activations += rec.activations
-        group.output_shape = rec.output_shape
+        group.output_shape, group.output_path = rec.output_shape, rec.path
     result = list(groups.values())
     main_macs = sum(g.macs for g in result if g.role != AUX) or 1
     for group in result:

@@ -27,6 +27,9 @@ CONVENTIONS = {
     "fvcore_flops": "fvcore FlopCountAnalysis(model.eval(), image).total() for the built model",
     "activations": "output elements of every op per image; activation_bytes at fp32",
     "peak_activation_bytes": "largest live set of tensors during inference at fp32, no in-place ops",
+    "receptive_field": "per axis [h, w] in input pixels: size = largest over paths, size_min = smallest, "
+                       "stride = effective stride, padding = effective padding (unit 0 starts at -padding), "
+                       "center = centre of unit 0, aligned = all paths share centre and stride",
 }
 
 
@@ -44,18 +47,51 @@ def shape_text(shape: list[int]) -> str:
     return "x".join(map(str, shape))
 
 
+def _label(name: str, role: str) -> str:
+    return f"{name}  (aux)" if role == AUX and name != AUX else name
+
+
+def _pair(values) -> str:
+    return f"{values[0]}x{values[1]}" if values[0] != values[1] else str(values[0])
+
+
+def _rf_text(report: CostReport, path: str) -> str:
+    field = report.receptive_fields.get(path)
+    return _pair(field.size) if field else "-"
+
+
 def _layer_rows(report: CostReport) -> tuple[list[str], list[list]]:
-    headers = ["layer", "op", "args", "output HxWxC", "params", "MACs", "activations"]
-    rows = [[(r.path + "  (aux)") if r.role == AUX else r.path, r.op, r.args, shape_text(r.output_shape),
-             f"{r.params:,}", human(r.macs), human(r.activations)] for r in report.layers]
+    headers = ["layer", "op", "args", "output HxWxC", "params", "MACs", "activations", "RF"]
+    rows = [[_label(r.path, r.role), r.op, r.args, shape_text(r.output_shape), f"{r.params:,}", human(r.macs),
+             human(r.activations), _rf_text(report, r.path)] for r in report.layers]
     return headers, rows
 
 
-def _group_rows(groups: list[GroupCost], label: str) -> tuple[list[str], list[list]]:
-    headers = [label, "layers", "output HxWxC", "params", "MACs", "MACs share", "activations"]
-    rows = [[(g.name + "  (aux)") if g.role == AUX and g.name != AUX else g.name, g.layers, shape_text(g.output_shape),
-             f"{g.params:,}", human(g.macs), "-" if g.role == AUX else f"{100 * g.macs_share:.1f}%",
-             human(g.activations)] for g in groups]
+def _group_rows(report: CostReport, groups: list[GroupCost], label: str) -> tuple[list[str], list[list]]:
+    headers = [label, "layers", "output HxWxC", "params", "MACs", "MACs share", "activations", "RF"]
+    rows = [[_label(g.name, g.role), g.layers, shape_text(g.output_shape), f"{g.params:,}", human(g.macs),
+             "-" if g.role == AUX else f"{100 * g.macs_share:.1f}%", human(g.activations),
+             _rf_text(report, g.output_path)] for g in groups]
+    return headers, rows
+
+
+def _rf_rows(report: CostReport, depth: str) -> tuple[list[str], list[list]]:
+    """How the receptive field grows: per layer (or per block/stage output) on the inference path."""
+    if depth == "layer":
+        items = [(r.path, r.path, r.output_shape) for r in report.layers if r.role != AUX]
+    else:
+        groups = report.blocks if depth == "block" else report.stages
+        items = [(g.name, g.output_path, g.output_shape) for g in groups if g.role != AUX]
+    headers = [depth, "output HxWxC", "RF (largest path)", "RF (smallest path)", "grows by", "eff. stride",
+               "eff. padding", "centre of unit 0", "aligned"]
+    rows, previous = [], (1, 1)
+    for name, path, shape in items:
+        field = report.receptive_fields[path]
+        growth = (field.size[0] - previous[0], field.size[1] - previous[1])
+        previous = field.size
+        rows.append([name, shape_text(shape), _pair(field.size), _pair(field.size_min),
+                     _pair(growth) if growth != (0, 0) else "", _pair(field.stride), _pair(field.padding),
+                     _pair([f"{c:g}" for c in field.center]), "yes" if field.aligned else "NO"])
     return headers, rows
 
 
@@ -74,11 +110,13 @@ def _totals_rows(report: CostReport) -> list[list[str]]:
     return rows
 
 
-def _table_for(report: CostReport, depth: str) -> tuple[list[str], list[list]]:
+def _table_for(report: CostReport, depth: str, rf_view: bool) -> tuple[list[str], list[list]]:
+    if rf_view:
+        return _rf_rows(report, depth)
     if depth == "block":
-        return _group_rows(report.blocks, "block")
+        return _group_rows(report, report.blocks, "block")
     if depth == "stage":
-        return _group_rows(report.stages, "stage")
+        return _group_rows(report, report.stages, "stage")
     return _layer_rows(report)
 
 
@@ -87,14 +125,29 @@ def _title(report: CostReport) -> str:
     return f"{report.model}  (input {h}x{w}x{c}, per image)"
 
 
-def render_table(report: CostReport, depth: str = "layer", tablefmt: str = "simple") -> str:
-    headers, rows = _table_for(report, depth)
-    align = ["left", "left", "left", "right", "right", "right", "right"]
-    body = tabulate(rows, headers, tablefmt=tablefmt, colalign=align[: len(headers)], disable_numparse=True)
+def render_table(report: CostReport, depth: str = "layer", tablefmt: str = "simple", rf_view: bool = False) -> str:
+    headers, rows = _table_for(report, depth, rf_view)
+    align = ["left"] + ["right"] * (len(headers) - 1) if rf_view else \
+        ["left", "left", "left", "right", "right", "right", "right", "right"][: len(headers)]
+    body = tabulate(rows, headers, tablefmt=tablefmt, colalign=align, disable_numparse=True)
+    title = f"## {_title(report)}" if tablefmt == "github" else _title(report)
+    if rf_view:
+        note = ("RF: receptive field in input pixels (h x w when they differ); eff. padding P: unit 0 "
+                "starts at pixel -P; not aligned: merged paths are centred on different pixels")
+        return f"{title}\n\n{body}\n\n{note}\n"
     totals = tabulate(_totals_rows(report), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
-    if tablefmt == "github":
-        return f"## {_title(report)}\n\n{body}\n\n{totals}\n"
-    return f"{_title(report)}\n\n{body}\n\n{totals}\n"
+    return f"{title}\n\n{body}\n\n{totals}\n"
+
+
+def _rf_columns(report: CostReport, path: str) -> list:
+    field = report.receptive_fields.get(path)
+    if field is None:
+        return [""] * 9
+    return [*field.size, *field.size_min, *field.stride, *field.padding, str(field.aligned).lower()]
+
+
+RF_CSV_FIELDS = ["rf_h", "rf_w", "rf_min_h", "rf_min_w", "rf_stride_h", "rf_stride_w", "rf_padding_h",
+                 "rf_padding_w", "rf_aligned"]
 
 
 def render_csv(report: CostReport, depth: str = "layer") -> str:
@@ -103,21 +156,21 @@ def render_csv(report: CostReport, depth: str = "layer") -> str:
     if depth == "layer":
         fields = ["path", "op", "args", "role", "block", "stage", "output_shape", "params", "buffers",
                   "macs", "other_flops", "fvcore_flops", "activations"]
-        writer.writerow(fields)
+        writer.writerow(fields + RF_CSV_FIELDS)
         for r in report.layers:
             row = asdict(r)
             row["output_shape"] = "x".join(map(str, r.output_shape))
-            writer.writerow([row[f] for f in fields])
+            writer.writerow([row[f] for f in fields] + _rf_columns(report, r.path))
     else:
         groups = report.blocks if depth == "block" else report.stages
         fields = ["name", "role", "output_shape", "layers", "params", "macs", "macs_share", "other_flops",
                   "activations"]
-        writer.writerow([depth if f == "name" else f for f in fields])
+        writer.writerow([depth if f == "name" else f for f in fields] + RF_CSV_FIELDS)
         for g in groups:
             row = asdict(g)
             row["output_shape"] = "x".join(map(str, g.output_shape))
             row["macs_share"] = f"{g.macs_share:.6f}"
-            writer.writerow([row[f] for f in fields])
+            writer.writerow([row[f] for f in fields] + _rf_columns(report, g.output_path))
     return out.getvalue()
 
 
@@ -131,17 +184,25 @@ def report_dict(report: CostReport) -> dict:
         "metadata": report.metadata,
         "totals": asdict(report.totals),
         "conventions": CONVENTIONS,
-        "layers": [asdict(r) for r in report.layers],
-        "blocks": [asdict(g) for g in report.blocks],
-        "stages": [asdict(g) for g in report.stages],
+        "layers": [_with_rf(report, asdict(r), r.path) for r in report.layers],
+        "blocks": [_with_rf(report, asdict(g), g.output_path) for g in report.blocks],
+        "stages": [_with_rf(report, asdict(g), g.output_path) for g in report.stages],
     }
 
 
-def render(report: CostReport, fmt: str = "table", depth: str = "layer") -> str:
+def _with_rf(report: CostReport, record: dict, path: str) -> dict:
+    field = report.receptive_fields.get(path)
+    if field is not None:
+        record["receptive_field"] = field.as_dict()
+    return record
+
+
+def render(report: CostReport, fmt: str = "table", depth: str = "layer", rf_view: bool = False) -> str:
+    """`rf_view` turns tables into the receptive-field growth view (CSV and JSON always have it)."""
     if fmt == "json":
         return json.dumps(report_dict(report), indent=1) + "\n"
     if fmt == "csv":
         return render_csv(report, depth)
     if fmt == "markdown":
-        return render_table(report, depth, "github")
-    return render_table(report, depth)
+        return render_table(report, depth, "github", rf_view)
+    return render_table(report, depth, rf_view=rf_view)

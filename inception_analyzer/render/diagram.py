@@ -1,0 +1,476 @@
+"""Graphviz diagrams of a network, with its cost figures and its review findings on the nodes.
+
+A renderer: the graph gives the structure, the cost report every figure (drawn nodes that hold
+several layers are rolled up with `analysis.cost.rollup`), the review its findings. Two levels:
+
+- block: one node per module instance. A block whose branches merge (an Inception module) is a
+  cluster holding one node per member (`branch5x5_1`, `avgpool`, `concat`), so its branches lie
+  side by side; any other block (a stem conv, a pool, VGG's `features.3`) is one node.
+- layer: one node per op, nested in clusters of the module instances that hold them.
+
+With `collapse`, consecutive instances of one module template become a single node
+("Mixed_6b..6e x4", figures summed), which keeps a 300-layer network legible at either level.
+Fill colour is the node's share of the inference MACs (the darkest fill is the largest share in
+the picture); a coloured border and a line in the label mark the node a review finding concerns.
+
+`dot` (Debian's graphviz) lays the diagram out; where it is missing, the DOT source is written
+instead and the caller is told so.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..analysis.cost import AUX, CostReport, GroupCost, LayerCost, rollup
+from ..errors import AnalyzerError, SourceLocation
+from ..graph import INPUT, Graph
+from ..output import OutputError, write_atomically, write_atomically_with
+from .reviewed import SEVERITIES, review_spec
+from .tables import human, shape_text
+
+LEVELS = ("block", "layer")
+FORMATS = ("svg", "png", "pdf", "dot")
+HELP = "draw the network (graphviz): blocks or every op, coloured by MACs, with review findings"
+DESCRIPTION = ("Draw a spec as a graphviz diagram: one node per module instance (--level block) or per "
+               "op (--level layer), filled by share of the inference MACs, with the design review's "
+               "findings on the nodes they concern. The format follows the file name.")
+
+# ColorBrewer YlOrRd, 9 classes: light = small share of the MACs, dark = large
+MACS_FILLS = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026")
+DARK_FILLS = frozenset(MACS_FILLS[6:])  # white text reads better on these
+NO_MACS_FILL = "#ffffff"
+AUX_FILL = "#eeeeee"
+SEVERITY_COLOURS = {"error": "#c62828", "warning": "#e65100", "info": "#1565c0"}
+CLUSTER_FILLS = ("#f4f6f8", "#ffffff")  # alternate with nesting depth
+FONT = "Helvetica"
+MAX_KINDS_IN_LABEL = 3
+
+
+class DiagramError(AnalyzerError):
+    kind = "diagram error"
+
+
+@dataclass
+class DiagramNode:
+    id: str
+    title: str                 # the name shown in bold
+    kind: str                  # what it is: 'BasicConv2d: conv 3x3/2', 'InceptionC x4'
+    cost: GroupCost            # its figures, rolled up from the layer records it holds
+    clusters: tuple[str, ...]  # enclosing clusters, outermost first
+    branch: str | None = None  # the branch of a module it lies on: drawn as one column
+    findings: list = field(default_factory=list)
+
+
+@dataclass
+class DiagramCluster:
+    id: str
+    title: str
+    kind: str
+    cost: GroupCost
+    parent: str | None
+    findings: list = field(default_factory=list)
+
+
+@dataclass
+class Diagram:
+    """What a diagram shows, before any layout: nodes, clusters, edges and the colour scale."""
+
+    model: str
+    level: str
+    input_shape: list[int]          # [C, H, W]
+    title: str
+    nodes: dict[str, DiagramNode]
+    clusters: dict[str, DiagramCluster]
+    edges: list[tuple[str, str]]
+    max_macs_share: float           # the largest node share: the darkest fill
+    unplaced_findings: list         # findings about the model as a whole (no node to hold them)
+
+
+# ----------------------------------------------------------------------------- structure
+def _repeated_runs(graph: Graph, report: CostReport) -> dict[str, str]:
+    """block -> run name, for consecutive main-path blocks that instantiate the same template."""
+    runs: list[list[str]] = []
+    previous_template = None
+    for block in report.blocks:
+        scope = graph.scopes.get(block.name)
+        template = scope.template if scope is not None and block.role != AUX else None
+        if template is not None and template == previous_template:
+            runs[-1].append(block.name)
+        else:
+            runs.append([block.name])
+        previous_template = template
+    return {name: _run_name(run) for run in runs if len(run) > 1 for name in run}
+
+
+def _run_name(blocks: list[str]) -> str:
+    """['Mixed_6b', ..., 'Mixed_6e'] -> 'Mixed_6b..6e x4' (the shared stem up to '_' or '.' is dropped)."""
+    first, last = blocks[0], blocks[-1]
+    cut = 0
+    for i, (a, b) in enumerate(zip(first, last)):
+        if a != b:
+            break
+        if a in "_.":
+            cut = i + 1
+    return f"{first}..{last[cut:]} x{len(blocks)}"
+
+
+def _merging_blocks(graph: Graph) -> set[str]:
+    return {node.block for node in graph.layers() if node.op.merges}
+
+
+def _branches(graph: Graph) -> dict[str, str]:
+    """layer path -> its branch ('Mixed_5b.concat#1'): the layers of a block that feed input i of
+    the block's last merge, walking back inside the block (a nested merge stays in its branch)."""
+    branch_of: dict[str, str] = {}
+    for node in reversed(list(graph.layers())):
+        if not node.op.merges or node.path in branch_of:
+            continue
+        for index, tail in enumerate(node.inputs):
+            stack = [tail]
+            while stack:
+                path = stack.pop()
+                if path == INPUT or path in branch_of or graph.node(path).block != node.block:
+                    continue
+                branch_of[path] = f"{node.path}#{index}"
+                stack.extend(graph.node(path).inputs)
+    return branch_of
+
+
+def _member(block: str, path: str) -> str:
+    """The module instance (or op) directly inside `block` that holds the layer at `path`."""
+    if path == block:
+        return path
+    return f"{block}.{path[len(block) + 1:].split('.')[0]}"
+
+
+def _scope_chain(path: str, scopes: set[str]) -> tuple[str, ...]:
+    parts = path.split(".")
+    prefixes = (".".join(parts[:k]) for k in range(1, len(parts)))
+    return tuple(p for p in prefixes if p in scopes)
+
+
+def _relative(path: str, chain: tuple[str, ...]) -> str:
+    """A name inside its innermost cluster: 'branch5x5_2' in cluster 'Mixed_5b'."""
+    return path[len(chain[-1]) + 1:] if chain and path.startswith(chain[-1] + ".") else path
+
+
+def _op_text(rec: LayerCost) -> str:
+    return f"{rec.op} {rec.args}".strip()
+
+
+def _kind_text(graph: Graph, node_id: str, records: list[LayerCost]) -> str:
+    """'BasicConv2d: conv 3x3/2' for a module instance, 'maxpool 3x3/2' for a single op."""
+    if len(records) == 1 and records[0].path == node_id:
+        return _op_text(records[0])
+    shown = [_op_text(r) for r in records if r.weighted] or [_op_text(r) for r in records]
+    if len(shown) > MAX_KINDS_IN_LABEL:
+        shown = shown[:MAX_KINDS_IN_LABEL] + [f"+{len(shown) - MAX_KINDS_IN_LABEL} more"]
+    scope = graph.scopes.get(node_id)
+    text = ", ".join(shown)
+    return f"{scope.template}: {text}" if scope is not None and scope.template else text
+
+
+def _block_grouping(graph: Graph, report: CostReport, runs: dict[str, str]):
+    """Node and enclosing clusters of each layer at block level."""
+    merging = _merging_blocks(graph) - set(runs)
+
+    def node_of(rec: LayerCost) -> str:
+        if rec.block in runs:
+            return runs[rec.block]
+        return _member(rec.block, rec.path) if rec.block in merging else rec.block
+
+    def clusters_of(rec: LayerCost) -> tuple[str, ...]:
+        return (rec.block,) if rec.block in merging else ()
+
+    return node_of, clusters_of
+
+
+def _layer_grouping(graph: Graph, report: CostReport, runs: dict[str, str]):
+    """Node and enclosing clusters of each layer at layer level: clusters are the module
+    instances holding more than one op."""
+    all_scopes = set(graph.scopes)
+    layers_in_scope: dict[str, int] = {}
+    for rec in report.layers:
+        for scope in _scope_chain(rec.path, all_scopes):
+            layers_in_scope[scope] = layers_in_scope.get(scope, 0) + 1
+    big_scopes = {s for s, n in layers_in_scope.items() if n > 1}
+
+    def node_of(rec: LayerCost) -> str:
+        return runs.get(rec.block, rec.path)
+
+    def clusters_of(rec: LayerCost) -> tuple[str, ...]:
+        return () if rec.block in runs else _scope_chain(rec.path, big_scopes)
+
+    return node_of, clusters_of
+
+
+def build_diagram(graph: Graph, report: CostReport, findings=(), level: str = "block",
+                  collapse: bool = False) -> Diagram:
+    """Decide what to draw: nodes with their figures, clusters, edges, findings on their nodes."""
+    if level not in LEVELS:
+        raise DiagramError(f"--level takes one of {', '.join(LEVELS)}, got '{level}'")
+    runs = _repeated_runs(graph, report) if collapse else {}
+    grouping = _block_grouping if level == "block" else _layer_grouping
+    node_of, clusters_of = grouping(graph, report, runs)
+    node_id_of = {rec.path: node_of(rec) for rec in report.layers}
+    records_of: dict[str, list[LayerCost]] = {}
+    for rec in report.layers:
+        records_of.setdefault(node_id_of[rec.path], []).append(rec)
+    run_blocks: dict[str, list[str]] = {}
+    for block, run in runs.items():
+        run_blocks.setdefault(run, []).append(block)
+
+    branch_of = _branches(graph)
+    nodes: dict[str, DiagramNode] = {}
+    for cost in rollup(report.layers, lambda r: node_id_of[r.path]):
+        records = records_of[cost.name]
+        chain = clusters_of(records[0])
+        if cost.name in run_blocks:
+            template = graph.scopes[run_blocks[cost.name][0]].template
+            kind = f"{template} x{len(run_blocks[cost.name])}"
+        else:
+            kind = _kind_text(graph, cost.name, records)
+        nodes[cost.name] = DiagramNode(cost.name, _relative(cost.name, chain), kind, cost, chain,
+                                       None if cost.name in run_blocks else branch_of.get(records[0].path))
+
+    chains = {rec.path: clusters_of(rec) for rec in report.layers}
+    clusters: dict[str, DiagramCluster] = {}
+    for depth in range(max((len(c) for c in chains.values()), default=0)):
+        # one roll-up per nesting depth over all layers, so that shares are of the whole network
+        by_cluster = rollup(report.layers, lambda r: chains[r.path][depth] if len(chains[r.path]) > depth else "")
+        for cost in by_cluster:
+            if not cost.name:
+                continue
+            chain = chains[cost.output_path][:depth]
+            scope = graph.scopes.get(cost.name)
+            kind = scope.template if scope is not None and scope.template else ""
+            clusters[cost.name] = DiagramCluster(cost.name, _relative(cost.name, chain), kind, cost,
+                                                 chain[-1] if chain else None)
+
+    edges: list[tuple[str, str]] = []
+    seen = set()
+    for node in graph.layers():
+        target = node_id_of[node.path]
+        for source_path in node.inputs:
+            source = INPUT if source_path == INPUT else node_id_of[source_path]
+            if source != target and (source, target) not in seen:
+                seen.add((source, target))
+                edges.append((source, target))
+
+    unplaced = _place_findings(findings, nodes, clusters, node_id_of, runs)
+    main_shares = [n.cost.macs_share for n in nodes.values() if n.cost.role != AUX]
+    c, h, w = report.input
+    t = report.totals
+    title = (f"{report.model}: {level} level{', repeated modules collapsed' if runs else ''}. "
+             f"Input {h}x{w}x{c}; {human(t.params)} params; {human(t.macs)} MACs per image (inference)")
+    return Diagram(report.model, level, report.input, title, nodes, clusters, edges, max(main_shares, default=0.0), unplaced)
+
+
+def _place_findings(findings, nodes, clusters, node_id_of, runs) -> list:
+    """Attach each finding to the most specific drawn node or cluster holding its path."""
+    unplaced = []
+    for finding in findings:
+        parts = (finding.path or "").split(".")
+        holder = None
+        for k in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:k])
+            if prefix in nodes:
+                holder = nodes[prefix]
+            elif prefix in clusters:
+                holder = clusters[prefix]
+            elif prefix in node_id_of:
+                holder = nodes[node_id_of[prefix]]
+            elif prefix in runs:
+                holder = nodes[runs[prefix]]
+            if holder is not None:
+                break
+        (holder.findings if holder is not None else unplaced).append(finding)
+    return unplaced
+
+
+# ----------------------------------------------------------------------------- DOT
+def _text(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def macs_fill(share: float, max_share: float) -> str:
+    """The fill for a node holding `share` of the MACs, on a scale whose darkest is `max_share`."""
+    if share <= 0 or max_share <= 0:
+        return NO_MACS_FILL
+    step = math.ceil(len(MACS_FILLS) * share / max_share) - 1
+    return MACS_FILLS[min(max(step, 0), len(MACS_FILLS) - 1)]
+
+
+def _figures(cost: GroupCost) -> str:
+    parts = [shape_text(cost.output_shape)]
+    if cost.params:
+        parts.append(f"{human(cost.params)} params")
+    if cost.macs:
+        share = "" if cost.role == AUX else f" ({100 * cost.macs_share:.1f}%)"
+        parts.append(f"{human(cost.macs)} MACs{share}")
+    if cost.role == AUX:
+        parts.append("aux, training only")
+    return " · ".join(parts)
+
+
+def _finding_rows(findings) -> str:
+    rows = []
+    for finding in sorted(findings, key=lambda f: SEVERITIES.index(f.severity)):
+        colour = SEVERITY_COLOURS.get(finding.severity, "#000000")
+        rows.append(f'<tr><td bgcolor="#ffffff"><font color="{colour}" point-size="9"><b>{_text(finding.severity)} '
+                    f'{_text(finding.principle)}</b> {_text(finding.check)}</font></td></tr>')
+    return "".join(rows)
+
+
+def _label(title: str, kind: str, cost: GroupCost, findings, font_colour: str) -> str:
+    kind_row = f'<tr><td><font point-size="9">{_text(kind)}</font></td></tr>' if kind else ""
+    return (f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">'
+            f'<tr><td><font color="{font_colour}"><b>{_text(title)}</b></font></td></tr>'
+            + kind_row.replace("<font ", f'<font color="{font_colour}" ')
+            + f'<tr><td><font color="{font_colour}" point-size="9">{_text(_figures(cost))}</font></td></tr>'
+            + _finding_rows(findings) + "</table>>")
+
+
+def _tooltip(path: str, findings) -> str:
+    lines = [path] + [f"{f.severity} {f.principle} {f.check}: {f.message}" for f in findings]
+    return "\n".join(lines)
+
+
+def _border(findings) -> dict[str, str]:
+    if not findings:
+        return {}
+    worst = min(findings, key=lambda f: SEVERITIES.index(f.severity)).severity
+    return {"color": SEVERITY_COLOURS.get(worst, "#000000"), "penwidth": "2.5"}
+
+
+def _legend(diagram: Diagram) -> str:
+    swatches = "".join(f'<td bgcolor="{colour}" width="14"> </td>' for colour in MACS_FILLS)
+    severity = " ".join(f'<font color="{c}"><b>{s}</b></font>' for s, c in SEVERITY_COLOURS.items())
+    model_wide = "".join(
+        f'<tr><td colspan="12" align="left"><font color="{SEVERITY_COLOURS.get(f.severity, "#000000")}">'
+        f'<b>{_text(f.severity)} {_text(f.principle)}</b> {_text(f.check)}: {_text(f.message)}</font></td></tr>'
+        for f in diagram.unplaced_findings)
+    return (f'<<table border="0" cellspacing="2" cellpadding="1">'
+            f'<tr><td colspan="12" align="left"><font point-size="14"><b>{_text(diagram.title)}</b></font></td></tr>'
+            f'<tr><td align="left">fill: share of inference MACs, 0</td>{swatches}'
+            f'<td align="left">{100 * diagram.max_macs_share:.1f}% (the largest node)</td><td> </td></tr>'
+            f'<tr><td colspan="12" align="left">border: review finding ({severity}); '
+            f'dashed grey: auxiliary head (training only)</td></tr>'
+            + model_wide + "</table>>")
+
+
+def diagram_source(diagram: Diagram) -> str:
+    """The diagram as DOT text (what `dot` lays out)."""
+    import graphviz
+
+    dot = graphviz.Digraph(diagram.model, graph_attr={
+        "rankdir": "TB", "label": _legend(diagram), "labelloc": "t", "labeljust": "l", "fontname": FONT,
+        "fontsize": "11", "nodesep": "0.18", "ranksep": "0.3", "newrank": "true", "ordering": "out"},
+        node_attr={"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "10",
+                   "margin": "0.08,0.03", "color": "#555555"},
+        edge_attr={"color": "#777777", "arrowsize": "0.6"})
+    c, h, w = diagram.input_shape
+    dot.node(INPUT, f"input\n{h}x{w}x{c}", shape="oval", fillcolor=NO_MACS_FILL)
+
+    children: dict[str | None, list[str]] = {}
+    for cid, cluster in diagram.clusters.items():
+        children.setdefault(cluster.parent, []).append(cid)
+    members: dict[str | None, list[DiagramNode]] = {}
+    for node in diagram.nodes.values():
+        members.setdefault(node.clusters[-1] if node.clusters else None, []).append(node)
+
+    def emit(graph, cluster_id: str | None, depth: int) -> None:
+        for node in members.get(cluster_id, []):
+            _emit_node(graph, node, diagram.max_macs_share)
+        for child in children.get(cluster_id, []):
+            cluster = diagram.clusters[child]
+            with graph.subgraph(name=f"cluster_{child}") as sub:
+                sub.attr(label=_cluster_label(cluster), style="rounded,filled",
+                         fillcolor=CLUSTER_FILLS[depth % len(CLUSTER_FILLS)], labeljust="l", fontname=FONT,
+                         fontsize="10", tooltip=_tooltip(child, cluster.findings),
+                         **{"color": "#9e9e9e", **_border(cluster.findings)})
+                emit(sub, child, depth + 1)
+
+    emit(dot, None, 0)
+    for source, target in diagram.edges:
+        dot.edge(source, target)
+    return dot.source
+
+
+def _emit_node(graph, node: DiagramNode, max_share: float) -> None:
+    aux = node.cost.role == AUX
+    fill = AUX_FILL if aux else macs_fill(node.cost.macs_share, max_share)
+    font_colour = "#ffffff" if fill in DARK_FILLS else "#000000"
+    style = "rounded,filled,dashed" if aux else "rounded,filled"
+    extra = {"group": node.branch} if node.branch else {}
+    graph.node(node.id, _label(node.title, node.kind, node.cost, node.findings, font_colour), fillcolor=fill,
+               style=style, tooltip=_tooltip(node.id, node.findings), **extra, **_border(node.findings))
+
+
+def _cluster_label(cluster: DiagramCluster) -> str:
+    return _label(cluster.title, cluster.kind, cluster.cost, cluster.findings, "#000000")
+
+
+# ----------------------------------------------------------------------------- output
+def output_format(path: str | Path) -> str:
+    """The diagram format named by the output file's suffix."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise OutputError(f"cannot tell the diagram format from the file name: use .{', .'.join(FORMATS)}",
+                          SourceLocation(str(path)))
+    return suffix
+
+
+def render_dot(source: str, fmt: str) -> bytes | None:
+    """Lay the DOT text out with graphviz's `dot`; None when `dot` is not installed."""
+    import graphviz
+
+    try:
+        return graphviz.Source(source).pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        return None
+    except graphviz.CalledProcessError as err:
+        message = (err.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise DiagramError(f"graphviz 'dot' failed: {message[-1] if message else err}") from None
+
+
+def write_diagram(source: str, path: str | Path, protected: tuple = ()) -> str | None:
+    """Write the diagram in the format its name asks for, atomically. Without `dot`, write the DOT
+    text beside it (same name, .dot) and return a note saying so."""
+    fmt = output_format(path)
+    if fmt == "dot":
+        write_atomically(path, source, protected)
+        return None
+    data = render_dot(source, fmt)
+    if data is None:
+        fallback = Path(path).with_suffix(".dot")
+        write_atomically(fallback, source, protected)
+        return (f"graphviz 'dot' is not installed: wrote the DOT source to {fallback} instead of {path} "
+                f"(install Debian's graphviz, then run `dot -T{fmt} {fallback} -o {path}`)")
+    write_atomically_with(path, lambda temp: Path(temp).write_bytes(data), protected)
+    return None
+
+
+# ----------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="path to a spec YAML file (see specs/)")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="FILE.svg, FILE.png, FILE.pdf or FILE.dot (written atomically)")
+    parser.add_argument("--level", choices=LEVELS, default="block",
+                        help="one node per module instance (block, default) or per op (layer)")
+    parser.add_argument("--collapse", action="store_true",
+                        help='draw consecutive instances of one module as one node ("Mixed_6b..6e x4")')
+
+
+def run(args: argparse.Namespace) -> int:
+    output_format(args.output)  # a wrong file name fails before any work
+    model = review_spec(args.spec)
+    diagram = build_diagram(model.graph, model.cost, model.findings, args.level, args.collapse)
+    note = write_diagram(diagram_source(diagram), args.output, protected=(args.spec,))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
