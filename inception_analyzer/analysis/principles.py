@@ -1,0 +1,657 @@
+"""Design review: read a network the way the Rethinking paper (Szegedy et al., CVPR 2016,
+sections 2-5) teaches, and say where it departs from it, what to change and what that saves.
+
+Each check is one function `check_*(ctx) -> list[Finding]` registered in CHECKS; adding a check
+touches one place. Checks read the graph IR and the cost records only; every suggested change is
+priced through the op registry (the same rules as the analysis), not by a separate formula.
+The rules and their thresholds are stated in docs/review.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..graph import AUX, INPUT, Graph, Node
+from ..ops import OPS, RFStep
+from .cost import CostReport
+
+SEVERITIES = ("info", "warning", "error")
+
+# Thresholds, with the reasoning in docs/review.md
+EARLY = 1 / 3                    # the first third of the weighted layers is "early" (P1)
+SHARP_DROP = 0.5                 # a main-path step keeping less than half the representation (P1)
+EXTREME_DROP = 1 / 8             # ... keeping less than an eighth: an error when early
+AGGRESSIVE_FIRST_STRIDE = 4      # first-layer stride (P1)
+EXTREME_REDUCTION = 8            # a 1x1 reduction to less than 1/8 of the block's input (P1)
+WIDE_INPUT = 256                 # spatial conv on this many channels or more without reduction (P3)
+VERY_WIDE_INPUT = 512            # ... a warning from here on
+REDUCTION_FACTOR = 4             # the 1x1 reduction P3 suggests (Inception-v3 uses 4x to 6x)
+DOMINANT_MACS_SHARE = 0.5        # one stage doing more than half the work (P4)
+DOMINANT_PARAMS_SHARE = 0.6      # one stage holding more than 60% of the parameters (P4)
+MEDIUM_GRID = (12, 20)           # where the paper found 1xn + nx1 to work well (section 3.2)
+WIDENING = 2.0                   # the coarsest stage should be at least this much wider (P2)
+SIGNIFICANT_LAYER = 0.05         # a layer doing 5% of the network's MACs: its factorization is a warning
+
+
+@dataclass
+class Finding:
+    check: str                   # e.g. "P1.grid_reduction"
+    principle: str               # "P1".."P4" or a paper section: "§3.1", "§3.2", "§4", "§5"
+    severity: str                # info | warning | error
+    path: str                    # the layer or block it concerns
+    message: str                 # readable without the paper at hand
+    figures: dict = field(default_factory=dict)
+    suggestion: str | None = None
+    effect: dict | None = None   # computed effect of the suggestion: params, macs (deltas), rf
+
+
+@dataclass
+class _Context:
+    graph: Graph
+    report: CostReport
+    main: list[Node]             # inference-path layers in order
+    position: dict[str, float]   # node path -> share of weighted layers before it (0 = first)
+    consumers: dict[str, list[str]]
+    block_input: dict[str, tuple]  # block -> the shape entering it
+
+    def costs(self, path: str):
+        return self._by_path[path]
+
+    def __post_init__(self):
+        self._by_path = {r.path: r for r in self.report.layers}
+
+
+def _context(graph: Graph, report: CostReport) -> _Context:
+    main = [n for n in graph.layers() if n.role != AUX]
+    weighted_total = sum(1 for n in main if n.op.weighted) or 1
+    position, seen = {}, 0
+    for node in main:
+        position[node.path] = seen / weighted_total
+        seen += node.op.weighted
+    consumers: dict[str, list[str]] = {}
+    block_input: dict[str, tuple] = {}
+    for node in graph.layers():
+        for source in node.inputs:
+            consumers.setdefault(source, []).append(node.path)
+        if node.block not in block_input:
+            block_input[node.block] = node.in_shapes[0]
+    return _Context(graph, report, main, position, consumers, block_input)
+
+
+# ----------------------------------------------------------------------------- pricing helpers
+@dataclass
+class _Priced:
+    params: int
+    macs: int
+    out_shape: tuple
+    rf_size: tuple[int, int]     # receptive field of the chain on its own (from one input unit)
+
+
+def _price_convs(in_shape: tuple, convs: list[dict]) -> _Priced:
+    """Cost and receptive field of a chain of conv layers, through the op registry."""
+    conv = OPS["conv"]
+    shape, params, macs = in_shape, 0, 0
+    size, stride = [1, 1], [1, 1]
+    for spec in convs:
+        args = conv.bind([], spec)
+        out = conv.output_shape(args, [shape])
+        params += conv.params(args, [shape], out)
+        macs += conv.macs(args, [shape], out)
+        step: RFStep = conv.rf_step(args, [shape], shape[1:])
+        for axis in (0, 1):
+            size[axis] += (step.kernel[axis] - 1) * step.dilation[axis] * stride[axis]
+            stride[axis] *= step.stride[axis]
+        shape = out
+    return _Priced(params, macs, shape, tuple(size))
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def _producer(ctx: _Context, node: Node) -> Node | None:
+    """The layer whose output feeds this one, looking through BN, activations and dropout."""
+    current = node
+    while current.inputs and current.inputs[0] != INPUT:
+        source = ctx.graph.node(current.inputs[0])
+        if source.op.weighted or source.op.merges or source.op.rf_step(source.args, list(source.in_shapes),
+                                                                        (1, 1)) is not None:
+            return source
+        current = source
+    return None
+
+
+def _is_spatial_conv(node: Node) -> bool:
+    return node.kind == "conv" and node.args["kernel"][0] * node.args["kernel"][1] > 1
+
+
+def _is_pointwise_conv(node: Node | None) -> bool:
+    return node is not None and node.kind == "conv" and node.args["kernel"] == (1, 1)
+
+
+def _grid(shape: tuple) -> tuple[int, int] | None:
+    return tuple(shape[1:]) if len(shape) == 3 else None
+
+
+def _numel(shape: tuple) -> int:
+    return math.prod(shape)
+
+
+# ----------------------------------------------------------------------------- P1
+def check_first_layer_stride(ctx: _Context) -> list[Finding]:
+    """P1: an aggressive stride in the first layer throws away resolution before any features exist."""
+    first = next((n for n in ctx.main if n.op.weighted), None)
+    if first is None or first.kind != "conv":
+        return []
+    stride = max(first.args["stride"])
+    if stride < AGGRESSIVE_FIRST_STRIDE:
+        return []
+    h, w = first.in_shapes[0][1:]
+    oh, ow = first.out_shape[1:]
+    k = first.args["kernel"][0]
+    # the paper's stem: a stride-2 3x3, then 3x3s, reaching the same stride over more layers
+    return [Finding(
+        "P1.first_layer_stride", "P1", "warning", first.path,
+        f"the first layer strides by {stride}: the {h}x{w} input becomes a {oh}x{ow} grid "
+        f"({h * w / (oh * ow):.0f}x fewer positions) in one step, before any feature exists",
+        {"stride": stride, "kernel": k, "grid_in": [h, w], "grid_out": [oh, ow]},
+        "reach that stride over several layers, e.g. a 3x3 stride-2 conv then 3x3 convs and a "
+        "stride-2 pooling, as Inception-v3's stem does")]
+
+
+def check_representation_drops(ctx: _Context) -> list[Finding]:
+    """P1: a main-path block that keeps less than half of its input representation (HxWxC)."""
+    findings = []
+    for group in ctx.report.blocks:
+        if group.role == AUX:
+            continue
+        node = ctx.graph.node(group.output_path)
+        before = ctx.block_input[group.name]
+        if len(before) != 3 or len(node.out_shape) != 3 or _grid(node.out_shape) == (1, 1):
+            continue  # the classifier head reduces to the classes by design
+        ratio = _numel(node.out_shape) / _numel(before)
+        if ratio >= SHARP_DROP or _is_pool_reduction(ctx, group.name):
+            continue  # pooling reductions are classified and priced by check_grid_reductions
+        early = ctx.position[node.path] < EARLY
+        severity = "error" if early and ratio < EXTREME_DROP else ("warning" if early else "info")
+        findings.append(Finding(
+            "P1.representation_drop", "P1", severity, group.name,
+            f"{group.name} keeps {ratio:.0%} of its input representation "
+            f"({_shape(before)} = {_numel(before):,} values -> {_shape(node.out_shape)} = "
+            f"{_numel(node.out_shape):,}){' early in the network' if early else ''}",
+            {"representation_in": _numel(before), "representation_out": _numel(node.out_shape),
+             "ratio": round(ratio, 4), "depth_position": round(ctx.position[node.path], 3)},
+            "widen the layer so the representation shrinks gently (the paper: at most by the grid "
+            "reduction, with channels doubling when the grid halves)"))
+    return findings
+
+
+def check_extreme_reductions(ctx: _Context) -> list[Finding]:
+    """P1: a 1x1 reduction inside a block that cuts the block's channels by more than 8x."""
+    findings = []
+    for node in ctx.main:
+        if not _is_pointwise_conv(node) or node.block == node.path:
+            continue
+        c_block = ctx.block_input[node.block][0]
+        if node.in_shapes[0][0] != c_block or node.args["out"] * EXTREME_REDUCTION > c_block:
+            continue
+        consumers = [ctx.graph.node(p) for p in _downstream_spatial(ctx, node)]
+        if not consumers:
+            continue
+        findings.append(Finding(
+            "P1.extreme_reduction", "P1", "info", node.path,
+            f"1x1 reduction from {c_block} to {node.args['out']} channels ({c_block / node.args['out']:.0f}x) "
+            f"before a {_kernel(consumers[0])} conv: a narrow bottleneck inside the module",
+            {"channels_in": c_block, "channels_out": node.args["out"], "factor": round(c_block / node.args["out"], 1)},
+            f"reduce less (to about {c_block // 4} channels, 4x as Inception-v3 does) or factorize the "
+            f"{_kernel(consumers[0])} conv to pay for the wider embedding"))
+    return findings
+
+
+def _downstream_spatial(ctx: _Context, node: Node) -> list[str]:
+    """Spatial convs fed by this node, looking through BN and activations."""
+    found, frontier = [], list(ctx.consumers.get(node.path, []))
+    while frontier:
+        path = frontier.pop()
+        other = ctx.graph.node(path)
+        if _is_spatial_conv(other):
+            found.append(path)
+        elif not (other.op.weighted or other.op.merges):
+            frontier.extend(ctx.consumers.get(path, []))
+    return found
+
+
+def check_grid_reductions(ctx: _Context) -> list[Finding]:
+    """§5 / P1: classify every place where the grid shrinks, and price the three ways to do it.
+
+    For an input d x d x k and an output d' x d' x k' (the paper: d' = d/2, k' = 2k), with the
+    spatial conv's kernel a:
+      conv then pool  = a conv k -> k' at d x d, then pooling       (expensive)
+      pool then conv  = pooling, then the conv at d' x d'            (cheap, but a bottleneck:
+                        the representation drops to d'^2 k between the two)
+      parallel        = a stride-2 conv k -> k' - k beside a stride-2 pooling, concatenated
+                        (the paper's Figure 10: cheap and no bottleneck)
+    """
+    findings = []
+    for group in ctx.report.blocks:
+        if group.role == AUX:
+            continue
+        end = ctx.graph.node(group.output_path)
+        before = ctx.block_input[group.name]
+        if len(before) != 3 or len(end.out_shape) != 3 or _grid(end.out_shape) == (1, 1):
+            continue
+        if _numel(_grid(end.out_shape)) >= _numel(before[1:]):
+            continue
+        nodes = [n for n in ctx.main if n.block == group.name]
+        kinds = {n.kind for n in nodes if _reduces(n)}
+        if end.kind == "concat" and "conv" in kinds and kinds & {"maxpool", "avgpool"}:
+            findings.append(_parallel_reduction(group.name, before, end.out_shape))
+        elif _is_pool_reduction(ctx, group.name):
+            findings.append(_pool_reduction(ctx, group.name, nodes[-1], before, end.out_shape))
+    return findings
+
+
+def _is_pool_reduction(ctx: _Context, block: str) -> bool:
+    kinds = {n.kind for n in ctx.main if n.block == block and _reduces(n)}
+    return bool(kinds & {"maxpool", "avgpool"}) and "conv" not in kinds
+
+
+def _reduces(node: Node) -> bool:
+    return len(node.out_shape) == 3 and len(node.in_shapes[0]) == 3 and \
+        _numel(node.out_shape[1:]) < _numel(node.in_shapes[0][1:])
+
+
+def _alternatives(d_in: tuple, d_out: tuple, k: int, k_out: int, kernel: int) -> dict:
+    """MACs of the three ways to go from d_in x k to d_out x k_out with a kernel x kernel conv."""
+    area_in, area_out = d_in[0] * d_in[1], d_out[0] * d_out[1]
+    return {"conv_then_pool": area_in * k * k_out * kernel * kernel,
+            "pool_then_conv": area_out * k * k_out * kernel * kernel,
+            "parallel": area_out * k * max(k_out - k, 0) * kernel * kernel}
+
+
+def _parallel_reduction(name: str, before: tuple, after: tuple) -> Finding:
+    costs = _alternatives(before[1:], after[1:], before[0], after[0], 3)
+    return Finding(
+        "§5.grid_reduction", "§5", "info", name,
+        f"{name} reduces {_shape(before)} to {_shape(after)} with a stride-2 conv and a pooling in "
+        f"parallel, concatenated: the paper's efficient grid reduction (Figure 10); with a 3x3 conv it costs "
+        f"{_human(costs['parallel'])} MACs against {_human(costs['conv_then_pool'])} for conv-then-pool",
+        {"kind": "parallel", "representation_in": _numel(before), "representation_out": _numel(after),
+         "alternatives_macs": costs})
+
+
+def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: tuple) -> Finding:
+    previous = _producer(ctx, pool)
+    following = next((ctx.graph.node(p) for p in ctx.consumers.get(pool.path, [])), None)
+    nxt = _next_weighted(ctx, pool)
+    early = ctx.position[pool.path] < EARLY
+    if previous is not None and previous.kind == "conv" and previous.args["stride"] == (1, 1) \
+            and previous.out_shape[0] > previous.in_shapes[0][0]:
+        # conv then pool: the widening conv ran on the big grid
+        conv = previous
+        k, k_out = conv.in_shapes[0][0], conv.out_shape[0]
+        kernel = conv.args["kernel"][0]
+        costs = _alternatives(conv.out_shape[1:], after[1:], k, k_out, kernel)
+        extra = costs["conv_then_pool"] - costs["parallel"]
+        return Finding(
+            "§5.grid_reduction", "§5", "warning" if early else "info", name,
+            f"conv-then-pool: {conv.path} widens {k} -> {k_out} channels on the {_grid_text(conv.out_shape)} "
+            f"grid and {name} then pools to {_grid_text(after)}; the widening costs "
+            f"{_human(costs['conv_then_pool'])} MACs where the paper's parallel reduction costs "
+            f"{_human(costs['parallel'])}",
+            {"kind": "conv_then_pool", "conv": conv.path, "alternatives_macs": costs,
+             "representation_in": _numel(before), "representation_out": _numel(after)},
+            f"replace {conv.path} + {name} by a stride-2 {kernel}x{kernel} conv to {k_out - k} channels in "
+            f"parallel with the stride-2 pooling, concatenated (Figure 10)",
+            {"macs": costs["parallel"] - costs["conv_then_pool"]} if extra > 0 else None)
+    k = before[0]
+    k_out = nxt.out_shape[0] if nxt is not None and len(nxt.out_shape) == 3 else k
+    kernel = nxt.args["kernel"][0] if nxt is not None and nxt.kind == "conv" else 3
+    costs = _alternatives(before[1:], after[1:], k, k_out, kernel)
+    ratio = _numel(after) / _numel(before)
+    return Finding(
+        "§5.grid_reduction", "§5", "warning" if early else "info", name,
+        f"pool-then-conv: {name} pools {_shape(before)} to {_shape(after)} "
+        + (f"before the channels grow (to {k_out} in {nxt.path})" if k_out > k else "with the channels unchanged")
+        + f": the representation drops to {ratio:.0%}, a bottleneck",
+        {"kind": "pool_then_conv", "representation_in": _numel(before), "representation_out": _numel(after),
+         "ratio": round(ratio, 4), "alternatives_macs": costs},
+        f"let a stride-2 conv (to {max(k_out - k, k)} channels) run beside the pooling and concatenate, "
+        f"so the representation grows to {_numel(after[1:]) * (k + max(k_out - k, k)):,} values "
+        f"for {_human(_alternatives(before[1:], after[1:], k, k + max(k_out - k, k), 3)['parallel'])} MACs",
+        {"macs": _alternatives(before[1:], after[1:], k, k + max(k_out - k, k), 3)["parallel"]})
+
+
+def _next_weighted(ctx: _Context, node: Node) -> Node | None:
+    index = ctx.main.index(node)
+    return next((n for n in ctx.main[index + 1:] if n.op.weighted), None)
+
+
+# ----------------------------------------------------------------------------- P2
+def check_coarsest_width(ctx: _Context) -> list[Finding]:
+    """P2: the coarsest grid should carry the widest representation (v3: 768 -> 2048 at 8x8)."""
+    stages = [g for g in ctx.report.stages if g.role != AUX and g.name != "head"]
+    if len(stages) < 2:
+        return []
+    last, previous = stages[-1], stages[-2]
+    ratio = last.output_shape[0] / previous.output_shape[0]
+    if ratio >= WIDENING:
+        return []
+    severity = "warning" if ratio < 1 else "info"
+    return [Finding(
+        "P2.coarsest_width", "P2", severity, last.name,
+        f"the coarsest grid ({last.name}) carries {last.output_shape[0]} channels against "
+        f"{previous.output_shape[0]} on {previous.name} (x{ratio:.2f}); high-dimensional representations "
+        "are easiest to process at the coarsest scale",
+        {"channels": last.output_shape[0], "channels_before": previous.output_shape[0], "ratio": round(ratio, 3)},
+        f"widen the {last.name} stage (Inception-v3 expands its 8x8 modules to 2048 channels, x2.67)")]
+
+
+# ----------------------------------------------------------------------------- P3
+def check_unreduced_spatial_convs(ctx: _Context) -> list[Finding]:
+    """P3: a spatial conv on a wide input that no 1x1 reduction made narrower."""
+    findings = []
+    for node in ctx.main:
+        if not _is_spatial_conv(node) or node.args["groups"] != 1:
+            continue
+        c_in = node.in_shapes[0][0]
+        if c_in < WIDE_INPUT or c_in < ctx.block_input[node.block][0]:
+            continue  # narrow, or already inside a reduced embedding
+        reduced = max(8, c_in // REDUCTION_FACTOR // 8 * 8)
+        original = ctx.costs(node.path)
+        kernel, stride, padding = node.args["kernel"], node.args["stride"], node.args["padding"]
+        chain = _price_convs(node.in_shapes[0], [
+            {"out": reduced, "kernel": 1, "bias": node.args["bias"]},
+            {"out": node.args["out"], "kernel": list(kernel), "stride": list(stride),
+             "padding": padding if isinstance(padding, str) else list(padding), "bias": node.args["bias"]}])
+        saved = original.macs - chain.macs
+        findings.append(Finding(
+            "P3.unreduced_spatial_conv", "P3", "warning" if c_in >= VERY_WIDE_INPUT else "info", node.path,
+            f"{_kernel(node)} conv on {c_in} channels with no 1x1 reduction before it: "
+            f"{_human(original.macs)} MACs of spatial aggregation over the full-width embedding",
+            {"channels_in": c_in, "channels_out": node.args["out"], "macs": original.macs},
+            f"put a 1x1 conv to {reduced} channels before it ({c_in} / {c_in / reduced:.0f})",
+            {"macs": chain.macs - original.macs, "params": chain.params - original.params,
+             "macs_saved_share": round(saved / original.macs, 3)}))
+    return findings
+
+
+# ----------------------------------------------------------------------------- P4
+def check_stage_balance(ctx: _Context) -> list[Finding]:
+    """P4: no stage should dominate the compute or the parameters."""
+    findings = []
+    totals = ctx.report.totals
+    main_params = totals.params - totals.params_aux
+    for stage in ctx.report.stages:
+        if stage.role == AUX:
+            continue
+        params_share = stage.params / main_params if main_params else 0
+        for share, limit, what in ((stage.macs_share, DOMINANT_MACS_SHARE, "multiply-adds"),
+                                   (params_share, DOMINANT_PARAMS_SHARE, "parameters")):
+            if share > limit:
+                findings.append(Finding(
+                    "P4.dominant_stage", "P4", "warning", stage.name,
+                    f"stage {stage.name} holds {share:.0%} of the network's {what} "
+                    f"({stage.layers} layers): width and depth are out of balance",
+                    {"share": round(share, 3), "what": what, "limit": limit, "layers": stage.layers},
+                    "spread the capacity: " + ("replace the fully connected layers by global average "
+                                               "pooling and one classifier, as GoogLeNet does" if stage.name == "head"
+                                               else "move width or depth from this stage to the others")))
+    return findings
+
+
+# ----------------------------------------------------------------------------- §3 factorization
+def check_large_kernels(ctx: _Context) -> list[Finding]:
+    """§3.1: a k x k conv (k >= 5) as a stack of 3x3 convs with the same receptive field."""
+    findings = []
+    for node in ctx.main:
+        if node.kind != "conv" or node.args["groups"] != 1 or min(node.args["kernel"]) < 5 \
+                or node.args["dilation"] != (1, 1):
+            continue
+        k, s = node.args["kernel"][0], node.args["stride"][0]
+        if node.args["kernel"] != (k, k) or node.args["stride"] != (s, s):
+            continue
+        # n 3x3 layers, the first carrying the stride: r = 3 + 2 s (n - 1) >= k
+        layers = math.ceil((k - 3) / (2 * s)) + 1
+        c_in, c_out = node.in_shapes[0][0], node.args["out"]
+        middle = max(1, round(math.sqrt(c_in * c_out)))  # the paper: grow by sqrt(alpha) per step
+        pad = node.args["padding"]
+        first_pad = 1 if (pad if isinstance(pad, str) else pad[0]) else 0
+        chain = [{"out": middle, "kernel": 3, "stride": s, "padding": first_pad, "bias": node.args["bias"]}]
+        chain += [{"out": middle, "kernel": 3, "padding": 1, "bias": node.args["bias"]} for _ in range(layers - 2)]
+        chain += [{"out": c_out, "kernel": 3, "padding": 1, "bias": node.args["bias"]}] if layers > 1 else []
+        priced = _price_convs(node.in_shapes[0], chain)
+        original = ctx.costs(node.path)
+        saved = original.macs - priced.macs
+        if saved <= 0:
+            continue
+        significant = original.macs >= SIGNIFICANT_LAYER * ctx.report.totals.macs
+        findings.append(Finding(
+            "§3.1.large_kernel", "§3.1", "warning" if significant else "info", node.path,
+            f"{k}x{k}{'/' + str(s) if s > 1 else ''} conv ({c_in} -> {c_out}): {layers} stacked 3x3 convs see the "
+            f"same {priced.rf_size[0]}x{priced.rf_size[1]} field for {_pct(saved, original.macs)} fewer MACs "
+            f"({_human(original.macs)} -> {_human(priced.macs)}); a 5x5 costs 25/9 = 2.78x a 3x3",
+            {"kernel": k, "stride": s, "channels_in": c_in, "channels_out": c_out, "macs": original.macs},
+            f"replace it by {layers} 3x3 convs ({' -> '.join(str(c['out']) for c in chain)} channels"
+            f"{', the first with stride ' + str(s) if s > 1 else ''}, ReLU between)",
+            {"macs": priced.macs - original.macs, "params": priced.params - original.params,
+             "rf": [k, k], "rf_after": list(priced.rf_size), "macs_saved_share": round(saved / original.macs, 3)}))
+    return findings
+
+
+def _next_spatial_conv(ctx: _Context, node: Node) -> Node | None:
+    """The spatial conv this conv feeds alone (through BN and activations), if it feeds one."""
+    current = node
+    while True:
+        readers = ctx.consumers.get(current.path, [])
+        if len(readers) != 1:
+            return None
+        reader = ctx.graph.node(readers[0])
+        if _is_spatial_conv(reader):
+            return reader
+        if reader.op.weighted or reader.op.merges or reader.op.rf_step(
+                reader.args, list(reader.in_shapes), (1, 1)) is not None:
+            return None
+        current = reader
+
+
+def check_factorized_chains(ctx: _Context) -> list[Finding]:
+    """§3: recognise factorizations already made: stacked 3x3s, 1xn then nx1; one finding per block."""
+    starts = [n for n in ctx.main if _is_spatial_conv(n)
+              and not ((before := _producer(ctx, n)) is not None and _is_spatial_conv(before))]
+    per_block: dict[str, list[list[Node]]] = {}
+    for start in starts:
+        chain = [start]
+        while (following := _next_spatial_conv(ctx, chain[-1])) is not None and following.role == start.role:
+            chain.append(following)
+        if len(chain) > 1:
+            per_block.setdefault(start.block, []).append(chain)
+    findings = []
+    for block, chains in per_block.items():
+        described, chain_macs, single_macs = [], 0, 0
+        for chain in chains:
+            priced = _price_convs(chain[0].in_shapes[0], [
+                {"out": c.args["out"], "kernel": list(c.args["kernel"]), "stride": list(c.args["stride"]),
+                 "padding": c.args["padding"] if isinstance(c.args["padding"], str) else list(c.args["padding"]),
+                 "bias": c.args["bias"]} for c in chain])
+            conv = OPS["conv"]
+            single = conv.bind([], {"out": chain[-1].args["out"], "kernel": list(priced.rf_size), "bias": False})
+            macs = conv.macs(single, [chain[0].in_shapes[0]], chain[-1].out_shape)
+            chain_macs += priced.macs
+            single_macs += macs
+            names = " + ".join(f"{_short(c.path, block) if c.block == block else c.block} ({_kernel(c)})"
+                               for c in chain)
+            size = f"{priced.rf_size[0]}x{priced.rf_size[1]}"
+            described.append(f"{names}: {'an' if size.startswith(('8', '11', '18')) else 'a'} {size} field")
+        where = block if any(c.path != c.block for chain in chains for c in chain) else \
+            f"{chains[0][0].path}..{chains[0][-1].path}"
+        findings.append(Finding(
+            "§3.factorized", "§3", "info", block,
+            f"{where} uses factorized convolutions: {'; '.join(described)}; "
+            f"{_human(chain_macs)} MACs where single convs with the same fields would cost {_human(single_macs)}",
+            {"chains": [[c.path for c in chain] for chain in chains], "macs": chain_macs,
+             "macs_unfactorized": single_macs}))
+    return findings
+
+
+def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
+    """§3.2: n x n convs (n >= 3) on a 12..20 grid as 1 x n then n x 1; one finding per block."""
+    per_block: dict[str, list[tuple[Node, _Priced]]] = {}
+    for node in ctx.main:
+        if not _is_spatial_conv(node) or node.args["groups"] != 1 or node.args["stride"] != (1, 1):
+            continue
+        n = node.args["kernel"][0]
+        grid = _grid(node.out_shape)
+        if node.args["kernel"] != (n, n) or n < 3 or not (MEDIUM_GRID[0] <= grid[0] <= MEDIUM_GRID[1]):
+            continue
+        pad = node.args["padding"]
+        pad = (n // 2, n // 2) if pad == "same" else (0, 0) if pad == "valid" else pad
+        middle = max(1, round(math.sqrt(node.in_shapes[0][0] * node.args["out"])))  # equal channels: 1 - 2/n
+        chain = _price_convs(node.in_shapes[0], [
+            {"out": middle, "kernel": [1, n], "padding": [0, pad[1]], "bias": node.args["bias"]},
+            {"out": node.args["out"], "kernel": [n, 1], "padding": [pad[0], 0], "bias": node.args["bias"]}])
+        if chain.macs < ctx.costs(node.path).macs:
+            per_block.setdefault(node.block, []).append((node, chain))
+    findings = []
+    for block, items in per_block.items():
+        before = sum(ctx.costs(node.path).macs for node, _ in items)
+        after = sum(chain.macs for _, chain in items)
+        params_delta = sum(chain.params - ctx.costs(node.path).params for node, chain in items)
+        grid = _grid_text(items[0][0].out_shape)
+        names = ", ".join(f"{node.path} ({_kernel(node)})" for node, _ in items)
+        findings.append(Finding(
+            "§3.2.asymmetric", "§3.2", "info", block,
+            f"{len(items)} square spatial conv{'s' if len(items) > 1 else ''} on the {grid} grid, where the "
+            "paper found 1xn then nx1 "
+            f"to work very well: {names}; factorized they cost {_pct(before - after, before)} fewer MACs "
+            f"({_human(before)} -> {_human(after)}), same receptive field",
+            {"convs": [node.path for node, _ in items], "macs": before, "grid": grid},
+            "replace each n x n conv by a 1 x n conv then an n x 1 conv, the first to the geometric mean "
+            "of the input and output widths (1 - 2/n cheaper at equal channels: 33% for 3x3, 71% for 7x7)",
+            {"macs": after - before, "params": params_delta}))
+    return findings
+
+
+def check_early_asymmetric(ctx: _Context) -> list[Finding]:
+    """§3.2: asymmetric convs on grids larger than 20 (the paper found them to work poorly early)."""
+    findings = []
+    for node in ctx.main:
+        if node.kind != "conv":
+            continue
+        kh, kw = node.args["kernel"]
+        grid = _grid(node.in_shapes[0])
+        if kh == kw or grid is None or max(grid) <= MEDIUM_GRID[1]:
+            continue
+        findings.append(Finding(
+            "§3.2.early_asymmetric", "§3.2", "info", node.path,
+            f"{kh}x{kw} conv on the {grid[0]}x{grid[1]} grid: the paper found asymmetric factorization "
+            f"to work poorly on early layers and well on {MEDIUM_GRID[0]}..{MEDIUM_GRID[1]} grids",
+            {"kernel": [kh, kw], "grid": list(grid)},
+            "keep square kernels (or stacked 3x3s) before the grid is down to about 20x20"))
+    return findings
+
+
+# ----------------------------------------------------------------------------- §4 auxiliary heads
+def check_auxiliary_heads(ctx: _Context) -> list[Finding]:
+    """§4: auxiliary classifiers act as regularizers, best when batch-normalized ("BN-auxiliary")."""
+    aux = [n for n in ctx.graph.layers() if n.role == AUX]
+    if not aux:
+        return [Finding(
+            "§4.auxiliary", "§4", "info", ctx.graph.name,
+            "no auxiliary classifier: the paper uses one on the 17x17 grid as a regularizer "
+            "(with BN it added 0.4% top-1 in Table 3)",
+            {"heads": 0}, "optional for training: a side head with BN on a middle grid")]
+    findings = []
+    for head in sorted({n.block for n in aux}, key=lambda b: [n.block for n in aux].index(b)):
+        layers = [n for n in aux if n.block == head]
+        weighted = [n for n in layers if n.op.weighted][:-1]  # all but the final classifier
+        unnormalised = [n.path for n in weighted if not _followed_by_bn(ctx, n)]
+        grid = next((_grid_text(n.in_shapes[0]) for n in layers if len(n.in_shapes[0]) == 3), "?")
+        if unnormalised:
+            findings.append(Finding(
+                "§4.auxiliary", "§4", "info", head,
+                f"auxiliary head {head} on the {grid} grid without batch norm after "
+                f"{', '.join(unnormalised)}: the paper's BN-auxiliary (every layer of the head normalized, "
+                "the fully connected one too) gave 21.6% -> 21.2% top-1 error (Table 3)",
+                {"grid": grid, "unnormalised": unnormalised},
+                "add batch norm after those layers of the head"))
+        else:
+            findings.append(Finding(
+                "§4.auxiliary", "§4", "info", head,
+                f"auxiliary head {head} on the {grid} grid is batch-normalized (the paper's BN-auxiliary)",
+                {"grid": grid}))
+    return findings
+
+
+def _followed_by_bn(ctx: _Context, node: Node) -> bool:
+    return any(ctx.graph.node(p).kind == "bn" for p in ctx.consumers.get(node.path, []))
+
+
+# ----------------------------------------------------------------------------- receptive fields
+def check_alignment(ctx: _Context) -> list[Finding]:
+    """Merges whose branches see fields centred on different input pixels (reported once per block)."""
+    from .receptive_field import receptive_fields
+
+    fields = ctx.report.receptive_fields or receptive_fields(ctx.graph)
+    findings = []
+    for node in ctx.main:
+        if not node.op.merges:
+            continue
+        inputs = [fields[i] for i in node.inputs]
+        if all(f.aligned for f in inputs) and not fields[node.path].aligned:
+            centres = sorted({f.center for f in inputs})
+            findings.append(Finding(
+                "RF.unaligned_merge", "§5", "warning", node.block,
+                f"{node.path} concatenates branches whose units are centred on different input pixels "
+                f"({', '.join(f'{c[0]:g}' for c in centres)}): features of one position mix different places",
+                {"centres": [list(c) for c in centres]},
+                "pad the strided convs so every branch is centred alike (TF's SAME pads only the end)"))
+    return findings
+
+
+CHECKS: list[Callable[[_Context], list[Finding]]] = [
+    check_first_layer_stride, check_representation_drops, check_extreme_reductions, check_grid_reductions,
+    check_coarsest_width, check_unreduced_spatial_convs, check_stage_balance, check_large_kernels,
+    check_factorized_chains, check_asymmetric_opportunities, check_early_asymmetric, check_auxiliary_heads, check_alignment,
+]
+
+
+def review(graph: Graph, report: CostReport) -> list[Finding]:
+    """Every check's findings, most severe first, then in network order."""
+    ctx = _context(graph, report)
+    findings = [f for check in CHECKS for f in check(ctx)]
+    order = {n.path: i for i, n in enumerate(graph.order)}
+    order.update({b: i for i, b in reversed(list(enumerate(n.block for n in graph.order)))})
+    return sorted(findings, key=lambda f: (-SEVERITIES.index(f.severity), order.get(f.path, -1)))
+
+
+def severity_at_least(findings: list[Finding], level: str) -> list[Finding]:
+    return [f for f in findings if SEVERITIES.index(f.severity) >= SEVERITIES.index(level)]
+
+
+# ----------------------------------------------------------------------------- text helpers
+def _shape(shape: tuple) -> str:
+    return f"{shape[1]}x{shape[2]}x{shape[0]}" if len(shape) == 3 else "x".join(map(str, shape))
+
+
+def _grid_text(shape: tuple) -> str:
+    return f"{shape[1]}x{shape[2]}" if len(shape) == 3 else "vector"
+
+
+def _short(path: str, block: str) -> str:
+    """A layer's name inside its block, without the template's own '.conv' suffix."""
+    name = path[len(block) + 1:] if path.startswith(block + ".") else path
+    return name.removesuffix(".conv") or path
+
+
+def _kernel(node: Node) -> str:
+    kh, kw = node.args["kernel"]
+    return f"{kh}x{kw}"
+
+
+def _human(n: float) -> str:
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{prefix}"
+    return f"{n:g}"
