@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.cost import CostReport, analyze_cost
+from .analysis.principles import Finding, review
 from .analysis.receptive_field import ReceptiveField, receptive_fields
 from .errors import AnalyzerError
 from .graph import Graph, build_graph
@@ -27,10 +28,11 @@ def load_graph(spec: str | Path | Spec, overrides: dict[str, Any] | None = None,
 def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,
             input_size: int | None = None) -> CostReport:
     """Per-layer and total cost of a spec (params, MACs, other FLOPs, activations) with the
-    receptive field of every layer."""
+    receptive field of every layer and the design review's findings."""
     graph = spec if isinstance(spec, Graph) else load_graph(spec, overrides, input_size)
     report = analyze_cost(graph)
     report.receptive_fields = receptive_fields(graph)
+    report.findings = review(graph, report)
     return report
 
 

@@ -14,6 +14,8 @@ from . import __version__, analyze
 from .errors import AnalyzerError, OverrideError
 from .output import write_atomically
 from .spec.yaml_source import parse_scalar
+from .analysis.principles import SEVERITIES, severity_at_least
+from .render.review import REVIEW_FORMATS, render_review
 from .render.tables import DEPTHS, FORMATS, render
 
 PROG = "inception-analyzer"
@@ -58,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_cmd.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     analyze_cmd.set_defaults(run=run_analyze)
 
+    review_cmd = commands.add_parser("review", help="check the design against the Rethinking paper's principles",
+                                     description="Design review: representational bottlenecks (P1), width at "
+                                     "the coarsest grid (P2), spatial aggregation over reduced embeddings (P3), "
+                                     "stage balance (P4), factorization (§3), auxiliary heads (§4), grid "
+                                     "reduction (§5). Exit 1 with --fail-on when a finding reaches that level.")
+    _add_spec_arguments(review_cmd)
+    review_cmd.add_argument("--format", choices=REVIEW_FORMATS, default="table", help="output format")
+    review_cmd.add_argument("--fail-on", choices=SEVERITIES, metavar="LEVEL",
+                            help="exit 1 when a finding of this severity or worse exists (info|warning|error)")
+    review_cmd.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    review_cmd.set_defaults(run=run_review)
+
     build_cmd = commands.add_parser("build", help="build the torch model, check it, export it",
                                     description="Build a spec's torch.nn.Module (needs torch), check that it "
                                     "runs and matches the analysis, optionally export it.")
@@ -90,6 +104,14 @@ def _emit(text: str, output: str | None, protected: tuple = ()) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     report = analyze(args.spec, _overrides(args), args.input_size)
     _emit(render(report, args.format, args.depth, args.rf), args.output, (args.spec,))
+    return 0
+
+
+def run_review(args: argparse.Namespace) -> int:
+    report = analyze(args.spec, _overrides(args), args.input_size)
+    _emit(render_review(report, report.findings, args.format), args.output, (args.spec,))
+    if args.fail_on and severity_at_least(report.findings, args.fail_on):
+        return 1
     return 0
 
 

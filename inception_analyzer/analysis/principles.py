@@ -431,9 +431,10 @@ def check_large_kernels(ctx: _Context) -> list[Finding]:
             "§3.1.large_kernel", "§3.1", "warning" if significant else "info", node.path,
             f"{k}x{k}{'/' + str(s) if s > 1 else ''} conv ({c_in} -> {c_out}): {layers} stacked 3x3 convs see the "
             f"same {priced.rf_size[0]}x{priced.rf_size[1]} field for {_pct(saved, original.macs)} fewer MACs "
-            f"({_human(original.macs)} -> {_human(priced.macs)}); a 5x5 costs 25/9 = 2.78x a 3x3",
+            f"({_human(original.macs)} -> {_human(priced.macs)}); a {k}x{k} costs {k * k}/9 = {k * k / 9:.2f}x a 3x3",
             {"kernel": k, "stride": s, "channels_in": c_in, "channels_out": c_out, "macs": original.macs},
-            f"replace it by {layers} 3x3 convs ({' -> '.join(str(c['out']) for c in chain)} channels"
+            f"replace it by {layers} stacked 3x3 convs ({' -> '.join(str(c) for c in [c_in] + [c['out'] for c in chain])} "
+            "channels"
             f"{', the first with stride ' + str(s) if s > 1 else ''}, ReLU between)",
             {"macs": priced.macs - original.macs, "params": priced.params - original.params,
              "rf": [k, k], "rf_after": list(priced.rf_size), "macs_saved_share": round(saved / original.macs, 3)}))

@@ -136,7 +136,9 @@ def render_table(report: CostReport, depth: str = "layer", tablefmt: str = "simp
                 "starts at pixel -P; not aligned: merged paths are centred on different pixels")
         return f"{title}\n\n{body}\n\n{note}\n"
     totals = tabulate(_totals_rows(report), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
-    return f"{title}\n\n{body}\n\n{totals}\n"
+    from .review import summary_line  # the review renderer owns the wording of its summary
+
+    return f"{title}\n\n{body}\n\n{totals}\n\n{summary_line(report.findings)}\n"
 
 
 def _rf_columns(report: CostReport, path: str) -> list:
@@ -187,6 +189,7 @@ def report_dict(report: CostReport) -> dict:
         "layers": [_with_rf(report, asdict(r), r.path) for r in report.layers],
         "blocks": [_with_rf(report, asdict(g), g.output_path) for g in report.blocks],
         "stages": [_with_rf(report, asdict(g), g.output_path) for g in report.stages],
+        "findings": [asdict(f) for f in report.findings],
     }
 
 

@@ -1,0 +1,65 @@
+"""The design review as text: a table for the terminal, Markdown, or JSON."""
+from __future__ import annotations
+
+import json
+import textwrap
+from collections import Counter
+from dataclasses import asdict
+
+from tabulate import tabulate
+
+from ..analysis.cost import AUX, CostReport
+from ..analysis.principles import SEVERITIES, Finding
+
+REVIEW_FORMATS = ("table", "markdown", "json")
+
+
+def summary_line(findings: list[Finding]) -> str:
+    counts = Counter(f.severity for f in findings)
+    parts = [f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in reversed(SEVERITIES) if counts[s]]
+    return "design review: " + (", ".join(parts) if parts else "no findings") + \
+        " (inception-analyzer review SPEC for details)"
+
+
+def stage_balance(report: CostReport) -> list[dict]:
+    """P4's figures: each stage's share of MACs, parameters and weighted layers (inference path)."""
+    main = [s for s in report.stages if s.role != AUX]
+    params = sum(s.params for s in main) or 1
+    by_stage = Counter(r.stage for r in report.layers if r.role != AUX and r.weighted)
+    depth = sum(by_stage.values()) or 1
+    return [{"stage": s.name, "macs_share": round(s.macs_share, 4), "params_share": round(s.params / params, 4),
+             "weighted_layers": by_stage[s.name], "depth_share": round(by_stage[s.name] / depth, 4)} for s in main]
+
+
+def _effect_text(finding: Finding) -> str:
+    if not finding.effect:
+        return ""
+    parts = []
+    for key in ("macs", "params"):
+        if key in finding.effect:
+            value = finding.effect[key]
+            parts.append(f"{key.replace('macs', 'MACs')} {'+' if value > 0 else ''}{value:,}")
+    if "rf_after" in finding.effect:
+        parts.append(f"RF {finding.effect['rf'][0]} -> {finding.effect['rf_after'][0]}")
+    return ", ".join(parts)
+
+
+def render_review(report: CostReport, findings: list[Finding], fmt: str = "table") -> str:
+    if fmt == "json":
+        return json.dumps({"model": report.model, "input": report.input,
+                           "summary": dict(Counter(f.severity for f in findings)),
+                           "findings": [asdict(f) for f in findings],
+                           "stage_balance": stage_balance(report)}, indent=1) + "\n"
+    markdown = fmt == "markdown"
+    wrap = (lambda text, width: text) if markdown else (lambda text, width: textwrap.fill(text, width))
+    rows = [[f.severity, f.principle, f.path, wrap(f.message, 70),
+             wrap((f.suggestion or "") + (f" [{_effect_text(f)}]" if f.effect else ""), 48)] for f in findings]
+    table = tabulate(rows, ["severity", "rule", "where", "finding", "suggested change [effect]"],
+                     tablefmt="github" if markdown else "grid", disable_numparse=True)
+    balance = tabulate([[b["stage"], f"{100 * b['macs_share']:.1f}%", f"{100 * b['params_share']:.1f}%",
+                         b["weighted_layers"]] for b in stage_balance(report)],
+                       ["stage", "MACs", "params", "conv+linear layers"],
+                       tablefmt="github" if markdown else "simple", disable_numparse=True)
+    title = f"design review of {report.model} (docs/review.md explains every rule)"
+    head = f"## {title}" if markdown else title
+    return f"{head}\n\n{summary_line(findings)}\n\n{table}\n\nstage balance (P4)\n\n{balance}\n"
