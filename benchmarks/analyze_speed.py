@@ -9,7 +9,8 @@
    repeated runs; the ratio is peer / ours.
 2. In process: load + expand + analyze, against model construction + FlopCountAnalysis.total().
 3. Scaling: generated specs of 1,250 ... 10,000 Inception-style blocks (3 convs, BN, ReLU and a
-   concat each); time per block should stay flat if the analysis is linear.
+   concat each) through `inception_analyzer.analyze` (costs, receptive fields and the design
+   review); time per block should stay flat if the analysis is linear.
 """
 from __future__ import annotations
 

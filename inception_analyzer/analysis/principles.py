@@ -8,6 +8,7 @@ The rules and their thresholds are stated in docs/review.md.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -54,6 +55,8 @@ class _Context:
     position: dict[str, float]   # node path -> share of weighted layers before it (0 = first)
     consumers: dict[str, list[str]]
     block_input: dict[str, tuple]  # block -> the shape entering it
+    by_block: dict[str, list[Node]]  # block -> its inference-path layers, in order
+    index: dict[str, int]          # node path -> its position in `main`
 
     def costs(self, path: str):
         return self._by_path[path]
@@ -76,7 +79,11 @@ def _context(graph: Graph, report: CostReport) -> _Context:
             consumers.setdefault(source, []).append(node.path)
         if node.block not in block_input:
             block_input[node.block] = node.in_shapes[0]
-    return _Context(graph, report, main, position, consumers, block_input)
+    by_block: dict[str, list[Node]] = {}
+    for node in main:
+        by_block.setdefault(node.block, []).append(node)
+    return _Context(graph, report, main, position, consumers, block_input, by_block,
+                    {node.path: i for i, node in enumerate(main)})
 
 
 # ----------------------------------------------------------------------------- pricing helpers
@@ -243,7 +250,7 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
             continue
         if _numel(_grid(end.out_shape)) >= _numel(before[1:]):
             continue
-        nodes = [n for n in ctx.main if n.block == group.name]
+        nodes = ctx.by_block[group.name]
         kinds = {n.kind for n in nodes if _reduces(n)}
         if end.kind == "concat" and "conv" in kinds and kinds & {"maxpool", "avgpool"}:
             findings.append(_parallel_reduction(group.name, before, end.out_shape))
@@ -253,7 +260,7 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
 
 
 def _is_pool_reduction(ctx: _Context, block: str) -> bool:
-    kinds = {n.kind for n in ctx.main if n.block == block and _reduces(n)}
+    kinds = {n.kind for n in ctx.by_block.get(block, []) if _reduces(n)}
     return bool(kinds & {"maxpool", "avgpool"}) and "conv" not in kinds
 
 
@@ -324,8 +331,8 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
 
 
 def _next_weighted(ctx: _Context, node: Node) -> Node | None:
-    index = ctx.main.index(node)
-    return next((n for n in ctx.main[index + 1:] if n.op.weighted), None)
+    later = itertools.islice(ctx.main, ctx.index[node.path] + 1, None)
+    return next((n for n in later if n.op.weighted), None)
 
 
 # ----------------------------------------------------------------------------- P2
