@@ -52,9 +52,8 @@ class _Step:
     slot: int                   # where the output goes
     inputs: tuple[int, ...]     # slots read
     frees: tuple[int, ...]      # slots whose last reader this step is
-    merge: str | None           # "concat" / "add" for merges; None: call the module
-    module_path: str | None
-    aux: bool
+    merge: Any                  # for merges, the op kind (its `combine` joins the tensors)
+    module_path: str | None     # otherwise the leaf module to call
 
 
 class SpecNetwork(SpecBlock):
@@ -103,8 +102,8 @@ class SpecNetwork(SpecBlock):
         for step, node in enumerate(nodes):
             frees = tuple(slots[s] for s in set(node.inputs) if last_read[s] == step and s not in outputs)
             steps.append(_Step(slots[node.path], tuple(slots[s] for s in node.inputs), frees,
-                               None if node.op.builds_module else node.op.name,
-                               node.path if node.op.builds_module else None, node.role == AUX))
+                               None if node.op.builds_module else node.op,
+                               node.path if node.op.builds_module else None))
         return steps, slots, len(slots), tuple(slots[p] for p in outputs)
 
     def forward(self, x: torch.Tensor):
@@ -112,12 +111,8 @@ class SpecNetwork(SpecBlock):
         values: list[Any] = [None] * size
         values[0] = x
         for step in steps:
-            if step.merge == "concat":
-                out = torch.cat([values[i] for i in step.inputs], 1)
-            elif step.merge == "add":
-                out = values[step.inputs[0]]
-                for i in step.inputs[1:]:
-                    out = out + values[i]
+            if step.merge is not None:
+                out = step.merge.combine([values[i] for i in step.inputs])
             else:
                 out = self._leaves[step.module_path](values[step.inputs[0]])
             values[step.slot] = out

@@ -167,6 +167,9 @@ class OpKind:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     args: ClassVar[tuple[Arg, ...]] = ()
+    # what the op is, for analyzers that reason about kinds of layers (the review): "conv",
+    # "linear", "pool", "batch_norm", "normalization", "activation", "merge", "reshape", "other"
+    category: ClassVar[str] = "other"
     merges: ClassVar[bool] = False          # takes several inputs (concat, add)
     weighted: ClassVar[bool] = False        # counts as a layer of depth (conv, linear)
     builds_module: ClassVar[bool] = True    # merges are done by the enclosing container
@@ -228,6 +231,10 @@ class OpKind:
     def make_module(self, a: dict, inputs: list[Shape], out: Shape):
         raise NotImplementedError(f"{self.name} has no torch module")
 
+    def combine(self, tensors: list):
+        """For merges: the torch operation joining the branches' tensors."""
+        raise NotImplementedError(f"{self.name} does not merge branches")
+
     def describe(self, a: dict) -> str:
         """A short argument summary for tables: '3x3/2', 'p=0.5'."""
         return ""
@@ -270,6 +277,7 @@ def _resolve_padding(op: str, padding, kernel, stride, dilation) -> tuple[tuple[
 @register
 class Conv(OpKind):
     name = "conv"
+    category = "conv"
     summary = "2-D convolution (torch.nn.Conv2d); in_channels come from the input"
     args = (Arg("out", positive_int), Arg("kernel", positive_pair), Arg("stride", positive_pair, 1),
             Arg("padding", padding_arg, 0), Arg("dilation", positive_pair, 1), Arg("groups", positive_int, 1),
@@ -317,6 +325,7 @@ class Conv(OpKind):
 @register
 class Linear(OpKind):
     name = "linear"
+    category = "linear"
     summary = "fully connected layer (torch.nn.Linear); in_features come from the input"
     args = (Arg("out", positive_int), Arg("bias", boolean, True))
     weighted = True
@@ -352,6 +361,7 @@ class Linear(OpKind):
 @register
 class BatchNorm(OpKind):
     name = "bn"
+    category = "batch_norm"
     summary = "batch normalisation over channels (torch.nn.BatchNorm2d)"
     args = (Arg("eps", positive_float, 1e-5), Arg("momentum", optional(probability), 0.1),
             Arg("affine", boolean, True))
@@ -385,6 +395,7 @@ class BatchNorm(OpKind):
 @register
 class LocalResponseNorm(OpKind):
     name = "lrn"
+    category = "normalization"
     summary = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
     args = (Arg("size", positive_int), Arg("alpha", number, 1e-4), Arg("beta", number, 0.75),
             Arg("k", number, 1.0))
@@ -408,6 +419,7 @@ class LocalResponseNorm(OpKind):
 class _WindowPool(OpKind):
     """max/avg pooling with torch's arguments; stride defaults to the kernel as in torch."""
 
+    category = "pool"
     other_flops_rule = "kernel area per output element (one compare or add per window element)"
 
     def output_shape(self, a, inputs):
@@ -462,6 +474,7 @@ class AvgPool(_WindowPool):
 
 
 class _AdaptivePool(OpKind):
+    category = "pool"
     args = (Arg("output_size", positive_pair, 1),)
     other_flops_rule = "one add or compare per input element"
 
@@ -509,6 +522,7 @@ class AdaptiveMaxPool(_AdaptivePool):
 
 # ----------------------------------------------------------------------------- pointwise
 class _Activation(OpKind):
+    category = "activation"
     other_flops_rule = "1 per element"
     module_name: ClassVar[str] = ""
 
@@ -538,6 +552,7 @@ _activation("tanh", "Tanh", "hyperbolic tangent")
 @register
 class Softmax(OpKind):
     name = "softmax"
+    category = "activation"
     summary = "softmax over the classes of a vector (the papers' last row; not in torchvision models)"
     other_flops_rule = "3 per element (exp, sum, divide)"
 
@@ -576,6 +591,7 @@ class Identity(OpKind):
 @register
 class Flatten(OpKind):
     name = "flatten"
+    category = "reshape"
     summary = "flattens [C, H, W] into a vector of C*H*W"
 
     def output_shape(self, a, inputs):
@@ -590,6 +606,7 @@ class Flatten(OpKind):
 @register
 class Concat(OpKind):
     name = "concat"
+    category = "merge"
     summary = "concatenates branches along channels (the Inception filter concat)"
     merges = True
     builds_module = False
@@ -601,10 +618,15 @@ class Concat(OpKind):
             raise ShapeError(f"concat needs branches on one grid, got {listed}")
         return (sum(s[0] for s in inputs), *inputs[0][1:])
 
+    def combine(self, tensors):
+        import torch
+        return torch.cat(tensors, 1)
+
 
 @register
 class Add(OpKind):
     name = "add"
+    category = "merge"
     summary = "element-wise sum of branches (residual connections)"
     merges = True
     builds_module = False
@@ -618,6 +640,12 @@ class Add(OpKind):
 
     def other_flops(self, a, inputs, out):
         return (len(inputs) - 1) * _numel(out)
+
+    def combine(self, tensors):
+        total = tensors[0]
+        for tensor in tensors[1:]:
+            total = total + tensor
+        return total
 
 
 @register

@@ -129,12 +129,16 @@ def _producer(ctx: _Context, node: Node) -> Node | None:
     return None
 
 
+def _is_conv(node: Node) -> bool:
+    return node.op.category == "conv"
+
+
 def _is_spatial_conv(node: Node) -> bool:
-    return node.kind == "conv" and node.args["kernel"][0] * node.args["kernel"][1] > 1
+    return _is_conv(node) and node.args["kernel"][0] * node.args["kernel"][1] > 1
 
 
 def _is_pointwise_conv(node: Node | None) -> bool:
-    return node is not None and node.kind == "conv" and node.args["kernel"] == (1, 1)
+    return node is not None and _is_conv(node) and node.args["kernel"] == (1, 1)
 
 
 def _grid(shape: tuple) -> tuple[int, int] | None:
@@ -149,7 +153,7 @@ def _numel(shape: tuple) -> int:
 def check_first_layer_stride(ctx: _Context) -> list[Finding]:
     """P1: an aggressive stride in the first layer throws away resolution before any features exist."""
     first = next((n for n in ctx.main if n.op.weighted), None)
-    if first is None or first.kind != "conv":
+    if first is None or not _is_conv(first):
         return []
     stride = max(first.args["stride"])
     if stride < AGGRESSIVE_FIRST_STRIDE:
@@ -170,13 +174,7 @@ def check_first_layer_stride(ctx: _Context) -> list[Finding]:
 def check_representation_drops(ctx: _Context) -> list[Finding]:
     """P1: a main-path block that keeps less than half of its input representation (HxWxC)."""
     findings = []
-    for group in ctx.report.blocks:
-        if group.role == AUX:
-            continue
-        node = ctx.graph.node(group.output_path)
-        before = ctx.block_input[group.name]
-        if len(before) != 3 or len(node.out_shape) != 3 or _grid(node.out_shape) == (1, 1):
-            continue  # the classifier head reduces to the classes by design
+    for group, node, before in _grid_blocks(ctx):
         ratio = _numel(node.out_shape) / _numel(before)
         if ratio >= SHARP_DROP or _is_pool_reduction(ctx, group.name):
             continue  # pooling reductions are classified and priced by check_grid_reductions
@@ -192,6 +190,18 @@ def check_representation_drops(ctx: _Context) -> list[Finding]:
             "widen the layer so the representation shrinks gently (the paper: at most by the grid "
             "reduction, with channels doubling when the grid halves)"))
     return findings
+
+
+def _grid_blocks(ctx: _Context):
+    """(block, its output node, its input shape) for inference-path blocks from grid to grid; the
+    classifier head, which reduces to the classes by design, is left out."""
+    for group in ctx.report.blocks:
+        if group.role == AUX:
+            continue
+        end = ctx.graph.node(group.output_path)
+        before = ctx.block_input[group.name]
+        if len(before) == 3 and len(end.out_shape) == 3 and _grid(end.out_shape) != (1, 1):
+            yield group, end, before
 
 
 def check_extreme_reductions(ctx: _Context) -> list[Finding]:
@@ -241,18 +251,12 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
                         (the paper's Figure 10: cheap and no bottleneck)
     """
     findings = []
-    for group in ctx.report.blocks:
-        if group.role == AUX:
-            continue
-        end = ctx.graph.node(group.output_path)
-        before = ctx.block_input[group.name]
-        if len(before) != 3 or len(end.out_shape) != 3 or _grid(end.out_shape) == (1, 1):
-            continue
+    for group, end, before in _grid_blocks(ctx):
         if _numel(_grid(end.out_shape)) >= _numel(before[1:]):
             continue
         nodes = ctx.by_block[group.name]
-        kinds = {n.kind for n in nodes if _reduces(n)}
-        if end.kind == "concat" and "conv" in kinds and kinds & {"maxpool", "avgpool"}:
+        kinds = {n.op.category for n in nodes if _reduces(n)}
+        if end.op.merges and kinds >= {"conv", "pool"}:
             findings.append(_parallel_reduction(group.name, before, end.out_shape))
         elif _is_pool_reduction(ctx, group.name):
             findings.append(_pool_reduction(ctx, group.name, nodes[-1], before, end.out_shape))
@@ -260,8 +264,8 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
 
 
 def _is_pool_reduction(ctx: _Context, block: str) -> bool:
-    kinds = {n.kind for n in ctx.by_block.get(block, []) if _reduces(n)}
-    return bool(kinds & {"maxpool", "avgpool"}) and "conv" not in kinds
+    kinds = {n.op.category for n in ctx.by_block.get(block, []) if _reduces(n)}
+    return "pool" in kinds and "conv" not in kinds
 
 
 def _reduces(node: Node) -> bool:
@@ -293,7 +297,7 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
     following = next((ctx.graph.node(p) for p in ctx.consumers.get(pool.path, [])), None)
     nxt = _next_weighted(ctx, pool)
     early = ctx.position[pool.path] < EARLY
-    if previous is not None and previous.kind == "conv" and previous.args["stride"] == (1, 1) \
+    if previous is not None and _is_conv(previous) and previous.args["stride"] == (1, 1) \
             and previous.out_shape[0] > previous.in_shapes[0][0]:
         # conv then pool: the widening conv ran on the big grid
         conv = previous
@@ -314,7 +318,7 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
             {"macs": costs["parallel"] - costs["conv_then_pool"]} if extra > 0 else None)
     k = before[0]
     k_out = nxt.out_shape[0] if nxt is not None and len(nxt.out_shape) == 3 else k
-    kernel = nxt.args["kernel"][0] if nxt is not None and nxt.kind == "conv" else 3
+    kernel = nxt.args["kernel"][0] if nxt is not None and _is_conv(nxt) else 3
     costs = _alternatives(before[1:], after[1:], k, k_out, kernel)
     ratio = _numel(after) / _numel(before)
     return Finding(
@@ -413,7 +417,7 @@ def check_large_kernels(ctx: _Context) -> list[Finding]:
     """§3.1: a k x k conv (k >= 5) as a stack of 3x3 convs with the same receptive field."""
     findings = []
     for node in ctx.main:
-        if node.kind != "conv" or node.args["groups"] != 1 or min(node.args["kernel"]) < 5 \
+        if not _is_conv(node) or node.args["groups"] != 1 or min(node.args["kernel"]) < 5 \
                 or node.args["dilation"] != (1, 1):
             continue
         k, s = node.args["kernel"][0], node.args["stride"][0]
@@ -545,7 +549,7 @@ def check_early_asymmetric(ctx: _Context) -> list[Finding]:
     """§3.2: asymmetric convs on grids larger than 20 (the paper found them to work poorly early)."""
     findings = []
     for node in ctx.main:
-        if node.kind != "conv":
+        if not _is_conv(node):
             continue
         kh, kw = node.args["kernel"]
         grid = _grid(node.in_shapes[0])
@@ -593,7 +597,7 @@ def check_auxiliary_heads(ctx: _Context) -> list[Finding]:
 
 
 def _followed_by_bn(ctx: _Context, node: Node) -> bool:
-    return any(ctx.graph.node(p).kind == "bn" for p in ctx.consumers.get(node.path, []))
+    return any(ctx.graph.node(p).op.category == "batch_norm" for p in ctx.consumers.get(node.path, []))
 
 
 # ----------------------------------------------------------------------------- receptive fields

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport, GroupCost, LayerCost
+from .review import summary_line
 
 FORMATS = ("table", "markdown", "csv", "json")
 DEPTHS = ("layer", "block", "stage")
@@ -136,8 +137,6 @@ def render_table(report: CostReport, depth: str = "layer", tablefmt: str = "simp
                 "starts at pixel -P; not aligned: merged paths are centred on different pixels")
         return f"{title}\n\n{body}\n\n{note}\n"
     totals = tabulate(_totals_rows(report), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
-    from .review import summary_line  # the review renderer owns the wording of its summary
-
     return f"{title}\n\n{body}\n\n{totals}\n\n{summary_line(report.findings)}\n"
 
 
