@@ -4,9 +4,10 @@
     ./dev bench analyze_speed --quick    # fewer repeats, smaller scaling series
 
 1. Whole process: `python -m inception_analyzer analyze specs/inception_v3.yaml` (table output)
-   against a process that builds torchvision's inception_v3 and runs fvcore's FlopCountAnalysis
-   on it (the peer; skipped when torch, torchvision or fvcore cannot be imported). Medians of
-   repeated runs; the ratio is peer / ours.
+   against two peers: a process that builds our own model of the spec (build_model) and runs
+   fvcore's FlopCountAnalysis on it, and one doing the same with torchvision's inception_v3
+   (skipped when torch, torchvision or fvcore cannot be imported). Medians of repeated runs; the
+   ratio is peer / ours.
 2. In process: load + expand + analyze, against model construction + FlopCountAnalysis.total().
 3. Scaling: generated specs of 1,250 ... 10,000 Inception-style blocks (3 convs, BN, ReLU and a
    concat each) through `inception_analyzer.analyze` (costs, receptive fields and the design
@@ -38,8 +39,16 @@ PEER_SETUP = textwrap.dedent("""
         import torchvision
     from fvcore.nn import FlopCountAnalysis
 """)
-PEER_RUN = textwrap.dedent("""
-    model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).eval()
+PEERS = {
+    "our build_model + fvcore": textwrap.dedent(f"""
+        import inception_analyzer
+        model = inception_analyzer.build_model({SPEC!r}).eval()
+    """),
+    "torchvision inception_v3 + fvcore": textwrap.dedent("""
+        model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).eval()
+    """),
+}
+COUNT = textwrap.dedent("""
     flops = FlopCountAnalysis(model, torch.zeros(1, 3, 299, 299))
     flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     total = flops.total()
@@ -62,13 +71,13 @@ def peer_available() -> bool:
 
 def whole_process(repeats: int) -> None:
     ours = median_seconds([sys.executable, "-m", "inception_analyzer", "analyze", SPEC], repeats)
-    print(f"whole process, analyze inception_v3 (table):           {ours * 1000:8.1f} ms  (median of {repeats})")
+    print(f"whole process, {'analyze inception_v3 (table):':40} {ours * 1000:8.1f} ms   (median of {repeats})")
     if not peer_available():
         print("peer (torchvision + fvcore) not importable: ratio not measured")
         return
-    peer = median_seconds([sys.executable, "-c", PEER_SETUP + PEER_RUN], max(3, repeats // 3))
-    print(f"whole process, torchvision inception_v3 + fvcore:      {peer * 1000:8.1f} ms")
-    print(f"ratio peer / ours:                                     {peer / ours:8.1f} x")
+    for name, build in PEERS.items():
+        peer = median_seconds([sys.executable, "-c", PEER_SETUP + build + COUNT], max(3, repeats // 3))
+        print(f"whole process, {name + ':':40} {peer * 1000:8.1f} ms   ratio peer / ours {peer / ours:6.1f} x")
 
 
 def in_process(repeats: int) -> None:
@@ -80,19 +89,19 @@ def in_process(repeats: int) -> None:
         ia.analyze(SPEC)
         times.append(time.perf_counter() - start)
     ours = statistics.median(times)
-    print(f"in process, load + expand + analyze inception_v3:      {ours * 1000:8.2f} ms")
+    print(f"in process, {'load + expand + analyze + RF + review:':43} {ours * 1000:8.2f} ms")
     if not peer_available():
         return
     namespace: dict = {}
     exec(PEER_SETUP, namespace)  # noqa: S102 - our own constant benchmark code
-    times = []
-    for _ in range(max(3, repeats // 5)):
-        start = time.perf_counter()
-        exec(PEER_RUN, namespace)  # noqa: S102
-        times.append(time.perf_counter() - start)
-    peer = statistics.median(times)
-    print(f"in process, build torchvision model + fvcore total:    {peer * 1000:8.2f} ms")
-    print(f"ratio peer / ours:                                     {peer / ours:8.1f} x")
+    for name, build in PEERS.items():
+        times = []
+        for _ in range(max(3, repeats // 5)):
+            start = time.perf_counter()
+            exec(build + COUNT, namespace)  # noqa: S102
+            times.append(time.perf_counter() - start)
+        peer = statistics.median(times)
+        print(f"in process, {name + ':':43} {peer * 1000:8.2f} ms   ratio peer / ours {peer / ours:6.1f} x")
 
 
 def generated_spec(blocks: int) -> str:

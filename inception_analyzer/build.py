@@ -174,16 +174,20 @@ def free_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
-def check_fits(graph: Graph, device: torch.device, dtype: torch.dtype) -> int:
-    """Refuse, with the figures, a model whose weights cannot fit the device; return their bytes."""
+def check_fits(graph: Graph, device: torch.device, dtype: torch.dtype, images: int = 0) -> int:
+    """Refuse, with the figures, a model whose weights (and the activations of an inference pass
+    on `images` images) cannot fit the device; return the bytes needed."""
     from .analysis.cost import analyze_cost
 
     totals = analyze_cost(graph).totals
     element = torch.tensor([], dtype=dtype).element_size()
-    needed = totals.params * element + totals.buffers * 8  # BN's num_batches_tracked is int64; bound
+    weights = totals.params * element + totals.buffers * 8  # BN's num_batches_tracked is int64; bound
+    activations = totals.peak_activation_bytes // 4 * element * images  # the analysis counts fp32
+    needed = weights + activations
     free = free_memory_bytes(device)
     if free is not None and needed > free:
-        raise BuildError(f"{graph.name} needs {needed / 2**30:.2f} GiB for {totals.params:,} params at "
+        what = f"{totals.params:,} params" + (f" and one pass on {images} image(s)" if images else "")
+        raise BuildError(f"{graph.name} needs {needed / 2**30:.2f} GiB for {what} at "
                          f"{str(dtype).removeprefix('torch.')} but {device} has {free / 2**30:.2f} GiB free; "
                          "refusing to allocate", SourceLocation(graph.spec.file))
     return needed
@@ -236,6 +240,7 @@ def build_and_check(spec: str | Path, overrides: dict[str, Any] | None = None, i
 
     graph = build_graph(load_spec(spec), overrides, input_size)
     report = analyze_cost(graph)
+    check_fits(graph, resolve_device(device), resolve_dtype(dtype), images=1)  # the check pass below
     model = build_model(graph, device=device, dtype=dtype, channels_last=channels_last).eval()
     target = next(model.parameters()).device
     params = sum(p.numel() for p in model.parameters())
