@@ -115,6 +115,7 @@ class _Namespace:
         self.prefix = prefix
         self.reserved = reserved
         self.used: set[str] = set()
+        self.next_suffix: dict[str, int] = {}  # base -> next suffix to try: derive stays O(1)
 
     def path_of(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -129,10 +130,12 @@ class _Namespace:
         return self.path_of(name)
 
     def derive(self, base: str) -> str:
-        name, k = base, 0
+        k = self.next_suffix.get(base, 0)
+        name = base if k == 0 else f"{base}_{k}"
         while name in self.used or name in self.reserved or (name == INPUT and not self.prefix):
             k += 1
             name = f"{base}_{k}"
+        self.next_suffix[base] = k + 1
         self.used.add(name)
         return self.path_of(name)
 
