@@ -236,7 +236,7 @@ def build_and_check(spec: str | Path, overrides: dict[str, Any] | None = None, i
     bug in the registry, and no user should get such a model silently.
     """
     from .analysis.cost import analyze_cost
-    from .render.tables import human, shape_text
+    from .numbers import human, shape_text
 
     graph = build_graph(load_spec(spec), overrides, input_size)
     report = analyze_cost(graph)

@@ -15,6 +15,7 @@ from .errors import AnalyzerError, OverrideError
 from .output import write_atomically
 from .spec.yaml_source import parse_scalar
 from .analysis.principles import SEVERITIES, severity_at_least
+from .render import compare as compare_command, diagram as diagram_command, report as report_command
 from .render.review import REVIEW_FORMATS, render_review
 from .render.tables import DEPTHS, FORMATS, render
 
@@ -84,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--summary", action="store_true",
                            help="print the module tree's blocks with params and output shapes")
     build_cmd.set_defaults(run=run_build)
+
+    for name, module in (("diagram", diagram_command), ("compare", compare_command), ("report", report_command)):
+        command = commands.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
 
     ops_cmd = commands.add_parser("ops", help="list the op kinds a spec can use")
     ops_cmd.set_defaults(run=run_ops)

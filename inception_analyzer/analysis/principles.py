@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..graph import AUX, INPUT, Graph, Node
+from ..numbers import human
 from ..ops import OPS, RFStep
 from .cost import CostReport
 
@@ -287,7 +288,7 @@ def _parallel_reduction(name: str, before: tuple, after: tuple) -> Finding:
         "§5.grid_reduction", "§5", "info", name,
         f"{name} reduces {_shape(before)} to {_shape(after)} with a stride-2 conv and a pooling in "
         f"parallel, concatenated: the paper's efficient grid reduction (Figure 10); with a 3x3 conv it costs "
-        f"{_human(costs['parallel'])} MACs against {_human(costs['conv_then_pool'])} for conv-then-pool",
+        f"{human(costs['parallel'])} MACs against {human(costs['conv_then_pool'])} for conv-then-pool",
         {"kind": "parallel", "representation_in": _numel(before), "representation_out": _numel(after),
          "alternatives_macs": costs})
 
@@ -309,8 +310,8 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
             "§5.grid_reduction", "§5", "warning" if early else "info", name,
             f"conv-then-pool: {conv.path} widens {k} -> {k_out} channels on the {_grid_text(conv.out_shape)} "
             f"grid and {name} then pools to {_grid_text(after)}; the widening costs "
-            f"{_human(costs['conv_then_pool'])} MACs where the paper's parallel reduction costs "
-            f"{_human(costs['parallel'])}",
+            f"{human(costs['conv_then_pool'])} MACs where the paper's parallel reduction costs "
+            f"{human(costs['parallel'])}",
             {"kind": "conv_then_pool", "conv": conv.path, "alternatives_macs": costs,
              "representation_in": _numel(before), "representation_out": _numel(after)},
             f"replace {conv.path} + {name} by a stride-2 {kernel}x{kernel} conv to {k_out - k} channels in "
@@ -330,7 +331,7 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
          "ratio": round(ratio, 4), "alternatives_macs": costs},
         f"let a stride-2 conv (to {max(k_out - k, k)} channels) run beside the pooling and concatenate, "
         f"so the representation grows to {_numel(after[1:]) * (k + max(k_out - k, k)):,} values "
-        f"for {_human(_alternatives(before[1:], after[1:], k, k + max(k_out - k, k), 3)['parallel'])} MACs",
+        f"for {human(_alternatives(before[1:], after[1:], k, k + max(k_out - k, k), 3)['parallel'])} MACs",
         {"macs": _alternatives(before[1:], after[1:], k, k + max(k_out - k, k), 3)["parallel"]})
 
 
@@ -380,7 +381,7 @@ def check_unreduced_spatial_convs(ctx: _Context) -> list[Finding]:
         findings.append(Finding(
             "P3.unreduced_spatial_conv", "P3", "warning" if c_in >= VERY_WIDE_INPUT else "info", node.path,
             f"{_kernel(node)} conv on {c_in} channels with no 1x1 reduction before it: "
-            f"{_human(original.macs)} MACs of spatial aggregation over the full-width embedding",
+            f"{human(original.macs)} MACs of spatial aggregation over the full-width embedding",
             {"channels_in": c_in, "channels_out": node.args["out"], "macs": original.macs},
             f"put a 1x1 conv to {reduced} channels before it ({c_in} / {c_in / reduced:.0f})",
             {"macs": chain.macs - original.macs, "params": chain.params - original.params,
@@ -442,7 +443,7 @@ def check_large_kernels(ctx: _Context) -> list[Finding]:
             "§3.1.large_kernel", "§3.1", "warning" if significant else "info", node.path,
             f"{k}x{k}{'/' + str(s) if s > 1 else ''} conv ({c_in} -> {c_out}): {layers} stacked 3x3 convs see the "
             f"same {priced.rf_size[0]}x{priced.rf_size[1]} field for {_pct(saved, original.macs)} fewer MACs "
-            f"({_human(original.macs)} -> {_human(priced.macs)}); a {k}x{k} costs {k * k}/9 = {k * k / 9:.2f}x a 3x3",
+            f"({human(original.macs)} -> {human(priced.macs)}); a {k}x{k} costs {k * k}/9 = {k * k / 9:.2f}x a 3x3",
             {"kernel": k, "stride": s, "channels_in": c_in, "channels_out": c_out, "macs": original.macs},
             f"replace it by {layers} stacked 3x3 convs ({' -> '.join(str(c) for c in [c_in] + [c['out'] for c in chain])} "
             "channels"
@@ -501,7 +502,7 @@ def check_factorized_chains(ctx: _Context) -> list[Finding]:
         findings.append(Finding(
             "§3.factorized", "§3", "info", block,
             f"{where} uses factorized convolutions: {'; '.join(described)}; "
-            f"{_human(chain_macs)} MACs where single convs with the same fields would cost {_human(single_macs)}",
+            f"{human(chain_macs)} MACs where single convs with the same fields would cost {human(single_macs)}",
             {"chains": [[c.path for c in chain] for chain in chains], "macs": chain_macs,
              "macs_unfactorized": single_macs}))
     return findings
@@ -537,7 +538,7 @@ def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
             f"{len(items)} square spatial conv{'s' if len(items) > 1 else ''} on the {grid} grid, where the "
             "paper found 1xn then nx1 "
             f"to work very well: {names}; factorized they cost {_pct(before - after, before)} fewer MACs "
-            f"({_human(before)} -> {_human(after)}), same receptive field",
+            f"({human(before)} -> {human(after)}), same receptive field",
             {"convs": [node.path for node, _ in items], "macs": before, "grid": grid},
             "replace each n x n conv by a 1 x n conv then an n x 1 conv, the first to the geometric mean "
             "of the input and output widths (1 - 2/n cheaper at equal channels: 33% for 3x3, 71% for 7x7)",
@@ -638,6 +639,12 @@ def review(graph: Graph, report: CostReport) -> list[Finding]:
     return sorted(findings, key=lambda f: (-SEVERITIES.index(f.severity), order.get(f.path, -1)))
 
 
+def is_bottleneck(finding: Finding) -> bool:
+    """Findings that mark a representational bottleneck (P1, and §5's pool-then-conv reductions,
+    which the paper rejects for creating one); plots mark these."""
+    return finding.principle == "P1" or finding.figures.get("kind") == "pool_then_conv"
+
+
 def severity_at_least(findings: list[Finding], level: str) -> list[Finding]:
     return [f for f in findings if SEVERITIES.index(f.severity) >= SEVERITIES.index(level)]
 
@@ -660,10 +667,3 @@ def _short(path: str, block: str) -> str:
 def _kernel(node: Node) -> str:
     kh, kw = node.args["kernel"]
     return f"{kh}x{kw}"
-
-
-def _human(n: float) -> str:
-    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{prefix}"
-    return f"{n:g}"

@@ -30,7 +30,7 @@ from ..errors import AnalyzerError, SourceLocation
 from ..graph import INPUT, Graph
 from ..output import OutputError, write_atomically, write_atomically_with
 from .reviewed import SEVERITIES, review_spec
-from .tables import human, shape_text
+from ..numbers import human, shape_text
 
 LEVELS = ("block", "layer")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -73,6 +73,7 @@ class DiagramCluster:
     cost: GroupCost
     parent: str | None
     findings: list = field(default_factory=list)
+    branch_heads: list[str] = field(default_factory=list)  # first node of each branch, left to right
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Diagram:
     edges: list[tuple[str, str]]
     max_macs_share: float           # the largest node share: the darkest fill
     unplaced_findings: list         # findings about the model as a whole (no node to hold them)
+    runs: dict[str, list[str]] = field(default_factory=dict)  # collapsed node -> the blocks it stands for
 
 
 # ----------------------------------------------------------------------------- structure
@@ -251,6 +253,8 @@ def build_diagram(graph: Graph, report: CostReport, findings=(), level: str = "b
             clusters[cost.name] = DiagramCluster(cost.name, _relative(cost.name, chain), kind, cost,
                                                  chain[-1] if chain else None)
 
+    _mark_branch_heads(nodes, clusters)
+
     edges: list[tuple[str, str]] = []
     seen = set()
     for node in graph.layers():
@@ -267,7 +271,23 @@ def build_diagram(graph: Graph, report: CostReport, findings=(), level: str = "b
     t = report.totals
     title = (f"{report.model}: {level} level{', repeated modules collapsed' if runs else ''}. "
              f"Input {h}x{w}x{c}; {human(t.params)} params; {human(t.macs)} MACs per image (inference)")
-    return Diagram(report.model, level, report.input, title, nodes, clusters, edges, max(main_shares, default=0.0), unplaced)
+    return Diagram(report.model, level, report.input, title, nodes, clusters, edges, max(main_shares, default=0.0),
+                   unplaced, run_blocks)
+
+
+def _mark_branch_heads(nodes: dict[str, DiagramNode], clusters: dict[str, DiagramCluster]) -> None:
+    """Record each module's branch heads in concat order, so they can be drawn on one row."""
+    heads: dict[str, dict[int, DiagramNode]] = {}
+    for node in nodes.values():  # in execution order: a branch's first node comes first
+        if node.branch is None or not node.clusters:
+            continue
+        merge, index = node.branch.rsplit("#", 1)
+        heads.setdefault(merge, {}).setdefault(int(index), node)
+    for by_index in heads.values():
+        row = [by_index[i] for i in sorted(by_index)]
+        owner = row[0].clusters[-1]
+        if len(row) > 1 and all(n.clusters[-1] == owner for n in row):
+            clusters[owner].branch_heads = [n.id for n in row]
 
 
 def _place_findings(findings, nodes, clusters, node_id_of, runs) -> list:
@@ -317,17 +337,35 @@ def _figures(cost: GroupCost) -> str:
     return " · ".join(parts)
 
 
+def check_name(finding) -> str:
+    """'§3.factorized' for a check named after its principle, else 'P1 other.check'."""
+    if finding.check.startswith(finding.principle + "."):
+        return finding.check
+    return f"{finding.principle} {finding.check}"
+
+
 def _finding_rows(findings) -> str:
+    """One line per kind of finding, most serious first ('info §3.factorized x4' on a collapsed run)."""
+    counts: dict[tuple[str, str], int] = {}
+    for finding in sorted(findings, key=lambda f: _severity_rank(f.severity)):
+        key = (finding.severity, check_name(finding))
+        counts[key] = counts.get(key, 0) + 1
     rows = []
-    for finding in sorted(findings, key=lambda f: SEVERITIES.index(f.severity)):
-        colour = SEVERITY_COLOURS.get(finding.severity, "#000000")
-        rows.append(f'<tr><td bgcolor="#ffffff"><font color="{colour}" point-size="9"><b>{_text(finding.severity)} '
-                    f'{_text(finding.principle)}</b> {_text(finding.check)}</font></td></tr>')
+    for (severity, check), count in counts.items():
+        colour = SEVERITY_COLOURS.get(severity, "#000000")
+        times = f" x{count}" if count > 1 else ""
+        rows.append(f'<tr><td bgcolor="#ffffff"><font color="{colour}" point-size="9"><b>{_text(severity)}</b> '
+                    f"{_text(check)}{times}</font></td></tr>")
     return "".join(rows)
 
 
+def _severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
 def _label(title: str, kind: str, cost: GroupCost, findings, font_colour: str) -> str:
-    kind_row = f'<tr><td><font point-size="9">{_text(kind)}</font></td></tr>' if kind else ""
+    shown = kind and kind != title  # a lone 'concat' needs no second 'concat'
+    kind_row = f'<tr><td><font point-size="9">{_text(kind)}</font></td></tr>' if shown else ""
     return (f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">'
             f'<tr><td><font color="{font_colour}"><b>{_text(title)}</b></font></td></tr>'
             + kind_row.replace("<font ", f'<font color="{font_colour}" ')
@@ -336,31 +374,30 @@ def _label(title: str, kind: str, cost: GroupCost, findings, font_colour: str) -
 
 
 def _tooltip(path: str, findings) -> str:
-    lines = [path] + [f"{f.severity} {f.principle} {f.check}: {f.message}" for f in findings]
-    return "\n".join(lines)
+    lines = [path] + [f"{f.severity} {check_name(f)}: {f.message}" for f in findings]
+    return "\\n".join(lines)  # DOT's own line-break escape: the DOT text stays one line per node
 
 
 def _border(findings) -> dict[str, str]:
     if not findings:
         return {}
-    worst = min(findings, key=lambda f: SEVERITIES.index(f.severity)).severity
+    worst = min(findings, key=lambda f: _severity_rank(f.severity)).severity
     return {"color": SEVERITY_COLOURS.get(worst, "#000000"), "penwidth": "2.5"}
 
 
 def _legend(diagram: Diagram) -> str:
-    swatches = "".join(f'<td bgcolor="{colour}" width="14"> </td>' for colour in MACS_FILLS)
+    """The graph's heading: title, colour scale, border and dash meanings, model-wide findings."""
+    swatches = "".join(f'<td bgcolor="{colour}" width="16" height="12"></td>' for colour in MACS_FILLS)
+    scale = (f'<table border="0" cellspacing="0" cellpadding="2" align="left"><tr><td>fill: share of inference MACs, 0%</td>'
+             f'{swatches}<td>{100 * diagram.max_macs_share:.1f}% (the largest node)</td></tr></table>')
     severity = " ".join(f'<font color="{c}"><b>{s}</b></font>' for s, c in SEVERITY_COLOURS.items())
-    model_wide = "".join(
-        f'<tr><td colspan="12" align="left"><font color="{SEVERITY_COLOURS.get(f.severity, "#000000")}">'
-        f'<b>{_text(f.severity)} {_text(f.principle)}</b> {_text(f.check)}: {_text(f.message)}</font></td></tr>'
-        for f in diagram.unplaced_findings)
-    return (f'<<table border="0" cellspacing="2" cellpadding="1">'
-            f'<tr><td colspan="12" align="left"><font point-size="14"><b>{_text(diagram.title)}</b></font></td></tr>'
-            f'<tr><td align="left">fill: share of inference MACs, 0</td>{swatches}'
-            f'<td align="left">{100 * diagram.max_macs_share:.1f}% (the largest node)</td><td> </td></tr>'
-            f'<tr><td colspan="12" align="left">border: review finding ({severity}); '
-            f'dashed grey: auxiliary head (training only)</td></tr>'
-            + model_wide + "</table>>")
+    rows = [f'<font point-size="14"><b>{_text(diagram.title)}</b></font>', scale,
+            f"border: review finding ({severity}); dashed grey: auxiliary head (training only)"]
+    rows += [f'<font color="{SEVERITY_COLOURS.get(f.severity, "#000000")}"><b>{_text(f.severity)}</b> '
+             f'{_text(check_name(f))} at {_text(f.path)}: {_text(f.message)}</font>'
+             for f in diagram.unplaced_findings]
+    cells = "".join(f'<tr><td align="left">{row}</td></tr>' for row in rows)
+    return f'<<table border="0" cellspacing="2" cellpadding="0">{cells}</table>>'
 
 
 def diagram_source(diagram: Diagram) -> str:
@@ -374,7 +411,7 @@ def diagram_source(diagram: Diagram) -> str:
                    "margin": "0.08,0.03", "color": "#555555"},
         edge_attr={"color": "#777777", "arrowsize": "0.6"})
     c, h, w = diagram.input_shape
-    dot.node(INPUT, f"input\n{h}x{w}x{c}", shape="oval", fillcolor=NO_MACS_FILL)
+    dot.node(INPUT, f"input\\n{h}x{w}x{c}", shape="oval", fillcolor=NO_MACS_FILL)
 
     children: dict[str | None, list[str]] = {}
     for cid, cluster in diagram.clusters.items():
@@ -394,6 +431,11 @@ def diagram_source(diagram: Diagram) -> str:
                          fontsize="10", tooltip=_tooltip(child, cluster.findings),
                          **{"color": "#9e9e9e", **_border(cluster.findings)})
                 emit(sub, child, depth + 1)
+                if cluster.branch_heads:
+                    with sub.subgraph() as row:  # branches side by side, in concat order
+                        row.attr(rank="same")
+                        for left, right in zip(cluster.branch_heads, cluster.branch_heads[1:]):
+                            row.edge(left, right, style="invis")
 
     emit(dot, None, 0)
     for source, target in diagram.edges:

@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport
 from ..analysis.principles import SEVERITIES, Finding
+from ..numbers import human
 
 REVIEW_FORMATS = ("table", "markdown", "json")
 
@@ -31,17 +32,30 @@ def stage_balance(report: CostReport) -> list[dict]:
              "weighted_layers": by_stage[s.name], "depth_share": round(by_stage[s.name] / depth, 4)} for s in main]
 
 
-def _effect_text(finding: Finding) -> str:
-    if not finding.effect:
-        return ""
+def _signed(value: int) -> str:
+    return ("+" if value > 0 else "-" if value < 0 else "±") + human(abs(value))
+
+
+def figure_value(value) -> str:
+    """A measured figure as a reader wants it: 1,382,976; 0.3691; nested records spelled out."""
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k} {figure_value(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(figure_value(v) for v in value) + "]"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def effect_text(effect: dict, totals) -> str:
+    """A suggestion's computed effect: params and MACs deltas with their share of the model."""
     parts = []
-    for key in ("macs", "params"):
-        if key in finding.effect:
-            value = finding.effect[key]
-            parts.append(f"{key.replace('macs', 'MACs')} {'+' if value > 0 else ''}{value:,}")
-    if "rf_after" in finding.effect:
-        parts.append(f"RF {finding.effect['rf'][0]} -> {finding.effect['rf_after'][0]}")
-    return ", ".join(parts)
+    for key, total in (("params", totals.params), ("macs", totals.macs)):
+        if key in effect:
+            label = "MACs" if key == "macs" else key
+            parts.append(f"{label} {_signed(effect[key])} ({100 * effect[key] / total:+.2f}% of the model)")
+    parts += [f"{key} {figure_value(value)}" for key, value in effect.items() if key not in ("params", "macs")]
+    return "; ".join(parts)
 
 
 def render_review(report: CostReport, findings: list[Finding], fmt: str = "table") -> str:
@@ -53,7 +67,8 @@ def render_review(report: CostReport, findings: list[Finding], fmt: str = "table
     markdown = fmt == "markdown"
     wrap = (lambda text, width: text) if markdown else (lambda text, width: textwrap.fill(text, width))
     rows = [[f.severity, f.principle, f.path, wrap(f.message, 70),
-             wrap((f.suggestion or "") + (f" [{_effect_text(f)}]" if f.effect else ""), 48)] for f in findings]
+             wrap((f.suggestion or "") + (f" [{effect_text(f.effect, report.totals)}]" if f.effect else ""), 48)]
+            for f in findings]
     table = tabulate(rows, ["severity", "rule", "where", "finding", "suggested change [effect]"],
                      tablefmt="github" if markdown else "grid", disable_numparse=True)
     balance = tabulate([[b["stage"], f"{100 * b['macs_share']:.1f}%", f"{100 * b['params_share']:.1f}%",

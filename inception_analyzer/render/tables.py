@@ -13,6 +13,7 @@ from dataclasses import asdict
 from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport, GroupCost, LayerCost
+from ..numbers import human, shape_text
 from .review import summary_line
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -32,20 +33,6 @@ CONVENTIONS = {
                        "stride = effective stride, padding = effective padding (unit 0 starts at -padding), "
                        "center = centre of unit 0, aligned = all paths share centre and stride",
 }
-
-
-def human(n: float, unit: str = "") -> str:
-    """1234567 -> '1.23M'; keeps three significant figures, SI prefixes."""
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:#.3g}".rstrip(".") + f"{prefix}{unit}"
-    return f"{n:g}{unit}"
-
-
-def shape_text(shape: list[int]) -> str:
-    if len(shape) == 3:
-        return f"{shape[1]}x{shape[2]}x{shape[0]}"  # the papers' HxWxC order
-    return "x".join(map(str, shape))
 
 
 def _label(name: str, role: str) -> str:
@@ -76,7 +63,7 @@ def _group_rows(report: CostReport, groups: list[GroupCost], label: str) -> tupl
     return headers, rows
 
 
-def _rf_rows(report: CostReport, depth: str) -> tuple[list[str], list[list]]:
+def rf_table(report: CostReport, depth: str) -> tuple[list[str], list[list]]:
     """How the receptive field grows: per layer (or per block/stage output) on the inference path."""
     if depth == "layer":
         items = [(r.path, r.path, r.output_shape) for r in report.layers if r.role != AUX]
@@ -96,7 +83,7 @@ def _rf_rows(report: CostReport, depth: str) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
-def _totals_rows(report: CostReport) -> list[list[str]]:
+def totals_table(report: CostReport) -> list[list[str]]:
     t = report.totals
     rows = [["params", f"{t.params:,}" + (f"  (aux heads: {t.params_aux:,})" if t.params_aux else "")],
             ["MACs (inference, conv+linear)", f"{t.macs:,}  ({human(t.macs)})"]]
@@ -111,9 +98,9 @@ def _totals_rows(report: CostReport) -> list[list[str]]:
     return rows
 
 
-def _table_for(report: CostReport, depth: str, rf_view: bool) -> tuple[list[str], list[list]]:
+def cost_table(report: CostReport, depth: str, rf_view: bool) -> tuple[list[str], list[list]]:
     if rf_view:
-        return _rf_rows(report, depth)
+        return rf_table(report, depth)
     if depth == "block":
         return _group_rows(report, report.blocks, "block")
     if depth == "stage":
@@ -127,7 +114,7 @@ def _title(report: CostReport) -> str:
 
 
 def render_table(report: CostReport, depth: str = "layer", tablefmt: str = "simple", rf_view: bool = False) -> str:
-    headers, rows = _table_for(report, depth, rf_view)
+    headers, rows = cost_table(report, depth, rf_view)
     align = ["left"] + ["right"] * (len(headers) - 1) if rf_view else \
         ["left", "left", "left", "right", "right", "right", "right", "right"][: len(headers)]
     body = tabulate(rows, headers, tablefmt=tablefmt, colalign=align, disable_numparse=True)
@@ -136,7 +123,7 @@ def render_table(report: CostReport, depth: str = "layer", tablefmt: str = "simp
         note = ("RF: receptive field in input pixels (h x w when they differ); eff. padding P: unit 0 "
                 "starts at pixel -P; not aligned: merged paths are centred on different pixels")
         return f"{title}\n\n{body}\n\n{note}\n"
-    totals = tabulate(_totals_rows(report), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
+    totals = tabulate(totals_table(report), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
     return f"{title}\n\n{body}\n\n{totals}\n\n{summary_line(report.findings)}\n"
 
 

@@ -1,0 +1,270 @@
+"""Several models side by side: one row each, with ratios against a baseline model.
+
+Every figure comes from a model's records (cost totals, the receptive field of its last feature
+map, the review's findings) or its spec's metadata (published accuracy with its source); the only
+arithmetic here is the ratio of a figure to the baseline's.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tabulate import tabulate
+
+from ..analysis.cost import AUX, CostReport
+from ..errors import AnalyzerError, did_you_mean
+from ..output import write_atomically
+from . import html as html_doc
+from .reviewed import SEVERITIES, ReviewedModel, counts_text, findings_by_severity, review_spec
+from ..numbers import human, shape_text
+
+FORMATS = ("table", "markdown", "csv", "json", "html")
+SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
+DEFAULT_SPECS = ("inception_v1", "bn_inception", "inception_v2", "inception_v3", "vgg16", "alexnet")
+DEFAULT_BASELINE = "vgg16"
+RATIO_FIGURES = ("params", "macs", "activations")
+JSON_SCHEMA_VERSION = 1
+HELP = "compare models side by side: cost, depth, receptive field, published accuracy, findings"
+DESCRIPTION = ("One row per model: params, MACs, activations, depth, receptive field of the last feature "
+               "map, published top-1/top-5 with its source, review findings, and ratios against a "
+               f"baseline. Without specs: {', '.join(DEFAULT_SPECS)}.")
+CONVENTIONS = {
+    "params": "learnable parameters, aux heads included (docs/conventions.md)",
+    "macs": "multiply-accumulates of conv and linear layers per image, inference path",
+    "activations": "output elements of every inference op per image",
+    "depth": "conv + linear layers on the longest inference path",
+    "receptive_field": "receptive field [h, w] in input pixels of the last feature map (largest path)",
+    "published": "the spec's first single-crop published result (its metadata), with its source",
+    "ratios": "figure / the baseline's figure",
+}
+
+
+class CompareError(AnalyzerError):
+    kind = "compare error"
+
+
+@dataclass
+class Published:
+    top1: float | None
+    top5: float | None
+    source: str
+
+
+@dataclass
+class ComparisonRow:
+    model: str
+    spec: str
+    input: list[int]                        # [C, H, W]
+    params: int
+    macs: int
+    activations: int
+    depth: int
+    receptive_field: list[int] | None       # [h, w] of the last feature map
+    receptive_field_at: str | None          # that feature map's layer
+    published: Published | None
+    findings: dict[str, int]                # count per severity, most serious first
+    ratios: dict[str, float]                # figure / baseline's figure
+    baseline: bool
+
+
+def last_feature_map(report: CostReport) -> str | None:
+    """The last inference layer whose output is still a grid (H x W > 1): where the network's
+    spatial receptive field is quoted (VGG16's pool5, Inception-v3's Mixed_7c)."""
+    grids = [r.path for r in report.layers
+             if r.role != AUX and len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1]
+    return grids[-1] if grids else None
+
+
+def primary_published(metadata: dict) -> Published | None:
+    """The first single-crop result the spec lists (specs list their main figure first)."""
+    entries = [e for e in metadata.get("published", []) if isinstance(e, dict)]
+    single = [e for e in entries if e.get("crops", 1) == 1] or entries
+    if not single:
+        return None
+    entry = single[0]
+    return Published(entry.get("top1"), entry.get("top5"), str(entry.get("source", "")))
+
+
+def comparison_rows(models: list[ReviewedModel], baseline: ReviewedModel) -> list[ComparisonRow]:
+    """One row per model, the baseline among them or appended last."""
+    if all(m is not baseline for m in models):
+        models = [*models, baseline]
+    base = baseline.cost.totals
+    rows = []
+    for model in models:
+        t = model.cost.totals
+        at = last_feature_map(model.cost)
+        field = model.cost.receptive_fields.get(at) if at else None
+        rows.append(ComparisonRow(
+            model=model.name, spec=model.spec, input=model.cost.input, params=t.params, macs=t.macs,
+            activations=t.activations, depth=t.depth, receptive_field=list(field.size) if field else None,
+            receptive_field_at=at if field else None, published=primary_published(model.cost.metadata),
+            findings=findings_by_severity(model.findings),
+            ratios={name: getattr(t, name) / getattr(base, name) if getattr(base, name) else float("nan")
+                    for name in RATIO_FIGURES},
+            baseline=model is baseline))
+    return rows
+
+
+# ----------------------------------------------------------------------------- text
+def _ratio(value: float) -> str:
+    return f"{value:#.3g}x"
+
+
+def _accuracy(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}%"
+
+
+def _field_text(row: ComparisonRow) -> str:
+    if row.receptive_field is None:
+        return "-"
+    h, w = row.receptive_field
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def _sources(rows: list[ComparisonRow]) -> list[str]:
+    """The distinct sources of the published figures, numbered in order of appearance."""
+    sources: list[str] = []
+    for row in rows:
+        if row.published and row.published.source and row.published.source not in sources:
+            sources.append(row.published.source)
+    return sources
+
+
+HEADERS = ["model", "input", "params", "MACs", "activations", "depth", "RF (px)", "top-1", "top-5", "source",
+           "findings", "params ratio", "MACs ratio", "act. ratio"]
+NUMERIC = [False, False, True, True, True, True, True, True, True, False, False, True, True, True]
+
+
+def table_rows(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Headers, text rows and the numbered source notes the rows refer to."""
+    sources = _sources(rows)
+    text_rows = []
+    for row in rows:
+        published = row.published or Published(None, None, "")
+        source = f"[{sources.index(published.source) + 1}]" if published.source else "-"
+        text_rows.append([
+            row.model + (" (baseline)" if row.baseline else ""), shape_text(row.input), human(row.params),
+            human(row.macs), human(row.activations), str(row.depth), _field_text(row), _accuracy(published.top1),
+            _accuracy(published.top5), source, counts_text(row.findings),
+            *(_ratio(row.ratios[name]) for name in RATIO_FIGURES)])
+    notes = [f"[{i}] {source}" for i, source in enumerate(sources, 1)]
+    return HEADERS, text_rows, notes
+
+
+LEGEND = ("params, MACs (multiply-accumulates, conv + linear, inference) and activations (output elements) "
+          "per image; depth: conv + linear layers on the longest path; RF: receptive field of the last "
+          "feature map in input pixels; top-1/top-5: the spec's first single-crop published result; "
+          "ratios: against the baseline.")
+
+
+def render_text(rows: list[ComparisonRow], tablefmt: str = "simple") -> str:
+    headers, text_rows, notes = table_rows(rows)
+    align = ["right" if n else "left" for n in NUMERIC]
+    body = tabulate(text_rows, headers, tablefmt=tablefmt, colalign=align, disable_numparse=True)
+    if tablefmt == "github":
+        notes = [f"- {note}" for note in notes]  # a Markdown list, not one run-on paragraph
+    return body + "\n\n" + LEGEND + "\n\n" + "\n".join(notes) + "\n"
+
+
+def render_csv(rows: list[ComparisonRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    fields = ["model", "spec", "input", "params", "macs", "activations", "depth", "rf_h", "rf_w", "rf_at", "top1",
+              "top5", "published_source", *(f"findings_{s}" for s in SEVERITIES),
+              *(f"{name}_ratio" for name in RATIO_FIGURES), "baseline"]
+    writer.writerow(fields)
+    for row in rows:
+        published = row.published or Published(None, None, "")
+        field = row.receptive_field or ["", ""]
+        writer.writerow([row.model, row.spec, "x".join(map(str, row.input)), row.params, row.macs, row.activations,
+                         row.depth, *field, row.receptive_field_at or "", _blank(published.top1),
+                         _blank(published.top5), published.source, *(row.findings[s] for s in SEVERITIES),
+                         *(f"{row.ratios[name]:.6g}" for name in RATIO_FIGURES), str(row.baseline).lower()])
+    return out.getvalue()
+
+
+def _blank(value) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def comparison_dict(rows: list[ComparisonRow]) -> dict:
+    baseline = next(row.model for row in rows if row.baseline)
+    return {"schema_version": JSON_SCHEMA_VERSION, "baseline": baseline, "conventions": CONVENTIONS,
+            "models": [asdict(row) for row in rows]}
+
+
+def comparison_table_html(rows: list[ComparisonRow]) -> str:
+    """The comparison as an HTML table with its legend and source notes (a page fragment)."""
+    headers, text_rows, notes = table_rows(rows)
+    classes = ["baseline" if row.baseline else "" for row in rows]
+    notes_html = "".join(f"<li>{html_doc.escape(note)}</li>" for note in notes)
+    return (html_doc.table(headers, text_rows, NUMERIC, classes)
+            + f'\n<p class="muted">{html_doc.escape(LEGEND)}</p>\n<ul class="muted">{notes_html}</ul>')
+
+
+def render(rows: list[ComparisonRow], fmt: str = "table") -> str:
+    if fmt == "json":
+        return json.dumps(comparison_dict(rows), indent=1) + "\n"
+    if fmt == "csv":
+        return render_csv(rows)
+    if fmt == "markdown":
+        return render_text(rows, "github")
+    if fmt == "html":
+        names = ", ".join(row.model for row in rows)
+        return html_doc.page(f"Comparison: {names}", f"<h1>Comparison: {html_doc.escape(names)}</h1>\n"
+                             + comparison_table_html(rows))
+    return render_text(rows)
+
+
+# ----------------------------------------------------------------------------- specs and baseline
+def resolve_spec(name_or_path: str) -> str:
+    """A spec file path as given, or a bundled spec's name ('vgg16' -> specs/vgg16.yaml)."""
+    if Path(name_or_path).exists() or "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        return name_or_path  # the loader reports a missing or unreadable file with its own message
+    bundled = SPECS_DIR / f"{name_or_path}.yaml"
+    if bundled.is_file():
+        return str(bundled)
+    names = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
+    raise CompareError(f"'{name_or_path}' is neither a spec file nor a bundled spec",
+                       hint=did_you_mean(name_or_path, names) or f"bundled specs: {', '.join(names)}")
+
+
+def models_and_baseline(specs: list[str], baseline: str) -> tuple[list[ReviewedModel], ReviewedModel]:
+    """Review every spec; the baseline is the compared model of that name, or else a spec of its own."""
+    models = [review_spec(resolve_spec(spec)) for spec in specs]
+    for model in models:
+        if model.name == baseline:
+            return models, model
+    return models, review_spec(resolve_spec(baseline))
+
+
+def default_specs() -> list[str]:
+    return [str(SPECS_DIR / f"{name}.yaml") for name in DEFAULT_SPECS]
+
+
+# ----------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("specs", nargs="*", metavar="SPEC",
+                        help="spec files or bundled spec names (default: " + " ".join(DEFAULT_SPECS) + ")")
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="MODEL",
+                        help="ratios against this model: a compared model's name, a spec file or a bundled "
+                             f"spec name, added as a row when not compared (default: {DEFAULT_BASELINE})")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    specs = args.specs or default_specs()
+    models, baseline = models_and_baseline(specs, args.baseline)
+    text = render(comparison_rows(models, baseline), args.format)
+    if args.output:
+        write_atomically(args.output, text, tuple(m.spec for m in [*models, baseline]))
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,146 @@
+"""A small document model, so that the report is written once and rendered twice: as Markdown
+(figures as files beside it) and as one self-contained HTML page (figures inline as SVG).
+
+Text may hold `code` spans and **strong** words (Markdown's own syntax); everything else is plain
+text, escaped for HTML here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import html as html_doc
+
+CODE_SPAN = re.compile(r"`([^`]+)`")
+STRONG = re.compile(r"\*\*([^*]+)\*\*")
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass
+class Paragraph:
+    text: str
+    muted: bool = False
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]
+    row_classes: list[str] | None = None
+
+
+@dataclass
+class Figure:
+    caption: str
+    file: str | None          # relative path of the figure file the Markdown shows (PNG or SVG)
+    svg: str | None           # the same figure as SVG text, inlined in the HTML; None: not drawn
+    css_class: str = ""
+
+
+@dataclass
+class Note:
+    """A boxed item: one review finding."""
+
+    css_class: str            # its severity
+    title: str
+    lines: list[str]
+
+
+@dataclass
+class Details:
+    """Content folded away until asked for (HTML <details>; Markdown shows it the same way on GitHub)."""
+
+    summary: str
+    blocks: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- Markdown
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Paragraph):
+            out.append(f"*{block.text}*" if block.muted else block.text)
+        elif isinstance(block, Bullets):
+            out.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, Table):
+            out.append(_md_table(block))
+        elif isinstance(block, Figure):
+            out.append(f"![{block.caption}]({block.file})\n\n*{block.caption}*" if block.file else f"*{block.caption}*")
+        elif isinstance(block, Note):
+            body = "  \n  ".join(block.lines)
+            out.append(f"- **{block.title}**  \n  {body}" if body else f"- **{block.title}**")
+        elif isinstance(block, Details):
+            out.append(f"<details><summary>{html_doc.escape(block.summary)}</summary>\n\n"
+                       + to_markdown(block.blocks) + "\n</details>")
+    return "\n\n".join(out).rstrip() + "\n"
+
+
+def _md_table(table: Table) -> str:
+    rule = ["---:" if numeric else "---" for numeric in table.numeric]
+    lines = ["| " + " | ".join(_md_cell(h) for h in table.headers) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- HTML
+def inline(text: str) -> str:
+    """Escape text for HTML, turning `code` spans into <code> and **strong** into <strong>."""
+    parts = CODE_SPAN.split(str(text))
+    return "".join(f"<code>{html_doc.escape(p)}</code>" if i % 2 else _strong(p) for i, p in enumerate(parts))
+
+
+def _strong(text: str) -> str:
+    parts = STRONG.split(text)
+    return "".join(f"<strong>{html_doc.escape(p)}</strong>" if i % 2 else html_doc.escape(p)
+                   for i, p in enumerate(parts))
+
+
+def to_html_body(blocks: list) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f'<h{block.level} id="{html_doc.escape(block.anchor)}">{inline(block.text)}</h{block.level}>')
+        elif isinstance(block, Paragraph):
+            out.append(f'<p class="muted">{inline(block.text)}</p>' if block.muted else f"<p>{inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            out.append("<ul>" + "".join(f"<li>{inline(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            out.append(html_doc.table(block.headers, block.rows, block.numeric, block.row_classes))
+        elif isinstance(block, Figure):
+            css = f' class="{block.css_class}"' if block.css_class else ""
+            content = block.svg if block.svg is not None else ""
+            out.append(f"<figure{css}>{content}<figcaption>{inline(block.caption)}</figcaption></figure>")
+        elif isinstance(block, Note):
+            lines = "".join(f"<p>{inline(line)}</p>" for line in block.lines)
+            out.append(f'<div class="finding {html_doc.escape(block.css_class)}">'
+                       f"<p>{_note_title(block)}</p>{lines}</div>")
+        elif isinstance(block, Details):
+            out.append(f"<details><summary>{inline(block.summary)}</summary>\n{to_html_body(block.blocks)}\n</details>")
+    return "\n".join(out)
+
+
+def _note_title(note: Note) -> str:
+    severity, _, rest = note.title.partition(" ")
+    return f'<span class="severity">{html_doc.escape(severity)}</span> {inline(rest)}'
+
+
+def to_html(title: str, blocks: list) -> str:
+    return html_doc.page(title, to_html_body(blocks))

@@ -1,0 +1,294 @@
+"""The design-review report: Markdown and one self-contained HTML page from the same content.
+
+For each model: a summary, the per-stage table, the block diagram, the review's findings with
+their suggested changes, the receptive-field growth, and plots (MACs per stage, representation
+size along depth with the review's bottlenecks marked); across the models: the comparison table
+and published accuracy against MACs and params. Figures come from the records (cost report,
+receptive fields, findings); nothing is recomputed here.
+
+Layout of the output directory:
+    report.md, report.html, figures/<model>-*.png (plots), figures/<model>-blocks*.svg (diagrams;
+    .dot when graphviz's `dot` is missing). The HTML holds every figure inline and needs no other file.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..analysis.cost import AUX
+from ..analysis.principles import is_bottleneck
+from ..errors import SourceLocation
+from ..numbers import human
+from ..output import OutputError, write_atomically_with
+from . import plots
+from .compare import (DEFAULT_BASELINE, LEGEND, NUMERIC, ComparisonRow, comparison_rows, last_feature_map,
+                      models_and_baseline, primary_published, table_rows)
+from .diagram import build_diagram, diagram_source, render_dot
+from .document import Bullets, Details, Figure, Heading, Note, Paragraph, Table, to_html, to_markdown
+from .html import inline_svg
+from .reviewed import SEVERITIES, ReviewedModel, counts_text, findings_by_severity
+from .review import effect_text, figure_value
+from .tables import cost_table, rf_table, totals_table
+
+HELP = "write a design-review report (Markdown and self-contained HTML) with diagrams and plots"
+DESCRIPTION = ("Write a design-review report of one or more specs into DIR: report.md (figures in "
+               "DIR/figures) and report.html (one file, every figure inline as SVG).")
+MARKDOWN_NAME, HTML_NAME, FIGURES = "report.md", "report.html", "figures"
+PRINCIPLES = [  # the Rethinking paper's §2 principles and the sections the review cites
+    "P1: avoid representational bottlenecks, especially early in the network",
+    "P2: higher-dimensional representations are easier to process locally (wider coarse grids)",
+    "P3: spatial aggregation can be done over lower-dimensional embeddings (1x1 reduction first)",
+    "P4: balance the width and the depth of the network",
+    "§3: factorize large convolutions (§3.1 into smaller ones, §3.2 into asymmetric 1xn + nx1)",
+    "§4: auxiliary classifiers act as regularizers; §5: reduce the grid efficiently (conv and pool in parallel)",
+]
+
+
+@dataclass
+class Report:
+    title: str
+    blocks: list
+    files: dict[str, bytes | str] = field(default_factory=dict)  # relative path -> content
+
+    def markdown(self) -> str:
+        return to_markdown(self.blocks)
+
+    def html(self) -> str:
+        return to_html(self.title, self.blocks)
+
+
+def _anchor(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _heading(level: int, text: str, prefix: str = "") -> Heading:
+    return Heading(level, text, _anchor(f"{prefix} {text}"))
+
+
+def _finding_title(finding) -> str:
+    check = finding.check if finding.check.startswith(finding.principle + ".") else \
+        f"{finding.principle} {finding.check}"
+    return f"{finding.severity} {check} at `{finding.path}`"
+
+
+def finding_note(finding, model: ReviewedModel) -> Note:
+    lines = [finding.message]
+    if finding.suggestion:
+        lines.append(f"Suggested change: {finding.suggestion}.")
+    if finding.effect:
+        lines.append(f"Effect of the change: {effect_text(finding.effect, model.cost.totals)}.")
+    if finding.figures:
+        lines.append("Measured: " + "; ".join(f"{k} = {figure_value(v)}" for k, v in finding.figures.items()))
+    return Note(finding.severity, _finding_title(finding), lines)
+
+
+# ----------------------------------------------------------------------------- sections
+def _summary_item(model: ReviewedModel) -> str:
+    cost, meta = model.cost, model.cost.metadata
+    t = cost.totals
+    c, h, w = cost.input
+    source = f" ({meta.get('paper')}, {meta.get('year')})" if meta.get("paper") else ""
+    aux = f" ({human(t.params_aux)} in auxiliary heads, training only)" if t.params_aux else ""
+    at = last_feature_map(cost)
+    field = cost.receptive_fields.get(at) if at else None
+    rf = f"; receptive field {field.size[0]}x{field.size[1]} px at `{at}`" if field else ""
+    published = primary_published(meta)
+    accuracy = ""
+    if published:
+        figures = ", ".join(f"{name} {value:g}%" for name, value in (("top-1", published.top1),
+                                                                    ("top-5", published.top5)) if value is not None)
+        accuracy = f" Published: {figures} ({published.source})."
+    main_stages = [s for s in cost.stages if s.role != AUX]
+    heaviest = max(main_stages, key=lambda s: s.macs)
+    return (f"**{model.name}**{source}: {human(t.params)} params{aux}, {human(t.macs)} MACs per image at "
+            f"{h}x{w}x{c} (inference), {human(t.activations)} activations, depth {t.depth}{rf}.{accuracy} "
+            f"Heaviest stage: {heaviest.name} with {100 * heaviest.macs_share:.1f}% of the MACs. "
+            f"Review findings: {counts_text(findings_by_severity(model.findings))}.")
+
+
+def _comparison_section(rows: list[ComparisonRow], files: dict) -> list:
+    headers, text_rows, notes = table_rows(rows)
+    plot = plots.accuracy_vs_cost(rows)
+    png = f"{FIGURES}/comparison-accuracy-vs-cost.png"
+    files[png] = plot.png
+    return [_heading(2, "Comparison"),
+            Table(headers, text_rows, NUMERIC, ["baseline" if r.baseline else "" for r in rows]),
+            Paragraph(LEGEND, muted=True), Bullets(notes),
+            Figure("Published accuracy against MACs per image (log scale); marker area is proportional to "
+                   "params; the baseline in grey.", png, inline_svg(plot.svg, "comparison"))]
+
+
+def _stage_section(model: ReviewedModel, files: dict) -> list:
+    headers, rows = cost_table(model.cost, "stage", False)
+    numeric = [False, True, False, True, True, True, True, True][: len(headers)]  # the shape is text
+    totals = totals_table(model.cost)
+    plot = plots.macs_per_stage(model.cost)
+    png = f"{FIGURES}/{model.name}-macs-per-stage.png"
+    files[png] = plot.png
+    return [_heading(3, "Stages", model.name),
+            Paragraph("A stage is the grid the layers' outputs are on; `head` is what follows the last grid, "
+                      "`aux` the auxiliary heads (training only). RF: receptive field at the stage's output.",
+                      muted=True),
+            Table(headers, [[str(c) for c in row] for row in rows], numeric),
+            Table(["total", ""], totals, [False, True]),
+            Figure(f"{model.name}: MACs and params per stage (inference path).", png,
+                   inline_svg(plot.svg, f"{model.name}-stages"))]
+
+
+def _diagram_figure(model: ReviewedModel, source: str, suffix: str, how: str, files: dict) -> Figure:
+    svg = render_dot(source, "svg")
+    if svg is None:
+        dot_file = f"{FIGURES}/{model.name}-{suffix}.dot"
+        files[dot_file] = source
+        return Figure(f"graphviz's `dot` is not installed, so this diagram is not drawn; its DOT source is "
+                      f"`{dot_file}`.", None, None)
+    svg_file = f"{FIGURES}/{model.name}-{suffix}.svg"
+    files[svg_file] = svg
+    return Figure(f"{model.name}: blocks{how}; fill = share of the inference MACs, border = review finding "
+                  "(the header lists findings about stages or the whole model), dashed = auxiliary head.",
+                  svg_file, inline_svg(svg.decode(), f"{model.name}-{suffix}"), "diagram")
+
+
+def _diagram_section(model: ReviewedModel, files: dict) -> list:
+    collapsed = build_diagram(model.graph, model.cost, model.findings, "block", collapse=True)
+    blocks = [_heading(3, "Diagram", model.name)]
+    if not collapsed.runs:  # nothing repeats: the one picture shows every module
+        return blocks + [_diagram_figure(model, diagram_source(collapsed), "blocks", "", files)]
+    expanded = build_diagram(model.graph, model.cost, model.findings, "block", collapse=False)
+    return blocks + [
+        _diagram_figure(model, diagram_source(collapsed), "blocks", ", consecutive instances of a module drawn once",
+                        files),
+        Details("Every module expanded, with its branches",
+                [_diagram_figure(model, diagram_source(expanded), "blocks-expanded", ", every module with its branches",
+                                 files)])]
+
+
+def _findings_section(model: ReviewedModel) -> list:
+    blocks = [_heading(3, "Review findings", model.name)]
+    if not model.findings:
+        return blocks + [Paragraph("The review finds nothing to report.")]
+    blocks.append(Paragraph(f"{counts_text(findings_by_severity(model.findings))} findings, most serious "
+                            "first. Each finding names the layer or block it concerns (marked in the diagram), "
+                            "what was measured, and where the review has one, a suggested change with its "
+                            "effect on the whole model."))
+    ordered = sorted(model.findings, key=lambda f: SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 99)
+    blocks += [finding_note(f, model) for f in ordered]
+    return blocks
+
+
+def _receptive_field_section(model: ReviewedModel, files: dict) -> list:
+    headers, rows = rf_table(model.cost, "block")
+    plot = plots.receptive_field_growth(model.cost)
+    png = f"{FIGURES}/{model.name}-receptive-field.png"
+    files[png] = plot.png
+    return [_heading(3, "Receptive field growth", model.name),
+            Paragraph("Per block output, in input pixels: the largest and smallest field over the paths, "
+                      "the effective stride and padding (unit 0 starts at pixel -padding), and whether the "
+                      "merged paths are centred alike (docs/receptive-fields.md).", muted=True),
+            Table(headers, [[str(c) for c in row] for row in rows], [False] + [True] * (len(headers) - 1)),
+            Figure(f"{model.name}: receptive field at each block's output against the input size.", png,
+                   inline_svg(plot.svg, f"{model.name}-rf"))]
+
+
+def bottlenecks(model: ReviewedModel) -> dict[str, str]:
+    """Block -> label, for the review's representational-bottleneck findings (see is_bottleneck)."""
+    block_of = {layer.path: layer.block for layer in model.cost.layers}
+    blocks = {b.name for b in model.cost.blocks}
+    marks: dict[str, list[str]] = {}
+    for finding in model.findings:
+        if not is_bottleneck(finding):
+            continue
+        block = finding.path if finding.path in blocks else block_of.get(finding.path)
+        if block is not None:
+            marks.setdefault(block, []).append(finding.check.split(".")[-1])
+    return {block: ", ".join(dict.fromkeys(labels)) for block, labels in marks.items()}
+
+
+def _representation_section(model: ReviewedModel, files: dict) -> list:
+    marks = bottlenecks(model)
+    plot = plots.representation_along_depth(model.cost, marks)
+    png = f"{FIGURES}/{model.name}-representation.png"
+    files[png] = plot.png
+    flagged = (f"Circled: blocks where the review flags a representational bottleneck (P1, or a "
+               f"pool-then-conv reduction, §5): {', '.join(f'`{b}`' for b in marks)}." if marks
+               else "The review flags no representational bottleneck in this model.")
+    return [_heading(3, "Representation size along depth", model.name),
+            Figure(f"{model.name}: elements (C x H x W) of each block's output along the inference path, and the "
+                   f"narrowest tensor inside each block. {flagged}", png,
+                   inline_svg(plot.svg, f"{model.name}-representation"))]
+
+
+def build_report(models: list[ReviewedModel], baseline: ReviewedModel) -> Report:
+    names = [m.name for m in models]
+    title = f"Design review: {', '.join(names)}"
+    files: dict[str, bytes | str] = {}
+    rows = comparison_rows(models, baseline)
+    blocks: list = [
+        Heading(1, title, "top"),
+        Paragraph(f"Written by inception-analyzer {__version__} from {', '.join(f'`{m.spec}`' for m in models)}. "
+                  "Figures are exact and per image: params are learnable parameters, MACs are the "
+                  "multiply-accumulates of conv and linear layers on the inference path (the papers' "
+                  "multiply-adds), activations are output elements (docs/conventions.md).", muted=True),
+        _heading(2, "Summary"),
+        Bullets([_summary_item(m) for m in models]),
+        Paragraph("The review reads each network against the Rethinking paper's design principles "
+                  "(Szegedy et al., CVPR 2016): " + "; ".join(PRINCIPLES) + "."),
+    ]
+    blocks += _comparison_section(rows, files)
+    for model in models:
+        blocks.append(_heading(2, model.name))
+        blocks += _stage_section(model, files)
+        blocks += _diagram_section(model, files)
+        blocks += _findings_section(model)
+        blocks += _receptive_field_section(model, files)
+        blocks += _representation_section(model, files)
+    return Report(title, blocks, files)
+
+
+# ----------------------------------------------------------------------------- writing
+def _prepare_directory(directory: Path, protected: list[str]) -> None:
+    for spec in protected:
+        if Path(spec).exists() and directory.exists() and directory.resolve() == Path(spec).resolve():
+            raise OutputError("refusing to write the report over the input spec", SourceLocation(str(directory)))
+    if directory.exists() and not directory.is_dir():
+        raise OutputError("the report goes into a directory, and this is a file", SourceLocation(str(directory)))
+    try:
+        (directory / FIGURES).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the directory ({err.strerror})", SourceLocation(str(directory))) from None
+
+
+def write_report(report: Report, directory: str | Path, protected: list[str]) -> list[Path]:
+    """Write every file of the report into `directory` (created if missing), each atomically."""
+    directory = Path(directory)
+    _prepare_directory(directory, protected)
+    contents: dict[str, bytes | str] = {**report.files, MARKDOWN_NAME: report.markdown(), HTML_NAME: report.html()}
+    written = []
+    for relative, content in contents.items():
+        target = directory / relative
+        data = content.encode() if isinstance(content, str) else content
+        write_atomically_with(target, lambda temp, data=data: Path(temp).write_bytes(data), tuple(protected))
+        written.append(target)
+    return written
+
+
+# ----------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or bundled spec names")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="directory for report.md, report.html and figures/ (created if missing)")
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="MODEL",
+                        help="the comparison's ratios are against this model: a compared model's name, a spec "
+                             f"file or a bundled spec name (default: {DEFAULT_BASELINE})")
+
+
+def run(args: argparse.Namespace) -> int:
+    models, baseline = models_and_baseline(args.specs, args.baseline)
+    protected = [m.spec for m in [*models, baseline]] + list(args.specs)
+    written = write_report(build_report(models, baseline), args.output, protected)
+    html = next(path for path in written if path.name == HTML_NAME)
+    print(f"wrote {len(written)} files to {args.output} (open {html})")
+    return 0
