@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-from dataclasses import dataclass
 
 import pytest
 
@@ -17,23 +16,10 @@ from inception_analyzer.render import diagram
 from inception_analyzer.render.diagram import (MACS_FILLS, NO_MACS_FILL, SEVERITY_COLOURS, build_diagram,
                                                diagram_source, write_diagram)
 from inception_analyzer.render.tables import human
+from inception_analyzer.analysis.principles import Finding
 
 HAS_DOT = shutil.which("dot") is not None
 V3_MACS = 5_713_216_096   # torchvision's published 5.71 GFLOPS, exact figure in docs/specs.md
-
-
-@dataclass
-class StandInFinding:
-    """The review's record, with the fields the renderers read (built here, not by the review)."""
-
-    check: str
-    principle: str
-    severity: str
-    path: str
-    message: str
-    figures: dict
-    suggestion: str | None = None
-    effect: dict | None = None
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +164,10 @@ def test_layer_level_draws_every_op_in_nested_clusters(tiny):
 def test_findings_sit_on_the_nodes_they_concern(v3):
     graph, report = v3
     findings = [
-        StandInFinding("P3.x", "P3", "warning", "Mixed_5b.branch5x5_2.conv", "5x5 on a wide input", {}),
-        StandInFinding("§3.y", "§3", "info", "Mixed_6c", "a module in a collapsed run", {}),
-        StandInFinding("P4.z", "P4", "error", "17x17", "a stage, not a node", {}),
-        StandInFinding("P1.w", "P1", "info", "Mixed_6a", "a whole module", {}),
+        Finding("P3.x", "P3", "warning", "Mixed_5b.branch5x5_2.conv", "5x5 on a wide input", {}),
+        Finding("§3.y", "§3", "info", "Mixed_6c", "a module in a collapsed run", {}),
+        Finding("P4.z", "P4", "error", "17x17", "a stage, not a node", {}),
+        Finding("P1.w", "P1", "info", "Mixed_6a", "a whole module", {}),
     ]
     dot = diagram_source(build_diagram(graph, report, findings, "block", collapse=True))
     node = nodes(dot)["Mixed_5b..5d x3"]  # the layer's module was collapsed into this run

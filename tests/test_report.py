@@ -7,7 +7,6 @@ import html
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 
 import html5lib
 import pytest
@@ -19,26 +18,13 @@ from inception_analyzer.render import report
 from inception_analyzer.render.compare import models_and_baseline
 from inception_analyzer.render.report import HTML_NAME, MARKDOWN_NAME, bottlenecks, build_report, finding_note
 from inception_analyzer.render.reviewed import ReviewedModel
+from inception_analyzer.analysis.principles import Finding
 
 SECTIONS = ["Summary", "Comparison", "Stages", "Diagram", "Review findings", "Receptive field growth",
             "Representation size along depth"]
 PNG = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)
-
-
-@dataclass
-class StandInFinding:
-    """The review's record, with the fields the renderers read (built here, not by the review)."""
-
-    check: str
-    principle: str
-    severity: str
-    path: str
-    message: str
-    figures: dict
-    suggestion: str | None = None
-    effect: dict | None = None
 
 
 def run_report(*argv: str) -> int:
@@ -105,7 +91,7 @@ def test_html_is_valid_and_self_contained(written):
 
 def test_a_finding_reads_with_its_effect_on_the_model(models):
     v3 = models[0]
-    finding = StandInFinding("§3.1.large_kernel", "§3.1", "info", "Mixed_5b.branch5x5_2.conv",
+    finding = Finding("§3.1.large_kernel", "§3.1", "info", "Mixed_5b.branch5x5_2.conv",
                              "5x5 conv (48 -> 64)", {"alternatives_macs": {"parallel": 49112064}},
                              "replace it by 2 3x3 convs", {"macs": -26_166_000, "params": -21_360})
     note = finding_note(finding, v3)
@@ -120,9 +106,9 @@ def test_bottleneck_marks_come_from_p1_findings(models):
     v3 = models[0]
     graph, cost = v3.graph, ia.analyze(v3.graph)
     cost.findings = [
-        StandInFinding("P1.representation_drop", "P1", "warning", "Mixed_7a", "drop", {}),
-        StandInFinding("P1.extreme_reduction", "P1", "info", "Mixed_5b.branch5x5_1.conv", "narrow", {}),
-        StandInFinding("§5.grid_reduction", "§5", "warning", "maxpool1", "not a P1 finding", {}),
+        Finding("P1.representation_drop", "P1", "warning", "Mixed_7a", "drop", {}),
+        Finding("P1.extreme_reduction", "P1", "info", "Mixed_5b.branch5x5_1.conv", "narrow", {}),
+        Finding("§5.grid_reduction", "§5", "warning", "maxpool1", "not a P1 finding", {}),
     ]
     assert bottlenecks(ReviewedModel("v3", graph, cost)) == {"Mixed_7a": "representation_drop",
                                                              "Mixed_5b": "extreme_reduction"}
@@ -131,7 +117,7 @@ def test_bottleneck_marks_come_from_p1_findings(models):
 def test_report_with_stand_in_findings_only(tmp_path, models):
     v3 = models[0]
     cost = ia.analyze(v3.graph)
-    cost.findings = [StandInFinding("P4.x", "P4", "error", "17x17", "a stage holds too much", {"share": 0.41})]
+    cost.findings = [Finding("P4.x", "P4", "error", "17x17", "a stage holds too much", {"share": 0.41})]
     built = build_report([ReviewedModel("v3", v3.graph, cost)], models[1])
     markdown = built.markdown()
     assert "**error P4.x at `17x17`**" in markdown and "1 (1 error)" in markdown
