@@ -19,13 +19,19 @@ from typing import Any, Iterator
 import networkx as nx
 
 from .errors import AnalyzerError, OverrideError, SourceLocation, SpecError, did_you_mean
-from .ops import OPS, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
+from .ops import MAX_SIZE, OPS, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
 from .perf import paused_gc
 from .spec.calls import Call, Ref
 from .spec.schema import BlockRow, CallRow, Condition, Spec, Template, callable_names
 
 INPUT = "input"
 MAIN, AUX = "main", "aux"
+# Bounds that keep a hostile spec (a template "bomb", modules nested thousands deep) from taking
+# unbounded time, memory or stack. The largest real networks have a few thousand ops and nest a
+# handful of levels; the 10,000-block benchmarks have about 100,000 ops. At the bound, expansion
+# takes about 4 s and 400 MB.
+MAX_OPS = 250_000
+MAX_NESTING = 100
 
 
 @dataclass
@@ -161,6 +167,12 @@ class _Expander:
         self.template_stack: list[tuple[str, SourceLocation]] = []
 
     def run(self, input_shape: Shape) -> Graph:
+        rows = self.spec.layers.branches[0]
+        at_least = _definite_ops(rows, self.spec.templates, {})
+        if at_least > MAX_OPS:  # known before expanding anything: refuse at once
+            raise SpecError(f"the spec expands to at least {at_least:,} ops, more than the limit of "
+                            f"{MAX_OPS:,}; refusing to expand it", self.spec.layers.loc)
+        self.nesting = 0
         graph = Graph(self.spec.name, self.spec, self.arguments, input_shape)
         self.graph = graph
         input_node = Node(INPUT, OPS["input"], {}, (), (), input_shape, MAIN, INPUT,
@@ -176,6 +188,20 @@ class _Expander:
     # -- rows
     def _rows(self, rows: list, ns: _Namespace, env, current: str, role: str,
               unit: str | None, index_names: bool) -> str:
+        if self.nesting >= MAX_NESTING:
+            modules = [name for name, _ in self.template_stack]
+            chain = " -> ".join(modules if len(modules) < 6 else modules[:2] + ["..."] + modules[-2:])
+            raise SpecError(f"blocks and modules nest more than {MAX_NESTING} levels deep",
+                            rows[0].loc if rows else self.spec.layers.loc, node_path=ns.prefix or None,
+                            hint=f"modules: {chain}" if modules else None)
+        self.nesting += 1
+        try:
+            return self._rows_in_order(rows, ns, env, current, role, unit, index_names)
+        finally:
+            self.nesting -= 1
+
+    def _rows_in_order(self, rows: list, ns: _Namespace, env, current: str, role: str,
+                       unit: str | None, index_names: bool) -> str:
         for index, row in enumerate(rows):
             if row.when is not None and not self._holds(row.when, env):
                 continue
@@ -298,6 +324,9 @@ class _Expander:
         return path
 
     def _insert(self, node: Node) -> None:
+        if len(self.graph.order) > MAX_OPS:
+            raise SpecError(f"the spec expands to more than {MAX_OPS:,} ops; refusing to expand it further",
+                            node.loc, node_path=node.path)
         self.graph.dag.add_node(node.path, node=node)
         for source in node.inputs:
             self.graph.dag.add_edge(source, node.path)
@@ -309,6 +338,30 @@ class _Expander:
             name, call_loc = self.template_stack[-1]
             err.hint = f"in module {name} used at line {call_loc.line}"
         return err
+
+
+def _definite_ops(rows: list, templates: dict[str, Template], sizes: dict[str, int], depth: int = 0) -> int:
+    """How many ops these rows make whatever the arguments are (rows under `when` not counted): a
+    lower bound on the graph's size, found in time linear in the spec's text."""
+    if depth > MAX_NESTING:
+        return 0  # the expansion reports the nesting
+    total = 0
+    for row in rows:
+        if row.when is not None:
+            continue
+        if isinstance(row, BlockRow):
+            total += sum(_definite_ops(b, templates, sizes, depth + 1) for b in row.branches) + (row.kind != "layers")
+        elif row.call.callee in templates:
+            name = row.call.callee
+            if name not in sizes:
+                sizes[name] = 0  # while counting it: a module that uses itself is reported by the expansion
+                body = templates[name].body
+                sizes[name] = (sum(_definite_ops(b, templates, sizes, depth + 1) for b in body.branches)
+                               + (body.kind != "layers"))
+            total += sizes[name]
+        else:
+            total += 1
+    return total
 
 
 def _input_shape(spec: Spec, arguments: dict[str, Any], input_size: int | None) -> Shape:
@@ -323,8 +376,8 @@ def _input_shape(spec: Spec, arguments: dict[str, Any], input_size: int | None) 
                 raise SpecError(f"'input' names an unknown argument '{value[1:]}'", loc,
                                 hint=did_you_mean(value[1:], arguments))
             value = arguments[value[1:]]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SpecError(f"'input' dimensions must be positive integers, got {value!r}", loc)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
+            raise SpecError(f"'input' dimensions must be positive integers up to 2**63 - 1, got {value!r}", loc)
         dims.append(value)
     if input_size is not None and "input_size" not in spec.arguments:
         dims[1] = dims[2] = input_size
@@ -335,8 +388,8 @@ def build_graph(spec: Spec, overrides: dict[str, Any] | None = None, input_size:
     """Expand a Spec into the shape-inferred graph IR, applying argument overrides."""
     overrides = dict(overrides or {})
     if input_size is not None:
-        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-            raise OverrideError(f"--input-size must be a positive integer, got {input_size!r}",
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or not 1 <= input_size <= MAX_SIZE:
+            raise OverrideError(f"--input-size must be a positive integer up to 2**63 - 1, got {input_size!r}",
                                 SourceLocation(spec.file))
         if "input_size" in spec.arguments:
             overrides["input_size"] = input_size

@@ -32,15 +32,30 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# torch (and ONNX) hold sizes as 64-bit integers; beyond that no model exists, and products of
+# such sizes would leave the range of the floats that shares and human-readable figures use
+MAX_SIZE = 2**63 - 1
+
+
+def _too_large(name: str, value: int) -> SpecError:
+    digits = len(str(value))
+    got = f"{value}" if digits <= 30 else f"a number of {digits} digits"
+    return SpecError(f"'{name}' must be at most 2**63 - 1 (torch's 64-bit sizes), got {got}")
+
+
 def positive_int(name: str, value) -> int:
     if not _is_int(value) or value < 1:
         raise SpecError(f"'{name}' must be a positive integer, got {value!r}")
+    if value > MAX_SIZE:
+        raise _too_large(name, value)
     return value
 
 
 def non_negative_int(name: str, value) -> int:
     if not _is_int(value) or value < 0:
         raise SpecError(f"'{name}' must be a non-negative integer, got {value!r}")
+    if value > MAX_SIZE:
+        raise _too_large(name, value)
     return value
 
 
@@ -137,16 +152,16 @@ def _window_output(op: str, size: int, kernel: int, stride: int, pad_total: int,
     """Output length along one axis, torch's formula (with its ceil-mode rule)."""
     span = dilation * (kernel - 1) + 1
     room = size + pad_total - span
-    if room < 0:
-        raise ShapeError(f"{op} window of {span} does not fit the {axis} of {size} "
-                         f"(with padding {pad_total}): the grid collapses to nothing")
-    if ceil_mode:
+    if ceil_mode:  # rounding up, a window a little wider than the input still makes one output
         out = -(-room // stride) + 1
         # torch: the last window must start inside the input or the left padding
         if (out - 1) * stride >= size + pad_total // 2:
             out -= 1
     else:
         out = room // stride + 1
+    if out < 1:
+        raise ShapeError(f"{op} window of {span} does not fit the {axis} of {size} "
+                         f"(with padding {pad_total}): the grid collapses to nothing")
     return out
 
 

@@ -31,9 +31,15 @@ def write_atomically_with(path: str | Path, write: Callable[[str], None],
             raise OutputError("refusing to write the output over the input spec", SourceLocation(str(path)))
     if target.is_dir():
         raise OutputError("the output path is a directory", SourceLocation(str(path)))
+    if target.exists() and not target.is_file():
+        # a FIFO, a device, /dev/stdout: renaming a file over it would replace it, not write into it
+        raise OutputError("the output path exists and is not a regular file (a pipe or a device?); "
+                          "leave out -o to write to stdout", SourceLocation(str(path)))
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        raise OutputError(f"the directory '{directory}' does not exist", SourceLocation(str(path)))
+        problem = f"'{directory}' is not a directory" if directory.exists() else \
+            f"the directory '{directory}' does not exist"
+        raise OutputError(problem, SourceLocation(str(path)))
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
         os.close(handle)

@@ -39,7 +39,7 @@ def gib_text(n_bytes: float | None) -> str:
 def memory_verdict(needed: int, available: int | None, what: str = "free") -> str:
     """'fits (needs X GiB, Y free)' or 'does not fit (needs X GiB, Y free)'."""
     if available is None:
-        return f"needs {gib_text(needed)} ({what} memory unknown)"
+        return f"needs {gib_text(needed)} (available memory unknown)"
     verdict = "fits" if needed <= available else "does not fit"
     return f"{verdict} (needs {gib_text(needed)}, {gib_text(available)} {what})"
 

@@ -53,7 +53,8 @@ def effect_text(effect: dict, totals) -> str:
     for key, total in (("params", totals.params), ("macs", totals.macs)):
         if key in effect:
             label = "MACs" if key == "macs" else key
-            parts.append(f"{label} {_signed(effect[key])} ({100 * effect[key] / total:+.2f}% of the model)")
+            share = f" ({100 * effect[key] / total:+.2f}% of the model)" if total else ""  # a model of no params
+            parts.append(f"{label} {_signed(effect[key])}{share}")
     parts += [f"{key} {figure_value(value)}" for key, value in effect.items() if key not in ("params", "macs")]
     return "; ".join(parts)
 

@@ -7,6 +7,7 @@ those) and bare names, which refer to template or spec arguments and are resolve
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,9 @@ def parse_call(text: str, loc: SourceLocation) -> Call:
     """Parse `op`, `op(...)` into a Call, with a clear error for anything else."""
     source = text.strip()
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # Python prints some (`1if x else 2`) on stderr: make them errors
+            warnings.simplefilter("error", SyntaxWarning)
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as err:
         col = (loc.column or 1) + max((err.offset or 1) - 1, 0) if loc.column else None
         hint = None
@@ -50,6 +53,8 @@ def parse_call(text: str, loc: SourceLocation) -> Call:
                     "(\"conv(8, 3)\") or write the rows one per line with '- '")
         raise SpecError(f"cannot read '{source}' as a call like conv(64, 3, stride=2): {err.msg}",
                         SourceLocation(loc.file, loc.line, col), hint=hint) from None
+    except (MemoryError, RecursionError):  # what Python's parser raises for very deep nesting
+        raise SpecError(f"cannot read '{_abridged(source)}' as a call: it nests too deeply", loc) from None
     body = tree.body
     if isinstance(body, ast.Name):
         return Call(body.id, loc=loc)
@@ -62,6 +67,10 @@ def parse_call(text: str, loc: SourceLocation) -> Call:
             raise SpecError(f"'**' is not allowed in '{source}'", loc)
         kwargs[kw.arg] = _literal(kw.value, source, loc)
     return Call(body.func.id, args, kwargs, loc)
+
+
+def _abridged(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _literal(node: ast.AST, source: str, loc: SourceLocation) -> Any:

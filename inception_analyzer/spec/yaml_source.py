@@ -3,10 +3,12 @@
 We compose the YAML node tree with PyYAML's safe composer and convert it ourselves, so that
 (1) only the plain YAML types exist (no `!!python/...` or other tags, ever constructed),
 (2) every mapping and sequence remembers where each of its entries was written, and
-(3) alias expansion is bounded (a "billion laughs" document is refused, not expanded).
+(3) alias expansion is bounded (a "billion laughs" document is refused, not expanded), and so
+    is nesting (a document nested thousands deep is refused before anything recurses into it).
 """
 from __future__ import annotations
 
+import bisect
 import re
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,17 @@ _SCALAR_TAGS = {
 }
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
-# Bound on converted values: a real spec has a few thousand; aliases cannot blow it up.
-MAX_VALUES = 2_000_000
+# Bounds on what is read: a real spec has a few thousand values in a few tens of kB (the
+# 10,000-block benchmark: about 40,000 values in 200 kB). PyYAML's nodes cost about 200 bytes of
+# memory per byte of text: at these bounds reading takes a few seconds and a few hundred MB.
+MAX_SPEC_BYTES = 16 * 2**20
+MAX_VALUES = 500_000
+# Bound on values made by aliases: each alias is a whole copy of its anchor's subtree, so a few
+# lines of nested aliases ("billion laughs") would otherwise make MAX_VALUES values.
+MAX_ALIAS_VALUES = 100_000
+# Bound on nesting of mappings and sequences: real specs nest under 10 deep; the composer and the
+# conversion recurse once per level (libyaml's composer in C: deep enough, it crashes the process).
+MAX_DEPTH = 100
 _scalar_constructor = yaml.SafeLoader("")
 _YAML12_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -64,20 +75,73 @@ def _mark_location(filename: str, mark) -> SourceLocation:
     return SourceLocation(filename, mark.line + 1, mark.column + 1)
 
 
+def _offset_location(filename: str, text: str | bytes, offset: int) -> SourceLocation:
+    """Line and column of a character (or byte) offset."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line_start = text.rfind(newline, 0, offset) + 1
+    column = offset - line_start
+    if isinstance(text, bytes):  # count characters, not bytes, up to the offending byte
+        column = len(text[line_start:offset].decode("utf-8", errors="replace"))
+    return SourceLocation(filename, text.count(newline, 0, offset) + 1, column + 1)
+
+
 def parse_yaml(text: str, filename: str) -> Any:
     """Parse YAML text into plain values with locations; raise SpecSyntaxError/SpecError."""
     try:
+        _check_bounds(text, filename)
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "invalid YAML"
         raise SpecSyntaxError(str(problem).strip(), _mark_location(filename, mark)) from None
+    except yaml.reader.ReaderError as err:  # a character YAML refuses (NUL, control characters)
+        raise SpecSyntaxError(str(err).splitlines()[0],
+                              _offset_location(filename, text, err.position)) from None
     except yaml.YAMLError as err:
         raise SpecSyntaxError(str(err).splitlines()[0], SourceLocation(filename)) from None
     if root is None:
         raise SpecError("the spec is empty", SourceLocation(filename, 1, 1))
-    budget = [MAX_VALUES]
-    return _convert(root, filename, budget, text)
+    return _convert(root, filename, _Budget(), text)
+
+
+def _check_bounds(text: str, filename: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH or holding more than MAX_VALUES values, from
+    the parser's stream of events: before the composer recurses into it or builds its nodes."""
+    depth, values = 0, 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(f"mappings and lists nest more than {MAX_DEPTH} levels deep",
+                                _mark_location(filename, event.start_mark))
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+            continue
+        elif not isinstance(event, yaml.ScalarEvent):
+            continue  # an alias is counted by the conversion, as the copy it makes
+        values += 1
+        if values > MAX_VALUES:
+            raise SpecError(f"the document holds more than {MAX_VALUES:,} values; refusing to read it",
+                            _mark_location(filename, event.start_mark))
+
+
+class _Budget:
+    """What the conversion may still make through aliases (the document's own values are bounded
+    before composing it)."""
+
+    def __init__(self):
+        self.aliased = MAX_ALIAS_VALUES
+        self.seen: set[int] = set()  # ids of the nodes converted once: meeting one again is an alias
+
+    def spend(self, node, aliased: bool, filename: str) -> bool:
+        """Count one value; return whether it is (part of) an alias's copy."""
+        aliased = aliased or id(node) in self.seen
+        self.seen.add(id(node))
+        self.aliased -= aliased
+        if self.aliased < 0:
+            raise SpecError(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (nested aliases, "
+                            "a 'billion laughs'?); refusing to expand them", _mark_location(filename, node.start_mark))
+        return aliased
 
 
 def _opens_call(node) -> bool:
@@ -86,11 +150,15 @@ def _opens_call(node) -> bool:
             and node.value.count("(") > node.value.count(")"))
 
 
-def _call_end(source: str, start: int) -> int | None:
-    """Index just past the ')' that closes the call starting at `start`, quotes respected."""
+_CALL_CHARS = re.compile(r"""[()\[\]'"]""")
+
+
+def _call_end(source: str, start: int, limit: int) -> int | None:
+    """Index just past the ')' that closes the call starting at `start` (before `limit`), quotes
+    respected."""
     depth, quote = 0, None
-    for index in range(start, len(source)):
-        char = source[index]
+    for match in _CALL_CHARS.finditer(source, start, limit):
+        char, index = match.group(), match.start()
         if quote:
             quote = None if char == quote else quote
         elif char in "'\"":
@@ -106,26 +174,34 @@ def _call_end(source: str, start: int) -> int | None:
     return None
 
 
-def _rejoin_call(node, source: str, siblings_start: list[int]) -> tuple[str, int] | None:
+class _Rejoiner:
     """Calls may be written unquoted inside [ ... ] and { ... }: `[conv(8, 3), relu]`.
     YAML splits them at the commas; we take the call's text back from the source and say how
-    many of the following siblings it swallowed."""
-    if not _opens_call(node) or source is None:
-        return None
-    start = node.start_mark.index
-    end = _call_end(source, start)
-    if end is None:
-        return None
-    swallowed = sum(1 for index in siblings_start if start < index < end)
-    return " ".join(source[start:end].split()), swallowed
+    many of the following siblings it swallowed.
+
+    In linear time: a call is looked for only inside its collection, and after a call that does
+    not close there, no later one in the collection is (each would scan to the collection's end:
+    a few thousand unclosed calls took minutes)."""
+
+    def __init__(self, collection, source: str | None, siblings_start: list[int]):
+        self.active = bool(collection.flow_style) and source is not None
+        self.source, self.starts = source, siblings_start
+        self.limit = collection.end_mark.index
+
+    def rejoin(self, node) -> tuple[str, int] | None:
+        if not self.active or not _opens_call(node):
+            return None
+        start = node.start_mark.index
+        end = _call_end(self.source, start, self.limit)
+        if end is None:
+            self.active = False
+            return None
+        swallowed = bisect.bisect_left(self.starts, end) - bisect.bisect_right(self.starts, start)
+        return " ".join(self.source[start:end].split()), swallowed
 
 
-def _convert(node, filename: str, budget: list, source: str | None = None) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise SpecError(f"the document expands to more than {MAX_VALUES:,} values "
-                        "(recursive aliases?); refusing to expand it",
-                        _mark_location(filename, node.start_mark))
+def _convert(node, filename: str, budget: _Budget, source: str | None = None, aliased: bool = False) -> Any:
+    aliased = budget.spend(node, aliased, filename)
     loc = _mark_location(filename, node.start_mark)
     if isinstance(node, yaml.ScalarNode):
         if node.tag not in _SCALAR_TAGS:
@@ -138,12 +214,12 @@ def _convert(node, filename: str, budget: list, source: str | None = None) -> An
         if node.tag != _SEQ_TAG:
             raise _tag_error(node, loc)
         seq, item_locs = YamlSeq(), []
-        starts = [item.start_mark.index for item in node.value]
+        rejoiner = _Rejoiner(node, source, [item.start_mark.index for item in node.value])
         index = 0
         while index < len(node.value):
             item = node.value[index]
-            rejoined = _rejoin_call(item, source, starts) if node.flow_style else None
-            seq.append(rejoined[0] if rejoined else _convert(item, filename, budget, source))
+            rejoined = rejoiner.rejoin(item)
+            seq.append(rejoined[0] if rejoined else _convert(item, filename, budget, source, aliased))
             item_locs.append(_mark_location(filename, item.start_mark))
             index += 1 + (rejoined[1] if rejoined else 0)
         seq.loc, seq.item_locs = loc, item_locs
@@ -154,22 +230,22 @@ def _convert(node, filename: str, budget: list, source: str | None = None) -> An
         mapping = YamlMap()
         mapping.loc = loc
         mapping.key_locs, mapping.value_locs = {}, {}
-        starts = [key.start_mark.index for key, _ in node.value]
+        rejoiner = _Rejoiner(node, source, [key.start_mark.index for key, _ in node.value])
         pairs = iter(node.value)
         for key_node, value_node in pairs:
-            key = _convert(key_node, filename, budget, source)
+            key = _convert(key_node, filename, budget, source, aliased)
             key_loc = _mark_location(filename, key_node.start_mark)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise SpecError("mapping keys must be plain names", key_loc)
             if key in mapping:
                 raise SpecError(f"duplicate key '{key}'", key_loc)
-            rejoined = _rejoin_call(value_node, source, starts) if node.flow_style else None
+            rejoined = rejoiner.rejoin(value_node)
             if rejoined:
                 mapping[key] = rejoined[0]
                 for _ in range(rejoined[1]):
                     next(pairs)
             else:
-                mapping[key] = _convert(value_node, filename, budget, source)
+                mapping[key] = _convert(value_node, filename, budget, source, aliased)
             mapping.key_locs[key] = key_loc
             mapping.value_locs[key] = _mark_location(filename, value_node.start_mark)
         return mapping
@@ -180,16 +256,23 @@ def read_yaml_file(path: str | Path) -> Any:
     """Read and parse a spec file; a missing or unreadable file is a SpecError, not an OSError."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:  # at most one byte past the bound: not all of /dev/zero
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise SpecError("no such spec file", SourceLocation(name)) from None
     except IsADirectoryError:
         raise SpecError("is a directory, not a spec file", SourceLocation(name)) from None
-    except UnicodeDecodeError as err:
-        raise SpecError(f"not UTF-8 text ({err.reason} at byte {err.start})", SourceLocation(name)) from None
     except OSError as err:
         raise SpecError(f"cannot read the spec ({err.strerror})", SourceLocation(name)) from None
-    return parse_yaml(text, name)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"the spec is larger than {MAX_SPEC_BYTES // 2**20} MiB; refusing to read it",
+                        SourceLocation(name))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"not UTF-8 text ({err.reason} at byte {err.start})",
+                        _offset_location(name, data, err.start)) from None
+    return parse_yaml(text.replace("\r\n", "\n").replace("\r", "\n"), name)  # newlines as text mode reads them
 
 
 def parse_scalar(text: str) -> Any:

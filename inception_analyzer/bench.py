@@ -1,0 +1,790 @@
+"""Measured throughput of the built models, beside the roofline estimate and torchvision's model.
+
+    inception-analyzer bench SPEC... [--device cuda|cpu] [--batch 1,32,256] [--dtype fp32|tf32|bf16|fp16]
+                             [--channels-last] [--compile] [--mode inference|train] [--per-layer]
+                             [--format table|markdown|csv|json] [-o FILE]
+
+How each figure is measured:
+- Warm-up first (cuDNN's algorithm search, torch.compile's compilation, the allocator's growth),
+  then enough timed iterations for --min-time seconds (at least MIN_ITERATIONS), or --iters.
+- On CUDA every iteration is bracketed by two CUDA events recorded on the stream; nothing inside
+  the loop synchronises, so kernels queue as in a real run, and a single synchronisation at the
+  end precedes reading the events. On the CPU, where ops run synchronously, a perf_counter pair.
+- p50 (median) and p90 of the per-iteration times; images/s = batch / p50.
+- Achieved FLOP/s = the model's conventional FLOPs (2 x MACs per image; in training x3 and with
+  the aux heads, analysis.roofline.model_flops) / p50, and its share of the device profile's
+  dense matmul peak for the dtype.
+- Peak memory: the CUDA caching allocator's max_memory_allocated over the timed iterations
+  (weights and optimizer state included; cuDNN's algorithm search during warm-up excluded). Not
+  measured on the CPU (there is no allocator to ask).
+- fp32 means IEEE fp32: TF32 is switched off for matmuls and cuDNN convolutions (PyTorch lets
+  cuDNN use TF32 by default); tf32 switches it on. bf16 / fp16 inference casts the model;
+  training keeps fp32 master weights under autocast (fp16 with a gradient scaler).
+- Training times a full step of the Rethinking paper's recipe (TrainRecipe).
+- A batch whose estimated memory (analysis.roofline.estimate_memory) exceeds the free memory is
+  reported as not fitting and not run; one that still runs out of memory is reported as such.
+- torchvision's model of the same architecture (where torchvision can be imported and has one)
+  runs with the same settings in the same process; ours / theirs is the ratio of images/s. Each
+  model is built afresh for each batch size and measured alone, ours first.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import functools
+import gc
+import importlib
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from .analysis.cost import CostReport, analyze_cost
+from .analysis.roofline import (DTYPES, MODES, CpuMeasurement, DeviceProfile, ModelEstimate, device_profile, estimate,
+                                estimate_memory, model_flops, profile_matching, profile_names)
+# add_arguments is re-exported: the `bench` subcommand's parser and run() are both reachable from here
+from .bench_options import (DEFAULT_MIN_TIME, DEFAULT_WARMUP, MAX_ITERATIONS, MIN_ITERATIONS, BenchError,
+                            add_arguments)
+from .build import build_model, free_memory_bytes, resolve_device, resolve_dtype
+from .graph import Graph
+from .output import write_atomically
+from .render.estimate import memory_verdict
+
+PROFILED_ITERATIONS = 3         # forward passes under the torch profiler for --per-layer
+LAYER_RANGE = "layer:"          # prefix of the profiler ranges around leaf modules
+
+
+# ----------------------------------------------------------------------------- timing statistics
+def percentile(samples: list[float] | tuple[float, ...], q: float) -> float:
+    """The q-th percentile (0..100), interpolating linearly between closest ranks (numpy's default)."""
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    """Per-iteration times in seconds, in the order they were taken."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def iterations(self) -> int:
+        return len(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p90(self) -> float:
+        return percentile(self.samples, 90)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """p90 / p50 - 1: how much slower the slow tenth of iterations is than the typical one."""
+        return self.p90 / self.median - 1
+
+
+def iterations_for(seconds_per_iteration: float, min_time: float) -> int:
+    """Iterations that fill `min_time` seconds, within [MIN_ITERATIONS, MAX_ITERATIONS]."""
+    if seconds_per_iteration <= 0:
+        return MAX_ITERATIONS
+    return max(MIN_ITERATIONS, min(MAX_ITERATIONS, math.ceil(min_time / seconds_per_iteration)))
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_iterations(step: Callable[[], Any], device: torch.device, iterations: int,
+                    on_iteration: Callable[[int], None] | None = None) -> list[float]:
+    """Seconds of each of `iterations` calls of `step`: CUDA events on CUDA, perf_counter on the CPU."""
+    if device.type == "cuda":
+        return _time_cuda(step, device, iterations, on_iteration)
+    samples = []
+    for index in range(iterations):
+        start = time.perf_counter()
+        step()
+        samples.append(time.perf_counter() - start)
+        if on_iteration:
+            on_iteration(index + 1)
+    return samples
+
+
+def _time_cuda(step, device, iterations, on_iteration) -> list[float]:
+    with torch.cuda.device(device):
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(iterations)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(iterations)]
+        torch.cuda.synchronize(device)  # nothing from the warm-up may leak into the first pair
+        for index in range(iterations):
+            starts[index].record()
+            step()
+            ends[index].record()
+            if on_iteration:
+                on_iteration(index + 1)
+        torch.cuda.synchronize(device)  # elapsed_time needs both events completed
+        return [start.elapsed_time(end) / 1000 for start, end in zip(starts, ends)]
+
+
+def measure(step: Callable[[], Any], device: torch.device, warmup: int = DEFAULT_WARMUP,
+            iterations: int | None = None, min_time: float = DEFAULT_MIN_TIME,
+            on_iteration: Callable[[int, int], None] | None = None,
+            before_timing: Callable[[], None] | None = None) -> TimingStats:
+    """Warm up, size the run from one synchronised iteration, then time every iteration.
+
+    `before_timing` runs between the two (e.g. to reset the allocator's peak, so that cuDNN's
+    algorithm search during warm-up does not count)."""
+    for _ in range(max(1, warmup)):
+        step()
+    if iterations is None:
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        iterations = iterations_for(time.perf_counter() - start, min_time)
+    if before_timing:
+        synchronize(device)
+        before_timing()
+    total = iterations
+    samples = time_iterations(step, device, total, (lambda done: on_iteration(done, total)) if on_iteration else None)
+    return TimingStats(tuple(samples))
+
+
+# ----------------------------------------------------------------------------- training recipe
+@dataclass(frozen=True)
+class TrainRecipe:
+    """The training step of "Rethinking the Inception Architecture" (Szegedy et al. 2016, §8):
+    RMSProp with decay 0.9 and epsilon 1.0, learning rate 0.045, gradient clipping at 2.0, label
+    smoothing 0.1. The paper names no momentum; TF-Slim's train_image_classifier.py defaults to
+    0.9. Auxiliary logits add their loss at weight 0.4, as TF-Slim's train_image_classifier.py
+    does (label smoothing included); torchvision's reference train.py has no auxiliary loss at
+    all (its inception_v3 weights were ported from TensorFlow, not trained with it). torch's
+    RMSprop adds epsilon outside the square root, TensorFlow's inside: same cost, other numbers.
+    """
+
+    learning_rate: float = 0.045
+    rmsprop_decay: float = 0.9          # torch's `alpha`
+    rmsprop_epsilon: float = 1.0
+    momentum: float = 0.0
+    label_smoothing: float = 0.1
+    clip_norm: float = 2.0
+    aux_weight: float = 0.4
+
+    @property
+    def optimizer_states(self) -> int:
+        """Tensors RMSprop keeps per parameter: the square average, and the momentum buffer if any."""
+        return 1 + (self.momentum > 0)
+
+
+def make_optimizer(parameters, recipe: TrainRecipe) -> torch.optim.RMSprop:
+    return torch.optim.RMSprop(parameters, lr=recipe.learning_rate, alpha=recipe.rmsprop_decay,
+                               eps=recipe.rmsprop_epsilon, momentum=recipe.momentum)
+
+
+def make_criterion(recipe: TrainRecipe) -> nn.CrossEntropyLoss:
+    return nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+
+
+def split_outputs(outputs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(main logits, aux logits) of a model's training output: a tensor, our SpecOutputs or
+    torchvision's InceptionOutputs / GoogLeNetOutputs (main logits first, aux heads after)."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs, []
+    logits, *rest = outputs
+    aux: list[torch.Tensor] = []
+    for item in rest:
+        if isinstance(item, torch.Tensor):
+            aux.append(item)
+        elif item is not None:          # SpecOutputs keeps several heads as a tuple
+            aux.extend(split_outputs((None, *item))[1])
+    return logits, aux
+
+
+def training_loss(outputs, labels: torch.Tensor, criterion: nn.Module, recipe: TrainRecipe) -> torch.Tensor:
+    logits, aux = split_outputs(outputs)
+    loss = criterion(logits, labels)
+    for head in aux:
+        if head.shape != logits.shape:
+            raise BenchError(f"an auxiliary head gives {list(head.shape)} where the classifier gives "
+                             f"{list(logits.shape)}: a training step needs class logits from every head "
+                             "(or --set aux_logits=false)")
+        loss = loss + recipe.aux_weight * criterion(head, labels)
+    return loss
+
+
+def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+               criterion: nn.Module, recipe: TrainRecipe, scaler: torch.amp.GradScaler,
+               autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """One full step; returns the loss without reading it back (that would synchronise)."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        loss = training_loss(model(images), labels, criterion, recipe)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)          # clip the true gradients, not fp16's scaled ones
+    nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
+# ----------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class BenchSettings:
+    device: torch.device
+    dtype: str = "fp32"                 # fp32 | tf32 | bf16 | fp16
+    mode: str = "inference"             # inference | train
+    channels_last: bool = False
+    compile: bool = False
+    compile_mode: str | None = None
+    warmup: int = DEFAULT_WARMUP
+    iterations: int | None = None
+    min_time: float = DEFAULT_MIN_TIME
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+
+    @property
+    def parameter_dtype(self) -> torch.dtype:
+        """Inference casts the model; training keeps fp32 master weights (autocast does the rest)."""
+        if self.mode == "train" or self.dtype == "tf32":
+            return torch.float32
+        return resolve_dtype(self.dtype)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return resolve_dtype(self.dtype) if self.mode == "train" and self.dtype in ("bf16", "fp16") else None
+
+    def describe(self) -> str:
+        parts = [self.mode, self.dtype, "channels_last" if self.channels_last else "contiguous"]
+        if self.compile:
+            parts.append(f"compiled ({self.compile_mode or 'default'})")
+        return ", ".join(parts)
+
+
+def check_settings(settings: BenchSettings) -> None:
+    if settings.dtype not in DTYPES:
+        raise BenchError(f"unknown dtype '{settings.dtype}' (use {', '.join(DTYPES)})")
+    if settings.mode not in MODES:
+        raise BenchError(f"unknown mode '{settings.mode}' (use {' or '.join(MODES)})")
+    if settings.dtype == "tf32" and settings.device.type != "cuda":
+        raise BenchError("tf32 is a mode of NVIDIA's tensor cores; on the CPU use fp32")
+
+
+@contextlib.contextmanager
+def precision_flags(settings: BenchSettings) -> Iterator[None]:
+    """TF32 on for tf32 and off otherwise (fp32 means IEEE fp32); cuDNN autotuning on. Restored after.
+
+    Only torch's newer `fp32_precision` switches are used: mixing them with the legacy
+    `allow_tf32` flags makes torch refuse to read either."""
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = (matmul.fp32_precision, conv.fp32_precision, torch.backends.cudnn.benchmark)
+    precision = "tf32" if settings.dtype == "tf32" else "ieee"
+    matmul.fp32_precision = conv.fp32_precision = precision
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision, torch.backends.cudnn.benchmark = saved
+
+
+# ----------------------------------------------------------------------------- models
+# spec name -> (torchvision builder, spec arguments passed on by the same name, fixed arguments)
+TORCHVISION_PEERS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
+    "inception_v3": ("inception_v3", ("num_classes", "aux_logits", "dropout"),
+                     {"init_weights": False, "transform_input": False}),
+    "googlenet": ("googlenet", ("num_classes", "aux_logits", "dropout", "dropout_aux"),
+                  {"init_weights": False, "transform_input": False}),
+    "vgg16": ("vgg16", ("num_classes", "dropout"), {"init_weights": False}),
+    "alexnet": ("alexnet", ("num_classes", "dropout"), {}),
+}
+
+
+@functools.cache
+def import_torchvision() -> tuple[Any, Any]:
+    """(torchvision module or None, what keeps its work-around alive).
+
+    torchvision 0.28 has no CPU build for torch 2.13: its compiled ops do not load and its import
+    fails on the missing `torchvision::nms` schema. Defining the nms and qnms schemas first is
+    enough for the model builders, which use no detection ops (DEVELOPERS.md)."""
+    try:
+        return importlib.import_module("torchvision"), None
+    except Exception:  # noqa: BLE001 - any import failure: try the schema work-around once
+        pass
+    library = torch.library.Library("torchvision", "FRAGMENT")
+    for op in ("nms", "qnms"):
+        with contextlib.suppress(RuntimeError):  # already defined
+            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    try:
+        return importlib.import_module("torchvision"), library
+    except Exception:  # noqa: BLE001 - torchvision unusable here: no peer, said so in the output
+        return None, library
+
+
+def torchvision_version() -> str | None:
+    module, _ = import_torchvision()
+    return None if module is None else module.__version__
+
+
+def build_ours(graph: Graph, settings: BenchSettings) -> nn.Module:
+    return build_model(graph, device=settings.device, dtype=settings.parameter_dtype,
+                       channels_last=settings.channels_last)
+
+
+def build_torchvision(graph: Graph, settings: BenchSettings) -> nn.Module:
+    module, _ = import_torchvision()
+    builder, passed, fixed = TORCHVISION_PEERS[graph.name]
+    arguments = {name: graph.arguments[name] for name in passed if name in graph.arguments}
+    with settings.device:
+        model = getattr(module.models, builder)(weights=None, **arguments, **fixed)
+    model = model.to(dtype=settings.parameter_dtype)
+    return model.to(memory_format=torch.channels_last) if settings.channels_last else model
+
+
+def has_peer(graph: Graph) -> bool:
+    return graph.name in TORCHVISION_PEERS and import_torchvision()[0] is not None
+
+
+# ----------------------------------------------------------------------------- records
+@dataclass
+class Measurement:
+    """One model at one setting: its timing, or why there is none."""
+
+    implementation: str                  # "ours" or "torchvision"
+    status: str                          # "ok", "does not fit", "out of memory", "not comparable"
+    note: str = ""
+    batch: int = 0
+    timing: TimingStats | None = None
+    model_flops: float = 0.0             # per batch (or training step)
+    peak_flops: float | None = None      # the device profile's matmul peak for the dtype
+    peak_memory_bytes: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.timing is not None
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.batch / self.timing.median if self.ok else None
+
+    @property
+    def achieved_flops(self) -> float | None:
+        return self.model_flops / self.timing.median if self.ok else None
+
+    @property
+    def peak_share(self) -> float | None:
+        return self.achieved_flops / self.peak_flops if self.ok and self.peak_flops else None
+
+
+@dataclass
+class LayerTiming:
+    """--per-layer: one leaf's profiled forward time beside its estimate (None: not measured)."""
+
+    path: str
+    op: str
+    estimate_seconds: float | None
+    bound: str
+    measured_seconds: float | None
+
+
+@dataclass
+class BenchRow:
+    spec: str
+    model: str
+    batch: int
+    estimate: ModelEstimate | None
+    memory_needed: int
+    free_bytes: int | None
+    ours: Measurement
+    torchvision: Measurement | None
+    layers: list[LayerTiming] = field(default_factory=list)
+    profiled_total_seconds: float | None = None   # the whole forward pass under the profiler
+
+    @property
+    def ratio(self) -> float | None:
+        """ours / torchvision in images/s (> 1: ours is faster)."""
+        if self.torchvision is None or not (self.ours.ok and self.torchvision.ok):
+            return None
+        return self.ours.images_per_second / self.torchvision.images_per_second
+
+    @property
+    def measured_over_estimate(self) -> float | None:
+        if self.estimate is None or not self.ours.ok or not self.estimate.seconds:
+            return None
+        return self.ours.timing.median / self.estimate.seconds
+
+
+@dataclass
+class BenchReport:
+    settings: BenchSettings
+    environment: dict[str, str]
+    profile: DeviceProfile | None
+    profile_note: str
+    rows: list[BenchRow]
+
+
+# ----------------------------------------------------------------------------- progress
+class Progress:
+    """One status line on stderr, rewritten in place; silent unless stderr is a terminal."""
+
+    def __init__(self, runs: int, enabled: bool | None = None, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.runs, self.run, self.label, self._last = runs, 0, "", 0.0
+
+    def start(self, label: str) -> None:
+        self.run += 1
+        self.label = label
+        self._write(f"{label}: warm-up")
+
+    def iteration(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:  # a terminal need not redraw faster than that
+            return
+        self._last = now
+        filled = round(20 * done / total)
+        self._write(f"{self.label}: [{'#' * filled}{'.' * (20 - filled)}] {done}/{total}")
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def _write(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(f"\r\033[K[{self.run}/{self.runs}] {text}")
+            self.stream.flush()
+
+
+# ----------------------------------------------------------------------------- measuring a model
+def _inputs(graph: Graph, batch: int, settings: BenchSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator(device=settings.device).manual_seed(0)
+    images = torch.randn(batch, *graph.input_shape, device=settings.device, dtype=settings.parameter_dtype,
+                         generator=generator)
+    if settings.channels_last:
+        images = images.to(memory_format=torch.channels_last)
+    classes = graph.node(graph.output).out_shape[0]
+    labels = torch.randint(0, classes, (batch,), device=settings.device, generator=generator)
+    return images, labels
+
+
+def _step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: BenchSettings) -> Callable[[], Any]:
+    runner = torch.compile(model, mode=settings.compile_mode) if settings.compile else model
+    if settings.mode == "inference":
+        model.eval()
+        return lambda: runner(images)
+    model.train()
+    recipe = settings.recipe
+    optimizer = make_optimizer(model.parameters(), recipe)
+    criterion = make_criterion(recipe)
+    scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.dtype == "fp16")
+    return lambda: train_step(runner, images, labels, optimizer, criterion, recipe, scaler, settings.autocast_dtype)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def measure_model(implementation: str, build: Callable[[], nn.Module], graph: Graph, report: CostReport,
+                  batch: int, settings: BenchSettings, peak_flops: float | None, progress: Progress) -> Measurement:
+    """Check the memory, build, time; never let an out-of-memory batch end the run."""
+    needed = estimate_memory(report, settings.dtype, batch, settings.mode, settings.recipe.optimizer_states).total
+    free = free_memory_bytes(settings.device)
+    base = dict(implementation=implementation, batch=batch, peak_flops=peak_flops,
+                model_flops=model_flops(report.totals, batch, settings.mode))
+    if free is not None and needed > free:
+        return Measurement(status="does not fit", note=memory_verdict(needed, free), **base)
+    progress.start(f"{graph.name} batch {batch} {implementation}")
+    try:
+        status, timing, peak = _build_and_time(implementation, build, graph, report, batch, settings, progress)
+        note = "torchvision's model has other parameters" if status == "not comparable" else ""
+        return Measurement(status=status, note=note, timing=timing, peak_memory_bytes=peak, **base)
+    except (RuntimeError, MemoryError) as err:
+        if not _is_out_of_memory(err):
+            raise
+        return Measurement(status="out of memory", note=f"at run time; estimated: {memory_verdict(needed, free)}",
+                           **base)
+    finally:
+        progress.done()
+        _release(settings.device)  # the model, its inputs and optimizer died with _build_and_time's frame
+
+
+def _build_and_time(implementation, build, graph, report, batch, settings, progress
+                    ) -> tuple[str, TimingStats | None, int | None]:
+    model = build()
+    if implementation != "ours" and sum(p.numel() for p in model.parameters()) != report.totals.params:
+        return "not comparable", None, None
+    images, labels = _inputs(graph, batch, settings)
+    step = _step(model, images, labels, settings)
+    cuda = settings.device.type == "cuda"
+    reset_peak = (lambda: torch.cuda.reset_peak_memory_stats(settings.device)) if cuda else None
+    with torch.inference_mode() if settings.mode == "inference" else contextlib.nullcontext():
+        timing = _timed(step, settings, progress, implementation, reset_peak)
+    # the peak of the timed iterations: weights, optimizer state and what the steps allocate
+    peak = torch.cuda.max_memory_allocated(settings.device) if cuda else None
+    return "ok", timing, peak
+
+
+def _timed(step, settings: BenchSettings, progress: Progress, implementation: str,
+           before_timing: Callable[[], None] | None) -> TimingStats:
+    if not settings.compile:
+        return measure(step, settings.device, settings.warmup, settings.iterations, settings.min_time,
+                       progress.iteration, before_timing)
+    try:
+        step()  # the first call compiles; its failure is the user's to see in one line
+    except Exception as err:  # noqa: BLE001 - dynamo / inductor raise many types
+        if _is_out_of_memory(err):
+            raise
+        first_line = (str(err).strip().splitlines() or [""])[0][:200]
+        raise BenchError(f"torch.compile failed on {implementation}'s model: {type(err).__name__}: "
+                         f"{first_line}") from None
+    return measure(step, settings.device, settings.warmup, settings.iterations, settings.min_time,
+                   progress.iteration, before_timing)
+
+
+# ----------------------------------------------------------------------------- per-layer profile
+@contextlib.contextmanager
+def layer_ranges(model: nn.Module) -> Iterator[list[str]]:
+    """Wrap every leaf module's forward in a profiler range named after its path."""
+    open_ranges: dict[int, Any] = {}
+    handles, names = [], []
+
+    def enter(name):
+        def hook(module, inputs):
+            open_ranges[id(module)] = torch.profiler.record_function(LAYER_RANGE + name).__enter__()
+        return hook
+
+    def leave(module, inputs, output):
+        open_ranges.pop(id(module)).__exit__(None, None, None)
+
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            names.append(name)
+            handles.append(module.register_forward_pre_hook(enter(name)))
+            handles.append(module.register_forward_hook(leave))
+    try:
+        yield names
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def profile_layers(model: nn.Module, images: torch.Tensor, iterations: int = PROFILED_ITERATIONS
+                   ) -> tuple[dict[str, float], float]:
+    """Mean seconds per forward of every leaf module, and of the whole forward, under the torch
+    profiler (eager; device time of the kernels launched inside each range on CUDA, wall time on
+    the CPU). Profiler overhead is included: compare layers with each other, not with the
+    unprofiled figures."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    device = images.device
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    model.eval()
+    with torch.inference_mode(), layer_ranges(model):
+        model(images)  # warm-up outside the profile
+        synchronize(device)
+        with profile(activities=activities) as prof:
+            for _ in range(iterations):
+                with record_function(LAYER_RANGE + "(model)"):
+                    model(images)
+            synchronize(device)
+    times: dict[str, float] = {}
+    for event in prof.key_averages():
+        if event.key.startswith(LAYER_RANGE):
+            total_us = event.device_time_total if device.type == "cuda" else event.cpu_time_total
+            times[event.key[len(LAYER_RANGE):]] = total_us / 1e6 / event.count
+    return times, times.pop("(model)", 0.0)
+
+
+def layer_timings(estimate_: ModelEstimate | None, report: CostReport, measured: dict[str, float]) -> list[LayerTiming]:
+    estimates = {layer.path: layer for layer in estimate_.layers} if estimate_ else {}
+    rows = []
+    for record in report.layers:
+        if record.role != "main":
+            continue  # the forward pass at inference runs no auxiliary head
+        layer = estimates.get(record.path)
+        rows.append(LayerTiming(record.path, record.op, layer.seconds if layer else None,
+                                layer.bound if layer else "-", measured.get(record.path)))
+    return rows
+
+
+# ----------------------------------------------------------------------------- the device profile
+@functools.cache
+def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int = 2048,
+                           copy_bytes: int = 256 * 2**20) -> CpuMeasurement:
+    """Peak FLOP/s per dtype and copy bandwidth of this CPU, with torch's own kernels and threads
+    as the benchmark uses them; cached for the run. The peak is the better of a square matmul and
+    a 3x3 convolution (256 -> 256 channels on 28x28, 8 images), counted at 2 FLOPs per
+    multiply-add: on some CPUs torch's convolutions run well above its matmul."""
+    def best_seconds(run) -> float:
+        run()
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    flops = {}
+    for name in dict.fromkeys(("fp32", *dtypes)):
+        dtype = resolve_dtype("fp32" if name == "tf32" else name)  # no TF32 on a CPU
+        a = torch.randn(matmul_size, matmul_size).to(dtype)
+        b = torch.randn(matmul_size, matmul_size).to(dtype)
+        conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(dtype)
+        images = torch.randn(8, 256, 28, 28).to(dtype)
+        with torch.inference_mode():
+            matmul = 2 * matmul_size**3 / best_seconds(lambda: torch.mm(a, b))
+            convolution = 2 * (8 * 256 * 28 * 28) * 256 * 9 / best_seconds(lambda: conv(images))
+        flops[name] = max(matmul, convolution)
+    source = torch.ones(copy_bytes // 4)
+    target = torch.empty_like(source)
+    bandwidth = 2 * copy_bytes / best_seconds(lambda: target.copy_(source))  # read + write
+    return CpuMeasurement(flops, bandwidth, f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+
+def resolve_profile(name: str | None, settings: BenchSettings):
+    """(profile or None, a note on where it came from)."""
+    measure_cpu = functools.partial(measure_cpu_with_torch, ("fp32", settings.dtype))
+    if name:
+        profile = device_profile(name, measure_cpu)
+        return profile, f"device profile '{name}' (--profile)"
+    if settings.device.type == "cpu":
+        return device_profile("cpu", measure_cpu), "device profile 'cpu', measured on the spot"
+    device_name = torch.cuda.get_device_name(settings.device)
+    matched = profile_matching(device_name)
+    if matched is None:
+        return None, (f"no device profile matches '{device_name}': no estimate or share of peak "
+                      f"(choose one with --profile: {', '.join(profile_names())})")
+    return device_profile(matched), f"device profile '{matched}' (matches '{device_name}')"
+
+
+# ----------------------------------------------------------------------------- the run
+def environment(device: torch.device) -> dict[str, str]:
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision_version() or "not importable (no peer measured)",
+            "threads": str(torch.get_num_threads())}
+    if device.type == "cuda":
+        info["device"] = torch.cuda.get_device_name(device)
+        info["cuda"] = str(torch.version.cuda)
+        info["cudnn"] = str(torch.backends.cudnn.version())
+    else:
+        info["device"] = _cpu_name()
+    with contextlib.suppress(OSError, AttributeError):  # other work on the machine skews every figure
+        info["load average at start"] = f"{os.getloadavg()[0]:.2f}"
+    return info
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} (CPU)"
+    return platform.processor() or "CPU"
+
+
+def run_benchmark(specs: list[str], batches: list[int], settings: BenchSettings, profile_name: str | None = None,
+                  with_torchvision: bool = True, per_layer: bool = False, overrides: dict[str, Any] | None = None,
+                  input_size: int | None = None, progress: Progress | None = None) -> BenchReport:
+    from . import load_graph
+
+    check_settings(settings)
+    graphs = [load_graph(spec, overrides, input_size) for spec in specs]  # every spec error before any timing
+    machine = environment(settings.device)
+    profile, profile_note = resolve_profile(profile_name, settings)
+    peak = profile.peak_flops(settings.dtype) if profile else None
+    runs = sum(len(batches) * (1 + (with_torchvision and has_peer(g))) for g in graphs)
+    progress = progress or Progress(runs)
+    rows = []
+    with precision_flags(settings):
+        for spec, graph in zip(specs, graphs):
+            report = analyze_cost(graph)
+            for batch in batches:
+                rows.append(_bench_row(spec, graph, report, batch, settings, profile, peak, with_torchvision,
+                                       per_layer, progress))
+    return BenchReport(settings, machine, profile, profile_note, rows)
+
+
+def _bench_row(spec, graph, report, batch, settings, profile, peak, with_torchvision, per_layer, progress) -> BenchRow:
+    states = settings.recipe.optimizer_states
+    model_estimate = estimate(report, profile, settings.dtype, batch, settings.mode, states) if profile else None
+    needed = estimate_memory(report, settings.dtype, batch, settings.mode, states).total
+    free = free_memory_bytes(settings.device)
+    ours = measure_model("ours", lambda: build_ours(graph, settings), graph, report, batch, settings, peak, progress)
+    theirs = None
+    if with_torchvision and has_peer(graph):
+        theirs = measure_model("torchvision", lambda: build_torchvision(graph, settings), graph, report, batch,
+                               settings, peak, progress)
+    row = BenchRow(spec, graph.name, batch, model_estimate, needed, free, ours, theirs)
+    if per_layer and ours.ok:
+        # the forward pass at inference, whatever the mode: backward kernels run outside the module ranges
+        forward = dataclasses.replace(settings, mode="inference")
+        inference_estimate = estimate(report, profile, settings.dtype, batch, "inference", states) if profile else None
+        measured, row.profiled_total_seconds = _profile_forward(graph, batch, forward)
+        _release(settings.device)
+        row.layers = layer_timings(inference_estimate, report, measured)
+    return row
+
+
+def _profile_forward(graph: Graph, batch: int, settings: BenchSettings) -> tuple[dict[str, float], float]:
+    model = build_ours(graph, settings)
+    images, _ = _inputs(graph, batch, settings)
+    return profile_layers(model, images)
+
+
+# ----------------------------------------------------------------------------- command line
+def settings_from(args: argparse.Namespace) -> BenchSettings:
+    device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.compile_mode and not args.compile:
+        raise BenchError("--compile-mode needs --compile")
+    if args.iters is not None and args.iters < 1:
+        raise BenchError(f"--iters must be at least 1, got {args.iters}")
+    if args.warmup < 0 or args.min_time <= 0:
+        raise BenchError("--warmup must be >= 0 and --min-time > 0")
+    mode = None if args.compile_mode in (None, "default") else args.compile_mode
+    return BenchSettings(device=device, dtype=args.dtype, mode=args.mode, channels_last=args.channels_last,
+                         compile=args.compile, compile_mode=mode, warmup=args.warmup, iterations=args.iters,
+                         min_time=args.min_time)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `bench` subcommand: measure, render, print or write."""
+    from .render.bench import render_bench
+
+    from .cli import parse_assignment
+
+    settings = settings_from(args)
+    overrides = dict(parse_assignment(item) for item in args.overrides)
+    report = run_benchmark(args.spec, args.batch, settings, args.profile, args.torchvision, args.per_layer,
+                           overrides, args.input_size)
+    text = render_bench(report, args.format)
+    if args.output:
+        write_atomically(args.output, text, tuple(args.spec))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+__all__ = ["BenchError", "BenchReport", "BenchRow", "BenchSettings", "Measurement", "TimingStats", "TrainRecipe",
+           "add_arguments", "measure", "percentile", "run", "run_benchmark", "train_step"]

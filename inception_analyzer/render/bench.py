@@ -1,0 +1,166 @@
+"""Benchmark results as text: measured throughput beside the roofline estimate and torchvision.
+
+Formats the records `inception_analyzer.bench` makes (BenchReport, BenchRow, Measurement); every
+figure is a record's field or property, nothing is measured or estimated here. Torch-free.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from typing import TYPE_CHECKING
+
+from tabulate import tabulate
+
+from .estimate import duration_text, estimate_record, gib_text
+from .tables import human
+
+if TYPE_CHECKING:  # the records come from bench.py, which imports torch
+    from ..bench import BenchReport, BenchRow, Measurement
+
+JSON_SCHEMA_VERSION = 1
+CONVENTIONS = [
+    "latency: seconds per batch (per step in training), p50 = median and p90 over the timed iterations (n)",
+    "images/s: batch / p50",
+    "FLOP/s: 2 x MACs per image x images/s (x3 and with the aux heads in training), the conventional count; "
+    "% of peak: of the device profile's dense matmul peak for the dtype",
+    "estimate: the roofline (analyze --device), eager, one kernel per op; measured / estimate > 1: slower than it",
+    "ours / torchvision: images/s of our built model over torchvision's model of the same architecture, "
+    "same settings, same process",
+]
+
+
+def render_bench(report: "BenchReport", fmt: str = "table") -> str:
+    if fmt == "json":
+        return json.dumps(_json(report), indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(report)
+    tablefmt = "github" if fmt == "markdown" else "simple"
+    heading = "## " if fmt == "markdown" else ""
+    parts = [f"{heading}bench: {report.settings.describe()} on {report.environment['device']}",
+             _profile_line(report),
+             tabulate([_row(r) for r in report.rows], _HEADERS, tablefmt=tablefmt, disable_numparse=True,
+                      colalign=_ALIGN)]
+    for row in report.rows:
+        if row.layers:
+            parts.append(_layers_section(row, tablefmt, heading))
+    environment = "; ".join(f"{key} {value}" for key, value in report.environment.items())
+    notes = "\n".join(f"- {line}" for line in CONVENTIONS)
+    parts.append(f"environment: {environment}\n\n{notes}")
+    return "\n\n".join(parts) + "\n"
+
+
+_HEADERS = ["model", "batch", "images/s", "p50", "p90", "n", "FLOP/s", "% of peak", "peak memory", "estimate",
+            "measured / estimate", "torchvision images/s", "ours / torchvision"]
+_ALIGN = ["left"] + ["right"] * (len(_HEADERS) - 1)
+
+
+def _profile_line(report: "BenchReport") -> str:
+    profile = report.profile
+    if profile is None:
+        return f"estimate: {report.profile_note}"
+    dtype = report.settings.dtype
+    return (f"estimate: {report.profile_note}: {profile.title}; {dtype} matmul "
+            f"{human(profile.peak_flops(dtype), 'FLOP/s')}, element-wise {human(profile.vector_flops, 'FLOP/s')}, "
+            f"memory {human(profile.memory_bandwidth, 'B/s')}")
+
+
+def _status(measurement: "Measurement") -> str:
+    return measurement.status + (f" ({measurement.note})" if measurement.note else "")
+
+
+def _row(row: "BenchRow") -> list[str]:
+    ours, theirs, estimate = row.ours, row.torchvision, row.estimate
+    estimate_text = "-" if estimate is None else f"{duration_text(estimate.seconds)}"
+    if ours.ok:
+        timing = ours.timing
+        measured = [f"{ours.images_per_second:,.1f}", duration_text(timing.median), duration_text(timing.p90),
+                    str(timing.iterations), human(ours.achieved_flops, "FLOP/s"),
+                    "-" if ours.peak_share is None else f"{100 * ours.peak_share:.1f}%",
+                    gib_text(ours.peak_memory_bytes)]
+    else:
+        measured = [_status(ours)] + ["-"] * 6
+    ratio_to_estimate = "-" if row.measured_over_estimate is None else f"{row.measured_over_estimate:.2f}"
+    if theirs is None:
+        peer = ["-", "-"]
+    elif theirs.ok:
+        peer = [f"{theirs.images_per_second:,.1f}", "-" if row.ratio is None else f"{row.ratio:.2f}"]
+    else:
+        peer = [_status(theirs), "-"]
+    return [row.model, str(row.batch), *measured, estimate_text, ratio_to_estimate, *peer]
+
+
+def _layers_section(row: "BenchRow", tablefmt: str, heading: str) -> str:
+    attributed = sum(l.measured_seconds for l in row.layers if l.measured_seconds is not None)
+    total = row.profiled_total_seconds or attributed or 1.0
+    body = []
+    for layer in row.layers:
+        ratio = (f"{layer.measured_seconds / layer.estimate_seconds:.2f}"
+                 if layer.measured_seconds is not None and layer.estimate_seconds else "-")
+        body.append([layer.path, layer.op, duration_text(layer.estimate_seconds), layer.bound,
+                     duration_text(layer.measured_seconds), ratio,
+                     "-" if layer.measured_seconds is None else f"{100 * layer.measured_seconds / total:.1f}%"])
+    outside = (row.profiled_total_seconds or 0.0) - attributed
+    body.append(["(outside leaf modules: merges, glue)", "", "", "", duration_text(max(outside, 0.0)), "",
+                 f"{100 * max(outside, 0.0) / total:.1f}%"])
+    body.append(["(whole forward pass, profiled)", "", "", "", duration_text(row.profiled_total_seconds), "", ""])
+    table = tabulate(body, ["layer", "op", "estimate", "bound", "measured", "measured / estimate", "share"],
+                     tablefmt=tablefmt, disable_numparse=True,
+                     colalign=["left", "left", "right", "left", "right", "right", "right"])
+    title = (f"{heading}{row.model}, batch {row.batch}: forward pass per layer (torch profiler, eager, inference; "
+             "profiler overhead included, merges run outside any leaf module)")
+    return f"{title}\n\n{table}"
+
+
+def _measurement(m: "Measurement | None") -> dict | None:
+    if m is None:
+        return None
+    timing = m.timing
+    return {"implementation": m.implementation, "status": m.status, "note": m.note, "batch": m.batch,
+            "iterations": timing.iterations if timing else None,
+            "p50_seconds": timing.median if timing else None, "p90_seconds": timing.p90 if timing else None,
+            "mean_seconds": timing.mean if timing else None,
+            "samples_seconds": list(timing.samples) if timing else None,
+            "images_per_second": m.images_per_second, "model_flops": m.model_flops,
+            "achieved_flops": m.achieved_flops, "peak_share": m.peak_share,
+            "peak_memory_bytes": m.peak_memory_bytes}
+
+
+def _json(report: "BenchReport") -> dict:
+    s = report.settings
+    settings = {"device": str(s.device), "dtype": s.dtype, "mode": s.mode, "channels_last": s.channels_last,
+                "compile": s.compile, "compile_mode": s.compile_mode, "warmup": s.warmup,
+                "iterations": s.iterations, "min_time": s.min_time, "train_recipe": dataclasses.asdict(s.recipe)}
+    rows = [{"spec": r.spec, "model": r.model, "batch": r.batch, "memory_needed_bytes": r.memory_needed,
+             "free_bytes": r.free_bytes, "estimate": estimate_record(r.estimate) if r.estimate else None,
+             "measured_over_estimate": r.measured_over_estimate, "ours_over_torchvision": r.ratio,
+             "ours": _measurement(r.ours), "torchvision": _measurement(r.torchvision),
+             "profiled_total_seconds": r.profiled_total_seconds,
+             "layers": [dataclasses.asdict(layer) for layer in r.layers]} for r in report.rows]
+    return {"schema_version": JSON_SCHEMA_VERSION, "settings": settings, "environment": report.environment,
+            "profile_note": report.profile_note, "conventions": CONVENTIONS, "rows": rows}
+
+
+def _csv(report: "BenchReport") -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["spec", "model", "batch", "implementation", "status", "note", "images_per_second",
+                     "p50_seconds", "p90_seconds", "iterations", "achieved_flops", "peak_share", "peak_memory_bytes",
+                     "estimate_seconds", "measured_over_estimate", "ours_over_torchvision"])
+    for r in report.rows:
+        for m in (r.ours, r.torchvision):
+            if m is None:
+                continue
+            ours = m is r.ours
+            writer.writerow([r.spec, r.model, r.batch, m.implementation, m.status, m.note,
+                             _num(m.images_per_second), _num(m.timing.median if m.ok else None),
+                             _num(m.timing.p90 if m.ok else None), m.timing.iterations if m.ok else "",
+                             _num(m.achieved_flops), _num(m.peak_share), m.peak_memory_bytes or "",
+                             _num(r.estimate.seconds if r.estimate else None),
+                             _num(r.measured_over_estimate if ours else None), _num(r.ratio if ours else None)])
+    return out.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"

@@ -1,0 +1,308 @@
+"""bench: timing statistics, the training recipe, the fits / does-not-fit logic and a tiny CPU run.
+
+Expected figures come from hand calculation (percentiles of known samples, the label-smoothed
+cross-entropy and RMSProp's update written out with math) or an independent source (numpy's
+percentile); none from the code's own output. Runs on the CPU in a few seconds; the CUDA timing
+test skips without CUDA.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import shutil
+import time
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from inception_analyzer import bench  # noqa: E402
+from inception_analyzer.analysis.roofline import ProfileError  # noqa: E402
+from inception_analyzer.bench import (BenchError, BenchSettings, Measurement, Progress, TimingStats,  # noqa: E402
+                                      TrainRecipe, iterations_for, measure, percentile, split_outputs,
+                                      time_iterations, train_step, training_loss)
+from inception_analyzer.build import SpecOutputs  # noqa: E402
+from inception_analyzer.errors import AnalyzerError  # noqa: E402
+
+from conftest import spec_path  # noqa: E402
+
+TINY = str(Path(__file__).parent / "data" / "tiny_inception.yaml")
+CPU = torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- timing statistics
+def test_median_and_p90_of_known_samples():
+    samples = [0.010 * k for k in (7, 1, 10, 4, 2, 9, 3, 6, 8, 5)]   # 10 ms .. 100 ms, shuffled
+    stats = TimingStats(tuple(samples))
+    assert stats.median == pytest.approx(0.055)       # mean of the 5th and 6th: (50 + 60) / 2 ms
+    # p90: rank 0.9 x (10 - 1) = 8.1 -> 90 ms + 0.1 x (100 - 90) ms = 91 ms
+    assert stats.p90 == pytest.approx(0.091)
+    assert stats.mean == pytest.approx(0.055)
+    assert stats.spread == pytest.approx(0.091 / 0.055 - 1)
+    assert stats.iterations == 10
+
+
+def test_percentile_of_an_odd_count_by_hand():
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([3.0, 1.0, 2.0], 90) == pytest.approx(2.8)   # rank 1.8: 2 + 0.8 x (3 - 2)
+    assert percentile([5.0], 90) == 5.0
+
+
+def test_percentile_agrees_with_numpy():
+    numpy = pytest.importorskip("numpy")
+    samples = [0.3, 0.1, 0.7, 0.2, 0.9, 0.4, 0.35]
+    for q in (10, 50, 75, 90, 99):
+        assert percentile(samples, q) == pytest.approx(float(numpy.percentile(samples, q)))
+
+
+def test_iterations_fill_the_minimum_time_within_bounds():
+    assert iterations_for(0.010, 2.0) == 200
+    assert iterations_for(1.0, 2.0) == bench.MIN_ITERATIONS
+    assert iterations_for(1e-7, 2.0) == bench.MAX_ITERATIONS
+
+
+def test_cpu_timer_times_each_iteration():
+    samples = time_iterations(lambda: time.sleep(0.002), CPU, 3)
+    assert len(samples) == 3 and all(s >= 0.002 for s in samples)
+
+
+def test_measure_warms_up_then_times_the_asked_iterations():
+    calls = []
+    stats = measure(lambda: calls.append(1), CPU, warmup=2, iterations=4)
+    assert len(calls) == 6 and stats.iterations == 4
+
+
+def test_measure_sizes_the_run_from_one_iteration():
+    calls = []
+    stats = measure(lambda: (calls.append(1), time.sleep(0.01)), CPU, warmup=1, min_time=0.05)
+    # one warm-up, one sizing iteration of about 10 ms, then at least MIN_ITERATIONS timed ones
+    assert stats.iterations >= bench.MIN_ITERATIONS and len(calls) == 2 + stats.iterations
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_events_agree_with_the_synchronised_wall_clock():
+    a = torch.randn(2048, 2048, device="cuda")
+    step = lambda: a @ a  # noqa: E731
+    device = torch.device("cuda")
+    bench.measure(step, device, warmup=3, iterations=3)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    samples = time_iterations(step, device, 20)
+    wall = time.perf_counter() - start
+    assert sum(samples) == pytest.approx(wall, rel=0.2)
+
+
+# ----------------------------------------------------------------------------- training recipe
+def _smoothed_cross_entropy(logits: list[float], label: int, smoothing: float = 0.1) -> float:
+    """By hand: -sum_k q_k log softmax_k, with q = (1 - e) one-hot + e / K (torch's definition)."""
+    lse = math.log(sum(math.exp(z) for z in logits))
+    k = len(logits)
+    return -sum(((1 - smoothing) * (i == label) + smoothing / k) * (z - lse) for i, z in enumerate(logits))
+
+
+def test_recipe_is_the_papers():
+    recipe = TrainRecipe()
+    model = torch.nn.Linear(2, 3)
+    group = bench.make_optimizer(model.parameters(), recipe).param_groups[0]
+    assert isinstance(bench.make_optimizer(model.parameters(), recipe), torch.optim.RMSprop)
+    assert (group["lr"], group["alpha"], group["eps"], group["momentum"]) == (0.045, 0.9, 1.0, 0.0)
+    assert bench.make_criterion(recipe).label_smoothing == 0.1
+    assert (recipe.clip_norm, recipe.aux_weight, recipe.optimizer_states) == (2.0, 0.4, 1)
+
+
+def test_loss_with_label_smoothing_by_hand():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    loss = training_loss(logits, torch.tensor([0]), bench.make_criterion(TrainRecipe()), TrainRecipe())
+    assert loss.item() == pytest.approx(_smoothed_cross_entropy([2.0, 0.0, -1.0], 0), rel=1e-6)
+
+
+def test_aux_heads_add_their_loss_at_weight_0_4():
+    main, aux1, aux2 = [2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.5, 0.5, 3.0]
+    t = lambda values: torch.tensor([values])  # noqa: E731
+    criterion, recipe = bench.make_criterion(TrainRecipe()), TrainRecipe()
+    expected_one = _smoothed_cross_entropy(main, 1) + 0.4 * _smoothed_cross_entropy(aux1, 1)
+    labels = torch.tensor([1])
+    assert training_loss(SpecOutputs(t(main), t(aux1)), labels, criterion, recipe).item() == \
+        pytest.approx(expected_one, rel=1e-6)
+    expected_two = expected_one + 0.4 * _smoothed_cross_entropy(aux2, 1)
+    assert training_loss(SpecOutputs(t(main), (t(aux1), t(aux2))), labels, criterion, recipe).item() == \
+        pytest.approx(expected_two, rel=1e-6)
+
+
+def test_torchvision_style_outputs_are_split():
+    InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
+    GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
+    a, b, c = torch.zeros(1, 3), torch.ones(1, 3), torch.full((1, 3), 2.0)
+    assert split_outputs(InceptionOutputs(a, None)) == (a, [])
+    logits, aux = split_outputs(GoogLeNetOutputs(a, b, c))
+    assert logits is a and aux[0] is b and aux[1] is c
+
+
+def test_aux_output_that_is_not_logits_is_a_user_error():
+    with pytest.raises(BenchError, match="aux_logits=false"):
+        training_loss(SpecOutputs(torch.zeros(1, 3), torch.zeros(1, 4, 2, 2)), torch.tensor([0]),
+                      bench.make_criterion(TrainRecipe()), TrainRecipe())
+
+
+def test_train_step_clips_to_2_and_applies_rmsprop_by_hand():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 3, bias=False)
+    before = model.weight.detach().clone()
+    images, labels = torch.tensor([[300.0, -200.0]]), torch.tensor([2])  # large inputs: gradient norm >> 2
+    recipe = TrainRecipe()
+    optimizer = bench.make_optimizer(model.parameters(), recipe)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    train_step(model, images, labels, optimizer, bench.make_criterion(recipe), recipe, scaler)
+    g = model.weight.grad                                        # the clipped gradient the step used
+    assert g.norm().item() == pytest.approx(2.0, rel=1e-5)
+    # RMSProp's first step: v = (1 - 0.9) g^2; w -= lr g / (sqrt(v) + eps) with lr 0.045, eps 1.0
+    for w0, w1, gi in zip(before.flatten().tolist(), model.weight.detach().flatten().tolist(), g.flatten().tolist()):
+        assert w1 == pytest.approx(w0 - 0.045 * gi / (math.sqrt(0.1 * gi * gi) + 1.0), rel=1e-5, abs=1e-7)
+
+
+# ----------------------------------------------------------------------------- settings
+def test_settings_choose_parameter_and_autocast_dtypes():
+    assert BenchSettings(CPU, dtype="bf16").parameter_dtype == torch.bfloat16
+    train = BenchSettings(CPU, dtype="bf16", mode="train")
+    assert train.parameter_dtype == torch.float32 and train.autocast_dtype == torch.bfloat16
+    assert BenchSettings(CPU, dtype="fp32", mode="train").autocast_dtype is None
+
+
+def test_tf32_on_the_cpu_is_refused():
+    with pytest.raises(BenchError, match="tf32"):
+        bench.check_settings(BenchSettings(CPU, dtype="tf32"))
+
+
+def test_precision_flags_are_restored():
+    before = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
+    with bench.precision_flags(BenchSettings(CPU, dtype="fp32")):
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"   # fp32 means fp32, not TF32
+    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == before
+
+
+def test_progress_writes_only_when_enabled():
+    stream = io.StringIO()
+    progress = Progress(2, enabled=True, stream=stream)
+    progress.start("tiny batch 1 ours")
+    progress.iteration(5, 5)
+    progress.done()
+    assert "[1/2] tiny batch 1 ours" in stream.getvalue() and "5/5" in stream.getvalue()
+    quiet = io.StringIO()
+    Progress(2, enabled=False, stream=quiet).start("x")
+    assert quiet.getvalue() == ""
+
+
+# ----------------------------------------------------------------------------- the command
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def _run_json(tmp_path, *argv: str) -> dict:
+    out = tmp_path / "bench.json"
+    assert bench.run(_args(*argv, "--device", "cpu", "--format", "json", "-o", str(out))) == 0
+    return json.loads(out.read_text())
+
+
+def test_tiny_cpu_bench_end_to_end(tmp_path):
+    data = _run_json(tmp_path, TINY, "--batch", "1,2", "--iters", "2", "--warmup", "1")
+    assert [r["batch"] for r in data["rows"]] == [1, 2]
+    for row in data["rows"]:
+        ours = row["ours"]
+        assert ours["status"] == "ok" and ours["iterations"] == 2 and len(ours["samples_seconds"]) == 2
+        assert ours["images_per_second"] == pytest.approx(row["batch"] / ours["p50_seconds"])
+        assert ours["peak_memory_bytes"] is None                     # no allocator to ask on the CPU
+        assert row["torchvision"] is None                            # torchvision has no tiny_inception
+        assert row["estimate"]["profile"]["name"] == "cpu" and row["estimate"]["seconds"] > 0
+    assert data["settings"]["train_recipe"]["aux_weight"] == 0.4
+
+
+def test_tiny_cpu_bench_table_and_csv(tmp_path):
+    table_file, csv_file = tmp_path / "bench.txt", tmp_path / "bench.csv"
+    bench.run(_args(TINY, "--device", "cpu", "--iters", "2", "--warmup", "1", "-o", str(table_file)))
+    text = table_file.read_text()
+    assert "tiny_inception" in text and "images/s" in text and "environment: python" in text
+    bench.run(_args(TINY, "--device", "cpu", "--iters", "2", "--warmup", "1", "--format", "csv",
+                    "-o", str(csv_file)))
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
+    assert len(rows) == 1 and rows[0]["implementation"] == "ours" and float(rows[0]["images_per_second"]) > 0
+
+
+def test_train_mode_end_to_end(tmp_path):
+    data = _run_json(tmp_path, TINY, "--mode", "train", "--set", "aux_logits=false", "--iters", "2", "--warmup", "1")
+    row = data["rows"][0]
+    assert row["ours"]["status"] == "ok"
+    assert row["estimate"]["mode"] == "train" and row["estimate"]["memory"]["training_state_bytes"] > 0
+
+
+def test_batch_that_does_not_fit_is_reported_not_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "free_memory_bytes", lambda device: 1000)
+    data = _run_json(tmp_path, TINY, "--batch", "2", "--iters", "2")
+    ours = data["rows"][0]["ours"]
+    assert ours["status"] == "does not fit" and ours["iterations"] is None
+    assert ours["note"].startswith("does not fit (needs ") and "GiB free)" in ours["note"]
+
+
+def test_out_of_memory_at_run_time_is_reported(monkeypatch):
+    def build():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    import inception_analyzer as ia
+    graph = ia.load_graph(TINY)
+    result = bench.measure_model("ours", build, graph, ia.analyze(graph), 2, BenchSettings(CPU), None,
+                                 Progress(1, enabled=False))
+    assert result.status == "out of memory" and not result.ok and result.images_per_second is None
+
+
+def test_per_layer_profile_covers_every_module(tmp_path):
+    data = _run_json(tmp_path, TINY, "--iters", "2", "--warmup", "1", "--per-layer")
+    row = data["rows"][0]
+    layers = {layer["path"]: layer for layer in row["layers"]}
+    assert layers["stem.conv"]["measured_seconds"] > 0 and layers["fc"]["measured_seconds"] > 0
+    assert layers["mixed.concat"]["measured_seconds"] is None        # merges are not modules
+    assert "aux.conv" not in layers                                   # no aux head at inference
+    assert row["profiled_total_seconds"] >= max(l["measured_seconds"] or 0 for l in row["layers"])
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile needs a C++ compiler")
+def test_compiled_model_is_timed(tmp_path):
+    data = _run_json(tmp_path, TINY, "--compile", "--iters", "2", "--warmup", "0")
+    assert data["settings"]["compile"] is True and data["rows"][0]["ours"]["status"] == "ok"
+
+
+def test_torchvision_peer_runs_in_the_same_run(tmp_path, torchvision):
+    data = _run_json(tmp_path, spec_path("alexnet"), "--iters", "2", "--warmup", "1")
+    row = data["rows"][0]
+    assert row["torchvision"]["status"] == "ok"
+    assert row["ours_over_torchvision"] == pytest.approx(
+        row["ours"]["images_per_second"] / row["torchvision"]["images_per_second"])
+
+
+def test_measurement_share_of_peak():
+    m = Measurement("ours", "ok", batch=4, timing=TimingStats((0.5, 0.5, 0.5)), model_flops=2e9, peak_flops=1e10)
+    # 2e9 FLOP in 0.5 s = 4e9 FLOP/s = 40% of 1e10; 4 images / 0.5 s = 8 images/s
+    assert (m.achieved_flops, m.peak_share, m.images_per_second) == (4e9, 0.4, 8.0)
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--profile", "h10", "--iters", "1"], ProfileError),
+    (["--compile-mode", "max-autotune"], BenchError),
+    (["--set", "no_such_argument=1"], AnalyzerError),
+])
+def test_user_errors_are_analyzer_errors(argv, error):
+    with pytest.raises(error) as caught:
+        bench.run(_args(TINY, "--device", "cpu", *argv))
+    assert isinstance(caught.value, AnalyzerError)
+    if error is ProfileError:
+        assert "did you mean 'h100'" in str(caught.value)
+
+
+@pytest.mark.parametrize("batch", ["0", "1,x", ""])
+def test_bad_batch_lists_are_rejected_by_the_parser(batch):
+    with pytest.raises(SystemExit):
+        _args(TINY, "--batch", batch)
