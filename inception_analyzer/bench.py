@@ -258,6 +258,7 @@ class BenchSettings:
     warmup: int = DEFAULT_WARMUP
     iterations: int | None = None
     min_time: float = DEFAULT_MIN_TIME
+    threads: int | None = None          # torch's intra-op CPU threads; None: torch's default
     recipe: TrainRecipe = field(default_factory=TrainRecipe)
 
     @property
@@ -288,20 +289,24 @@ def check_settings(settings: BenchSettings) -> None:
 
 
 @contextlib.contextmanager
-def precision_flags(settings: BenchSettings) -> Iterator[None]:
-    """TF32 on for tf32 and off otherwise (fp32 means IEEE fp32); cuDNN autotuning on. Restored after.
+def torch_settings(settings: BenchSettings) -> Iterator[None]:
+    """TF32 on for tf32 and off otherwise (fp32 means IEEE fp32), cuDNN autotuning on, the CPU
+    threads asked for; all restored after.
 
     Only torch's newer `fp32_precision` switches are used: mixing them with the legacy
     `allow_tf32` flags makes torch refuse to read either."""
     matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    saved = (matmul.fp32_precision, conv.fp32_precision, torch.backends.cudnn.benchmark)
+    saved = (matmul.fp32_precision, conv.fp32_precision, torch.backends.cudnn.benchmark, torch.get_num_threads())
     precision = "tf32" if settings.dtype == "tf32" else "ieee"
     matmul.fp32_precision = conv.fp32_precision = precision
     torch.backends.cudnn.benchmark = True
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     try:
         yield
     finally:
-        matmul.fp32_precision, conv.fp32_precision, torch.backends.cudnn.benchmark = saved
+        matmul.fp32_precision, conv.fp32_precision, torch.backends.cudnn.benchmark, threads = saved
+        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- models
@@ -597,6 +602,7 @@ def profile_layers(model: nn.Module, images: torch.Tensor, iterations: int = PRO
     profiler (eager; device time of the kernels launched inside each range on CUDA, wall time on
     the CPU). Profiler overhead is included: compare layers with each other, not with the
     unprofiled figures."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, record_function
 
     device = images.device
@@ -610,11 +616,19 @@ def profile_layers(model: nn.Module, images: torch.Tensor, iterations: int = PRO
                 with record_function(LAYER_RANGE + "(model)"):
                     model(images)
             synchronize(device)
-    times: dict[str, float] = {}
-    for event in prof.key_averages():
-        if event.key.startswith(LAYER_RANGE):
-            total_us = event.device_time_total if device.type == "cuda" else event.cpu_time_total
-            times[event.key[len(LAYER_RANGE):]] = total_us / 1e6 / event.count
+    totals: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for event in prof.events():
+        # the CPU-side range; on CUDA the profiler also records a GPU-side copy of each range,
+        # which must not be counted twice
+        if event.device_type != DeviceType.CPU or not event.name.startswith(LAYER_RANGE):
+            continue
+        name = event.name[len(LAYER_RANGE):]
+        # on CUDA the device time of the kernels launched inside the range, on the CPU its wall time
+        microseconds = event.device_time_total if device.type == "cuda" else event.cpu_time_total
+        totals[name] = totals.get(name, 0.0) + microseconds
+        calls[name] = calls.get(name, 0) + 1
+    times = {name: total / 1e6 / calls[name] for name, total in totals.items()}
     return times, times.pop("(model)", 0.0)
 
 
@@ -711,13 +725,13 @@ def run_benchmark(specs: list[str], batches: list[int], settings: BenchSettings,
 
     check_settings(settings)
     graphs = [load_graph(spec, overrides, input_size) for spec in specs]  # every spec error before any timing
-    machine = environment(settings.device)
-    profile, profile_note = resolve_profile(profile_name, settings)
-    peak = profile.peak_flops(settings.dtype) if profile else None
     runs = sum(len(batches) * (1 + (with_torchvision and has_peer(g))) for g in graphs)
     progress = progress or Progress(runs)
     rows = []
-    with precision_flags(settings):
+    with torch_settings(settings):
+        machine = environment(settings.device)
+        profile, profile_note = resolve_profile(profile_name, settings)  # the CPU probe uses the same threads
+        peak = profile.peak_flops(settings.dtype) if profile else None
         for spec, graph in zip(specs, graphs):
             report = analyze_cost(graph)
             for batch in batches:
@@ -762,17 +776,18 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
         raise BenchError(f"--iters must be at least 1, got {args.iters}")
     if args.warmup < 0 or args.min_time <= 0:
         raise BenchError("--warmup must be >= 0 and --min-time > 0")
+    if args.threads is not None and args.threads < 1:
+        raise BenchError(f"--threads must be at least 1, got {args.threads}")
     mode = None if args.compile_mode in (None, "default") else args.compile_mode
     return BenchSettings(device=device, dtype=args.dtype, mode=args.mode, channels_last=args.channels_last,
                          compile=args.compile, compile_mode=mode, warmup=args.warmup, iterations=args.iters,
-                         min_time=args.min_time)
+                         min_time=args.min_time, threads=args.threads)
 
 
 def run(args: argparse.Namespace) -> int:
     """The `bench` subcommand: measure, render, print or write."""
-    from .render.bench import render_bench
-
     from .cli import parse_assignment
+    from .render.bench import render_bench
 
     settings = settings_from(args)
     overrides = dict(parse_assignment(item) for item in args.overrides)

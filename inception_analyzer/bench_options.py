@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"({', '.join(profile_names())}; default: matched from the device's name)")
     parser.add_argument("--no-torchvision", dest="torchvision", action="store_false",
                         help="do not time torchvision's model beside ours")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch's kernels (default: torch's own, one per core)")
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
                         help=f"warm-up iterations (default: {DEFAULT_WARMUP})")
     parser.add_argument("--iters", type=int, metavar="N",

@@ -316,16 +316,23 @@ class Conv(OpKind):
         return _numel(out) * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1]
 
     def fvcore_flops(self, a, inputs, out, training=False):
+        if self._torch_padding(a) == "same":  # runs as aten::_convolution_mode: fvcore 0.1.5 has no
+            return 0                          # rule for it and counts it as zero (unsupported)
         return self.macs(a, inputs, out)
 
     def rf_step(self, a, inputs, grid):
         lead, _ = _resolve_padding(self.name, a["padding"], a["kernel"], a["stride"], a["dilation"])
         return RFStep(a["kernel"], a["stride"], lead, a["dilation"])
 
+    def _torch_padding(self, a):
+        """Numbers wherever they pad both sides alike ('valid', 'same' with an odd window): the same
+        computation, and the form fvcore counts; 'same' only where torch pads one side more."""
+        lead, total = _resolve_padding(self.name, a["padding"], a["kernel"], a["stride"], a["dilation"])
+        return lead if total == (2 * lead[0], 2 * lead[1]) else a["padding"]
+
     def make_module(self, a, inputs, out):
         import torch.nn as nn
-        padding = a["padding"] if isinstance(a["padding"], str) else a["padding"]
-        return nn.Conv2d(inputs[0][0], a["out"], a["kernel"], a["stride"], padding, a["dilation"],
+        return nn.Conv2d(inputs[0][0], a["out"], a["kernel"], a["stride"], self._torch_padding(a), a["dilation"],
                          a["groups"], a["bias"])
 
     def describe(self, a):

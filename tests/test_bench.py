@@ -177,11 +177,14 @@ def test_tf32_on_the_cpu_is_refused():
         bench.check_settings(BenchSettings(CPU, dtype="tf32"))
 
 
-def test_precision_flags_are_restored():
-    before = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
-    with bench.precision_flags(BenchSettings(CPU, dtype="fp32")):
+def test_torch_settings_are_restored():
+    before = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
+              torch.get_num_threads())
+    with bench.torch_settings(BenchSettings(CPU, dtype="fp32", threads=1)):
         assert torch.backends.cudnn.conv.fp32_precision == "ieee"   # fp32 means fp32, not TF32
-    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == before
+        assert torch.get_num_threads() == 1
+    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
+            torch.get_num_threads()) == before
 
 
 def test_progress_writes_only_when_enabled():

@@ -16,6 +16,7 @@ from typing import Callable
 from ..graph import AUX, INPUT, Graph, Node
 from ..numbers import human
 from ..ops import OPS, RFStep
+from ..perf import paused_gc
 from .cost import CostReport
 
 SEVERITIES = ("info", "warning", "error")
@@ -632,8 +633,9 @@ CHECKS: list[Callable[[_Context], list[Finding]]] = [
 
 def review(graph: Graph, report: CostReport) -> list[Finding]:
     """Every check's findings, most severe first, then in network order."""
-    ctx = _context(graph, report)
-    findings = [f for check in CHECKS for f in check(ctx)]
+    with paused_gc():  # a few records per layer, none freed: see perf.paused_gc
+        ctx = _context(graph, report)
+        findings = [f for check in CHECKS for f in check(ctx)]
     order = {n.path: i for i, n in enumerate(graph.order)}
     order.update({b: i for i, b in reversed(list(enumerate(n.block for n in graph.order)))})
     return sorted(findings, key=lambda f: (-SEVERITIES.index(f.severity), order.get(f.path, -1)))
