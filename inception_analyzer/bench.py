@@ -7,6 +7,8 @@
 How each figure is measured:
 - Warm-up first (cuDNN's algorithm search, torch.compile's compilation, the allocator's growth),
   then enough timed iterations for --min-time seconds (at least MIN_ITERATIONS), or --iters.
+- Ours and torchvision's model are built side by side and their timed iterations alternate in
+  blocks (A B, B A, A B, B A), so that a drift of the machine falls on both alike.
 - On CUDA every iteration is bracketed by two CUDA events recorded on the stream; nothing inside
   the loop synchronises, so kernels queue as in a real run, and a single synchronisation at the
   end precedes reading the events. On the CPU, where ops run synchronously, a perf_counter pair.
@@ -24,8 +26,8 @@ How each figure is measured:
 - A batch whose estimated memory (analysis.roofline.estimate_memory) exceeds the free memory is
   reported as not fitting and not run; one that still runs out of memory is reported as such.
 - torchvision's model of the same architecture (where torchvision can be imported and has one)
-  runs with the same settings in the same process; ours / theirs is the ratio of images/s. Each
-  model is built afresh for each batch size and measured alone, ours first.
+  runs with the same settings in the same process; ours / theirs is the ratio of images/s. The
+  models are built afresh for each batch size.
 """
 from __future__ import annotations
 
@@ -145,28 +147,33 @@ def _time_cuda(step, device, iterations, on_iteration) -> list[float]:
         return [start.elapsed_time(end) / 1000 for start, end in zip(starts, ends)]
 
 
+def warm_up(step: Callable[[], Any], iterations: int) -> None:
+    for _ in range(max(1, iterations)):
+        step()
+
+
+def seconds_per_iteration(step: Callable[[], Any], device: torch.device) -> float:
+    """One synchronised iteration, to size a run."""
+    synchronize(device)
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def measure(step: Callable[[], Any], device: torch.device, warmup: int = DEFAULT_WARMUP,
             iterations: int | None = None, min_time: float = DEFAULT_MIN_TIME,
-            on_iteration: Callable[[int, int], None] | None = None,
-            before_timing: Callable[[], None] | None = None) -> TimingStats:
-    """Warm up, size the run from one synchronised iteration, then time every iteration.
-
-    `before_timing` runs between the two (e.g. to reset the allocator's peak, so that cuDNN's
-    algorithm search during warm-up does not count)."""
-    for _ in range(max(1, warmup)):
-        step()
-    if iterations is None:
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        iterations = iterations_for(time.perf_counter() - start, min_time)
-    if before_timing:
-        synchronize(device)
-        before_timing()
-    total = iterations
+            on_iteration: Callable[[int, int], None] | None = None) -> TimingStats:
+    """Warm up, size the run from one synchronised iteration, then time every iteration."""
+    warm_up(step, warmup)
+    total = iterations or iterations_for(seconds_per_iteration(step, device), min_time)
     samples = time_iterations(step, device, total, (lambda done: on_iteration(done, total)) if on_iteration else None)
     return TimingStats(tuple(samples))
+
+
+def block_sizes(iterations: int, rounds: int) -> list[int]:
+    """`iterations` split into `rounds` blocks as evenly as possible: 10, 4 -> [3, 3, 2, 2]."""
+    return [iterations // rounds + (1 if index < iterations % rounds else 0) for index in range(rounds)]
 
 
 # ----------------------------------------------------------------------------- training recipe
@@ -512,61 +519,119 @@ def _release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def measure_model(implementation: str, build: Callable[[], nn.Module], graph: Graph, report: CostReport,
-                  batch: int, settings: BenchSettings, peak_flops: float | None, progress: Progress) -> Measurement:
-    """Check the memory, build, time; never let an out-of-memory batch end the run."""
-    needed = estimate_memory(report, settings.dtype, batch, settings.mode, settings.recipe.optimizer_states).total
+@dataclass
+class _Prepared:
+    """A built, warmed-up model waiting for its timed blocks."""
+
+    implementation: str
+    step: Callable[[], Any]
+    iterations: int
+    resident_bytes: int                 # CUDA memory it holds between steps (weights, state, inputs)
+    samples: list[float] = field(default_factory=list)
+    peak_bytes: int | None = None
+
+
+def measure_models(candidates: list[tuple[str, Callable[[], nn.Module]]], graph: Graph, report: CostReport,
+                   batch: int, settings: BenchSettings, peak_flops: float | None,
+                   progress: Progress) -> list[Measurement]:
+    """Time each (implementation, build) at one batch size, interleaved when several fit at once.
+
+    The timed iterations of the models alternate in INTERLEAVED_ROUNDS blocks (A B, B A, A B,
+    B A), so a slow drift of the machine (clocks, heat, other work) falls on all of them alike
+    and their ratio keeps; a model that does not fit beside the others is timed alone. A batch
+    whose estimated memory exceeds the free memory is not run; one that runs out of memory
+    anyway is reported as such, never ends the run."""
+    memory = estimate_memory(report, settings.dtype, batch, settings.mode, settings.recipe.optimizer_states)
     free = free_memory_bytes(settings.device)
-    base = dict(implementation=implementation, batch=batch, peak_flops=peak_flops,
-                model_flops=model_flops(report.totals, batch, settings.mode))
-    if free is not None and needed > free:
-        return Measurement(status="does not fit", note=memory_verdict(needed, free), **base)
-    progress.start(f"{graph.name} batch {batch} {implementation}")
-    try:
-        status, timing, peak = _build_and_time(implementation, build, graph, report, batch, settings, progress)
-        note = "torchvision's model has other parameters" if status == "not comparable" else ""
-        return Measurement(status=status, note=note, timing=timing, peak_memory_bytes=peak, **base)
-    except (RuntimeError, MemoryError) as err:
-        if not _is_out_of_memory(err):
-            raise
-        return Measurement(status="out of memory", note=f"at run time; estimated: {memory_verdict(needed, free)}",
-                           **base)
-    finally:
-        progress.done()
-        _release(settings.device)  # the model, its inputs and optimizer died with _build_and_time's frame
+    base = dict(batch=batch, peak_flops=peak_flops, model_flops=model_flops(report.totals, batch, settings.mode))
+    if free is not None and memory.total > free:
+        return [Measurement(name, "does not fit", memory_verdict(memory.total, free), **base) for name, _ in candidates]
+    # beside the one running, the others keep their weights and training state
+    resident = memory.weights_bytes + memory.training_state_bytes
+    together = free is None or memory.total + resident * (len(candidates) - 1) <= free
+    groups = [candidates] if together else [[candidate] for candidate in candidates]
+    results: dict[str, Measurement] = {}
+    for group in groups:
+        names = [name for name, _ in group]
+        progress.start(f"{graph.name} batch {batch} {' + '.join(names)}")
+        try:
+            for name, (status, timing, peak) in _prepare_and_time(group, graph, report, batch, settings,
+                                                                  progress).items():
+                note = "torchvision's model has other parameters" if status == "not comparable" else ""
+                results[name] = Measurement(name, status, note, timing=timing, peak_memory_bytes=peak, **base)
+        except (RuntimeError, MemoryError) as err:
+            if not _is_out_of_memory(err):
+                raise
+            note = f"at run time; estimated: {memory_verdict(memory.total, free)}"
+            results.update({name: Measurement(name, "out of memory", note, **base) for name in names})
+        finally:
+            progress.done()
+            _release(settings.device)  # the models, inputs and optimizers died with _prepare_and_time's frame
+    return [results[name] for name, _ in candidates]
 
 
-def _build_and_time(implementation, build, graph, report, batch, settings, progress
-                    ) -> tuple[str, TimingStats | None, int | None]:
-    model = build()
-    if implementation != "ours" and sum(p.numel() for p in model.parameters()) != report.totals.params:
-        return "not comparable", None, None
-    images, labels = _inputs(graph, batch, settings)
-    step = _step(model, images, labels, settings)
+INTERLEAVED_ROUNDS = 4
+
+
+def _prepare_and_time(group, graph, report, batch, settings: BenchSettings, progress: Progress
+                      ) -> dict[str, tuple[str, TimingStats | None, int | None]]:
     cuda = settings.device.type == "cuda"
-    reset_peak = (lambda: torch.cuda.reset_peak_memory_stats(settings.device)) if cuda else None
+    allocated = (lambda: torch.cuda.memory_allocated(settings.device)) if cuda else (lambda: 0)
+    outcome: dict[str, tuple[str, TimingStats | None, int | None]] = {}
+    prepared: list[_Prepared] = []
     with torch.inference_mode() if settings.mode == "inference" else contextlib.nullcontext():
-        timing = _timed(step, settings, progress, implementation, reset_peak)
-    # the peak of the timed iterations: weights, optimizer state and what the steps allocate
-    peak = torch.cuda.max_memory_allocated(settings.device) if cuda else None
-    return "ok", timing, peak
+        baseline = allocated()
+        for implementation, build in group:
+            model = build()
+            if implementation != "ours" and sum(p.numel() for p in model.parameters()) != report.totals.params:
+                outcome[implementation] = ("not comparable", None, None)
+                continue
+            images, labels = _inputs(graph, batch, settings)
+            step = _step(model, images, labels, settings)
+            _first_call(step, settings, implementation)
+            warm_up(step, settings.warmup)
+            iterations = settings.iterations or iterations_for(seconds_per_iteration(step, settings.device),
+                                                               settings.min_time)
+            synchronize(settings.device)
+            held = allocated() - baseline - sum(p.resident_bytes for p in prepared)
+            prepared.append(_Prepared(implementation, step, iterations, held))
+            del model, images, labels, step
+        _time_interleaved(prepared, settings, progress)
+    for p in prepared:
+        outcome[p.implementation] = ("ok", TimingStats(tuple(p.samples)), p.peak_bytes)
+    return outcome
 
 
-def _timed(step, settings: BenchSettings, progress: Progress, implementation: str,
-           before_timing: Callable[[], None] | None) -> TimingStats:
+def _time_interleaved(prepared: list[_Prepared], settings: BenchSettings, progress: Progress) -> None:
+    device, cuda = settings.device, settings.device.type == "cuda"
+    rounds = min(INTERLEAVED_ROUNDS, *(p.iterations for p in prepared)) if len(prepared) > 1 else 1
+    blocks = {p.implementation: block_sizes(p.iterations, rounds) for p in prepared}
+    total, done = sum(p.iterations for p in prepared), 0
+    for index in range(rounds):
+        for p in prepared if index % 2 == 0 else prepared[::-1]:
+            count = blocks[p.implementation][index]
+            if cuda:
+                synchronize(device)
+                torch.cuda.reset_peak_memory_stats(device)  # cuDNN's search during warm-up does not count
+            p.samples += time_iterations(p.step, device, count, lambda k, start=done: progress.iteration(start + k, total))
+            done += count
+            if cuda:  # what this model needs: the peak less what the others hold meanwhile
+                others = sum(q.resident_bytes for q in prepared if q is not p)
+                p.peak_bytes = max(p.peak_bytes or 0, torch.cuda.max_memory_allocated(device) - others)
+
+
+def _first_call(step, settings: BenchSettings, implementation: str) -> None:
+    """With --compile the first call compiles; its failure is the user's to see in one line."""
     if not settings.compile:
-        return measure(step, settings.device, settings.warmup, settings.iterations, settings.min_time,
-                       progress.iteration, before_timing)
+        return
     try:
-        step()  # the first call compiles; its failure is the user's to see in one line
+        step()
     except Exception as err:  # noqa: BLE001 - dynamo / inductor raise many types
         if _is_out_of_memory(err):
             raise
         first_line = (str(err).strip().splitlines() or [""])[0][:200]
         raise BenchError(f"torch.compile failed on {implementation}'s model: {type(err).__name__}: "
                          f"{first_line}") from None
-    return measure(step, settings.device, settings.warmup, settings.iterations, settings.min_time,
-                   progress.iteration, before_timing)
 
 
 # ----------------------------------------------------------------------------- per-layer profile
@@ -649,13 +714,13 @@ def layer_timings(estimate_: ModelEstimate | None, report: CostReport, measured:
 def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int = 2048,
                            copy_bytes: int = 256 * 2**20) -> CpuMeasurement:
     """Peak FLOP/s per dtype and copy bandwidth of this CPU, with torch's own kernels and threads
-    as the benchmark uses them; cached for the run. The peak is the better of a square matmul and
+    as the benchmark uses them, each the best of ten runs; cached for the run. The peak is the better of a square matmul and
     a 3x3 convolution (256 -> 256 channels on 28x28, 8 images), counted at 2 FLOPs per
     multiply-add: on some CPUs torch's convolutions run well above its matmul."""
     def best_seconds(run) -> float:
         run()
         best = math.inf
-        for _ in range(3):
+        for _ in range(10):  # the best of many: one quiet moment is enough on a busy machine
             start = time.perf_counter()
             run()
             best = min(best, time.perf_counter() - start)
@@ -725,8 +790,7 @@ def run_benchmark(specs: list[str], batches: list[int], settings: BenchSettings,
 
     check_settings(settings)
     graphs = [load_graph(spec, overrides, input_size) for spec in specs]  # every spec error before any timing
-    runs = sum(len(batches) * (1 + (with_torchvision and has_peer(g))) for g in graphs)
-    progress = progress or Progress(runs)
+    progress = progress or Progress(len(graphs) * len(batches))
     rows = []
     with torch_settings(settings):
         machine = environment(settings.device)
@@ -745,12 +809,11 @@ def _bench_row(spec, graph, report, batch, settings, profile, peak, with_torchvi
     model_estimate = estimate(report, profile, settings.dtype, batch, settings.mode, states) if profile else None
     needed = estimate_memory(report, settings.dtype, batch, settings.mode, states).total
     free = free_memory_bytes(settings.device)
-    ours = measure_model("ours", lambda: build_ours(graph, settings), graph, report, batch, settings, peak, progress)
-    theirs = None
+    candidates = [("ours", lambda: build_ours(graph, settings))]
     if with_torchvision and has_peer(graph):
-        theirs = measure_model("torchvision", lambda: build_torchvision(graph, settings), graph, report, batch,
-                               settings, peak, progress)
-    row = BenchRow(spec, graph.name, batch, model_estimate, needed, free, ours, theirs)
+        candidates.append(("torchvision", lambda: build_torchvision(graph, settings)))
+    ours, *peer = measure_models(candidates, graph, report, batch, settings, peak, progress)
+    row = BenchRow(spec, graph.name, batch, model_estimate, needed, free, ours, peer[0] if peer else None)
     if per_layer and ours.ok:
         # the forward pass at inference, whatever the mode: backward kernels run outside the module ranges
         forward = dataclasses.replace(settings, mode="inference")

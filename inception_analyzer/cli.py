@@ -15,7 +15,9 @@ from .errors import AnalyzerError, OverrideError
 from .output import write_atomically
 from .spec.yaml_source import parse_scalar
 from .analysis.principles import SEVERITIES, severity_at_least
+from . import bench_options
 from .render import compare as compare_command, diagram as diagram_command, report as report_command
+from .render.estimate import add_estimate_arguments, render_estimate
 from .render.review import REVIEW_FORMATS, render_review
 from .render.tables import DEPTHS, FORMATS, render
 
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_cmd.add_argument("--rf", action="store_true",
                              help="show how the receptive field grows, layer by layer (or per block/stage)")
     analyze_cmd.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    add_estimate_arguments(analyze_cmd)
     analyze_cmd.set_defaults(run=run_analyze)
 
     review_cmd = commands.add_parser("review", help="check the design against the Rethinking paper's principles",
@@ -86,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="print the module tree's blocks with params and output shapes")
     build_cmd.set_defaults(run=run_build)
 
+    bench_cmd = commands.add_parser("bench", help="measured throughput beside the roofline estimate (needs torch)",
+                                    description="Time the built models (and torchvision's, when importable) "
+                                    "and print images/s, latency p50/p90, achieved TFLOP/s and share of the "
+                                    "device's peak beside the roofline estimate.")
+    bench_options.add_arguments(bench_cmd)
+    bench_cmd.set_defaults(run=run_bench)
+
     for name, module in (("diagram", diagram_command), ("compare", compare_command), ("report", report_command)):
         command = commands.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
         module.add_arguments(command)
@@ -109,8 +119,18 @@ def _emit(text: str, output: str | None, protected: tuple = ()) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     report = analyze(args.spec, _overrides(args), args.input_size)
-    _emit(render(report, args.format, args.depth, args.rf), args.output, (args.spec,))
+    if args.device:
+        text = render_estimate(report, args.device, args.dtype, args.batch, args.mode, args.format, args.depth)
+    else:
+        text = render(report, args.format, args.depth, args.rf)
+    _emit(text, args.output, (args.spec,))
     return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from .bench import run  # torch is imported only when measuring
+
+    return run(args)
 
 
 def run_review(args: argparse.Namespace) -> int:

@@ -257,9 +257,39 @@ def test_out_of_memory_at_run_time_is_reported(monkeypatch):
 
     import inception_analyzer as ia
     graph = ia.load_graph(TINY)
-    result = bench.measure_model("ours", build, graph, ia.analyze(graph), 2, BenchSettings(CPU), None,
-                                 Progress(1, enabled=False))
+    [result] = bench.measure_models([("ours", build)], graph, ia.analyze(graph), 2, BenchSettings(CPU), None,
+                                    Progress(1, enabled=False))
     assert result.status == "out of memory" and not result.ok and result.images_per_second is None
+
+
+def test_block_sizes():
+    assert bench.block_sizes(10, 4) == [3, 3, 2, 2]
+    assert bench.block_sizes(4, 4) == [1, 1, 1, 1]
+    assert sum(bench.block_sizes(1001, 4)) == 1001
+
+
+def test_models_alternate_in_blocks():
+    """Two models, 4 timed iterations each, one warm-up: warm A, warm B, then A B | B A | A B | B A."""
+    import inception_analyzer as ia
+    graph = ia.load_graph(TINY)
+    report = ia.analyze(graph)
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+            self.weight = torch.nn.Parameter(torch.zeros(report.totals.params))  # as many as the spec's
+
+        def forward(self, images):
+            calls.append(self.name)
+            return images
+
+    settings = BenchSettings(CPU, warmup=1, iterations=4)
+    ours, theirs = bench.measure_models([("ours", lambda: Recorder("A")), ("torchvision", lambda: Recorder("B"))],
+                                        graph, report, 1, settings, None, Progress(1, enabled=False))
+    assert "".join(calls) == "AB" + "AB" "BA" "AB" "BA"
+    assert ours.timing.iterations == theirs.timing.iterations == 4
 
 
 def test_per_layer_profile_covers_every_module(tmp_path):

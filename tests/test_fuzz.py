@@ -48,11 +48,11 @@ torch = pytest.importorskip("torch")
 from inception_analyzer.build import build_model  # noqa: E402
 
 # Profiles, applied to this file's tests only (not loaded globally): `ci` is derandomized (the same
-# examples every run, so CI never flakes) and fast; `long` is random and about 40 times larger.
+# examples every run, so CI never flakes) and fast; `long` is random and 15 times larger.
 LONG = os.environ.get("INCEPTION_ANALYZER_FUZZ", "").lower() == "long"
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
 FUZZ = (settings(max_examples=1500, deadline=None, print_blob=True, suppress_health_check=_QUIET) if LONG else
-        settings(max_examples=40, deadline=None, derandomize=True, database=None, print_blob=True,
+        settings(max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True,
                  suppress_health_check=_QUIET))
 # the cheap properties (no torch model) get more examples than the ones that build a model
 MORE = settings(FUZZ, max_examples=4 * FUZZ.max_examples)
@@ -953,6 +953,17 @@ def test_review_of_a_model_without_parameters(tmp_path):
     spec = write_spec(tmp_path, "name: p\ninput: [1, 8, 8]\nlayers:\n  - avgpool(1, stride=2, ceil_mode=true)\n")
     code, out, err = run_cli("review", str(spec))
     assert code == 0 and err == "" and "design review" in out
+
+
+def test_review_of_a_large_kernel_padded_on_one_axis(tmp_path):
+    """A 5x5 conv padded (0, 2) on a 5x2 grid: the review priced its 3x3 replacement with the
+    height's padding on both axes, the chain did not fit the width, and the review raised a
+    ShapeError on a valid spec (found by the long profile of test_receptive_fields_...)."""
+    spec = write_spec(tmp_path, "name: k\ninput: [1, 5, 2]\nlayers:\n  - conv(4, 5, padding=(0, 2))\n")
+    code, out, err = run_cli("review", str(spec))
+    assert code == 0 and err == "", err
+    wide = write_spec(tmp_path, "name: k\ninput: [64, 12, 12]\nlayers:\n  - conv(64, 5, padding=(0, 2))\n")
+    assert [f.check for f in ia.analyze(str(wide)).findings if f.path == "conv"] == ["§3.1.large_kernel"]
 
 
 def test_nul_byte_is_located(tmp_path):

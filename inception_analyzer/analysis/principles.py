@@ -430,7 +430,8 @@ def check_large_kernels(ctx: _Context) -> list[Finding]:
         c_in, c_out = node.in_shapes[0][0], node.args["out"]
         middle = max(1, round(math.sqrt(c_in * c_out)))  # the paper: grow by sqrt(alpha) per step
         pad = node.args["padding"]
-        first_pad = 1 if (pad if isinstance(pad, str) else pad[0]) else 0
+        pad = (0, 0) if pad == "valid" else (1, 1) if pad == "same" else pad
+        first_pad = [1 if p else 0 for p in pad]  # per axis: unpadded stays unpadded, so the chain fits the grid
         chain = [{"out": middle, "kernel": 3, "stride": s, "padding": first_pad, "bias": node.args["bias"]}]
         chain += [{"out": middle, "kernel": 3, "padding": 1, "bias": node.args["bias"]} for _ in range(layers - 2)]
         chain += [{"out": c_out, "kernel": 3, "padding": 1, "bias": node.args["bias"]}] if layers > 1 else []
