@@ -236,3 +236,8 @@ def test_blocks_are_module_instances_merges_and_sequences_of_named_rows():
     """))
     assert [b.name for b in report.blocks] == ["conv2", "features.0", "features.1"]
     assert report.blocks[0].layers == 2
+
+
+def test_a_lone_call_key_is_the_long_form_not_a_name():
+    graph = graph_of("name: t\ninput: [3, 8, 8]\nlayers:\n  - {call: conv(4, 3)}\n")
+    assert paths(graph) == ["conv"]

@@ -224,6 +224,8 @@ def _parse_row(raw: Any, loc: SourceLocation):
         value_loc = raw.loc_of(key)
         if key in BLOCK_KINDS:
             return _parse_block(None, key, value, value_loc)
+        if key == "call":  # `- {call: conv(8, 3)}`: the long form without a name, not a layer named "call"
+            return _parse_long_row(None, raw, loc)
         if isinstance(value, str):
             return CallRow(_check_name(key, loc), parse_call(value, value_loc), loc)
         if isinstance(value, YamlMap) and any(k in value for k in ("call", *BLOCK_KINDS)):
