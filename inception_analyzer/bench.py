@@ -59,7 +59,7 @@ from .bench_options import (DEFAULT_MIN_TIME, DEFAULT_WARMUP, MAX_ITERATIONS, MI
 from .build import build_model, free_memory_bytes, resolve_device, resolve_dtype
 from .graph import Graph
 from .output import write_atomically
-from .render.estimate import memory_verdict
+from .render.estimate import memory_need
 
 PROFILED_ITERATIONS = 3         # forward passes under the torch profiler for --per-layer
 LAYER_RANGE = "layer:"          # prefix of the profiler ranges around leaf modules
@@ -545,7 +545,8 @@ def measure_models(candidates: list[tuple[str, Callable[[], nn.Module]]], graph:
     free = free_memory_bytes(settings.device)
     base = dict(batch=batch, peak_flops=peak_flops, model_flops=model_flops(report.totals, batch, settings.mode))
     if free is not None and memory.total > free:
-        return [Measurement(name, "does not fit", memory_verdict(memory.total, free), **base) for name, _ in candidates]
+        # the status says "does not fit"; its note gives the figures
+        return [Measurement(name, "does not fit", memory_need(memory.total, free), **base) for name, _ in candidates]
     # beside the one running, the others keep their weights and training state
     resident = memory.weights_bytes + memory.training_state_bytes
     together = free is None or memory.total + resident * (len(candidates) - 1) <= free
@@ -562,7 +563,7 @@ def measure_models(candidates: list[tuple[str, Callable[[], nn.Module]]], graph:
         except (RuntimeError, MemoryError) as err:
             if not _is_out_of_memory(err):
                 raise
-            note = f"at run time; estimated: {memory_verdict(memory.total, free)}"
+            note = f"at run time; estimated: {memory_need(memory.total, free)}"
             results.update({name: Measurement(name, "out of memory", note, **base) for name in names})
         finally:
             progress.done()

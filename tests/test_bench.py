@@ -248,7 +248,10 @@ def test_batch_that_does_not_fit_is_reported_not_run(tmp_path, monkeypatch):
     data = _run_json(tmp_path, TINY, "--batch", "2", "--iters", "2")
     ours = data["rows"][0]["ours"]
     assert ours["status"] == "does not fit" and ours["iterations"] is None
-    assert ours["note"].startswith("does not fit (needs ") and "GiB free)" in ours["note"]
+    assert ours["note"].startswith("needs ") and ours["note"].endswith("GiB free")
+    table = tmp_path / "bench.txt"
+    bench.run(_args(TINY, "--device", "cpu", "--batch", "2", "-o", str(table)))
+    assert "does not fit (needs " in table.read_text() and "does not fit (does not fit" not in table.read_text()
 
 
 def test_out_of_memory_at_run_time_is_reported(monkeypatch):

@@ -26,6 +26,8 @@ def duration_text(seconds: float | None) -> str:
     """0.0123 -> '12.3 ms'; three significant figures in s, ms or us."""
     if seconds is None:
         return "-"
+    if seconds >= 1000:
+        return f"{seconds:,.0f} s"
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
         if seconds >= scale:
             return f"{seconds / scale:#.3g}".rstrip(".") + f" {unit}"
@@ -36,12 +38,19 @@ def gib_text(n_bytes: float | None) -> str:
     return "-" if n_bytes is None else f"{n_bytes / 2**30:.2f} GiB"
 
 
-def memory_verdict(needed: int, available: int | None, what: str = "free") -> str:
-    """'fits (needs X GiB, Y free)' or 'does not fit (needs X GiB, Y free)'."""
+def memory_need(needed: int, available: int | None, what: str = "free") -> str:
+    """'needs X GiB, Y GiB free'."""
     if available is None:
-        return f"needs {gib_text(needed)} (available memory unknown)"
+        return f"needs {gib_text(needed)}, available memory unknown"
+    return f"needs {gib_text(needed)}, {gib_text(available)} {what}"
+
+
+def memory_verdict(needed: int, available: int | None, what: str = "free") -> str:
+    """'fits (needs X GiB, Y GiB free)' or 'does not fit (needs X GiB, Y GiB free)'."""
+    if available is None:
+        return memory_need(needed, available, what)
     verdict = "fits" if needed <= available else "does not fit"
-    return f"{verdict} (needs {gib_text(needed)}, {gib_text(available)} {what})"
+    return f"{verdict} ({memory_need(needed, available, what)})"
 
 
 def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
