@@ -611,6 +611,24 @@ class Identity(OpKind):
 
 
 @register
+class Scale(OpKind):
+    name = "scale"
+    summary = "multiplies by a constant factor (Inception-ResNet's residual scaling, x * 0.17)"
+    args = (Arg("factor", number),)
+    other_flops_rule = "1 per element"
+
+    def other_flops(self, a, inputs, out):
+        return _numel(out)
+
+    def make_module(self, a, inputs, out):
+        from .torch_modules import Scale as ScaleModule
+        return ScaleModule(a["factor"])
+
+    def describe(self, a):
+        return f"x{a['factor']:g}"
+
+
+@register
 class Flatten(OpKind):
     name = "flatten"
     category = "reshape"

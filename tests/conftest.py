@@ -46,3 +46,11 @@ def fvcore_flops():
     pytest.importorskip("torch")
     module = pytest.importorskip("fvcore.nn")
     return module.FlopCountAnalysis
+
+
+@pytest.fixture(scope="session")
+def timm():
+    """timm 1.0 (installed with --no-deps); it imports torchvision, so the schema work-around
+    above runs first."""
+    _import_torchvision()
+    return pytest.importorskip("timm")

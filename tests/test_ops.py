@@ -106,8 +106,8 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
              "lrn": ((8, 9, 9), [5], {}), "maxpool": ((3, 9, 9), [3], {"stride": 2, "ceil_mode": True}),
              "avgpool": ((3, 9, 9), [3], {"stride": 1, "padding": 1}), "adaptive_avgpool": ((3, 9, 9), [2], {}),
              "adaptive_maxpool": ((3, 9, 9), [1], {}), "dropout": ((3, 9, 9), [], {}), "flatten": ((3, 9, 9), [], {}),
-             "identity": ((3, 9, 9), [], {}), "softmax": ((10,), [], {})}
-    activations = [name for name, op in OPS.items() if op.other_flops_rule == "1 per element"]
+             "identity": ((3, 9, 9), [], {}), "softmax": ((10,), [], {}), "scale": ((3, 9, 9), [0.17], {})}
+    activations = [name for name, op in OPS.items() if op.category == "activation" and name not in cases]
     cases.update({name: ((3, 9, 9), [], {}) for name in activations})
     buildable = {name for name, op in OPS.items() if op.builds_module}
     assert buildable == set(cases)
@@ -118,6 +118,16 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
         module = op.make_module(a, [shape], out)
         assert tuple(module(torch.zeros(1, *shape)).shape[1:]) == out, name
         assert sum(p.numel() for p in module.parameters()) == op.params(a, [shape], out), name
+
+
+def test_scale_multiplies_by_its_factor_and_costs_one_flop_per_element(torch):
+    op = OPS["scale"]
+    a = op.bind([0.17], {})
+    assert op.output_shape(a, [(4, 5, 5)]) == (4, 5, 5)
+    assert (op.params(a, [(4, 5, 5)], (4, 5, 5)), op.macs(a, [(4, 5, 5)], (4, 5, 5))) == (0, 0)
+    assert op.other_flops(a, [(4, 5, 5)], (4, 5, 5)) == 100
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.equal(op.make_module(a, [(4, 5, 5)], (4, 5, 5))(x), x * 0.17)
 
 
 def test_analysis_path_does_not_import_torch():
