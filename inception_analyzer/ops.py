@@ -189,6 +189,11 @@ class OpKind:
     weighted: ClassVar[bool] = False        # counts as a layer of depth (conv, linear)
     builds_module: ClassVar[bool] = True    # merges are done by the enclosing container
     other_flops_rule: ClassVar[str] = "none"
+    # torch.fx import (importer.py): the torch.nn classes this op stands for, and the functions
+    # ("torch.nn.functional.relu") and tensor methods (".relu") with the names of their arguments
+    # after the input tensor(s), so a call's positional arguments can be named
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    torch_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     # -- arguments
     def bind(self, positional: list, keywords: dict) -> dict:
@@ -254,6 +259,33 @@ class OpKind:
         """A short argument summary for tables: '3x3/2', 'p=0.5'."""
         return ""
 
+    # -- torch.fx import
+    def from_torch_module(self, module, in_shapes: list[Shape], out_shape: Shape) -> dict:
+        """This op's arguments read off a torch module of one of `torch_modules`; raises
+        Unmodelled for settings the op cannot express. Default: attributes named as our args."""
+        return {a.name: getattr(module, a.name) for a in self.args if hasattr(module, a.name)}
+
+    def from_torch_call(self, values: dict, in_shapes: list[Shape], out_shape: Shape) -> dict:
+        """This op's arguments from a call's named arguments (as `torch_calls` names them), given
+        only where the call passed them. Default: those named as our args; 'inplace' is dropped
+        where the op has no such argument (it changes memory use, not the result)."""
+        names = {a.name for a in self.args}
+        unknown = sorted(set(values) - names - {"inplace"})
+        if unknown:
+            raise Unmodelled(f"{self.name} cannot express the argument(s) {', '.join(unknown)}")
+        return {k: v for k, v in values.items() if k in names}
+
+
+class Unmodelled(Exception):
+    """A torch module or call whose settings no op kind expresses (the importer lists it)."""
+
+
+def _refuse_unless(condition: bool, reason: str) -> None:
+    if not condition:
+        raise Unmodelled(reason)
+
+
+F = "torch.nn.functional."
 
 OPS: dict[str, OpKind] = {}
 
@@ -298,6 +330,12 @@ class Conv(OpKind):
             Arg("padding", padding_arg, 0), Arg("dilation", positive_pair, 1), Arg("groups", positive_int, 1),
             Arg("bias", boolean, True))
     weighted = True
+    torch_modules = ("Conv2d",)
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        _refuse_unless(m.padding_mode == "zeros", f"conv with padding_mode={m.padding_mode!r} (only zero padding)")
+        return {"out": m.out_channels, "kernel": m.kernel_size, "stride": m.stride, "padding": m.padding,
+                "dilation": m.dilation, "groups": m.groups, "bias": m.bias is not None}
 
     def output_shape(self, a, inputs):
         c, h, w = _spatial(self.name, inputs[0])
@@ -351,6 +389,10 @@ class Linear(OpKind):
     summary = "fully connected layer (torch.nn.Linear); in_features come from the input"
     args = (Arg("out", positive_int), Arg("bias", boolean, True))
     weighted = True
+    torch_modules = ("Linear",)
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return {"out": m.out_features, "bias": m.bias is not None}
 
     def output_shape(self, a, inputs):
         if len(inputs[0]) != 1:
@@ -388,6 +430,20 @@ class BatchNorm(OpKind):
     args = (Arg("eps", positive_float, 1e-5), Arg("momentum", optional(probability), 0.1),
             Arg("affine", boolean, True))
     other_flops_rule = "2 per element (scale and shift; foldable into the conv at inference)"
+    torch_modules = ("BatchNorm2d",)
+    # with its running statistics and weights passed in (timm's BatchNormAct2d calls it so)
+    torch_calls = {F + "batch_norm": ("running_mean", "running_var", "weight", "bias", "training",
+                                      "momentum", "eps")}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        _refuse_unless(m.track_running_stats, "batch norm without running statistics")
+        return {"eps": m.eps, "momentum": m.momentum, "affine": m.affine}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        _refuse_unless(values.get("running_mean") is not None, "batch norm without running statistics")
+        affine = values.get("weight") is not None
+        _refuse_unless(affine == (values.get("bias") is not None), "batch norm with a weight but no bias")
+        return {"eps": values.get("eps", 1e-5), "momentum": values.get("momentum", 0.1), "affine": affine}
 
     def output_shape(self, a, inputs):
         return _spatial(self.name, inputs[0])
@@ -422,6 +478,8 @@ class LocalResponseNorm(OpKind):
     args = (Arg("size", positive_int), Arg("alpha", number, 1e-4), Arg("beta", number, 0.75),
             Arg("k", number, 1.0))
     other_flops_rule = "size + 3 per element (sum of squares over `size` channels, scale, power, divide)"
+    torch_modules = ("LocalResponseNorm",)
+    torch_calls = {F + "local_response_norm": ("size", "alpha", "beta", "k")}
 
     def output_shape(self, a, inputs):
         return _spatial(self.name, inputs[0])
@@ -474,6 +532,17 @@ class MaxPool(_WindowPool):
     summary = "max pooling (torch.nn.MaxPool2d)"
     args = (Arg("kernel", positive_pair), Arg("stride", optional(positive_pair), None),
             Arg("padding", non_negative_pair, 0), Arg("dilation", positive_pair, 1), Arg("ceil_mode", boolean, False))
+    torch_modules = ("MaxPool2d",)
+    torch_calls = {F + "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
+                                     "dilation": m.dilation, "ceil_mode": m.ceil_mode,
+                                     "return_indices": m.return_indices}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        _refuse_unless(not values.pop("return_indices", False), "max pooling that returns indices")
+        return _pool_arguments(values)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -488,6 +557,18 @@ class AvgPool(_WindowPool):
     args = (Arg("kernel", positive_pair), Arg("stride", optional(positive_pair), None),
             Arg("padding", non_negative_pair, 0), Arg("ceil_mode", boolean, False),
             Arg("count_include_pad", boolean, True))
+    torch_modules = ("AvgPool2d",)
+    torch_calls = {F + "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                                      "divisor_override")}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
+                                     "ceil_mode": m.ceil_mode, "count_include_pad": m.count_include_pad,
+                                     "divisor_override": m.divisor_override}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        _refuse_unless(values.pop("divisor_override", None) is None, "average pooling with divisor_override")
+        return _pool_arguments(values)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -495,10 +576,31 @@ class AvgPool(_WindowPool):
                             a["count_include_pad"])
 
 
+def _pool_arguments(values: dict) -> dict:
+    """torch's pooling arguments in our names; torch's empty stride (as F.max_pool2d(x, 3) gives
+    it) means the kernel, as ours does."""
+    renamed = {"kernel_size": "kernel"}
+    arguments = {renamed.get(k, k): v for k, v in values.items()}
+    if arguments.get("stride") in ((), []):
+        arguments["stride"] = None
+    return arguments
+
+
 class _AdaptivePool(OpKind):
     category = "pool"
     args = (Arg("output_size", positive_pair, 1),)
     other_flops_rule = "one add or compare per input element"
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"output_size": m.output_size,
+                                     "return_indices": getattr(m, "return_indices", False)}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        _refuse_unless(not values.pop("return_indices", False), "adaptive pooling that returns indices")
+        size = values.get("output_size", 1)
+        sizes = size if isinstance(size, (tuple, list)) else (size, size)
+        _refuse_unless(None not in sizes, "adaptive pooling that keeps an axis (output_size None)")
+        return values
 
     def output_shape(self, a, inputs):
         c, _, _ = _spatial(self.name, inputs[0])
@@ -523,6 +625,19 @@ class _AdaptivePool(OpKind):
 class AdaptiveAvgPool(_AdaptivePool):
     name = "adaptive_avgpool"
     summary = "adaptive average pooling to a fixed grid (torch.nn.AdaptiveAvgPool2d); 1 = global"
+    torch_modules = ("AdaptiveAvgPool2d",)
+    # a mean over the grid keeping its axes is a global average pooling
+    torch_calls = {F + "adaptive_avg_pool2d": ("output_size",), "torch.mean": ("dim", "keepdim"),
+                   ".mean": ("dim", "keepdim")}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        if "dim" in values or "keepdim" in values:
+            dims = values.get("dim")
+            dims = {d % 4 for d in (dims if isinstance(dims, (tuple, list)) else [dims])} if dims is not None else None
+            _refuse_unless(dims == {2, 3} and values.get("keepdim", False),
+                           "a mean that is not over the grid with keepdim=True (write adaptive_avgpool + flatten)")
+            return {"output_size": 1}
+        return super().from_torch_call(values, in_shapes, out_shape)
 
     def fvcore_flops(self, a, inputs, out, training=False):
         return _numel(inputs[0])  # fvcore: elementwise_flop_counter(1, 0)
@@ -536,6 +651,8 @@ class AdaptiveAvgPool(_AdaptivePool):
 class AdaptiveMaxPool(_AdaptivePool):
     name = "adaptive_maxpool"
     summary = "adaptive max pooling to a fixed grid (torch.nn.AdaptiveMaxPool2d)"
+    torch_modules = ("AdaptiveMaxPool2d",)
+    torch_calls = {F + "adaptive_max_pool2d": ("output_size", "return_indices")}
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -556,13 +673,18 @@ class _Activation(OpKind):
         return getattr(nn, self.module_name)(**a)
 
 
-def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg):
+def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg, calls: dict | None = None):
+    # the same function under torch.nn.functional, torch, and as a tensor method (x.relu(), x.relu_())
+    torch_calls = {F + op_name: tuple(a.name for a in op_args if a.name != "inplace") + ("inplace",),
+                   f"torch.{op_name}": (), f"torch.{op_name}_": (), f".{op_name}": (), f".{op_name}_": ()}
+    torch_calls.update(calls or {})
     cls = type(f"Activation_{op_name}", (_Activation,),
-               {"name": op_name, "summary": doc, "module_name": torch_name, "args": op_args})
+               {"name": op_name, "summary": doc, "module_name": torch_name, "args": op_args,
+                "torch_modules": (torch_name,), "torch_calls": torch_calls})
     return register(cls)
 
 
-_activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, False))
+_activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, False), calls={F + "relu_": ()})
 _activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False))
 _activation("leaky_relu", "LeakyReLU", "leaky ReLU", Arg("negative_slope", number, 0.01))
 _activation("gelu", "GELU", "Gaussian error linear unit", Arg("approximate", choice("none", "tanh"), "none"))
@@ -577,6 +699,16 @@ class Softmax(OpKind):
     category = "activation"
     summary = "softmax over the classes of a vector (the papers' last row; not in torchvision models)"
     other_flops_rule = "3 per element (exp, sum, divide)"
+    torch_modules = ("Softmax",)
+    torch_calls = {F + "softmax": ("dim",), "torch.softmax": ("dim",), ".softmax": ("dim",)}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"dim": m.dim}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        _refuse_unless(len(in_shapes[0]) == 1 and values.get("dim") in (1, -1),
+                       "softmax other than over the classes of a vector")
+        return {}
 
     def other_flops(self, a, inputs, out):
         return 3 * _numel(out)
@@ -591,6 +723,12 @@ class Dropout(OpKind):
     name = "dropout"
     summary = "dropout (identity at inference)"
     args = (Arg("p", probability, 0.5), Arg("inplace", boolean, False))
+    torch_modules = ("Dropout", "Dropout2d")  # the same cost; identity at inference
+    torch_calls = {F + "dropout": ("p", "training", "inplace"), F + "dropout2d": ("p", "training", "inplace")}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        values.pop("training", None)
+        return super().from_torch_call(values, in_shapes, out_shape)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -604,6 +742,11 @@ class Dropout(OpKind):
 class Identity(OpKind):
     name = "identity"
     summary = "passes its input through"
+    torch_modules = ("Identity",)
+    torch_calls = {".contiguous": (), ".clone": (), ".detach": ()}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        return {}
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -616,6 +759,9 @@ class Scale(OpKind):
     summary = "multiplies by a constant factor (Inception-ResNet's residual scaling, x * 0.17)"
     args = (Arg("factor", number),)
     other_flops_rule = "1 per element"
+    # x * 0.17 (a tensor times a number; the importer passes the number as 'factor')
+    torch_calls = {"_operator.mul": ("factor",), "torch.mul": ("factor",), ".mul": ("factor",),
+                   "_operator.imul": ("factor",), ".mul_": ("factor",)}
 
     def other_flops(self, a, inputs, out):
         return _numel(out)
@@ -633,6 +779,19 @@ class Flatten(OpKind):
     name = "flatten"
     category = "reshape"
     summary = "flattens [C, H, W] into a vector of C*H*W"
+    torch_modules = ("Flatten",)
+    # x.view(x.size(0), -1) and friends: recognised by what they do to the shape
+    torch_calls = {"torch.flatten": ("start_dim", "end_dim"), ".flatten": ("start_dim", "end_dim"),
+                   ".view": ("*shape",), ".reshape": ("*shape",), "torch.reshape": ("shape",)}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"start_dim": m.start_dim, "end_dim": m.end_dim}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        flattens = tuple(out_shape) == (_numel(in_shapes[0]),)
+        _refuse_unless(flattens, f"a reshape of {_describe(in_shapes[0])} to {_describe(out_shape)} per "
+                       "image that is not a flatten")
+        return {}
 
     def output_shape(self, a, inputs):
         return (_numel(inputs[0]),)
@@ -650,6 +809,13 @@ class Concat(OpKind):
     summary = "concatenates branches along channels (the Inception filter concat)"
     merges = True
     builds_module = False
+    torch_calls = {"torch.cat": ("dim",), "torch.concat": ("dim",), "torch.concatenate": ("dim",)}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        dim = values.get("dim", 0)
+        _refuse_unless(all(len(s) == 3 for s in in_shapes) and dim in (1, -3),
+                       f"a concatenation along dim {dim} (only channels, dim 1, of feature maps)")
+        return {}
 
     def output_shape(self, a, inputs):
         grids = {tuple(s[1:]) for s in inputs}
@@ -671,6 +837,12 @@ class Add(OpKind):
     merges = True
     builds_module = False
     other_flops_rule = "(branches - 1) adds per output element"
+    torch_calls = {"_operator.add": (), "_operator.iadd": (), "torch.add": ("alpha",), ".add": ("alpha",),
+                   ".add_": ("alpha",)}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        _refuse_unless(values.get("alpha", 1) == 1, "an add with alpha (a scaled second input)")
+        return {}
 
     def output_shape(self, a, inputs):
         if len({tuple(s) for s in inputs}) != 1:

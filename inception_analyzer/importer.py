@@ -1,0 +1,491 @@
+"""Any PyTorch model -> the graph IR, through torch.fx: `from_module(model, (3, 224, 224))`.
+
+The model is traced symbolically (torch.fx), its tensor shapes are recorded by one forward
+pass on zeros, and every traced operation is mapped onto an op kind of the registry: a call of
+a torch.nn module through the kind's `torch_modules`, a function or tensor method through its
+`torch_calls` (which name the call's arguments). The IR's node paths are the modules' own
+qualified names (`Mixed_5b.branch5x5_1.conv`), so the analysis lines up with the model's
+`named_modules()` and a spec written from the IR builds a model that loads its state_dict.
+
+Nothing is counted by guess. Operations no op kind expresses (a custom CUDA op, a mask, a
+slice, a module with settings we cannot model) are listed by name, kind, module and source
+line with a status, and the import fails with that list, as the `strict` option of torchscan
+does; a traced shape that disagrees with our shape rule fails the same way. Parameters the
+trace never reached are reported, never silently dropped from the totals.
+
+Auxiliary heads (torchvision's Inception-v3 and GoogLeNet) run only in training mode: when the
+eval-mode trace leaves weights unreached, the model is traced again in training mode (on a
+copy, so its running statistics stay untouched), and the outputs after the first become the
+IR's auxiliary heads, as in the specs.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import operator
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+from torch.utils._pytree import tree_leaves
+
+from .errors import AnalyzerError, SourceLocation
+from .graph import AUX, INPUT, MAIN, Graph, Node, Scope
+from .ops import OPS, OpKind, Unmodelled
+from .spec.schema import Spec
+
+# Modules the trace looks into rather than mapping: containers, and any class no op kind names
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+# Calls that ask about shapes or assert; they make no tensor and cost nothing
+SHAPE_QUERIES = {"size", "dim", "numel", "shape", "_assert", "getattr"}
+
+
+class ModelImportError(AnalyzerError):
+    kind = "import error"
+
+
+@dataclass(frozen=True)
+class UnmodelledOp:
+    """One traced operation the registry cannot express, with where it is and why."""
+
+    name: str          # the fx node's name (unique in the trace)
+    target: str        # the module class or function it calls
+    module: str        # the module it runs in ('' = the model's own forward)
+    location: str      # file:line of the model's source that called it
+    status: str        # "unsupported" | "unsupported settings" | "shape mismatch" | "shared weights"
+    reason: str
+
+    def line(self) -> str:
+        where = f"in {self.module}" if self.module else "in the model's forward"
+        return f"{self.location}: {self.name} ({self.target}, {where}): {self.status}: {self.reason}"
+
+
+@dataclass
+class ImportedModel:
+    """The IR of a traced model, with what the spec writer needs to know about its modules."""
+
+    graph: Graph
+    reference: str                              # what was imported ('torchvision.models:inception_v3')
+    module_types: dict[str, str] = field(default_factory=dict)   # module path -> class name
+    containers: set[str] = field(default_factory=set)            # Sequential & co: no template
+    module_paths: set[str] = field(default_factory=set)         # IR nodes that are modules
+    unreached: dict[str, int] = field(default_factory=dict)      # module -> params the trace skipped
+    traced_in: str = "eval"
+
+
+def _qualified(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or ""
+    return f"{module}.{getattr(obj, '__name__', repr(obj))}"
+
+
+def _resolve(dotted: str):
+    """'torch.nn.functional.relu' -> the object, or None where this torch has no such name."""
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _call_table() -> tuple[dict[int, tuple[OpKind, tuple[str, ...]]], dict[str, tuple[OpKind, tuple[str, ...]]]]:
+    """The registry's torch functions (by object identity) and tensor methods (by name)."""
+    functions, methods = {}, {}
+    for op in OPS.values():
+        for name, signature in op.torch_calls.items():
+            if name.startswith("."):
+                methods[name[1:]] = (op, signature)
+            else:
+                target = _resolve(name)
+                if target is not None:
+                    functions[id(target)] = (op, signature)
+    return functions, methods
+
+
+def _module_table() -> dict[type, OpKind]:
+    table = {}
+    for op in OPS.values():
+        for class_name in op.torch_modules:
+            table[getattr(nn, class_name)] = op
+    return table
+
+
+class _Tracer(fx.Tracer):
+    """Leaves are exactly the torch.nn classes the registry maps; everything else, subclasses
+    included (timm's BatchNormAct2d is a BatchNorm2d that also activates), is traced through."""
+
+    def __init__(self, leaf_types: set[type]):
+        super().__init__()
+        self.leaf_types = leaf_types
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return type(m) in self.leaf_types
+
+
+def _source_location(node: fx.Node) -> SourceLocation:
+    """The line of model code that made this node (the innermost frame outside torch)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
+    torch_dir = str(Path(torch.__file__).parent)
+    for file, line in reversed(frames):
+        if not file.startswith(torch_dir):
+            return SourceLocation(file, int(line))
+    return SourceLocation("<unknown source>")
+
+
+def _scope(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    return next(reversed(stack.values()))[0]
+
+
+def _shape_of(node: Any) -> tuple | None:
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    if meta is None or not hasattr(meta, "shape"):
+        return None
+    return tuple(meta.shape)[1:]
+
+
+class _Importer:
+    def __init__(self, model: nn.Module, input_shape: tuple[int, int, int], reference: str):
+        self.model = model
+        self.input_shape = tuple(input_shape)
+        self.reference = reference
+        self.functions, self.methods = _call_table()
+        self.module_ops = _module_table()
+
+    # -- tracing
+    def trace(self, training: bool) -> tuple[fx.GraphModule, fx.Graph]:
+        model = copy.deepcopy(self.model) if training else self.model
+        was_training = model.training
+        model.train(training)
+        try:
+            tracer = _Tracer(set(self.module_ops))
+            try:
+                graph = tracer.trace(model)
+            except Exception as err:  # noqa: BLE001 - fx's own errors name the Python construct
+                raise ModelImportError(f"torch.fx cannot trace {self.reference}: {type(err).__name__}: "
+                                       f"{str(err).splitlines()[0] if str(err) else ''}",
+                                       SourceLocation(self.reference),
+                                       hint="data-dependent Python control flow cannot be traced; "
+                                       "see torch.fx's limitations") from None
+            module = fx.GraphModule(model, graph)
+            # training-mode batch norm needs two values per channel; no gradients, no side effects
+            # on the caller's model (the training trace runs on a copy)
+            batch = 2 if training else 1
+            try:
+                with torch.no_grad():
+                    ShapeProp(module).propagate(torch.zeros(batch, *self.input_shape))
+            except Exception as err:  # noqa: BLE001
+                raise ModelImportError(f"{self.reference} does not run on a {list(self.input_shape)} input: "
+                                       f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                                       SourceLocation(self.reference), hint="give the input size it expects "
+                                       "(--input-size)") from None
+            return module, graph
+        finally:
+            model.train(was_training)
+
+    def run(self) -> ImportedModel:
+        module, fx_graph = self.trace(training=False)
+        imported = self._convert(module, fx_graph, "eval")
+        if imported.unreached:
+            # heads that run only in training (aux classifiers): trace that mode too
+            trained_module, trained_graph = self.trace(training=True)
+            trained = self._convert(trained_module, trained_graph, "train")
+            if len(trained.unreached) < len(imported.unreached) and trained.graph.aux_outputs:
+                return trained
+        return imported
+
+    # -- conversion
+    def _convert(self, gm: fx.GraphModule, fx_graph: fx.Graph, mode: str) -> ImportedModel:
+        spec = Spec(name=_spec_name(self.reference), file=self.reference, loc=SourceLocation(self.reference),
+                    description=f"imported from {self.reference} with torch.fx")
+        graph = Graph(spec.name, spec, {}, self.input_shape)
+        imported = ImportedModel(graph, self.reference, traced_in=mode)
+        graph.dag.add_node(INPUT, node=Node(INPUT, OPS["input"], {}, (), (), self.input_shape, MAIN, INPUT,
+                                            SourceLocation(self.reference)))
+        graph.order.append(graph.node(INPUT))
+        self.paths: dict[fx.Node, str] = {}
+        self.used_paths: Counter = Counter()
+        self.leaf_paths: set[str] = set()
+        unmodelled: list[UnmodelledOp] = []
+        called: Counter = Counter()
+        outputs: list[str] = []
+        for node in fx_graph.nodes:
+            if node.op == "placeholder":
+                if self.paths:
+                    unmodelled.append(self._unmodelled(node, "unsupported", "a second input"))
+                self.paths[node] = INPUT
+            elif node.op == "output":
+                outputs = [self.paths[leaf] for leaf in _output_tensors(node.args[0]) if leaf in self.paths]
+            elif node.op == "get_attr":
+                continue  # weights read directly: the call using them is what gets mapped
+            elif _shape_of(node) is None:
+                continue  # sizes, asserts: no tensor, no cost
+            else:
+                try:
+                    self._add(gm, node, imported, called)
+                except Unmodelled as why:
+                    status, reason = why.args if len(why.args) == 2 else ("unsupported", why.args[0])
+                    unmodelled.append(self._unmodelled(node, status, reason))
+        if unmodelled:
+            listed = "\n  ".join(u.line() for u in unmodelled)
+            raise ModelImportError(f"{len(unmodelled)} operation(s) of {self.reference} have no op kind; "
+                                   f"nothing is counted as zero, so the import stops:\n  {listed}",
+                                   SourceLocation(self.reference),
+                                   hint="add the op to the registry (ops.py), or wrap the part in a module")
+        if not outputs or outputs[0] == INPUT:
+            raise ModelImportError(f"{self.reference} returns no tensor computed from its input",
+                                   SourceLocation(self.reference))
+        graph.output, graph.aux_outputs = outputs[0], outputs[1:]
+        self._assign_roles(graph)
+        imported.unreached = self._unreached(graph, imported)
+        self._scopes(gm, imported)
+        return imported
+
+    def _unmodelled(self, node: fx.Node, status: str, reason: str) -> UnmodelledOp:
+        if node.op == "call_module":
+            target = type(self.model.get_submodule(node.target)).__name__
+            module = node.target
+        else:
+            target = node.target if isinstance(node.target, str) else _qualified(node.target)
+            target = f".{target}()" if node.op == "call_method" else target
+            module = _scope(node)
+        return UnmodelledOp(node.name, target, module, str(_source_location(node)), status, reason)
+
+    def _add(self, gm: fx.GraphModule, node: fx.Node, imported: ImportedModel, called: Counter) -> None:
+        tensor_inputs = [a for a in _flat_args(node)
+                         if isinstance(a, fx.Node) and not _is_weight(a) and _shape_of(a) is not None]
+        if node.op == "call_module":
+            module = gm.get_submodule(node.target)
+            op = self.module_ops.get(type(module))
+            if op is None:
+                raise Unmodelled("unsupported", f"no op kind for the module class {type(module).__name__}")
+            called[node.target] += 1
+            if called[node.target] > 1 and any(True for _ in module.parameters()):
+                raise Unmodelled("shared weights", f"module {node.target} is called {called[node.target]} times; "
+                                 "the IR holds one set of weights per op")
+            in_shapes = [_shape_of(a) for a in tensor_inputs]
+            raw = op.from_torch_module(module, in_shapes, _shape_of(node))
+            path = self._unique(node.target)
+            imported.module_paths.add(path)
+        else:
+            op, values = self._match_call(node, tensor_inputs)
+            in_shapes = [_shape_of(a) for a in tensor_inputs]
+            raw = op.from_torch_call(values, in_shapes, _shape_of(node))
+            owner = self._owner(node)
+            path = self._unique(owner or _join(_scope(node), op.name))
+            if owner:  # F.batch_norm(x, self.running_mean, ...): the op is that module, for the state_dict
+                imported.module_paths.add(path)
+        if len(tensor_inputs) != 1 and not op.merges:
+            raise Unmodelled("unsupported", f"{op.name} applied to {len(tensor_inputs)} tensors")
+        try:
+            args = op.bind([], raw)
+            inputs = tuple(self.paths[a] for a in tensor_inputs)
+            in_shapes = tuple(imported.graph.node(i).out_shape for i in inputs)
+            out = op.output_shape(args, list(in_shapes))
+        except AnalyzerError as err:
+            raise Unmodelled("unsupported settings", str(err)) from None
+        traced = _shape_of(node)
+        if tuple(out) != traced:
+            raise Unmodelled("shape mismatch", f"{op.name} gives {list(out)} by our rule, the model {list(traced)}")
+        graph = imported.graph
+        graph.dag.add_node(path, node=Node(path, op, args, inputs, in_shapes, tuple(out), MAIN, path,
+                                           _source_location(node)))
+        for source in inputs:
+            graph.dag.add_edge(source, path)
+        graph.order.append(graph.node(path))
+        self.paths[node] = path
+
+    def _match_call(self, node: fx.Node, tensor_inputs: list) -> tuple[OpKind, dict]:
+        if node.op == "call_method":
+            entry = self.methods.get(node.target)
+            what = f"the tensor method .{node.target}()"
+        else:
+            entry = self.functions.get(id(node.target))
+            what = f"the function {_qualified(node.target)}"
+        if entry is None:
+            raise Unmodelled("unsupported", f"no op kind for {what}")
+        op, signature = entry
+        positional = [a for a in node.args]
+        # the tensor inputs come first (a list of them for cat); the rest are the named arguments
+        if op.merges and positional and isinstance(positional[0], (list, tuple)):
+            rest = positional[1:]
+        else:
+            rest = [a for a in positional if not (isinstance(a, fx.Node) and a in tensor_inputs)]
+        if signature and signature[0].startswith("*"):  # x.view(n, -1): the shape is read from the trace
+            return op, {}
+        values = dict(zip(signature, rest))
+        values.update({k: v for k, v in node.kwargs.items() if k not in ("input", "tensors", "other")})
+        if len(rest) > len(signature) or any(isinstance(v, fx.Node) for v in values.values()
+                                              if not _is_weight(v)):
+            raise Unmodelled("unsupported settings", f"{what} with arguments computed at run time")
+        return op, {k: (None if v is None else ("weight" if _is_weight(v) else v)) for k, v in values.items()}
+
+    def _owner(self, node: fx.Node) -> str | None:
+        """The module whose weights a functional call reads (F.batch_norm(x, self.running_mean, ...))."""
+        owners = {a.target.rpartition(".")[0] for a in _flat_args(node) if _is_weight(a)}
+        return owners.pop() if len(owners) == 1 else None
+
+    def _unique(self, path: str) -> str:
+        """A shared parameter-free module (ResNet's one ReLU used three times) gets one path per call.
+        An op inside a module that is itself an op (timm's BatchNormAct2d runs F.batch_norm, then
+        its `act` child) is named beside it (`bn_act`): a path cannot be both a layer and a level."""
+        parts = path.split(".")
+        for depth in range(1, len(parts)):
+            if ".".join(parts[:depth]) in self.leaf_paths:
+                path = ".".join(parts[:depth]) + "_" + "_".join(parts[depth:])
+                break
+        self.used_paths[path] += 1
+        count = self.used_paths[path]
+        path = path if count == 1 else f"{path}_{count - 1}"
+        self.leaf_paths.add(path)
+        return path
+
+    # -- after conversion
+    @staticmethod
+    def _assign_roles(graph: Graph) -> None:
+        import networkx as nx
+        main = nx.ancestors(graph.dag, graph.output) | {graph.output}
+        keep = set(main)
+        for aux in graph.aux_outputs:
+            keep |= nx.ancestors(graph.dag, aux) | {aux}
+        for path in list(graph.dag.nodes):
+            if path not in keep:  # computed but never used for an output: dead code
+                graph.dag.remove_node(path)
+        graph.order = [n for n in graph.order if n.path in keep]
+        for node in graph.order:
+            if node.path not in main:
+                node.role = AUX
+
+    def _unreached(self, graph: Graph, imported: ImportedModel) -> dict[str, int]:
+        reached = set(graph.dag.nodes)
+        missing = {}
+        for name, module in self.model.named_modules():
+            own = sum(p.numel() for p in module.parameters(recurse=False))
+            if own and name not in reached:
+                missing[name] = own
+        return missing
+
+    def _scopes(self, gm: fx.GraphModule, imported: ImportedModel) -> None:
+        graph = imported.graph
+        modules = dict(self.model.named_modules())
+        for node in graph.layers():
+            parts = node.path.split(".")
+            for depth in range(1, len(parts)):
+                prefix = ".".join(parts[:depth])
+                module = modules.get(prefix)
+                if module is None or prefix in graph.scopes:
+                    continue
+                is_container = isinstance(module, CONTAINERS)
+                imported.module_types[prefix] = type(module).__name__
+                if is_container:
+                    imported.containers.add(prefix)
+                graph.scopes[prefix] = Scope(prefix, "layers" if is_container else "template",
+                                             None if is_container else type(module).__name__, node.loc)
+        # a node's block: its outermost enclosing module that is not a container (as a template
+        # instance is the block of a spec's node), else the node itself
+        for node in graph.layers():
+            parts = node.path.split(".")
+            node.block = node.path
+            for depth in range(1, len(parts)):
+                prefix = ".".join(parts[:depth])
+                if prefix in graph.scopes and prefix not in imported.containers:
+                    node.block = prefix
+                    break
+
+
+def _output_tensors(value: Any) -> list[fx.Node]:
+    """The tensors a model returns, in order, looking into the namedtuples it builds
+    (torchvision's InceptionOutputs(logits, aux_logits) is a call of the tuple class)."""
+    found = []
+    for leaf in tree_leaves(value):
+        if not isinstance(leaf, fx.Node):
+            continue
+        if leaf.op == "call_function" and isinstance(leaf.target, type) and issubclass(leaf.target, tuple):
+            found += _output_tensors((leaf.args, leaf.kwargs))
+        else:
+            found.append(leaf)
+    return found
+
+
+def _is_weight(value: Any) -> bool:
+    return isinstance(value, fx.Node) and value.op == "get_attr"
+
+
+def _flat_args(node: fx.Node) -> list:
+    return [a for a in tree_leaves((node.args, node.kwargs))]
+
+
+def _join(scope: str, name: str) -> str:
+    return f"{scope}.{name}" if scope else name
+
+
+def _spec_name(reference: str) -> str:
+    name = re.sub(r"\W+", "_", reference.rpartition(":")[2].partition("(")[0]).strip("_")
+    return name or "imported"
+
+
+def from_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 224), *,
+                name: str | None = None) -> Graph:
+    """The graph IR of a PyTorch model, ready for analyze / review / diagram / report:
+    `ia.analyze(from_module(torchvision.models.resnet50(), (3, 224, 224)))`."""
+    return import_module(model, input_shape, name=name).graph
+
+
+def import_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 224), *,
+                  name: str | None = None) -> ImportedModel:
+    """Like `from_module`, keeping what the spec writer needs (module classes, unreached weights)."""
+    if not isinstance(model, nn.Module):
+        raise ModelImportError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ModelImportError(f"input_shape is [channels, height, width], got {list(shape)}")
+    return _Importer(model, shape, name or type(model).__name__).run()
+
+
+def load_callable(reference: str) -> nn.Module:
+    """'package.module:builder' or 'package.module:builder(num_classes=10)' -> the model it makes.
+    Arguments are Python literals only (never evaluated as code)."""
+    import ast
+
+    module_name, sep, call = reference.partition(":")
+    if not sep or not module_name or not call:
+        raise ModelImportError(f"expected MODULE:CALLABLE (e.g. torchvision.models:resnet50), got '{reference}'")
+    try:
+        expression = ast.parse(call, mode="eval").body
+    except SyntaxError:
+        raise ModelImportError(f"cannot read '{call}' as a name or a call") from None
+    args, kwargs = [], {}
+    if isinstance(expression, ast.Call):
+        try:
+            args = [ast.literal_eval(a) for a in expression.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in expression.keywords}
+        except ValueError:
+            raise ModelImportError(f"the arguments in '{call}' must be literals (numbers, strings, "
+                                   "True/False/None, lists)") from None
+        expression = expression.func
+    attribute = ast.unparse(expression)
+    try:
+        target = importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - any failure to import is the user's to see, in one line
+        raise ModelImportError(f"cannot import {module_name}: {type(err).__name__}: {err}") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ModelImportError(f"{module_name} has no attribute '{attribute}'")
+        target = getattr(target, part)
+    if isinstance(target, nn.Module):
+        return target
+    try:
+        model = target(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001
+        raise ModelImportError(f"{reference} failed: {type(err).__name__}: {err}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelImportError(f"{reference} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
