@@ -36,7 +36,8 @@ def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = 
     return report
 
 
-__all__ = ["AnalyzerError", "CostReport", "Graph", "Spec", "analyze", "build_model", "load_graph", "load_spec",
+__all__ = ["AnalyzerError", "CostReport", "Graph", "Spec", "analyze", "build_model", "from_module", "load_graph",
+           "load_spec",
            "load_spec_text", "__version__"]
 
 
@@ -45,4 +46,7 @@ def __getattr__(name: str):
     if name in ("build_model", "SpecNetwork", "SpecOutputs"):
         from . import build
         return getattr(build, name)
+    if name == "from_module":  # torch.fx import, likewise
+        from .importer import from_module
+        return from_module
     raise AttributeError(f"module 'inception_analyzer' has no attribute '{name}'")

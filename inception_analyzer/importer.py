@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import copy
 import importlib
-import operator
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,10 +226,14 @@ class _Importer:
                 outputs = [self.paths[leaf] for leaf in _output_tensors(node.args[0]) if leaf in self.paths]
             elif node.op == "get_attr":
                 continue  # weights read directly: the call using them is what gets mapped
-            elif _shape_of(node) is None:
+            elif node.meta.get("tensor_meta") is None:
                 continue  # sizes, asserts: no tensor, no cost
+            elif _shape_of(node) is None and _builds_tuple(node):
+                continue  # the namedtuple of outputs (InceptionOutputs): read at the output
             else:
                 try:
+                    if _shape_of(node) is None:
+                        raise Unmodelled("unsupported", "returns several tensors (a tuple)")
                     self._add(gm, node, imported, called)
                 except Unmodelled as why:
                     status, reason = why.args if len(why.args) == 2 else ("unsupported", why.args[0])
@@ -257,7 +261,11 @@ class _Importer:
             target = node.target if isinstance(node.target, str) else _qualified(node.target)
             target = f".{target}()" if node.op == "call_method" else target
             module = _scope(node)
-        return UnmodelledOp(node.name, target, module, str(_source_location(node)), status, reason)
+        location = _source_location(node)
+        sources = [a for a in node.all_input_nodes if a.op != "placeholder"]
+        if location.line is None and sources:  # x.values after a sort: where its input was made
+            location = _source_location(sources[0])
+        return UnmodelledOp(node.name, target, module, str(location), status, reason)
 
     def _add(self, gm: fx.GraphModule, node: fx.Node, imported: ImportedModel, called: Counter) -> None:
         tensor_inputs = [a for a in _flat_args(node)
@@ -285,6 +293,8 @@ class _Importer:
                 imported.module_paths.add(path)
         if len(tensor_inputs) != 1 and not op.merges:
             raise Unmodelled("unsupported", f"{op.name} applied to {len(tensor_inputs)} tensors")
+        if any(a not in self.paths for a in tensor_inputs):
+            return  # downstream of an operation already listed as unmodelled: nothing to add
         try:
             args = op.bind([], raw)
             inputs = tuple(self.paths[a] for a in tensor_inputs)
@@ -408,11 +418,15 @@ def _output_tensors(value: Any) -> list[fx.Node]:
     for leaf in tree_leaves(value):
         if not isinstance(leaf, fx.Node):
             continue
-        if leaf.op == "call_function" and isinstance(leaf.target, type) and issubclass(leaf.target, tuple):
+        if _builds_tuple(leaf):
             found += _output_tensors((leaf.args, leaf.kwargs))
         else:
             found.append(leaf)
     return found
+
+
+def _builds_tuple(node: fx.Node) -> bool:
+    return node.op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple)
 
 
 def _is_weight(value: Any) -> bool:
@@ -472,6 +486,8 @@ def load_callable(reference: str) -> nn.Module:
                                    "True/False/None, lists)") from None
         expression = expression.func
     attribute = ast.unparse(expression)
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # as `python -m` does: modules in the current directory import
     try:
         target = importlib.import_module(module_name)
     except Exception as err:  # noqa: BLE001 - any failure to import is the user's to see, in one line
@@ -489,3 +505,35 @@ def load_callable(reference: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ModelImportError(f"{reference} returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def import_to_spec(reference: str, input_shape: tuple[int, int, int]) -> tuple[ImportedModel, str]:
+    """`inception-analyzer import`: the model `reference` names, traced, written as spec text,
+    and checked: the text expands to the imported IR (every op's path, arguments and shape)."""
+    from .graph import build_graph
+    from .spec import load_spec_text
+    from .spec_writer import write_spec
+
+    imported = import_module(load_callable(reference), input_shape, name=reference)
+    text = write_spec(imported)
+    written = build_graph(load_spec_text(text, f"<spec written for {reference}>"))
+    mismatched = _first_difference(imported.graph, written)
+    if mismatched:  # a bug of ours, never the user's: say so plainly rather than write a wrong spec
+        raise ModelImportError(f"the written spec does not reproduce the import at {mismatched}; "
+                               "please report this with the model", SourceLocation(reference))
+    return imported, text
+
+
+def _first_difference(imported: Graph, written: Graph) -> str | None:
+    """The first op with weights whose path, arguments or shapes differ, or the totals."""
+    ours = {n.path: n for n in written.layers()}
+    for node in imported.layers():
+        if not (node.op.weighted or node.op.category == "batch_norm"):
+            continue
+        other = ours.get(node.path)
+        if other is None or other.kind != node.kind or other.args != node.args or other.out_shape != node.out_shape \
+                or other.in_shapes != node.in_shapes:
+            return node.path
+    if sum(1 for _ in imported.layers()) != sum(1 for _ in written.layers()):
+        return "the number of ops"
+    return None

@@ -50,8 +50,8 @@ def test_every_check_fires_somewhere_and_nowhere_fires_everywhere():
     everywhere = set.intersection(*per_spec)
     # §4.auxiliary reports presence or absence by design; §5.grid_reduction classifies every reduction
     assert everywhere <= {"§4.auxiliary", "§5.grid_reduction"}
-    # one check fires on none of our specs; it has its own test below (asymmetric kernels early)
-    assert len(fired) == len(CHECKS) - 1
+    # every check fires on some spec (Inception-v4's stem has the only early asymmetric convs)
+    assert len(fired) == len(CHECKS)
 
 
 def test_inception_v3_is_mostly_clean_and_what_remains_is_in_the_stem():
@@ -59,6 +59,33 @@ def test_inception_v3_is_mostly_clean_and_what_remains_is_in_the_stem():
     warnings = [f for f in findings if f.severity != "info"]
     assert {f.path for f in warnings} == {"maxpool1", "maxpool2"}
     assert all("conv-then-pool" in f.message for f in warnings)
+
+
+def test_resnet50_has_no_bottleneck_inside_its_blocks_and_keeps_its_stem_findings():
+    findings = ia.analyze(spec_path("resnet50")).findings
+    # the only bottleneck: the stem's max pool, before layer1.0 grows 64 channels to 256
+    (pool,) = [f for f in findings if f.figures.get("kind") == "pool_then_conv"]
+    assert pool.path == "maxpool" and pool.severity == "warning"
+    assert "to 256 in layer1.0" in pool.message
+    assert bottleneck_findings(findings) == {("§5.grid_reduction", "maxpool")}
+    assert {f.path for f in only(findings, "§3.1.large_kernel")} == {"conv1"}  # the 7x7/2 stem
+    # every stage: branches 4x narrower than the shortcut (the bottleneck design, He et al. Figure 5)
+    stages = {f.path: f.figures for f in only(findings, "P1.residual")}
+    assert {s: (f["shortcut_width"], f["narrowest"], f["factor"]) for s, f in stages.items()} == {
+        "56x56": (256, 64, 4.0), "28x28": (512, 128, 4.0), "14x14": (1024, 256, 4.0), "7x7": (2048, 512, 4.0)}
+    assert stages["28x28"]["projections"] == ["layer2.0.downsample.0"]
+
+
+def test_inception_resnet_v2_residual_branches_are_not_extreme_reductions():
+    """Block35 reduces 320 -> 32 (10x), Block17 1088 -> 128 (8.5x), Block8 2080 -> 192 (10.8x):
+    each would be an extreme 1x1 reduction in a plain module; beside an identity shortcut none is."""
+    findings = ia.analyze(spec_path("inception_resnet_v2")).findings
+    assert not only(findings, "P1.extreme_reduction")
+    stages = {f.path: f.figures for f in only(findings, "P1.residual")}
+    assert {s: (len(f["blocks"]), f["shortcut_width"], f["narrowest"], f["factor"], f["scales"])
+            for s, f in stages.items()} == {"35x35": (10, 320, 32, 10.0, [0.17]),
+                                            "17x17": (20, 1088, 128, 8.5, [0.1]),
+                                            "8x8": (10, 2080, 192, 10.8, [0.2, 1.0])}
 
 
 # ----------------------------------------------------------------------------- paper's figures
@@ -211,3 +238,174 @@ def test_review_json_and_analyze_carry_the_findings():
     assert {"check", "principle", "severity", "path", "message", "figures", "suggestion", "effect"} <= set(first)
     assert sum(s["macs_share"] for s in review["stage_balance"]) == pytest.approx(1.0)
     assert "design review: " in cli("analyze", spec_path("vgg16")).stdout
+
+
+# ----------------------------------------------------------------------------- residual connections
+# He et al. 2016 (ResNet) and Szegedy et al. 2017 (Inception-ResNet): in an `add` beside a shortcut
+# (an identity, or a projection: one 1x1 conv with its BN), the full representation travels through
+# the shortcut, and the branch only adds a residual to it. Narrowing inside such a branch is not a
+# representational bottleneck; the unit as a whole is judged, from its input to the add's output.
+RESIDUAL = Path(__file__).parent / "data" / "residual_review.yaml"
+
+
+def bottleneck_findings(findings):
+    from inception_analyzer.analysis.principles import is_bottleneck
+    return {(f.check, f.path) for f in findings if is_bottleneck(f)}
+
+
+def test_residual_units_are_found_once_with_their_fork_shortcut_and_branch():
+    from inception_analyzer.analysis.principles import _context
+    graph = ia.load_graph(str(RESIDUAL))
+    ctx = _context(graph, ia.analyze(graph))
+    assert set(ctx.residuals) == {"res4.add", "res16.add", "proj.add"}
+    res16, proj = ctx.residuals["res16.add"], ctx.residuals["proj.add"]
+    assert res16.fork == "res4.relu" and res16.shortcut == ()  # the identity: the add reads the fork
+    assert proj.fork == "plain16.relu" and proj.shortcut == ("proj.downsample.0", "proj.downsample.1")
+    assert res16.branch == ("res16.reduce.conv", "res16.reduce.bn", "res16.reduce.relu", "res16.conv3x3.conv",
+                            "res16.conv3x3.bn", "res16.conv3x3.relu", "res16.expand", "res16.bn3")
+    assert (res16.narrowest, proj.narrowest) == (16, 128)
+    # every node inside a residual branch knows its unit; the control's rows, the shortcut and the
+    # add itself are not inside a branch
+    assert ctx.in_residual["res16.reduce.conv"] is res16
+    assert {"plain16.reduce.conv", "proj.downsample.0", "proj.add", "res4.relu"}.isdisjoint(ctx.in_residual)
+    assert ctx.in_shortcut["proj.downsample.0"] is proj
+
+
+def test_a_16x_reduction_inside_a_residual_branch_is_not_flagged_but_the_same_rows_without_shortcut_are():
+    findings = ia.analyze(str(RESIDUAL)).findings
+    # the control, by hand: 256 -> 16 before a 3x3, 16x
+    (control,) = only(findings, "P1.extreme_reduction")
+    assert control.path == "plain16.reduce.conv"
+    assert control.figures == {"channels_in": 256, "channels_out": 16, "factor": 16.0}
+    assert bottleneck_findings(findings) == {("P1.extreme_reduction", "plain16.reduce.conv")}
+    # proj keeps 16x16x512 / 32x32x256 = 50% of its input: the paper's own reduction, not a drop
+    assert not only(findings, "P1.representation_drop") and not only(findings, "§5.grid_reduction")
+
+
+def test_residual_blocks_are_stated_per_stage_with_the_shortcut_and_the_narrowest_branch_width():
+    findings = {f.path: f for f in only(ia.analyze(str(RESIDUAL)).findings, "P1.residual")}
+    assert set(findings) == {"32x32", "16x16"}
+    stage = findings["32x32"]
+    assert stage.severity == "info" and stage.principle == "P1"
+    # res4 narrows 256 -> 64 (4x), res16 256 -> 16 (16x): the stage reports the narrowest
+    assert stage.figures == {"blocks": ["res4", "res16"], "projections": [], "shortcut_width": 256,
+                             "narrowest": 16, "factor": 16.0}
+    assert "not a bottleneck" in stage.message and "identity" in stage.message
+    # proj: 32x32x256 -> 16x16x512 through a 1x1/2 projection; its branch is 128 wide, 512 / 128 = 4x
+    assert findings["16x16"].figures == {"blocks": ["proj"], "projections": ["proj.downsample.0"],
+                                         "shortcut_width": 512, "narrowest": 128, "factor": 4.0}
+
+
+def test_an_unnamed_residual_add_is_judged_as_one_unit_and_its_plain_twin_still_flagged():
+    """Unnamed rows at the top level are each their own block: without the residual rule the branch's
+    1x1 (32x32x256 -> 32x32x64, 25%) would be a representation drop."""
+    findings = findings_of("""
+        name: t
+        input: [3, 32, 32]
+        layers:
+          - a: conv(256, 3, padding=1)
+          - add:
+              - []
+              - - r1: conv(64, 1)
+                - r2: conv(64, 3, padding=1)
+                - r3: conv(256, 1)
+          - p1: conv(64, 1)
+          - p2: conv(64, 3, padding=1)
+          - p3: conv(256, 1)
+    """)
+    (drop,) = only(findings, "P1.representation_drop")
+    assert drop.path == "p1" and drop.figures["ratio"] == pytest.approx(64 / 256)
+    assert drop.severity == "info"  # p1 is the 5th of 7 weighted layers: 4/7 of the depth, not early
+    assert bottleneck_findings(findings) == {("P1.representation_drop", "p1")}
+    (stage,) = only(findings, "P1.residual")
+    assert stage.figures == {"blocks": ["add"], "projections": [], "shortcut_width": 256,
+                             "narrowest": 64, "factor": 4.0}
+
+
+@pytest.mark.parametrize("name", ["down", None])
+def test_a_projection_shortcut_that_narrows_is_judged_on_the_add_against_the_block_input(name):
+    """A shortcut that narrows or strides is a real change of representation: 32x32x256 = 262,144
+    values -> 16x16x64 = 16,384 at the add, 1/16, whatever the branch does inside."""
+    unit = """
+          add:
+            - - r1: conv(64, 1)
+              - r2: conv(64, 3, stride=2, padding=1)
+              - r3: conv(64, 1)
+            - - proj: conv(64, 1, stride=2)"""
+    rows = (f"  - {name}:" + textwrap.indent(unit, "  ")) if name else ("  - " + unit.strip())
+    findings = findings_of("name: t\ninput: [256, 32, 32]\nlayers:\n" + rows + "\n  - b: conv(64, 3, padding=1)\n")
+    (drop,) = only(findings, "P1.representation_drop")
+    assert drop.path == (name or "add")
+    assert drop.figures["representation_in"] == 32 * 32 * 256 and drop.figures["representation_out"] == 16 * 16 * 64
+    assert drop.figures["ratio"] == pytest.approx(1 / 16)
+    assert drop.figures["shortcut"] == (f"{name}.proj" if name else "proj")
+    assert "projection" in drop.message
+    # the add is the 4th and 5th weighted layer's output: 4/5 of the depth, late: info
+    assert drop.severity == "info"
+    assert bottleneck_findings(findings) == {("P1.representation_drop", name or "add")}
+
+
+@pytest.mark.parametrize("name", ["down", None])
+def test_a_residual_block_with_a_pooling_shortcut_is_not_a_section_5_grid_reduction(name):
+    """ResNet-D's shortcut (avgpool then 1x1) beside a stride-2 branch is summed, not concatenated:
+    not the paper's parallel reduction (Figure 10), and its pooling is no pool-then-conv bottleneck.
+    32x32x256 -> 16x16x512 keeps 50%: nothing to report."""
+    unit = """
+          add:
+            - - r1: conv(64, 1)
+              - r2: conv(64, 3, stride=2, padding=1)
+              - r3: conv(512, 1)
+            - - pool: avgpool(2)
+              - proj: conv(512, 1)"""
+    rows = (f"  - {name}:" + textwrap.indent(unit, "  ")) if name else ("  - " + unit.strip())
+    findings = findings_of("name: t\ninput: [256, 32, 32]\nlayers:\n" + rows + "\n")
+    assert not only(findings, "§5.grid_reduction") and not bottleneck_findings(findings)
+
+
+def test_a_pooling_before_a_residual_stage_reads_the_channel_growth_of_the_block_not_its_branch():
+    """The first conv after the pooling is the branch's 1x1 (64 -> 64); the representation grows to
+    256 channels at the block's add. By hand, 64x64x64 -> 32x32 then 256 channels, 3x3 convs (the
+    stem keeps 64 channels, so this is not conv-then-pool)."""
+    findings = findings_of("""
+        name: t
+        input: [64, 64, 64]
+        layers:
+          - stem: conv(64, 3, padding=1)
+          - pool: maxpool(2)
+          - block:
+              add:
+                - - r1: conv(64, 1)
+                  - r2: conv(64, 3, padding=1)
+                  - r3: conv(256, 1)
+                - - proj: conv(256, 1)
+    """)
+    (pool,) = only(findings, "§5.grid_reduction")
+    assert pool.path == "pool" and pool.figures["kind"] == "pool_then_conv"
+    assert "before the channels grow (to 256 in block)" in pool.message
+    assert pool.figures["alternatives_macs"] == {"conv_then_pool": 64 * 64 * 64 * 256 * 9,
+                                                 "pool_then_conv": 32 * 32 * 64 * 256 * 9,
+                                                 "parallel": 32 * 32 * 64 * 192 * 9}
+    assert pool.severity == "warning"  # the 2nd of 5 weighted layers: early
+
+
+def test_the_residual_statement_is_not_marked_as_a_bottleneck():
+    from inception_analyzer.analysis.principles import is_bottleneck
+    assert not any(is_bottleneck(f) for f in only(ia.analyze(str(RESIDUAL)).findings, "P1.residual"))
+
+
+def test_add_merges_are_not_residual_without_a_shortcut():
+    """Two 3x3 paths summed: neither is a shortcut, so the narrowing in one of them is judged as usual."""
+    from inception_analyzer.analysis.principles import _context
+    graph = ia.load_graph(ia.load_spec_text(textwrap.dedent("""
+        name: t
+        input: [256, 16, 16]
+        layers:
+          - m:
+              add:
+                - - a1: conv(16, 1)
+                  - a2: conv(256, 3, padding=1)
+                - - b1: conv(256, 3, padding=1)
+    """), "t.yaml"))
+    ctx = _context(graph, ia.analyze(graph))
+    assert ctx.residuals == {} and ctx.in_residual == {}
+    assert {f.path for f in only(ia.analyze(graph).findings, "P1.extreme_reduction")} == {"m.a1"}

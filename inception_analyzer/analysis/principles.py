@@ -8,6 +8,7 @@ The rules and their thresholds are stated in docs/review.md.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -50,6 +51,19 @@ class Finding:
 
 
 @dataclass
+class _Residual:
+    """A residual unit (He et al. 2016): branches leaving `fork` and summed at `add`, one of them a
+    shortcut that carries the fork's representation to the sum (the identity, or a projection)."""
+    add: str
+    fork: str                    # the layer every branch reads (its output is the unit's input)
+    shortcut: tuple[str, ...]    # the shortcut's layers: () for the identity, else the projection
+    branch: tuple[str, ...]      # the layers of the other branch(es), the residual, in network order
+    narrowest: int               # the fewest channels any layer of the residual branch outputs
+    projection: str | None       # the projection shortcut's 1x1 conv; None for the identity
+    scale: float | None = None   # the branch's scaling before the sum (Inception-ResNet), if any
+
+
+@dataclass
 class _Context:
     graph: Graph
     report: CostReport
@@ -59,9 +73,17 @@ class _Context:
     block_input: dict[str, tuple]  # block -> the shape entering it
     by_block: dict[str, list[Node]]  # block -> its inference-path layers, in order
     index: dict[str, int]          # node path -> its position in `main`
+    residuals: dict[str, _Residual] = field(default_factory=dict)    # add path -> its residual unit
+    in_residual: dict[str, _Residual] = field(default_factory=dict)  # layer inside a residual branch -> unit
+    in_shortcut: dict[str, _Residual] = field(default_factory=dict)  # layer of a projection shortcut -> unit
+    residual_block: dict[str, _Residual] = field(default_factory=dict)  # block holding a residual add -> unit
 
     def costs(self, path: str):
         return self._by_path[path]
+
+    def inside_residual(self, path: str) -> _Residual | None:
+        """The residual unit whose branch or projection shortcut holds this layer (not its add)."""
+        return self.in_residual.get(path) or self.in_shortcut.get(path)
 
     def __post_init__(self):
         self._by_path = {r.path: r for r in self.report.layers}
@@ -84,8 +106,85 @@ def _context(graph: Graph, report: CostReport) -> _Context:
     by_block: dict[str, list[Node]] = {}
     for node in main:
         by_block.setdefault(node.block, []).append(node)
-    return _Context(graph, report, main, position, consumers, block_input, by_block,
-                    {node.path: i for i, node in enumerate(main)})
+    ctx = _Context(graph, report, main, position, consumers, block_input, by_block,
+                   {node.path: i for i, node in enumerate(main)})
+    _residual_branches(ctx)
+    return ctx
+
+
+# ----------------------------------------------------------------------------- residual units
+def _residual_branches(ctx: _Context) -> None:
+    """Find every residual unit once: an `add` one of whose branches is a shortcut (the identity, or
+    a projection: a chain holding one 1x1 conv, with its BN and at most a pooling, as ResNet's
+    `downsample`). Fills ctx.residuals, ctx.in_residual (each layer inside a residual branch, mapped
+    to the innermost unit), ctx.in_shortcut and ctx.residual_block; for an add that is a block by
+    itself (an unnamed add outside any module), the block's input becomes the unit's input."""
+    order = {node.path: i for i, node in enumerate(ctx.graph.order)}
+    for add in ctx.graph.layers():
+        if add.kind != "add":
+            continue
+        fork = _fork(ctx.graph, add, order)
+        branches = [_branch_layers(ctx.graph, source, fork, order) for source in add.inputs]
+        shortcuts = [b for b in branches if _is_shortcut(ctx.graph, b)]
+        if not shortcuts:
+            continue  # two computed paths summed: no shortcut carries the input
+        # the simplest shortcut: the identity, else the projection with the fewest layers
+        shortcut = min(shortcuts, key=len)
+        chosen = branches.index(shortcut)
+        others = [b for i, b in enumerate(branches) if i != chosen and b]
+        if not others:
+            continue  # nothing beside the shortcut (x + x)
+        branch = tuple(sorted({p for b in others for p in b}, key=order.__getitem__))
+        weighted = [p for p in shortcut if ctx.graph.node(p).op.weighted]
+        scales = [ctx.graph.node(p).args["factor"] for p in branch if ctx.graph.node(p).kind == "scale"]
+        unit = _Residual(add.path, fork, shortcut, branch, min(ctx.graph.node(p).out_shape[0] for p in branch),
+                         weighted[0] if weighted else None, scales[-1] if scales else None)
+        ctx.residuals[add.path] = unit
+        ctx.residual_block[add.block] = unit
+        for path in branch:
+            ctx.in_residual.setdefault(path, unit)  # adds come in network order: the innermost first
+        for path in shortcut:
+            ctx.in_shortcut.setdefault(path, unit)
+        if add.block == add.path:
+            ctx.block_input[add.path] = ctx.graph.node(fork).out_shape
+
+
+def _fork(graph: Graph, merge: Node, order: dict[str, int]) -> str:
+    """The layer where the merge's branches start: walking back from its inputs, latest first, the
+    one node every path goes through (its immediate dominator). Linear in the unit's size."""
+    frontier = set(merge.inputs)
+    heap = [(-order[p], p) for p in frontier]
+    heapq.heapify(heap)
+    while len(frontier) > 1:
+        _, path = heapq.heappop(heap)
+        frontier.discard(path)
+        for source in graph.node(path).inputs:
+            if source not in frontier:
+                frontier.add(source)
+                heapq.heappush(heap, (-order[source], source))
+    return next(iter(frontier))
+
+
+def _branch_layers(graph: Graph, source: str, fork: str, order: dict[str, int]) -> tuple[str, ...]:
+    """The layers of one branch of a merge, from the fork (excluded) to `source`, in network order."""
+    seen, stack = set(), [source] if source != fork else []
+    while stack:
+        path = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        stack.extend(p for p in graph.node(path).inputs if p != fork)
+    return tuple(sorted(seen, key=order.__getitem__))
+
+
+def _is_shortcut(graph: Graph, layers: tuple[str, ...]) -> bool:
+    """The identity (no layer), or a projection: a chain without merges whose only weighted layer is a
+    1x1 conv (ResNet's option B, with its BN; ResNet-D pools before it)."""
+    nodes = [graph.node(p) for p in layers]
+    if any(len(n.inputs) != 1 or n.op.merges for n in nodes):
+        return False
+    weighted = [n for n in nodes if n.op.weighted]
+    return not weighted or (len(weighted) == 1 and _is_pointwise_conv(weighted[0]))
 
 
 # ----------------------------------------------------------------------------- pricing helpers
@@ -182,13 +281,19 @@ def check_representation_drops(ctx: _Context) -> list[Finding]:
             continue  # pooling reductions are classified and priced by check_grid_reductions
         early = ctx.position[node.path] < EARLY
         severity = "error" if early and ratio < EXTREME_DROP else ("warning" if early else "info")
+        figures = {"representation_in": _numel(before), "representation_out": _numel(node.out_shape),
+                   "ratio": round(ratio, 4), "depth_position": round(ctx.position[node.path], 3)}
+        unit = ctx.residual_block.get(group.name)
+        if unit is not None:
+            figures["shortcut"] = _shortcut_name(unit)
         findings.append(Finding(
             "P1.representation_drop", "P1", severity, group.name,
             f"{group.name} keeps {ratio:.0%} of its input representation "
             f"({_shape(before)} = {_numel(before):,} values -> {_shape(node.out_shape)} = "
-            f"{_numel(node.out_shape):,}){' early in the network' if early else ''}",
-            {"representation_in": _numel(before), "representation_out": _numel(node.out_shape),
-             "ratio": round(ratio, 4), "depth_position": round(ctx.position[node.path], 3)},
+            f"{_numel(node.out_shape):,}){' early in the network' if early else ''}"
+            + (f"; a residual block, but its shortcut is a projection, {_shortcut_text(ctx, unit)}, that "
+               "does not carry the input through unchanged" if unit is not None and unit.shortcut else ""),
+            figures,
             "widen the layer so the representation shrinks gently (the paper: at most by the grid "
             "reduction, with channels doubling when the grid halves)"))
     return findings
@@ -196,9 +301,11 @@ def check_representation_drops(ctx: _Context) -> list[Finding]:
 
 def _grid_blocks(ctx: _Context):
     """(block, its output node, its input shape) for inference-path blocks from grid to grid; the
-    classifier head, which reduces to the classes by design, is left out."""
+    classifier head, which reduces to the classes by design, is left out, and so is a block inside
+    a residual unit (a branch's layer, or its projection shortcut, written outside any module): the
+    unit is judged as a whole, from its input to its add."""
     for group in ctx.report.blocks:
-        if group.role == AUX:
+        if group.role == AUX or ctx.inside_residual(group.output_path):
             continue
         end = ctx.graph.node(group.output_path)
         before = ctx.block_input[group.name]
@@ -210,8 +317,8 @@ def check_extreme_reductions(ctx: _Context) -> list[Finding]:
     """P1: a 1x1 reduction inside a block that cuts the block's channels by more than 8x."""
     findings = []
     for node in ctx.main:
-        if not _is_pointwise_conv(node) or node.block == node.path:
-            continue
+        if not _is_pointwise_conv(node) or node.block == node.path or node.path in ctx.in_residual:
+            continue  # inside a residual branch the shortcut carries the full width (check_residual_blocks)
         c_block = ctx.block_input[node.block][0]
         if node.in_shapes[0][0] != c_block or node.args["out"] * EXTREME_REDUCTION > c_block:
             continue
@@ -226,6 +333,65 @@ def check_extreme_reductions(ctx: _Context) -> list[Finding]:
             f"reduce less (to about {c_block // 4} channels, 4x as Inception-v3 does) or factorize the "
             f"{_kernel(consumers[0])} conv to pay for the wider embedding"))
     return findings
+
+
+def check_residual_blocks(ctx: _Context) -> list[Finding]:
+    """P1, read for residual networks: a residual branch may narrow as much as it likes, the shortcut
+    carries the full representation to the add (He et al. 2016; Szegedy et al. 2017 for
+    Inception-ResNet). One finding per stage saying so, with the shortcut and the narrowest width."""
+    per_stage: dict[str, list[_Residual]] = {}
+    for unit in ctx.residuals.values():
+        record = ctx.costs(unit.add)
+        if record.role != AUX:
+            per_stage.setdefault(record.stage, []).append(unit)
+    findings = []
+    for stage, units in per_stage.items():
+        blocks = list(dict.fromkeys(ctx.graph.node(u.add).block for u in units))
+        widths = {u.add: ctx.graph.node(u.add).out_shape[0] for u in units}
+        projected = [u for u in units if u.shortcut]
+        width, narrowest = max(widths.values()), min(u.narrowest for u in units)
+        factor = max(widths[u.add] / u.narrowest for u in units)
+        if not projected:
+            shortcuts = "identity"
+        elif len(projected) == len(units):
+            shortcuts = "projection" + ("s" if len(projected) > 1 else "")
+        else:
+            shortcuts = (f"identity; {'a projection' if len(projected) == 1 else 'projections'} in "
+                         + ", ".join(dict.fromkeys(ctx.graph.node(u.add).block for u in projected)))
+        plural = "s" if len(blocks) > 1 else ""
+        named = blocks[0] if len(blocks) == 1 else ", ".join(blocks) if len(blocks) == 2 else \
+            f"{blocks[0]} .. {blocks[-1]}"
+        narrowing = (f"the branch{'es narrow' if plural else ' narrows'} to "
+                     f"{narrowest} channels ({factor:.3g}x): not a bottleneck, the shortcut carries the block's "
+                     "input to the sum and the branch adds a residual to it (He et al. 2016)"
+                     if factor > 1 else f"the branch{'es keep' if plural else ' keeps'} the shortcut's width")
+        figures = {"blocks": blocks, "projections": [_shortcut_name(u) for u in projected],
+                   "shortcut_width": width, "narrowest": narrowest, "factor": round(factor, 1)}
+        scales = sorted({u.scale for u in units if u.scale is not None})
+        if scales:
+            figures["scales"] = scales
+            narrowing += (f"; the branches are scaled by {' or '.join(f'{x:g}' for x in scales)} before the "
+                          "sum, as Inception-ResNet does to keep wide residual stacks stable (Szegedy et al. 2017)")
+        findings.append(Finding(
+            "P1.residual", "P1", "info", stage,
+            f"{len(blocks)} residual block{plural} on the {stage if stage != 'head' else 'vector'} stage "
+            f"({named}), shortcut{plural} {width} channels wide ({shortcuts}); {narrowing}", figures))
+    return findings
+
+
+def _shortcut_name(unit: _Residual) -> str:
+    """The projection conv (or the shortcut's first layer when it has no conv), or 'identity'."""
+    return unit.projection or (unit.shortcut[0] if unit.shortcut else "identity")
+
+
+def _shortcut_text(ctx: _Context, unit: _Residual) -> str:
+    """'downsample.0 (1x1/2, 256 -> 512)' for a projection; the layer's name for another shortcut."""
+    name = _shortcut_name(unit)
+    if unit.projection is None:
+        return name
+    conv = ctx.graph.node(unit.projection)
+    stride = conv.args["stride"][0]
+    return f"{name} (1x1{'/' + str(stride) if stride > 1 else ''}, {conv.in_shapes[0][0]} -> {conv.out_shape[0]})"
 
 
 def _downstream_spatial(ctx: _Context, node: Node) -> list[str]:
@@ -256,6 +422,8 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
     for group, end, before in _grid_blocks(ctx):
         if _numel(_grid(end.out_shape)) >= _numel(before[1:]):
             continue
+        if group.name in ctx.residual_block:
+            continue  # a sum, not a concat: judged by its representation (check_representation_drops)
         nodes = ctx.by_block[group.name]
         kinds = {n.op.category for n in nodes if _reduces(n)}
         if end.op.merges and kinds >= {"conv", "pool"}:
@@ -266,6 +434,8 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
 
 
 def _is_pool_reduction(ctx: _Context, block: str) -> bool:
+    if block in ctx.residual_block:
+        return False  # a residual block that pools (in its shortcut or branch) is judged as a whole
     kinds = {n.op.category for n in ctx.by_block.get(block, []) if _reduces(n)}
     return "pool" in kinds and "conv" not in kinds
 
@@ -321,12 +491,19 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
     k = before[0]
     k_out = nxt.out_shape[0] if nxt is not None and len(nxt.out_shape) == 3 else k
     kernel = nxt.args["kernel"][0] if nxt is not None and _is_conv(nxt) else 3
+    where = nxt.path if nxt is not None else None
+    unit = ctx.inside_residual(nxt.path) if nxt is not None else None
+    if unit is not None:
+        # the next conv is inside a residual unit: its branch's width is not the representation,
+        # the unit's output is (ResNet's stem pools to 64 channels, layer1.0 makes them 256)
+        add = ctx.graph.node(unit.add)
+        k_out, kernel, where = (add.out_shape[0] if len(add.out_shape) == 3 else k), 3, add.block
     costs = _alternatives(before[1:], after[1:], k, k_out, kernel)
     ratio = _numel(after) / _numel(before)
     return Finding(
         "§5.grid_reduction", "§5", "warning" if early else "info", name,
         f"pool-then-conv: {name} pools {_shape(before)} to {_shape(after)} "
-        + (f"before the channels grow (to {k_out} in {nxt.path})" if k_out > k else "with the channels unchanged")
+        + (f"before the channels grow (to {k_out} in {where})" if k_out > k else "with the channels unchanged")
         + f": the representation drops to {ratio:.0%}, a bottleneck",
         {"kind": "pool_then_conv", "representation_in": _numel(before), "representation_out": _numel(after),
          "ratio": round(ratio, 4), "alternatives_macs": costs},
@@ -369,8 +546,10 @@ def check_unreduced_spatial_convs(ctx: _Context) -> list[Finding]:
         if not _is_spatial_conv(node) or node.args["groups"] != 1:
             continue
         c_in = node.in_shapes[0][0]
-        if c_in < WIDE_INPUT or c_in < ctx.block_input[node.block][0]:
-            continue  # narrow, or already inside a reduced embedding
+        unit = ctx.in_residual.get(node.path)
+        if c_in < WIDE_INPUT or c_in < ctx.block_input[node.block][0] or \
+                (unit is not None and c_in < ctx.graph.node(unit.fork).out_shape[0]):
+            continue  # narrow, or already inside a reduced embedding (a module's, or a residual branch's)
         reduced = max(8, c_in // REDUCTION_FACTOR // 8 * 8)
         original = ctx.costs(node.path)
         kernel, stride, padding = node.args["kernel"], node.args["stride"], node.args["padding"]
@@ -618,7 +797,8 @@ def check_alignment(ctx: _Context) -> list[Finding]:
             centres = sorted({f.center for f in inputs})
             findings.append(Finding(
                 "RF.unaligned_merge", "§5", "warning", node.block,
-                f"{node.path} concatenates branches whose units are centred on different input pixels "
+                f"{node.path} {'adds' if node.kind == 'add' else 'concatenates'} branches whose units are "
+                "centred on different input pixels "
                 f"({', '.join(f'{c[0]:g}' for c in centres)}): features of one position mix different places",
                 {"centres": [list(c) for c in centres]},
                 "pad the strided convs so every branch is centred alike (TF's SAME pads only the end)"))
@@ -626,9 +806,10 @@ def check_alignment(ctx: _Context) -> list[Finding]:
 
 
 CHECKS: list[Callable[[_Context], list[Finding]]] = [
-    check_first_layer_stride, check_representation_drops, check_extreme_reductions, check_grid_reductions,
-    check_coarsest_width, check_unreduced_spatial_convs, check_stage_balance, check_large_kernels,
-    check_factorized_chains, check_asymmetric_opportunities, check_early_asymmetric, check_auxiliary_heads, check_alignment,
+    check_first_layer_stride, check_representation_drops, check_extreme_reductions, check_residual_blocks,
+    check_grid_reductions, check_coarsest_width, check_unreduced_spatial_convs, check_stage_balance,
+    check_large_kernels, check_factorized_chains, check_asymmetric_opportunities, check_early_asymmetric,
+    check_auxiliary_heads, check_alignment,
 ]
 
 
@@ -644,8 +825,10 @@ def review(graph: Graph, report: CostReport) -> list[Finding]:
 
 def is_bottleneck(finding: Finding) -> bool:
     """Findings that mark a representational bottleneck (P1, and §5's pool-then-conv reductions,
-    which the paper rejects for creating one); plots mark these."""
-    return finding.principle == "P1" or finding.figures.get("kind") == "pool_then_conv"
+    which the paper rejects for creating one); plots mark these. P1.residual says the opposite:
+    a residual branch's narrowing is not one."""
+    return (finding.principle == "P1" and finding.check != "P1.residual") or \
+        finding.figures.get("kind") == "pool_then_conv"
 
 
 def severity_at_least(findings: list[Finding], level: str) -> list[Finding]:

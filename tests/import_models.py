@@ -1,0 +1,124 @@
+"""Small PyTorch models for the importer's tests, written the ways real model code is written:
+modules and functional calls, cat and residual adds, x.view(x.size(0), -1), a shared ReLU, an
+auxiliary head that runs only in training, and a few things the registry cannot express."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Outputs = namedtuple("Outputs", ["logits", "aux_logits"])
+
+
+class ConvBN(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel, stride: int = 1, padding=0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class Mixed(nn.Module):
+    """An Inception module: 1x1, 1x1 -> 3x3, 3x3 max pool -> 1x1, concatenated."""
+
+    def __init__(self, cin: int, pool_features: int):
+        super().__init__()
+        self.branch1x1 = ConvBN(cin, 8, 1)
+        self.branch3x3_1 = ConvBN(cin, 4, 1)
+        self.branch3x3_2 = ConvBN(4, 8, 3, padding=1)
+        self.branch_pool = ConvBN(cin, pool_features, 1)
+
+    def forward(self, x):
+        pool = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        return torch.cat([self.branch1x1(x), self.branch3x3_2(self.branch3x3_1(x)), self.branch_pool(pool)], 1)
+
+
+class Residual(nn.Module):
+    """An Inception-ResNet block: a scaled residual branch added to the identity, one shared ReLU."""
+
+    def __init__(self, channels: int, scale: float = 0.2):
+        super().__init__()
+        self.reduce = ConvBN(channels, channels // 4, 1)
+        self.expand = nn.Conv2d(channels // 4, channels, [1, 3], padding=[0, 1])
+        self.relu = nn.ReLU()
+        self.scale = scale
+
+    def forward(self, x):
+        return self.relu(x + self.expand(self.reduce(x)) * self.scale)
+
+
+class TinyInception(nn.Module):
+    def __init__(self, num_classes: int = 10, aux_logits: bool = True):
+        super().__init__()
+        self.stem = ConvBN(3, 16, 3, stride=2, padding=1)
+        self.Mixed_a = Mixed(16, 8)
+        self.Mixed_b = Mixed(24, 16)
+        self.res = nn.Sequential(Residual(32), Residual(32))
+        self.aux = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes)) \
+            if aux_logits else None
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.Mixed_a(x)
+        x = self.Mixed_b(x)
+        x = self.res(x)
+        aux = self.aux(x) if self.training and self.aux is not None else None
+        x = torch.mean(x, (2, 3), keepdim=True)
+        x = self.fc(self.dropout(x.view(x.size(0), -1)))
+        return Outputs(x, aux) if self.training and self.aux is not None else x
+
+
+class Unmodelled(nn.Module):
+    """Operations no op kind expresses: a channel slice, a sort (a tuple), a product of two tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = x[:, :4]
+        x = torch.sort(x, 1).values
+        return x * torch.sigmoid(x)
+
+
+class SharedWeights(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):  # one conv applied twice: its weights serve two layers
+        return self.conv(self.conv(x))
+
+
+class DenseBlock(nn.Module):
+    """DenseNet's pattern: every layer reads the concatenation of all earlier ones. It analyses,
+    but it is not series-parallel, so no spec can be written for it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(7, 4, 3, padding=1)
+
+    def forward(self, x):
+        y1 = self.conv1(x)
+        y2 = self.conv2(torch.cat([x, y1], 1))
+        return torch.cat([x, y1, y2], 1)
+
+
+class NotExecuted(nn.Module):
+    """A layer that holds weights but never runs: reported, not silently dropped."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.spare = nn.Linear(5, 5)
+
+    def forward(self, x):
+        return self.conv(x)

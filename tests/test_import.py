@@ -1,0 +1,248 @@
+"""Importing PyTorch models (torch.fx) into the IR, and writing them back as specs.
+
+Independent sources: the reference models themselves (torchvision's and timm's classes: their
+parameter counts, their state_dicts, their outputs), fvcore's conv + linear counts on them, and
+our hand-written specs of the same architectures, which were checked against those references
+on their own (test_torchvision_parity.py, test_spec_*.py). Reference packages that cannot be
+imported skip their cases; the toy models in import_models.py need only torch.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import import_models as toys  # noqa: E402 - after the torch skip
+import inception_analyzer as ia  # noqa: E402
+from conftest import ROOT, spec_path  # noqa: E402
+from inception_analyzer.graph import AUX, build_graph  # noqa: E402
+from inception_analyzer.importer import ModelImportError, import_module, load_callable  # noqa: E402
+from inception_analyzer.spec import load_spec_text  # noqa: E402
+from inception_analyzer.spec_writer import SpecWriteError, write_spec  # noqa: E402
+
+TESTS = ROOT / "tests"
+
+# name -> (package, builder call, input size); every one has a hand-written spec of the same name
+REFERENCES = {
+    "inception_v3": ("torchvision", lambda tv: tv.models.inception_v3(weights=None, init_weights=False), 299),
+    "googlenet": ("torchvision", lambda tv: tv.models.googlenet(weights=None, init_weights=False), 224),
+    "vgg16": ("torchvision", lambda tv: tv.models.vgg16(weights=None), 224),
+    "alexnet": ("torchvision", lambda tv: tv.models.alexnet(weights=None), 224),
+    "resnet50": ("torchvision", lambda tv: tv.models.resnet50(weights=None), 224),
+    "inception_v4": ("timm", lambda timm: timm.create_model("inception_v4", pretrained=False), 299),
+    "inception_resnet_v2": ("timm", lambda timm: timm.create_model("inception_resnet_v2", pretrained=False), 299),
+}
+
+
+@pytest.fixture(scope="module", params=list(REFERENCES))
+def reference(request):
+    """(name, the reference model in eval mode with random BN statistics, its import, the spec text)."""
+    name = request.param
+    package, make, size = REFERENCES[name]
+    module = request.getfixturevalue(package)
+    torch.manual_seed(0)
+    model = make(module).eval()
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.uniform_(-0.5, 0.5)
+            layer.running_var.uniform_(0.5, 2.0)
+    imported = import_module(model, (3, size, size), name=name)
+    return name, model, imported, write_spec(imported)
+
+
+def test_import_has_the_models_params(reference):
+    name, model, imported, _ = reference
+    assert ia.analyze(imported.graph).totals.params == sum(p.numel() for p in model.parameters())
+    assert imported.unreached == {}
+
+
+def test_import_macs_equal_fvcore_conv_and_linear(reference, fvcore_flops):
+    name, model, imported, _ = reference
+    size = imported.graph.input_shape[1]
+    by_operator = fvcore_flops(model, torch.zeros(1, 3, size, size)).by_operator()
+    assert ia.analyze(imported.graph).totals.macs == by_operator["conv"] + by_operator["linear"]
+
+
+def test_import_equals_the_hand_written_spec_layer_by_layer(reference):
+    """Every conv, bn and linear: same path, arguments, input and output shapes as our spec."""
+    name, _, imported, _ = reference
+    spec = ia.load_graph(spec_path(name))
+
+    def weighted(graph):
+        return {n.path: (n.kind, n.args, n.in_shapes, n.out_shape, n.role) for n in graph.layers()
+                if n.op.weighted or n.op.category == "batch_norm"}
+
+    assert weighted(imported.graph) == weighted(spec)
+
+
+def test_review_of_the_import_matches_the_review_of_the_spec(reference):
+    """`review` works on an imported model unchanged: the same findings on the same blocks."""
+    name, _, imported, _ = reference
+    ours = {(f.check, f.path, f.severity) for f in ia.analyze(spec_path(name)).findings}
+    imported_findings = {(f.check, f.path, f.severity) for f in ia.analyze(imported.graph).findings}
+    # functional ops (F.max_pool2d) have derived names in both; compare the blocks they sit in
+    assert {(c, p.split(".")[0], s) for c, p, s in imported_findings} == {(c, p.split(".")[0], s) for c, p, s in ours}
+
+
+def test_written_spec_builds_a_model_that_loads_the_state_dict_and_agrees(reference):
+    name, model, imported, text = reference
+    graph = build_graph(load_spec_text(text, f"{name}.yaml"))
+    built = ia.build_model(graph).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    size = graph.input_shape[1]
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), rtol=0, atol=1e-5)
+    assert ia.analyze(graph).totals.params == sum(p.numel() for p in model.parameters())
+
+
+def test_written_spec_uses_templates_for_repeated_modules(reference):
+    name, _, _, text = reference
+    spec = load_spec_text(text, f"{name}.yaml")
+    expected = {"inception_v3": {"BasicConv2d", "InceptionA", "InceptionC", "InceptionE"},
+                "googlenet": {"BasicConv2d", "Inception", "InceptionAux"},
+                "vgg16": set(), "alexnet": set(), "resnet50": {"Bottleneck"},
+                "inception_v4": {"ConvNormAct", "InceptionA", "InceptionB", "InceptionC"},
+                "inception_resnet_v2": {"ConvNormAct", "Block35", "Block17", "Block8"}}[name]
+    assert expected <= {re.sub(r"_\d+$", "", t) for t in spec.templates}
+    if expected:  # then the written spec is much shorter than one row per op
+        assert text.count("\n") < 0.6 * sum(1 for _ in ia.load_graph(spec_path(name)).layers())
+
+
+# ----------------------------------------------------------------------------- toy models
+def test_functional_ops_cat_residual_and_view_are_understood():
+    imported = import_module(toys.TinyInception(aux_logits=False), (3, 32, 32))
+    kinds = [n.kind for n in imported.graph.layers()]
+    assert kinds.count("concat") == 2 and kinds.count("add") == 2 and kinds.count("scale") == 2
+    assert imported.graph.node("Mixed_a.maxpool").args["stride"] == (1, 1)   # F.max_pool2d(x, 3, 1, 1)
+    mean = next(n for n in imported.graph.layers() if n.kind == "adaptive_avgpool")  # torch.mean(..., keepdim)
+    assert mean.out_shape == (32, 1, 1)
+    assert next(n for n in imported.graph.layers() if n.kind == "scale").args == {"factor": 0.2}
+    # the one ReLU module the residual block calls is one op per call
+    assert "res.0.relu" in imported.graph.dag
+
+
+def test_aux_head_is_found_by_a_training_trace_without_touching_the_model():
+    model = toys.TinyInception().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    imported = import_module(model, (3, 32, 32))
+    assert imported.traced_in == "train"
+    assert imported.graph.aux_outputs == ["aux.2"]
+    assert {n.path for n in imported.graph.layers() if n.role == AUX} == {"aux.0", "aux.1", "aux.2"}
+    assert not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics unchanged
+    report = ia.analyze(imported.graph)
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    assert report.totals.macs_aux == 32 * 10  # the aux head's linear layer
+
+
+def test_toy_spec_round_trip_outputs_agree_in_eval_and_train():
+    torch.manual_seed(0)
+    model = toys.TinyInception()
+    text = write_spec(import_module(model, (3, 32, 32)))
+    built = ia.build_model(build_graph(load_spec_text(text, "toy.yaml")))
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(built.eval()(x), model.eval()(x))
+        torch.manual_seed(1)
+        ours = built.train()(x)
+        torch.manual_seed(1)
+        theirs = model.train()(x)
+    torch.testing.assert_close(ours.logits, theirs.logits)
+    torch.testing.assert_close(ours.aux_logits, theirs.aux_logits)
+    assert "Mixed_a: Mixed(8)" in text and "Mixed_b: Mixed(16)" in text
+
+
+def test_unmodelled_operations_are_listed_with_source_line_and_status():
+    with pytest.raises(ModelImportError) as caught:
+        import_module(toys.Unmodelled(), (3, 16, 16))
+    message = str(caught.value)
+    source = toys.__file__
+    # the slice, the sort, the sort's .values, and the product of two tensors
+    assert "4 operation(s)" in message and "nothing is counted as zero" in message
+    lines = {line.split(": ")[1].split(" ")[0]: line for line in message.splitlines()[1:]}
+    slice_line = _line_of(source, "x = x[:, :4]")
+    assert f"{source}:{slice_line}" in lines["getitem"] and "unsupported" in lines["getitem"]
+    assert "returns several tensors" in lines["sort"]
+    assert f"{source}:{_line_of(source, 'return x * torch.sigmoid(x)')}" in lines["mul"]
+    assert "scale applied to 2 tensors" in lines["mul"]
+
+
+def test_shared_weights_are_refused_not_double_counted():
+    with pytest.raises(ModelImportError, match="shared weights: module conv is called 2 times"):
+        import_module(toys.SharedWeights(), (4, 8, 8))
+
+
+def test_weights_that_never_run_are_reported():
+    imported = import_module(toys.NotExecuted(), (3, 8, 8))
+    assert imported.unreached == {"spare": 30}
+    assert ia.analyze(imported.graph).totals.params == 3 * 4 * 9 + 4
+
+
+def test_a_dense_block_analyses_but_cannot_be_written_as_a_spec():
+    imported = import_module(toys.DenseBlock(), (3, 8, 8))
+    assert ia.analyze(imported.graph).totals.macs == 8 * 8 * (4 * 3 * 9 + 4 * 7 * 9)
+    with pytest.raises(SpecWriteError, match="not series-parallel") as caught:
+        write_spec(imported)
+    assert caught.value.node_path == "conv1"
+
+
+def test_load_callable_reads_literal_arguments_only():
+    model = load_callable("import_models:TinyInception(num_classes=7, aux_logits=False)")
+    assert model.fc.out_features == 7 and model.aux is None
+    for bad, message in (("import_models", "MODULE:CALLABLE"), ("import_models:Nope", "no attribute 'Nope'"),
+                         ("import_models:TinyInception(num_classes=len('x'))", "must be literals"),
+                         ("no_such_module_xyz:f", "cannot import no_such_module_xyz"),
+                         ("import_models:Outputs(1, 2)", "not a torch.nn.Module")):
+        with pytest.raises(ModelImportError, match=message):
+            load_callable(bad)
+
+
+def _line_of(path: str, text: str) -> int:
+    with open(path) as handle:
+        return next(i for i, line in enumerate(handle, 1) if text in line)
+
+
+# ----------------------------------------------------------------------------- command line
+def _cli(*args: str, cwd=TESTS) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inception_analyzer", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_cli_import_writes_a_spec_that_analyze_review_and_diagram_read(tmp_path):
+    out = tmp_path / "toy.yaml"
+    proc = _cli("import", "import_models:TinyInception(num_classes=10)", "--input-size", "32", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert "imported import_models:TinyInception(num_classes=10) (train trace)" in proc.stderr
+    params = sum(p.numel() for p in toys.TinyInception().parameters())
+    assert f"{params:,} params" in proc.stderr
+    for command in (["analyze", str(out)], ["review", str(out)], ["diagram", str(out), "-o", str(tmp_path / "t.dot")]):
+        done = _cli(*command)
+        assert done.returncode == 0, done.stderr
+    assert f"{params:,}" in _cli("analyze", str(out)).stdout
+
+
+def test_cli_import_of_unmodelled_ops_exits_2_and_writes_nothing(tmp_path):
+    out = tmp_path / "bad.yaml"
+    proc = _cli("import", "import_models:Unmodelled", "--input-size", "16", "-o", str(out))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "import_models.py:" in proc.stderr and "getitem" in proc.stderr
+    assert not out.exists()
+
+
+def test_cli_import_of_a_dense_block_exits_2_naming_the_layer(tmp_path):
+    proc = _cli("import", "import_models:DenseBlock", "--input-size", "8", "-o", str(tmp_path / "d.yaml"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not series-parallel" in proc.stderr and "(at conv1)" in proc.stderr
+
+
+def test_from_module_is_the_public_entry_point():
+    graph = ia.from_module(toys.TinyInception(aux_logits=False), (3, 32, 32))
+    assert ia.analyze(graph).totals.params == sum(p.numel() for p in toys.TinyInception(aux_logits=False).parameters())
