@@ -25,7 +25,8 @@ from ..numbers import human, shape_text
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
-DEFAULT_SPECS = ("inception_v1", "bn_inception", "inception_v2", "inception_v3", "vgg16", "alexnet")
+DEFAULT_SPECS = ("inception_v1", "bn_inception", "inception_v2", "inception_v3", "inception_v4",
+                 "inception_resnet_v2", "resnet50", "vgg16", "vgg19", "alexnet")
 DEFAULT_BASELINE = "vgg16"
 RATIO_FIGURES = ("params", "macs", "activations")
 JSON_SCHEMA_VERSION = 1
