@@ -246,6 +246,9 @@ class _Expander:
         if row.kind == "layers":
             return self._rows(row.branches[0], inner, env, current, role, unit, index_names=name is not None)
         merge_path = inner.derive(row.kind)  # named before the branches: a block's own merge is 'concat'
+        # an unnamed merge outside any module (an imported model's torch.cat in its own forward) is
+        # still one unit, from the fork to the merge, so the review judges it whole
+        unit = unit or merge_path
         outs = tuple(self._rows(branch, inner, env, current, role, unit, False) for branch in row.branches)
         return self._add(merge_path, OPS[row.kind], {}, outs, role, unit, row.loc)
 

@@ -409,6 +409,19 @@ class _Importer:
                 if prefix in graph.scopes and prefix not in imported.containers:
                     node.block = prefix
                     break
+        # a merge in no module (torch.cat in the model's own forward) is one block from its fork
+        # on, as an unnamed merge of a spec is; outer merges come later and take their inner ones
+        import networkx as nx
+        dominators = None
+        for node in graph.layers():
+            if node.op.merges and node.block == node.path:
+                dominators = dominators or nx.immediate_dominators(graph.dag, INPUT)
+                fork = dominators[node.path]
+                inside = nx.ancestors(graph.dag, node.path) - nx.ancestors(graph.dag, fork) - {fork}
+                for path in inside:
+                    member = graph.node(path)
+                    if member.block == path or member.block in inside:
+                        member.block = node.path
 
 
 def _output_tensors(value: Any) -> list[fx.Node]:

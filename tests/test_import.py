@@ -222,10 +222,12 @@ def test_cli_import_writes_a_spec_that_analyze_review_and_diagram_read(tmp_path)
     assert "imported import_models:TinyInception(num_classes=10) (train trace)" in proc.stderr
     params = sum(p.numel() for p in toys.TinyInception().parameters())
     assert f"{params:,} params" in proc.stderr
-    for command in (["analyze", str(out)], ["review", str(out)], ["diagram", str(out), "-o", str(tmp_path / "t.dot")]):
+    for command in (["analyze", str(out)], ["review", str(out)], ["diagram", str(out), "-o", str(tmp_path / "t.dot")],
+                    ["report", str(out), "-o", str(tmp_path / "report")]):
         done = _cli(*command)
         assert done.returncode == 0, done.stderr
     assert f"{params:,}" in _cli("analyze", str(out)).stdout
+    assert "TinyInception" in (tmp_path / "report" / "report.html").read_text()
 
 
 def test_cli_import_of_unmodelled_ops_exits_2_and_writes_nothing(tmp_path):
@@ -246,3 +248,14 @@ def test_cli_import_of_a_dense_block_exits_2_naming_the_layer(tmp_path):
 def test_from_module_is_the_public_entry_point():
     graph = ia.from_module(toys.TinyInception(aux_logits=False), (3, 32, 32))
     assert ia.analyze(graph).totals.params == sum(p.numel() for p in toys.TinyInception(aux_logits=False).parameters())
+
+
+def test_merges_in_the_models_own_forward_are_reviewed_as_whole_blocks():
+    """torch.cat / + in the root forward: the block runs from the fork to the merge, as an
+    unnamed merge of a spec does, so the import and its written spec review alike."""
+    imported = import_module(toys.DenseBlock(), (3, 8, 8))
+    assert {n.block for n in imported.graph.layers() if n.path.startswith(("conv", "concat"))} == {"concat_1"}
+    toy = import_module(toys.TinyInception(aux_logits=False), (3, 32, 32))
+    written = build_graph(load_spec_text(write_spec(toy), "toy.yaml"))
+    assert {(f.check, f.severity) for f in ia.analyze(toy.graph).findings} == \
+        {(f.check, f.severity) for f in ia.analyze(written).findings}
