@@ -36,8 +36,8 @@ def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = 
     return report
 
 
-__all__ = ["AnalyzerError", "CostReport", "Graph", "Spec", "analyze", "build_model", "from_module", "load_graph",
-           "load_spec",
+__all__ = ["AnalyzerError", "CostReport", "Finding", "Graph", "ReceptiveField", "Spec", "analyze", "build_model",
+           "from_module", "load_graph", "load_spec",
            "load_spec_text", "__version__"]
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import networkx as nx
 
-from .errors import AnalyzerError, SourceLocation
+from .errors import AnalyzerError
 from .graph import AUX, INPUT, Graph, Node
 from .ops import OPS, REQUIRED
 
@@ -469,4 +469,4 @@ def write_spec(imported) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["SpecWriteError", "write_spec", "SourceLocation"]
+__all__ = ["SpecWriteError", "write_spec"]

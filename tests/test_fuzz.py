@@ -584,10 +584,8 @@ class Gen:
             if self.chance(0.5):
                 rows.append(Block("concat", [[Op("linear", [a])], [Op("linear", [b]), Op("relu")]],
                                   name=self.name("vec")))
-                n = a + b
             else:
                 rows.append(Block("add", [[Op("linear", [a])], [Op("linear", [a], {"bias": False})]]))
-                n = a
         out = self.i(1, 10)
         rows.append(self.style(Op("linear", [out])))
         if self.chance(0.2):

@@ -466,7 +466,6 @@ def _parallel_reduction(name: str, before: tuple, after: tuple) -> Finding:
 
 def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: tuple) -> Finding:
     previous = _producer(ctx, pool)
-    following = next((ctx.graph.node(p) for p in ctx.consumers.get(pool.path, [])), None)
     nxt = _next_weighted(ctx, pool)
     early = ctx.position[pool.path] < EARLY
     if previous is not None and _is_conv(previous) and previous.args["stride"] == (1, 1) \

@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from tabulate import tabulate
 
-from ..analysis.cost import AUX, CostReport, GroupCost, LayerCost
+from ..analysis.cost import AUX, CostReport, GroupCost
 from ..numbers import human, shape_text
 from .review import summary_line
 
