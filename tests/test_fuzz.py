@@ -568,15 +568,12 @@ class Gen:
         if kind == "gap":
             rows.append(self.style(Op("adaptive_avgpool", self.pick([[], [1]]))))
             rows.append(self.style(Op("flatten")))
-            n = c
         elif kind == "adaptive":
             size = self.pick([2, (1, 2), 3])
             rows.append(self.style(Op(self.pick(["adaptive_avgpool", "adaptive_maxpool"]), [size])))
             rows.append(self.style(Op("flatten")))
-            n = c * pair(size)[0] * pair(size)[1]
         else:
             rows.append(self.style(Op("flatten")))
-            n = c * h * w
         if self.chance(0.3):
             rows.append(self.style(Op("dropout", [0.5])))
         if kind == "vector_merge":
