@@ -259,3 +259,18 @@ def test_merges_in_the_models_own_forward_are_reviewed_as_whole_blocks():
     written = build_graph(load_spec_text(write_spec(toy), "toy.yaml"))
     assert {(f.check, f.severity) for f in ia.analyze(toy.graph).findings} == \
         {(f.check, f.severity) for f in ia.analyze(written).findings}
+
+
+def test_analyze_review_and_report_read_an_imported_torchvision_model(torchvision, tmp_path, capsys):
+    from inception_analyzer.cli import main
+
+    imported = import_module(torchvision.models.resnet50(weights=None), (3, 224, 224), name="resnet50_import")
+    spec = tmp_path / "resnet50_import.yaml"
+    spec.write_text(write_spec(imported))
+    assert main(["analyze", str(spec), "--depth", "stage"]) == 0
+    assert "25,557,032" in capsys.readouterr().out
+    assert main(["review", str(spec), "--format", "json"]) == 0
+    assert "P1.residual" in capsys.readouterr().out
+    assert main(["report", str(spec), "-o", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "resnet50_import" in page and "layer4" in page
