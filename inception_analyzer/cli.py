@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="e.g. torchvision.models:resnet50 or 'mypkg.nets:Net(width=2)' (literal arguments)")
     import_cmd.add_argument("--input-size", type=int, default=224, metavar="N", help="square input of N x N (default 224)")
     import_cmd.add_argument("--channels", type=int, default=3, metavar="C", help="input channels (default 3)")
+    import_cmd.add_argument("--no-strict", dest="strict", action="store_false",
+                            help="keep operations no op kind models as opaque ops (traced shape and weights "
+                            "kept, MACs unknown; totals marked partial) instead of stopping")
     import_cmd.add_argument("-o", "--output", metavar="FILE", help="write the spec to FILE (atomically) instead of stdout")
     import_cmd.set_defaults(run=run_import)
 
@@ -176,12 +179,14 @@ def run_import(args: argparse.Namespace) -> int:
 
     if args.input_size < 1 or args.channels < 1:
         raise OverrideError("--input-size and --channels must be positive")
-    imported, text = import_to_spec(args.model, (args.channels, args.input_size, args.input_size))
+    imported, text = import_to_spec(args.model, (args.channels, args.input_size, args.input_size), args.strict)
     _emit(text, args.output)
     report = analyze(imported.graph)
     print(f"{PROG}: imported {args.model} ({imported.traced_in} trace): {len(report.layers)} ops, "
           f"{report.totals.params:,} params, {human(report.totals.macs)} MACs"
           + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr)
+    for op in imported.unmodelled:
+        print(f"{PROG}: note: not modelled, kept as an opaque op (MACs unknown): {op.line()}", file=sys.stderr)
     for module, params in imported.unreached.items():
         print(f"{PROG}: note: {module} holds {params:,} params but never runs in forward(); "
               "the spec leaves it out", file=sys.stderr)

@@ -10,8 +10,10 @@ qualified names (`Mixed_5b.branch5x5_1.conv`), so the analysis lines up with the
 Nothing is counted by guess. Operations no op kind expresses (a custom CUDA op, a mask, a
 slice, a module with settings we cannot model) are listed by name, kind, module and source
 line with a status, and the import fails with that list, as the `strict` option of torchscan
-does; a traced shape that disagrees with our shape rule fails the same way. Parameters the
-trace never reached are reported, never silently dropped from the totals.
+does; a traced shape that disagrees with our shape rule fails the same way. With strict=False
+each of them becomes an `opaque` op instead: its traced output shape and the weights it reads
+are kept, its MACs and FLOPs are unknown, and the analysis says its totals are partial and
+names those ops. Parameters the trace never reached are reported, never silently dropped.
 
 Auxiliary heads (torchvision's Inception-v3 and GoogLeNet) run only in training mode: when the
 eval-mode trace leaves weights unreached, the model is traced again in training mode (on a
@@ -77,6 +79,7 @@ class ImportedModel:
     module_paths: set[str] = field(default_factory=set)         # IR nodes that are modules
     unreached: dict[str, int] = field(default_factory=dict)      # module -> params the trace skipped
     traced_in: str = "eval"
+    unmodelled: list[UnmodelledOp] = field(default_factory=list)  # kept as opaque ops (strict=False)
 
 
 def _qualified(obj: Any) -> str:
@@ -93,17 +96,22 @@ def _resolve(dotted: str):
         return None
 
 
-def _call_table() -> tuple[dict[int, tuple[OpKind, tuple[str, ...]]], dict[str, tuple[OpKind, tuple[str, ...]]]]:
-    """The registry's torch functions (by object identity) and tensor methods (by name)."""
-    functions, methods = {}, {}
+_Entry = tuple[OpKind, tuple[str, ...]]
+
+
+def _call_table() -> tuple[dict[int, list[_Entry]], dict[str, list[_Entry]]]:
+    """The registry's torch functions (by object identity) and tensor methods (by name). One
+    function may stand for two ops: `x * 0.17` is a scale, `x * gate` a merge (mul)."""
+    functions: dict[int, list[_Entry]] = {}
+    methods: dict[str, list[_Entry]] = {}
     for op in OPS.values():
         for name, signature in op.torch_calls.items():
             if name.startswith("."):
-                methods[name[1:]] = (op, signature)
+                methods.setdefault(name[1:], []).append((op, signature))
             else:
                 target = _resolve(name)
                 if target is not None:
-                    functions[id(target)] = (op, signature)
+                    functions.setdefault(id(target), []).append((op, signature))
     return functions, methods
 
 
@@ -153,8 +161,9 @@ def _shape_of(node: Any) -> tuple | None:
 
 
 class _Importer:
-    def __init__(self, model: nn.Module, input_shape: tuple[int, int, int], reference: str):
+    def __init__(self, model: nn.Module, input_shape: tuple[int, int, int], reference: str, strict: bool = True):
         self.model = model
+        self.strict = strict
         self.input_shape = tuple(input_shape)
         self.reference = reference
         self.functions, self.methods = _call_table()
@@ -238,12 +247,16 @@ class _Importer:
                 except Unmodelled as why:
                     status, reason = why.args if len(why.args) == 2 else ("unsupported", why.args[0])
                     unmodelled.append(self._unmodelled(node, status, reason))
-        if unmodelled:
+                    if not self.strict:
+                        self._add_opaque(gm, node, imported, unmodelled[-1])
+        imported.unmodelled = unmodelled
+        if unmodelled and self.strict:
             listed = "\n  ".join(u.line() for u in unmodelled)
             raise ModelImportError(f"{len(unmodelled)} operation(s) of {self.reference} have no op kind; "
                                    f"nothing is counted as zero, so the import stops:\n  {listed}",
                                    SourceLocation(self.reference),
-                                   hint="add the op to the registry (ops.py), or wrap the part in a module")
+                                   hint="add the op to the registry (ops.py), or import with --no-strict "
+                                   "(strict=False) to analyse the rest with these as opaque ops of unknown MACs")
         if not outputs or outputs[0] == INPUT:
             raise ModelImportError(f"{self.reference} returns no tensor computed from its input",
                                    SourceLocation(self.reference))
@@ -313,16 +326,65 @@ class _Importer:
         graph.order.append(graph.node(path))
         self.paths[node] = path
 
+    def _add_opaque(self, gm: fx.GraphModule, node: fx.Node, imported: ImportedModel, why: UnmodelledOp) -> None:
+        """strict=False: keep an unmodelled operation as an `opaque` op with its traced shape and
+        the weights it holds or reads. One returning a tuple (torch.sort) makes no op; the ops
+        reading its parts (`.values`) read through it."""
+        shape = _shape_of(node)
+        if shape is None:
+            return
+        weights = []
+        if node.op == "call_module":
+            weights = [gm.get_submodule(node.target)]
+            path = self._unique(node.target)
+        else:
+            owner = self._owner(node)
+            path = self._unique(owner or _join(_scope(node), "opaque"))
+            weights = [gm.get_submodule(owner)] if owner else []
+        if why.status == "shared weights":  # counted at the module's first call
+            weights = []
+        params = sum(p.numel() for module in weights for p in module.parameters())
+        buffers = sum(b.numel() for module in weights for b in module.buffers())
+        inputs = self._sources(node) or [INPUT]
+        op = OPS["opaque"]
+        args = op.bind([list(shape), why.target], {"params": params, "buffers": buffers})
+        graph = imported.graph
+        in_shapes = tuple(graph.node(i).out_shape for i in inputs)
+        graph.dag.add_node(path, node=Node(path, op, args, tuple(inputs), in_shapes, shape, MAIN, path,
+                                           _source_location(node)))
+        for source in inputs:
+            graph.dag.add_edge(source, path)
+        graph.order.append(graph.node(path))
+        if node.op == "call_module" or owner:
+            imported.module_paths.add(path)
+        self.paths[node] = path
+
+    def _sources(self, node: fx.Node) -> list[str]:
+        """The IR nodes an fx node reads, looking through the ones that made no IR node (tuples)."""
+        found: list[str] = []
+        for arg in _flat_args(node):
+            if not isinstance(arg, fx.Node) or _is_weight(arg):
+                continue
+            if arg in self.paths:
+                candidates = [self.paths[arg]]
+            elif arg.meta.get("tensor_meta") is not None:
+                candidates = self._sources(arg)
+            else:
+                candidates = []
+            found += [c for c in candidates if c not in found]
+        return found
+
     def _match_call(self, node: fx.Node, tensor_inputs: list) -> tuple[OpKind, dict]:
         if node.op == "call_method":
-            entry = self.methods.get(node.target)
+            entries = self.methods.get(node.target)
             what = f"the tensor method .{node.target}()"
         else:
-            entry = self.functions.get(id(node.target))
+            entries = self.functions.get(id(node.target))
             what = f"the function {_qualified(node.target)}"
-        if entry is None:
+        if not entries:
             raise Unmodelled("unsupported", f"no op kind for {what}")
-        op, signature = entry
+        merging = len(tensor_inputs) > 1
+        op, signature = next((e for e in entries if e[0].merges == merging), entries[0])
         positional = [a for a in node.args]
         # the tensor inputs come first (a list of them for cat); the rest are the named arguments
         if op.merges and positional and isinstance(positional[0], (list, tuple)):
@@ -460,21 +522,22 @@ def _spec_name(reference: str) -> str:
 
 
 def from_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 224), *,
-                name: str | None = None) -> Graph:
+                name: str | None = None, strict: bool = True) -> Graph:
     """The graph IR of a PyTorch model, ready for analyze / review / diagram / report:
-    `ia.analyze(from_module(torchvision.models.resnet50(), (3, 224, 224)))`."""
-    return import_module(model, input_shape, name=name).graph
+    `ia.analyze(from_module(torchvision.models.resnet50(), (3, 224, 224)))`. With strict=False,
+    operations no op kind models become opaque ops and the analysis totals say they are partial."""
+    return import_module(model, input_shape, name=name, strict=strict).graph
 
 
 def import_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 224), *,
-                  name: str | None = None) -> ImportedModel:
+                  name: str | None = None, strict: bool = True) -> ImportedModel:
     """Like `from_module`, keeping what the spec writer needs (module classes, unreached weights)."""
     if not isinstance(model, nn.Module):
         raise ModelImportError(f"expected a torch.nn.Module, got {type(model).__name__}")
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ModelImportError(f"input_shape is [channels, height, width], got {list(shape)}")
-    return _Importer(model, shape, name or type(model).__name__).run()
+    return _Importer(model, shape, name or type(model).__name__, strict).run()
 
 
 def load_callable(reference: str) -> nn.Module:
@@ -520,14 +583,15 @@ def load_callable(reference: str) -> nn.Module:
     return model
 
 
-def import_to_spec(reference: str, input_shape: tuple[int, int, int]) -> tuple[ImportedModel, str]:
+def import_to_spec(reference: str, input_shape: tuple[int, int, int],
+                   strict: bool = True) -> tuple[ImportedModel, str]:
     """`inception-analyzer import`: the model `reference` names, traced, written as spec text,
     and checked: the text expands to the imported IR (every op's path, arguments and shape)."""
     from .graph import build_graph
     from .spec import load_spec_text
     from .spec_writer import write_spec
 
-    imported = import_module(load_callable(reference), input_shape, name=reference)
+    imported = import_module(load_callable(reference), input_shape, name=reference, strict=strict)
     text = write_spec(imported)
     written = build_graph(load_spec_text(text, f"<spec written for {reference}>"))
     mismatched = _first_difference(imported.graph, written)

@@ -109,6 +109,19 @@ def probability(name: str, value) -> float:
     return float(value)
 
 
+def text(name: str, value) -> str:
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"'{name}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def tensor_shape(name: str, value) -> tuple:
+    """A per-image shape: [C, H, W] or [N]."""
+    if not isinstance(value, (list, tuple)) or len(value) not in (1, 3):
+        raise SpecError(f"'{name}' must be [C, H, W] or [N], got {value!r}")
+    return tuple(positive_int(name, v) for v in value)
+
+
 def choice(*allowed: str) -> Callable:
     def check_choice(name: str, value):
         if value not in allowed:
@@ -188,6 +201,7 @@ class OpKind:
     merges: ClassVar[bool] = False          # takes several inputs (concat, add)
     weighted: ClassVar[bool] = False        # counts as a layer of depth (conv, linear)
     builds_module: ClassVar[bool] = True    # merges are done by the enclosing container
+    modelled: ClassVar[bool] = True         # False: its MACs and FLOPs are unknown (not zero)
     other_flops_rule: ClassVar[str] = "none"
     # torch.fx import (importer.py): the torch.nn classes this op stands for, and the functions
     # ("torch.nn.functional.relu") and tensor methods (".relu") with the names of their arguments
@@ -861,11 +875,70 @@ class Add(OpKind):
 
 
 @register
+class Multiply(OpKind):
+    name = "mul"
+    category = "merge"
+    summary = "element-wise product of branches, broadcasting [C, 1, 1] over the grid (squeeze-and-excitation gates)"
+    merges = True
+    builds_module = False
+    other_flops_rule = "(branches - 1) multiplies per output element"
+    torch_calls = {"_operator.mul": (), "_operator.imul": (), "torch.mul": (), ".mul": (), ".mul_": ()}
+
+    def output_shape(self, a, inputs):
+        if len({len(s) for s in inputs}) != 1:
+            raise ShapeError(f"mul needs branches of one rank, got {', '.join(_describe(s) for s in inputs)}")
+        out = tuple(max(dims) for dims in zip(*inputs))
+        if any(d not in (1, o) for s in inputs for d, o in zip(s, out)):
+            raise ShapeError(f"mul needs branches of one shape or of size 1 where they differ (broadcast), "
+                             f"got {', '.join(_describe(s) for s in inputs)}")
+        return out
+
+    def other_flops(self, a, inputs, out):
+        return (len(inputs) - 1) * _numel(out)
+
+    def combine(self, tensors):
+        product = tensors[0]
+        for tensor in tensors[1:]:
+            product = product * tensor
+        return product
+
+
+@register
 class Input(OpKind):
     name = "input"
     summary = "the network's input image"
     builds_module = False
 
 
-# ops a spec may not call by name: they are made by the spec structure itself
-STRUCTURAL_OPS = frozenset({"concat", "add", "input"})
+@register
+class Opaque(OpKind):
+    """An operation imported without a model (`import --no-strict`). It keeps what the trace knows
+    for sure (its output shape, the weights it reads) and marks what nobody knows: its MACs and
+    FLOPs are unknown, not zero, and every total that would include them says it is partial."""
+
+    name = "opaque"
+    summary = "an imported operation no op kind models (import --no-strict): shape and weights kept, MACs unknown"
+    args = (Arg("shape", tensor_shape), Arg("what", text), Arg("params", non_negative_int, 0),
+            Arg("buffers", non_negative_int, 0))
+    modelled = False
+
+    def output_shape(self, a, inputs):
+        return a["shape"]
+
+    def params(self, a, inputs, out):
+        return a["params"]
+
+    def buffers(self, a, inputs, out):
+        return a["buffers"]
+
+    def make_module(self, a, inputs, out):
+        raise SpecError(f"opaque op ({a['what']}) stands for an operation imported without a model; it "
+                        "cannot be built (add an op kind for it to ops.py)")
+
+    def describe(self, a):
+        return a["what"]
+
+
+# ops a spec may not call by name: the merges are written as blocks (`concat: [...]`), the input is given
+MERGE_OPS = tuple(name for name, op in OPS.items() if op.merges)
+STRUCTURAL_OPS = frozenset({*MERGE_OPS, "input"})

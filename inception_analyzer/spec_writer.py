@@ -437,6 +437,11 @@ def _params_text(params: list[tuple[str, Any]]) -> str:
 def write_spec(imported) -> str:
     """The spec text of an ImportedModel (importer.import_module)."""
     graph = imported.graph
+    for node in graph.layers():
+        if not node.op.merges and len(node.inputs) > 1:  # an opaque op reading several tensors
+            raise SpecWriteError(f"{node.path} is an unmodelled operation ({node.args.get('what', node.kind)}) on "
+                                 f"{len(node.inputs)} tensors; a spec has no row for it (analyse the model "
+                                 "with from_module instead)", node_path=node.path)
     main = _structure(graph)
     namer = _Namer(imported.module_paths, imported.module_types, imported.containers)
     rows = namer.rows(main, "")

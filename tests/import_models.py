@@ -75,7 +75,7 @@ class TinyInception(nn.Module):
 
 
 class Unmodelled(nn.Module):
-    """Operations no op kind expresses: a channel slice, a sort (a tuple), a product of two tensors."""
+    """Operations no op kind expresses: a channel slice, a sort (a tuple), the maximum of two tensors."""
 
     def __init__(self):
         super().__init__()
@@ -85,7 +85,37 @@ class Unmodelled(nn.Module):
         x = self.conv(x)
         x = x[:, :4]
         x = torch.sort(x, 1).values
-        return x * torch.sigmoid(x)
+        return torch.maximum(x, torch.sigmoid(x))
+
+
+class SqueezeExcite(nn.Module):
+    """A squeeze-and-excitation block (Hu et al. 2018): a gate of one value per channel, computed
+    from the global average, multiplies the feature map."""
+
+    def __init__(self, channels: int = 16, reduction: int = 4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.fc1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, 1)
+        self.head = nn.Linear(channels, 5)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+        x = x * gate
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class ChannelSlice(nn.Module):
+    """One unmodelled operation on one tensor (a channel slice) between two convs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3)
+        self.conv2 = nn.Conv2d(4, 6, 3)
+
+    def forward(self, x):
+        return self.conv2(self.conv1(x)[:, :4])
 
 
 class SharedWeights(nn.Module):

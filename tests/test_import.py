@@ -8,6 +8,7 @@ imported skip their cases; the toy models in import_models.py need only torch.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -163,19 +164,72 @@ def test_unmodelled_operations_are_listed_with_source_line_and_status():
         import_module(toys.Unmodelled(), (3, 16, 16))
     message = str(caught.value)
     source = toys.__file__
-    # the slice, the sort, the sort's .values, and the product of two tensors
+    # the slice, the sort, the sort's .values, and the maximum of two tensors
     assert "4 operation(s)" in message and "nothing is counted as zero" in message
     lines = {line.split(": ")[1].split(" ")[0]: line for line in message.splitlines()[1:]}
     slice_line = _line_of(source, "x = x[:, :4]")
     assert f"{source}:{slice_line}" in lines["getitem"] and "unsupported" in lines["getitem"]
     assert "returns several tensors" in lines["sort"]
-    assert f"{source}:{_line_of(source, 'return x * torch.sigmoid(x)')}" in lines["mul"]
-    assert "scale applied to 2 tensors" in lines["mul"]
+    assert f"{source}:{_line_of(source, 'return torch.maximum(x, torch.sigmoid(x))')}" in lines["maximum"]
+    assert "no op kind for the function torch.maximum" in lines["maximum"]
+
+
+def test_squeeze_excitation_gate_imports_as_a_mul_block_and_round_trips():
+    torch.manual_seed(0)
+    model = toys.SqueezeExcite().eval()
+    imported = import_module(model, (3, 16, 16))
+    text = write_spec(imported)
+    assert "  - mul:\n      - []\n" in text  # the feature map times its gate branch
+    graph = build_graph(load_spec_text(text, "se.yaml"))
+    built = ia.build_model(graph).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x))
+    report = ia.analyze(graph)
+    # conv 16*256*27 + fc1 4*16 + fc2 16*4 + head 16*5 MACs, by hand
+    assert report.totals.macs == 16 * 256 * 27 + 64 + 64 + 80
+    # the gate is global: it widens the field and has no centre to misalign
+    assert report.receptive_fields["mul"].aligned
+    assert not any(f.check == "RF.unaligned_merge" for f in report.findings)
+
+
+def test_no_strict_keeps_unmodelled_ops_as_opaque_and_says_the_totals_are_partial():
+    from inception_analyzer.render.tables import render
+
+    graph = ia.from_module(toys.Unmodelled(), (3, 16, 16), strict=False)
+    report = ia.analyze(graph)
+    opaque = [l for l in report.layers if l.op == "opaque"]
+    assert [l.args for l in opaque] == ["_operator.getitem", "builtins.getattr", "torch.maximum"]
+    assert report.totals.status == "partial" and report.totals.unmodelled == [l.path for l in opaque]
+    assert report.totals.macs == 8 * 14 * 14 * 27   # the conv alone: a lower bound, said so
+    assert "PARTIAL: 3 op(s) not modelled" in render(report)
+    assert json.loads(render(report, "json"))["totals"]["status"] == "partial"
+    # the maximum reads two tensors: analysable, but a spec has no row for it
+    with pytest.raises(SpecWriteError, match="on 2 tensors"):
+        write_spec(import_module(toys.Unmodelled(), (3, 16, 16), strict=False))
+    complete = ia.analyze(ia.from_module(toys.TinyInception(aux_logits=False), (3, 32, 32)))
+    assert complete.totals.status == "complete" and complete.totals.unmodelled == []
+
+
+def test_no_strict_spec_keeps_the_opaque_row_analyses_and_refuses_to_build(tmp_path):
+    proc = _cli("import", "import_models:ChannelSlice", "--input-size", "12", "--no-strict", "-o", str(tmp_path / "s.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "not modelled, kept as an opaque op" in proc.stderr and "getitem" in proc.stderr
+    text = (tmp_path / "s.yaml").read_text()
+    assert "- opaque([4, 10, 10], '_operator.getitem')" in text
+    report = ia.analyze(str(tmp_path / "s.yaml"))
+    assert report.totals.macs == 8 * 100 * 27 + 6 * 64 * 36 and report.totals.status == "partial"
+    built = _cli("build", str(tmp_path / "s.yaml"))
+    assert built.returncode == 2 and "cannot be built" in built.stderr and "Traceback" not in built.stderr
 
 
 def test_shared_weights_are_refused_not_double_counted():
     with pytest.raises(ModelImportError, match="shared weights: module conv is called 2 times"):
         import_module(toys.SharedWeights(), (4, 8, 8))
+    # without strict, the second call is an opaque op holding no weights: counted once, as torch does
+    report = ia.analyze(ia.from_module(toys.SharedWeights(), (4, 8, 8), strict=False))
+    assert report.totals.params == 4 * 4 * 9 + 4 and report.totals.unmodelled == ["conv_1"]
 
 
 def test_weights_that_never_run_are_reported():

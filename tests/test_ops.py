@@ -109,7 +109,7 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
              "identity": ((3, 9, 9), [], {}), "softmax": ((10,), [], {}), "scale": ((3, 9, 9), [0.17], {})}
     activations = [name for name, op in OPS.items() if op.category == "activation" and name not in cases]
     cases.update({name: ((3, 9, 9), [], {}) for name in activations})
-    buildable = {name for name, op in OPS.items() if op.builds_module}
+    buildable = {name for name, op in OPS.items() if op.builds_module and op.modelled}
     assert buildable == set(cases)
     for name, (shape, args, kwargs) in cases.items():
         op = OPS[name]
@@ -128,6 +128,30 @@ def test_scale_multiplies_by_its_factor_and_costs_one_flop_per_element(torch):
     assert op.other_flops(a, [(4, 5, 5)], (4, 5, 5)) == 100
     x = torch.randn(2, 4, 5, 5)
     assert torch.equal(op.make_module(a, [(4, 5, 5)], (4, 5, 5))(x), x * 0.17)
+
+
+def test_mul_broadcasts_a_channel_gate_over_the_grid(torch):
+    op = OPS["mul"]
+    assert op.output_shape({}, [(16, 7, 7), (16, 1, 1)]) == (16, 7, 7)
+    assert op.other_flops({}, [(16, 7, 7), (16, 1, 1)], (16, 7, 7)) == 16 * 49
+    with pytest.raises(ShapeError, match="broadcast"):
+        op.output_shape({}, [(16, 7, 7), (8, 1, 1)])
+    with pytest.raises(ShapeError, match="one rank"):
+        op.output_shape({}, [(16, 7, 7), (16,)])
+    x, gate = torch.randn(2, 16, 7, 7), torch.rand(2, 16, 1, 1)
+    assert torch.equal(op.combine([x, gate]), x * gate)
+
+
+def test_opaque_keeps_shape_and_weights_and_refuses_to_build():
+    """An imported op no kind models: its traced shape and weights count, its MACs are unknown."""
+    op = OPS["opaque"]
+    a = op.bind([[4, 7, 7], "torch.sort"], {"params": 12})
+    assert op.output_shape(a, [(4, 9, 9)]) == (4, 7, 7) and op.params(a, [(4, 9, 9)], (4, 7, 7)) == 12
+    assert not op.modelled
+    with pytest.raises(SpecError, match="cannot be built"):
+        op.make_module(a, [(4, 9, 9)], (4, 7, 7))
+    with pytest.raises(SpecError, match=r"\[C, H, W\] or \[N\]"):
+        op.bind([[4, 7], "x"], {})
 
 
 def test_analysis_path_does_not_import_torch():

@@ -35,6 +35,7 @@ class LayerCost:
     fvcore_flops: int
     activations: int
     weighted: bool
+    modelled: bool = True        # False for an imported op no kind models: macs/flops unknown (0 here)
 
 
 @dataclass
@@ -68,6 +69,10 @@ class Totals:
     weighted_layers: int        # conv + linear layers on the inference path
     depth: int                  # conv + linear layers on the longest inference path
     layers: int                 # leaf ops, aux included
+    # "partial" when some ops are not modelled (an import with --no-strict): their MACs and FLOPs
+    # are unknown, so macs, other_flops and fvcore_flops are lower bounds; `unmodelled` names them
+    status: str = "complete"
+    unmodelled: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,7 +116,7 @@ def layer_costs(graph: Graph) -> list[LayerCost]:
             stage=stage_of[node.block], input_shapes=[list(s) for s in ins], output_shape=list(out),
             params=op.params(a, ins, out), buffers=op.buffers(a, ins, out), macs=op.macs(a, ins, out),
             other_flops=op.other_flops(a, ins, out), fvcore_flops=op.fvcore_flops(a, ins, out),
-            activations=_numel(out), weighted=op.weighted))
+            activations=_numel(out), weighted=op.weighted, modelled=op.modelled))
     return records
 
 
@@ -193,7 +198,9 @@ def _analyze_cost(graph: Graph) -> CostReport:
         weighted_layers=sum(1 for r in main if r.weighted),
         depth=_longest_weighted_path(graph),
         layers=len(records),
+        unmodelled=[r.path for r in records if not r.modelled],
     )
+    totals.status = "partial" if totals.unmodelled else "complete"
     return CostReport(
         model=graph.name, input=list(graph.input_shape), arguments=dict(graph.arguments),
         metadata=graph.metadata, layers=records, totals=totals,

@@ -60,18 +60,23 @@ def _step(field: ReceptiveField, path: str, step, grid_out: tuple[int, int]) -> 
                           (_center(size[0], padding[0]), _center(size[1], padding[1])), field.aligned, grid_out)
 
 
-def _merge(fields: list[ReceptiveField], path: str, grid_out: tuple[int, int]) -> ReceptiveField:
+def _merge(fields: list[ReceptiveField], path: str, grid_out: tuple[int, int],
+           broadcast: list[bool] | None = None) -> ReceptiveField:
+    """Largest and smallest field over the merged paths. A branch broadcast over the grid (a
+    squeeze-and-excitation gate of one unit per channel) sees the whole input for every output
+    unit: it widens the field but has no centre of its own to align."""
     size, size_min, stride, padding, center = [], [], [], [], []
+    local = [f for f, wide in zip(fields, broadcast or [False] * len(fields)) if not wide] or fields
     aligned = all(f.aligned for f in fields)
     for axis in (0, 1):
-        widest = max(fields, key=lambda f: f.size[axis])
-        size.append(widest.size[axis])
+        widest = max(local, key=lambda f: f.size[axis])
+        size.append(max(f.size[axis] for f in fields))
         padding.append(widest.padding[axis])
         stride.append(widest.stride[axis])
         center.append(widest.center[axis])
         size_min.append(min(f.size_min[axis] for f in fields))
-        aligned = aligned and len({f.stride[axis] for f in fields}) == 1 \
-            and len({f.center[axis] for f in fields}) == 1
+        aligned = aligned and len({f.stride[axis] for f in local}) == 1 \
+            and len({f.center[axis] for f in local}) == 1
     return ReceptiveField(path, tuple(size), tuple(size_min), tuple(stride), tuple(padding), tuple(center),
                           aligned, grid_out)
 
@@ -86,7 +91,8 @@ def receptive_fields(graph: Graph) -> dict[str, ReceptiveField]:
             out = node.out_shape
             if node.op.merges:
                 grid = tuple(out[1:]) if len(out) == 3 else inputs[0].grid
-                fields[node.path] = _merge(inputs, node.path, grid)
+                broadcast = [len(s) == 3 and tuple(s[1:]) == (1, 1) != grid for s in node.in_shapes]
+                fields[node.path] = _merge(inputs, node.path, grid, broadcast)
                 continue
             step = node.op.rf_step(node.args, list(node.in_shapes), inputs[0].grid)
             if len(out) == 3:

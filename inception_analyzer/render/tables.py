@@ -50,8 +50,9 @@ def _rf_text(report: CostReport, path: str) -> str:
 
 def _layer_rows(report: CostReport) -> tuple[list[str], list[list]]:
     headers = ["layer", "op", "args", "output HxWxC", "params", "MACs", "activations", "RF"]
-    rows = [[_label(r.path, r.role), r.op, r.args, shape_text(r.output_shape), f"{r.params:,}", human(r.macs),
-             human(r.activations), _rf_text(report, r.path)] for r in report.layers]
+    rows = [[_label(r.path, r.role), r.op, r.args, shape_text(r.output_shape), f"{r.params:,}",
+             human(r.macs) if r.modelled else "unknown", human(r.activations), _rf_text(report, r.path)]
+            for r in report.layers]
     return headers, rows
 
 
@@ -95,6 +96,10 @@ def totals_table(report: CostReport) -> list[list[str]]:
              ["peak activation memory (fp32)", human(t.peak_activation_bytes, "B")],
              ["buffers (BN statistics)", f"{t.buffers:,}"],
              ["depth (conv+linear on longest path)", f"{t.depth}  ({t.weighted_layers} conv+linear layers)"]]
+    if t.unmodelled:
+        listed = ", ".join(t.unmodelled[:5]) + (f" and {len(t.unmodelled) - 5} more" if len(t.unmodelled) > 5 else "")
+        rows.append(["status", f"PARTIAL: {len(t.unmodelled)} op(s) not modelled, their MACs and FLOPs unknown "
+                               f"(MACs and FLOPs above are lower bounds): {listed}"])
     return rows
 
 

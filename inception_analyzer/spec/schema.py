@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SourceLocation, SpecError, did_you_mean
-from ..ops import OPS, STRUCTURAL_OPS, REQUIRED
+from ..ops import MERGE_OPS, OPS, STRUCTURAL_OPS, REQUIRED
 from .calls import Call, Ref, parse_call
 from .yaml_source import YamlMap, YamlSeq, location_of
 
-BLOCK_KINDS = ("layers", "concat", "add")
+BLOCK_KINDS = ("layers", *MERGE_OPS)   # a sequence, or a merge of branches (concat, add, mul)
+_BLOCK_NAMES = ", ".join(f"'{k}'" for k in BLOCK_KINDS[:-1]) + f" or '{BLOCK_KINDS[-1]}'"
 TOP_LEVEL_KEYS = ("name", "description", "metadata", "arguments", "input", "modules", "layers", "notes")
 TEMPLATE_KEYS = ("args", "doc", *BLOCK_KINDS)
 LONG_ROW_KEYS = ("name", "call", *BLOCK_KINDS, "when", "aux", "doc")
@@ -162,12 +163,12 @@ def _plain(value: Any) -> Any:
 def _parse_template(name: str, body: Any, loc: SourceLocation) -> Template:
     if not isinstance(body, YamlMap):
         raise SpecError(f"module '{name}' must be a mapping with 'args' and one of "
-                        "'layers', 'concat' or 'add'", location_of(body, loc))
+                        f"{_BLOCK_NAMES}", location_of(body, loc))
     _check_keys(body, TEMPLATE_KEYS, f"module '{name}'")
     params = _parse_params(body.get("args"), body.loc_of("args") if "args" in body else body.loc)
     kinds = [k for k in BLOCK_KINDS if k in body]
     if len(kinds) != 1:
-        raise SpecError(f"module '{name}' needs exactly one of 'layers', 'concat' or 'add'", body.loc)
+        raise SpecError(f"module '{name}' needs exactly one of {_BLOCK_NAMES}", body.loc)
     block = _parse_block(None, kinds[0], body[kinds[0]], body.loc_of(kinds[0]))
     return Template(name, params, block, loc, str(body.get("doc") or ""))
 
@@ -234,14 +235,14 @@ def _parse_row(raw: Any, loc: SourceLocation):
     if any(k in raw for k in ("call", *BLOCK_KINDS)):
         name = raw.get("name")
         return _parse_long_row(None if name is None else _check_name(name, raw.loc_of("name")), raw, loc)
-    raise SpecError("a row with several keys needs one of 'call', 'layers', 'concat' or 'add'", loc)
+    raise SpecError(f"a row with several keys needs one of 'call', {_BLOCK_NAMES}", loc)
 
 
 def _parse_long_row(name: str | None, fields: YamlMap, loc: SourceLocation):
     _check_keys(fields, LONG_ROW_KEYS, f"row '{name or '?'}'")
     body_keys = [k for k in ("call", *BLOCK_KINDS) if k in fields]
     if len(body_keys) != 1:
-        raise SpecError("a row needs exactly one of 'call', 'layers', 'concat' or 'add'", loc)
+        raise SpecError(f"a row needs exactly one of 'call', {_BLOCK_NAMES}", loc)
     key = body_keys[0]
     when = _parse_condition(fields["when"], fields.loc_of("when")) if "when" in fields else None
     aux = fields.get("aux", False)
