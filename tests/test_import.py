@@ -222,6 +222,12 @@ def test_no_strict_spec_keeps_the_opaque_row_analyses_and_refuses_to_build(tmp_p
     assert report.totals.macs == 8 * 100 * 27 + 6 * 64 * 36 and report.totals.status == "partial"
     built = _cli("build", str(tmp_path / "s.yaml"))
     assert built.returncode == 2 and "cannot be built" in built.stderr and "Traceback" not in built.stderr
+    # compare and report never present the lower bound as exact
+    compared = _cli("compare", str(tmp_path / "s.yaml"), "--baseline", str(tmp_path / "s.yaml"), "--format", "csv")
+    assert compared.returncode == 0, compared.stderr
+    assert ">=" in _cli("compare", str(tmp_path / "s.yaml"), "--baseline", str(tmp_path / "s.yaml")).stdout
+    assert _cli("report", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "r")).returncode == 0
+    assert "a lower bound: 1 imported op(s) not modelled" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_shared_weights_are_refused_not_double_counted():

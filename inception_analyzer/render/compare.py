@@ -71,6 +71,7 @@ class ComparisonRow:
     findings: dict[str, int]                # count per severity, most serious first
     ratios: dict[str, float]                # figure / baseline's figure
     baseline: bool
+    partial: bool = False                   # some ops not modelled: macs is a lower bound
 
 
 def last_feature_map(report: CostReport) -> str | None:
@@ -103,6 +104,7 @@ def comparison_rows(models: list[ReviewedModel], baseline: ReviewedModel) -> lis
         field = model.cost.receptive_fields.get(at) if at else None
         rows.append(ComparisonRow(
             model=model.name, spec=model.spec, input=model.cost.input, params=t.params, macs=t.macs,
+            partial=t.status == "partial",
             activations=t.activations, depth=t.depth, receptive_field=list(field.size) if field else None,
             receptive_field_at=at if field else None, published=primary_published(model.cost.metadata),
             findings=findings_by_severity(model.findings),
@@ -151,7 +153,7 @@ def table_rows(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]], l
         source = f"[{sources.index(published.source) + 1}]" if published.source else "-"
         text_rows.append([
             row.model + (" (baseline)" if row.baseline else ""), shape_text(row.input), human(row.params),
-            human(row.macs), human(row.activations), str(row.depth), _field_text(row), _accuracy(published.top1),
+            (">=" if row.partial else "") + human(row.macs), human(row.activations), str(row.depth), _field_text(row), _accuracy(published.top1),
             _accuracy(published.top5), source, counts_text(row.findings),
             *(_ratio(row.ratios[name]) for name in RATIO_FIGURES)])
     notes = [f"[{i}] {source}" for i, source in enumerate(sources, 1)]

@@ -103,7 +103,9 @@ def _summary_item(model: ReviewedModel) -> str:
         accuracy = f" Published: {figures} ({published.source})."
     main_stages = [s for s in cost.stages if s.role != AUX]
     heaviest = max(main_stages, key=lambda s: s.macs)
-    return (f"**{model.name}**{source}: {human(t.params)} params{aux}, {human(t.macs)} MACs per image at "
+    partial = (f" (a lower bound: {len(t.unmodelled)} imported op(s) not modelled, their MACs unknown)"
+               if t.unmodelled else "")
+    return (f"**{model.name}**{source}: {human(t.params)} params{aux}, {human(t.macs)} MACs{partial} per image at "
             f"{h}x{w}x{c} (inference), {human(t.activations)} activations, depth {t.depth}{rf}.{accuracy} "
             f"Heaviest stage: {heaviest.name} with {100 * heaviest.macs_share:.1f}% of the MACs. "
             f"Review findings: {counts_text(findings_by_severity(model.findings))}.")
