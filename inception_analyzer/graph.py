@@ -244,7 +244,10 @@ class _Expander:
             if unit is None and (row.kind != "layers" or all(r.name for r in row.branches[0])):
                 unit = path
         if row.kind == "layers":
-            return self._rows(row.branches[0], inner, env, current, role, unit, index_names=name is not None)
+            # a named sequence of unnamed rows is an nn.Sequential: its rows are named 0, 1, ...;
+            # where some rows have names, the others get their op's name (they make no level)
+            numbered = name is not None and all(r.name is None for r in row.branches[0])
+            return self._rows(row.branches[0], inner, env, current, role, unit, index_names=numbered)
         merge_path = inner.derive(row.kind)  # named before the branches: a block's own merge is 'concat'
         # an unnamed merge outside any module (an imported model's torch.cat in its own forward) is
         # still one unit, from the fork to the merge, so the review judges it whole

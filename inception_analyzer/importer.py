@@ -88,11 +88,16 @@ def _qualified(obj: Any) -> str:
 
 
 def _resolve(dotted: str):
-    """'torch.nn.functional.relu' -> the object, or None where this torch has no such name."""
+    """'torch.nn.functional.relu' -> the object, or None where there is no such name. Names of
+    other packages (torchvision.ops...) resolve only when the model's code already imported them:
+    a model that never imported torchvision cannot call it."""
     module_name, _, attribute = dotted.rpartition(".")
+    if not (module_name == "torch" or module_name.startswith(("torch.", "_operator"))) \
+            and module_name not in sys.modules:
+        return None
     try:
         return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError):
+    except Exception:  # noqa: BLE001 - a package that fails to import offers no function to match
         return None
 
 
@@ -137,11 +142,17 @@ class _Tracer(fx.Tracer):
 
 
 def _source_location(node: fx.Node) -> SourceLocation:
-    """The line of model code that made this node (the innermost frame outside torch)."""
+    """The line of model code that made this node: the innermost frame outside torch, else (a
+    call inside one of torch's own modules, nn.Hardswish's F.hardswish) the innermost frame
+    outside torch.fx."""
     frames = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
     torch_dir = str(Path(torch.__file__).parent)
+    fx_dir = str(Path(fx.__file__).parent)
     for file, line in reversed(frames):
         if not file.startswith(torch_dir):
+            return SourceLocation(file, int(line))
+    for file, line in reversed(frames):
+        if not file.startswith(fx_dir) and "torch/utils" not in file and "torch/_" not in file:
             return SourceLocation(file, int(line))
     return SourceLocation("<unknown source>")
 

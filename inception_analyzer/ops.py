@@ -705,6 +705,9 @@ _activation("gelu", "GELU", "Gaussian error linear unit", Arg("approximate", cho
 _activation("silu", "SiLU", "sigmoid linear unit (swish)")
 _activation("sigmoid", "Sigmoid", "logistic sigmoid")
 _activation("tanh", "Tanh", "hyperbolic tangent")
+_activation("hardswish", "Hardswish", "hard swish (MobileNetV3)", Arg("inplace", boolean, False))
+_activation("hardsigmoid", "Hardsigmoid", "hard sigmoid (MobileNetV3's squeeze-and-excitation gate)",
+            Arg("inplace", boolean, False))
 
 
 @register
@@ -738,10 +741,14 @@ class Dropout(OpKind):
     summary = "dropout (identity at inference)"
     args = (Arg("p", probability, 0.5), Arg("inplace", boolean, False))
     torch_modules = ("Dropout", "Dropout2d")  # the same cost; identity at inference
-    torch_calls = {F + "dropout": ("p", "training", "inplace"), F + "dropout2d": ("p", "training", "inplace")}
+    # torchvision's stochastic depth (EfficientNet, ConvNeXt) drops whole residual branches in
+    # training and is the identity at inference, as dropout is
+    torch_calls = {F + "dropout": ("p", "training", "inplace"), F + "dropout2d": ("p", "training", "inplace"),
+                   "torchvision.ops.stochastic_depth": ("p", "mode", "training")}
 
     def from_torch_call(self, values, in_shapes, out_shape):
         values.pop("training", None)
+        values.pop("mode", None)
         return super().from_torch_call(values, in_shapes, out_shape)
 
     def make_module(self, a, inputs, out):

@@ -68,6 +68,10 @@ def _structure(graph: Graph) -> list:
                                      "series-parallel, which the spec language needs", node_path=end)
             node = graph.node(current)
             seen[current] += 1
+            if seen[current] > 1:  # reached again: stop now (walking on would take exponential time)
+                raise SpecWriteError(f"{current} feeds layers in more than one block: the graph is not "
+                                     "series-parallel, which the spec language needs (a branch must start "
+                                     "where its siblings start)", node_path=current)
             items.extend(reversed(aux_after.get(current, [])))
             if node.op.merges:
                 fork = dominators[current]

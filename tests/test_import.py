@@ -334,3 +334,31 @@ def test_analyze_review_and_report_read_an_imported_torchvision_model(torchvisio
     assert main(["report", str(spec), "-o", str(tmp_path / "report")]) == 0
     page = (tmp_path / "report" / "report.html").read_text()
     assert "resnet50_import" in page and "layer4" in page
+
+
+# More torchvision families than our specs cover: depthwise and grouped convs, squeeze-and-
+# excitation gates (mul), hard-swish, stochastic depth, dense connectivity. Each import must hold
+# the model's params and fvcore's conv + linear count; those the spec language can express must
+# come back as a spec that loads the model's state_dict and computes the same outputs.
+FAMILIES = {"resnet18": True, "resnext50_32x4d": True, "mobilenet_v2": True, "mobilenet_v3_small": True,
+            "efficientnet_b0": True, "squeezenet1_0": True, "regnet_x_400mf": True, "densenet121": False}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_other_torchvision_families_import_exactly(torchvision, fvcore_flops, name):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    imported = import_module(model, (3, 224, 224), name=name)
+    report = ia.analyze(imported.graph)
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    by_operator = fvcore_flops(model, torch.zeros(1, 3, 224, 224)).by_operator()
+    assert report.totals.macs == by_operator["conv"] + by_operator["linear"]
+    if not FAMILIES[name]:  # DenseNet: every layer reads all earlier ones, not series-parallel
+        with pytest.raises(SpecWriteError, match="not series-parallel"):
+            write_spec(imported)
+        return
+    built = ia.build_model(build_graph(load_spec_text(write_spec(imported), f"{name}.yaml"))).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), rtol=1e-4, atol=1e-5)

@@ -9,6 +9,8 @@ import textwrap
 import pytest
 
 import inception_analyzer as ia
+from inception_analyzer.graph import build_graph
+from inception_analyzer.spec import load_spec_text
 from inception_analyzer.errors import OverrideError, SpecError
 
 
@@ -241,3 +243,25 @@ def test_blocks_are_module_instances_merges_and_sequences_of_named_rows():
 def test_a_lone_call_key_is_the_long_form_not_a_name():
     graph = graph_of("name: t\ninput: [3, 8, 8]\nlayers:\n  - {call: conv(4, 3)}\n")
     assert paths(graph) == ["conv"]
+
+
+def test_unnamed_rows_are_numbered_only_in_a_sequence_without_names():
+    """nn.Sequential's children are 0, 1, ...; in a block that names some rows, an unnamed merge
+    makes no level of its own (torchvision's RegNet blocks: `proj` and `f` summed, then `activation`)."""
+    text = """
+name: numbering
+input: [3, 8, 8]
+layers:
+  - seq:
+      layers:
+        - conv(4, 3, padding=1)
+        - relu
+  - block:
+      layers:
+        - add:
+            - proj: conv(4, 1)
+            - f: conv(4, 3, padding=1)
+        - activation: relu
+"""
+    paths = [n.path for n in build_graph(load_spec_text(text)).layers()]
+    assert paths == ["seq.0", "seq.1", "block.proj", "block.f", "block.add", "block.activation"]

@@ -15,6 +15,7 @@ live in the enclosing level.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,17 @@ def _check_keys(mapping: YamlMap, allowed, what: str) -> None:
 
 def _is_identifier(name: Any) -> bool:
     return isinstance(name, str) and name.isidentifier()
+
+
+_LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _check_layer_name(name: Any, loc: SourceLocation) -> str:
+    """A layer (module attribute) name; torch allows '-' in them (torchvision's RegNet: block1-0)."""
+    if not isinstance(name, str) or not _LAYER_NAME.fullmatch(name):
+        raise SpecError(f"'{name}' is not a valid layer name (letters, digits, _ and -, not starting "
+                        "with a digit or -)", loc)
+    return name
 
 
 def _check_name(name: Any, loc: SourceLocation) -> str:
@@ -228,13 +240,13 @@ def _parse_row(raw: Any, loc: SourceLocation):
         if key == "call":  # `- {call: conv(8, 3)}`: the long form without a name, not a layer named "call"
             return _parse_long_row(None, raw, loc)
         if isinstance(value, str):
-            return CallRow(_check_name(key, loc), parse_call(value, value_loc), loc)
+            return CallRow(_check_layer_name(key, loc), parse_call(value, value_loc), loc)
         if isinstance(value, YamlMap) and any(k in value for k in ("call", *BLOCK_KINDS)):
-            return _parse_long_row(_check_name(key, loc), value, value_loc)
+            return _parse_long_row(_check_layer_name(key, loc), value, value_loc)
         return CallRow(None, _structured_call(key, value, loc, value_loc), loc)
     if any(k in raw for k in ("call", *BLOCK_KINDS)):
         name = raw.get("name")
-        return _parse_long_row(None if name is None else _check_name(name, raw.loc_of("name")), raw, loc)
+        return _parse_long_row(None if name is None else _check_layer_name(name, raw.loc_of("name")), raw, loc)
     raise SpecError(f"a row with several keys needs one of 'call', {_BLOCK_NAMES}", loc)
 
 
