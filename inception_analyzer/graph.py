@@ -12,6 +12,7 @@ moment it is created, so the graph is shape-complete when expansion ends.
 """
 from __future__ import annotations
 
+import heapq
 from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -83,6 +84,28 @@ class Graph:
     @property
     def metadata(self) -> dict:
         return self.spec.metadata
+
+
+def positions(graph: Graph) -> dict[str, int]:
+    """Each node's place in execution order (a topological order), for `fork_of`."""
+    return {node.path: i for i, node in enumerate(graph.order)}
+
+
+def fork_of(graph: Graph, merge: Node, position: dict[str, int]) -> str:
+    """Where a merge's branches start: walking back from its inputs, latest first, until one node
+    is left that every path goes through (the merge's immediate dominator). Linear in the size of
+    the merged block, so the review, the importer and the spec writer can ask it per merge."""
+    frontier = set(merge.inputs)
+    heap = [(-position[p], p) for p in frontier]
+    heapq.heapify(heap)
+    while len(frontier) > 1:
+        _, path = heapq.heappop(heap)
+        frontier.discard(path)
+        for source in graph.node(path).inputs:
+            if source not in frontier:
+                frontier.add(source)
+                heapq.heappush(heap, (-position[source], source))
+    return next(iter(frontier))
 
 
 # ----------------------------------------------------------------------------- arguments

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import torch
 import torch.fx as fx
 from torch import nn
@@ -38,7 +39,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils._pytree import tree_leaves
 
 from .errors import AnalyzerError, SourceLocation
-from .graph import AUX, INPUT, MAIN, Graph, Node, Scope
+from .graph import AUX, INPUT, MAIN, Graph, Node, Scope, fork_of, positions
 from .ops import OPS, OpKind, Unmodelled
 from .spec.schema import Spec
 
@@ -273,8 +274,8 @@ class _Importer:
                                    SourceLocation(self.reference))
         graph.output, graph.aux_outputs = outputs[0], outputs[1:]
         self._assign_roles(graph)
-        imported.unreached = self._unreached(graph, imported)
-        self._scopes(gm, imported)
+        imported.unreached = self._unreached(graph)
+        self._scopes(imported)
         return imported
 
     def _unmodelled(self, node: fx.Node, status: str, reason: str) -> UnmodelledOp:
@@ -434,7 +435,6 @@ class _Importer:
     # -- after conversion
     @staticmethod
     def _assign_roles(graph: Graph) -> None:
-        import networkx as nx
         main = nx.ancestors(graph.dag, graph.output) | {graph.output}
         keep = set(main)
         for aux in graph.aux_outputs:
@@ -447,7 +447,7 @@ class _Importer:
             if node.path not in main:
                 node.role = AUX
 
-    def _unreached(self, graph: Graph, imported: ImportedModel) -> dict[str, int]:
+    def _unreached(self, graph: Graph) -> dict[str, int]:
         reached = set(graph.dag.nodes)
         missing = {}
         for name, module in self.model.named_modules():
@@ -456,7 +456,7 @@ class _Importer:
                 missing[name] = own
         return missing
 
-    def _scopes(self, gm: fx.GraphModule, imported: ImportedModel) -> None:
+    def _scopes(self, imported: ImportedModel) -> None:
         graph = imported.graph
         modules = dict(self.model.named_modules())
         for node in graph.layers():
@@ -484,12 +484,10 @@ class _Importer:
                     break
         # a merge in no module (torch.cat in the model's own forward) is one block from its fork
         # on, as an unnamed merge of a spec is; outer merges come later and take their inner ones
-        import networkx as nx
-        dominators = None
+        position = positions(graph)
         for node in graph.layers():
             if node.op.merges and node.block == node.path:
-                dominators = dominators or nx.immediate_dominators(graph.dag, INPUT)
-                fork = dominators[node.path]
+                fork = fork_of(graph, node, position)
                 inside = nx.ancestors(graph.dag, node.path) - nx.ancestors(graph.dag, fork) - {fork}
                 for path in inside:
                     member = graph.node(path)

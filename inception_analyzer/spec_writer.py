@@ -27,10 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from .errors import AnalyzerError
-from .graph import AUX, INPUT, Graph, Node
+from .graph import AUX, INPUT, Graph, Node, fork_of, positions
 from .ops import OPS, REQUIRED
 
 
@@ -56,7 +54,7 @@ class _Aux:
 
 
 def _structure(graph: Graph) -> list:
-    dominators = nx.immediate_dominators(graph.dag, INPUT)
+    position = positions(graph)
     aux_after: dict[str, list[_Aux]] = {}
     seen: Counter = Counter()
 
@@ -74,7 +72,7 @@ def _structure(graph: Graph) -> list:
                                      "where its siblings start)", node_path=current)
             items.extend(reversed(aux_after.get(current, [])))
             if node.op.merges:
-                fork = dominators[current]
+                fork = fork_of(graph, node, position)
                 items.append(_Merge(node, [chain(source, fork) for source in node.inputs]))
                 current = fork
             else:
@@ -202,11 +200,7 @@ class _Namer:
     def _item_row(self, item, prefix: str, name: str | None) -> _Row:
         if isinstance(item, _Leaf):
             return _call_row(name, item.node)
-        if isinstance(item, _Merge):
-            return _Row(name, item.node.kind, branches=[self.rows(b, prefix) for b in item.branches])
-        row = _Row(None, "layers", rows=self.rows(item.items, prefix))
-        row.aux = True
-        return row
+        return _Row(name, item.node.kind, branches=[self.rows(b, prefix) for b in item.branches])
 
 
 def _call_row(name: str | None, node: Node) -> _Row:

@@ -8,13 +8,12 @@ The rules and their thresholds are stated in docs/review.md.
 """
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..graph import AUX, INPUT, Graph, Node
+from ..graph import AUX, INPUT, Graph, Node, fork_of, positions
 from ..numbers import human
 from ..ops import OPS, RFStep
 from ..perf import paused_gc
@@ -119,11 +118,11 @@ def _residual_branches(ctx: _Context) -> None:
     `downsample`). Fills ctx.residuals, ctx.in_residual (each layer inside a residual branch, mapped
     to the innermost unit), ctx.in_shortcut and ctx.residual_block; for an add that is a block by
     itself (an unnamed add outside any module), the block's input becomes the unit's input."""
-    order = {node.path: i for i, node in enumerate(ctx.graph.order)}
+    order = positions(ctx.graph)
     for add in ctx.graph.layers():
         if add.kind != "add":
             continue
-        fork = _fork(ctx.graph, add, order)
+        fork = fork_of(ctx.graph, add, order)
         branches = [_branch_layers(ctx.graph, source, fork, order) for source in add.inputs]
         shortcuts = [b for b in branches if _is_shortcut(ctx.graph, b)]
         if not shortcuts:
@@ -147,22 +146,6 @@ def _residual_branches(ctx: _Context) -> None:
             ctx.in_shortcut.setdefault(path, unit)
         if add.block == add.path:
             ctx.block_input[add.path] = ctx.graph.node(fork).out_shape
-
-
-def _fork(graph: Graph, merge: Node, order: dict[str, int]) -> str:
-    """The layer where the merge's branches start: walking back from its inputs, latest first, the
-    one node every path goes through (its immediate dominator). Linear in the unit's size."""
-    frontier = set(merge.inputs)
-    heap = [(-order[p], p) for p in frontier]
-    heapq.heapify(heap)
-    while len(frontier) > 1:
-        _, path = heapq.heappop(heap)
-        frontier.discard(path)
-        for source in graph.node(path).inputs:
-            if source not in frontier:
-                frontier.add(source)
-                heapq.heappush(heap, (-order[source], source))
-    return next(iter(frontier))
 
 
 def _branch_layers(graph: Graph, source: str, fork: str, order: dict[str, int]) -> tuple[str, ...]:
