@@ -105,6 +105,35 @@ class TimingStats:
         return self.p90 / self.median - 1
 
 
+RATIO_CONFIDENCE = 0.95
+RATIO_RESAMPLES = 2000
+
+
+def ratio_interval(ours: tuple[float, ...], theirs: tuple[float, ...], confidence: float = RATIO_CONFIDENCE,
+                   resamples: int = RATIO_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """A bootstrap confidence interval for ours / theirs in images/s, i.e. median(theirs) / median(ours)
+    of the per-iteration times at the same batch size.
+
+    Percentile bootstrap: both sample sets are resampled with replacement `resamples` times and
+    the ratio of the resampled medians taken; the interval is the middle `confidence` share of
+    those ratios. Fixed seed, so a report is reproducible from its samples. It treats the
+    iterations as independent; the interleaved blocks keep a slow drift of the machine off the
+    ratio, not out of the spread, so on a noisy machine the interval is wide, as it should be."""
+    if not ours or not theirs:
+        raise ValueError("no samples")
+    generator = torch.Generator().manual_seed(seed)
+
+    def resampled_medians(samples: tuple[float, ...]) -> torch.Tensor:
+        values = torch.tensor(samples, dtype=torch.float64)
+        picks = torch.randint(len(samples), (resamples, len(samples)), generator=generator)
+        return values[picks].quantile(0.5, dim=1)     # interpolated, as statistics.median
+
+    ratios = resampled_medians(theirs) / resampled_medians(ours)
+    tail = (1 - confidence) / 2
+    low, high = torch.quantile(ratios, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return low, high
+
+
 def iterations_for(seconds_per_iteration: float, min_time: float) -> int:
     """Iterations that fill `min_time` seconds, within [MIN_ITERATIONS, MAX_ITERATIONS]."""
     if seconds_per_iteration <= 0:
@@ -435,6 +464,14 @@ class BenchRow:
             return None
         return self.ours.images_per_second / self.torchvision.images_per_second
 
+    @functools.cached_property
+    def ratio_interval(self) -> tuple[float, float] | None:
+        """The 95% bootstrap interval of `ratio` (ratio_interval()); above 1 at its low end: ours is
+        faster beyond the noise, below 1 at its high end: slower."""
+        if self.ratio is None:
+            return None
+        return ratio_interval(self.ours.timing.samples, self.torchvision.timing.samples)
+
     @property
     def measured_over_estimate(self) -> float | None:
         if self.estimate is None or not self.ours.ok or not self.estimate.seconds:
@@ -497,7 +534,9 @@ def _inputs(graph: Graph, batch: int, settings: BenchSettings) -> tuple[torch.Te
 
 
 def _step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: BenchSettings) -> Callable[[], Any]:
-    runner = torch.compile(model, mode=settings.compile_mode) if settings.compile else model
+    # static shapes: a benchmark runs one shape, and without dynamic=False a model class compiled
+    # before at another batch size (torchvision's, across rows) would get a dynamic-shape graph
+    runner = torch.compile(model, mode=settings.compile_mode, dynamic=False) if settings.compile else model
     if settings.mode == "inference":
         model.eval()
         return lambda: runner(images)
@@ -580,6 +619,8 @@ def _prepare_and_time(group, graph, report, batch, settings: BenchSettings, prog
     allocated = (lambda: torch.cuda.memory_allocated(settings.device)) if cuda else (lambda: 0)
     outcome: dict[str, tuple[str, TimingStats | None, int | None]] = {}
     prepared: list[_Prepared] = []
+    if settings.compile:
+        torch._dynamo.reset()   # each row compiles afresh; no earlier row's graphs count against the limits
     with torch.inference_mode() if settings.mode == "inference" else contextlib.nullcontext():
         baseline = allocated()
         for implementation, build in group:

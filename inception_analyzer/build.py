@@ -5,16 +5,22 @@ container module, every leaf op the module its op kind makes, attached under its
 name. So `Mixed_5b.branch5x5_2.conv` is a real attribute path and torchvision's state_dict loads
 with strict=True into the models of the torchvision-compatible specs.
 
-The forward pass runs the IR's nodes in order from a precomputed plan (node -> module or merge,
-and the slots of its inputs), freeing each tensor after its last reader. Auxiliary heads run only
-in training mode, where the result is `SpecOutputs(logits, aux_logits)` as torchvision's
+The forward pass is Python source generated from the IR (`model.code`, one line per op, each
+tensor dropped after its last reader) and compiled per network, so every network has a forward
+of its own, as every torchvision architecture has a class of its own. Auxiliary heads run only in
+training mode, where the result is `SpecOutputs(logits, aux_logits)` as torchvision's
 InceptionOutputs; in eval mode the result is the logits tensor alone.
 """
 from __future__ import annotations
 
+import itertools
+import keyword
+import linecache
+import re
+import types
 import warnings
+import weakref
 from collections import namedtuple
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from torch import nn
 
 from .errors import AnalyzerError, SourceLocation
 from .graph import AUX, INPUT, Graph, Scope, build_graph
+from .ops import OPS
 from .spec import Spec, load_spec
 
 SpecOutputs = namedtuple("SpecOutputs", ["logits", "aux_logits"])
@@ -47,27 +54,19 @@ class SpecBlock(nn.Module):
         return self.template or self.spec_kind
 
 
-@dataclass(frozen=True)
-class _Step:
-    slot: int                   # where the output goes
-    inputs: tuple[int, ...]     # slots read
-    frees: tuple[int, ...]      # slots whose last reader this step is
-    merge: Any                  # for merges, the op kind (its `combine` joins the tensors)
-    module_path: str | None     # otherwise the leaf module to call
+_FORWARD_NUMBERS = itertools.count(1)
 
 
 class SpecNetwork(SpecBlock):
-    """The built network: the module tree plus an execution plan over it."""
+    """The built network: the module tree plus a forward pass generated for it (`code`)."""
 
     def __init__(self, graph: Graph):
         super().__init__(None)
         self.spec_name = graph.name
         self.input_shape = tuple(graph.input_shape)
         self._attach_modules(graph)
-        self._plan_train = self._make_plan(graph, with_aux=True)
-        self._plan_eval = self._make_plan(graph, with_aux=False)
-        self._leaves = {node.path: self.get_submodule(node.path) for node in graph.layers()
-                        if node.op.builds_module}
+        self.code = forward_source(graph)
+        self._install_forward()
 
     def _attach_modules(self, graph: Graph) -> None:
         containers: dict[str, nn.Module] = {"": self}
@@ -84,47 +83,115 @@ class SpecNetwork(SpecBlock):
             if not node.op.builds_module:
                 continue
             parent, _, name = node.path.rpartition(".")
-            module = node.op.make_module(node.args, list(node.in_shapes), node.out_shape)
+            args = {**node.args, "inplace": True} if runs_in_place(graph, node) else node.args
+            module = node.op.make_module(args, list(node.in_shapes), node.out_shape)
             container(parent).add_module(name, module)
 
-    @staticmethod
-    def _make_plan(graph: Graph, with_aux: bool) -> tuple[list[_Step], dict, int, tuple[int, ...]]:
-        nodes = [n for n in graph.layers() if with_aux or n.role != AUX]
-        slots = {INPUT: 0}
-        for node in nodes:
-            slots[node.path] = len(slots)
-        outputs = [graph.output] + ([p for p in graph.aux_outputs] if with_aux else [])
-        last_read: dict[str, int] = {}
-        for step, node in enumerate(nodes):
-            for source in node.inputs:
-                last_read[source] = step
-        steps = []
-        for step, node in enumerate(nodes):
-            frees = tuple(slots[s] for s in set(node.inputs) if last_read[s] == step and s not in outputs)
-            steps.append(_Step(slots[node.path], tuple(slots[s] for s in node.inputs), frees,
-                               None if node.op.builds_module else node.op,
-                               node.path if node.op.builds_module else None))
-        return steps, slots, len(slots), tuple(slots[p] for p in outputs)
+    def _install_forward(self) -> None:
+        """Compile `code` and bind it as this instance's `forward`.
+
+        Each network gets a code object of its own, as each torchvision architecture has a class of
+        its own. torch.compile keys its compiled graphs on the forward's code object: with one
+        forward shared by every built network, compiling a second network counted as a
+        recompilation of the first (after which dynamo compiles for dynamic shapes, measured 37%
+        slower on GoogLeNet, and past its recompile limit falls back to eager). Linecache holds the
+        source, so tracebacks and dynamo's messages show the generated lines."""
+        # dynamo also remembers shapes per (file name, line, function name): a name of its own too
+        filename = f"<forward of {self.spec_name} #{next(_FORWARD_NUMBERS)}>"
+        linecache.cache[filename] = (len(self.code), None, self.code.splitlines(keepends=True), filename)
+        weakref.finalize(self, linecache.cache.pop, filename, None)   # the lines live as long as the model
+        namespace = {"SpecOutputs": SpecOutputs, **{f"combine_{op.name}": op.combine for op in OPS.values()}}
+        exec(compile(self.code, filename, "exec"), namespace)  # noqa: S102 - our own generated source
+        # an instance attribute: nn.Module.__call__ looks `forward` up on the instance first
+        object.__setattr__(self, "forward", types.MethodType(namespace["forward"], self))
 
     def forward(self, x: torch.Tensor):
-        steps, _, size, outputs = self._plan_train if self.training else self._plan_eval
-        values: list[Any] = [None] * size
-        values[0] = x
-        for step in steps:
-            if step.merge is not None:
-                out = step.merge.combine([values[i] for i in step.inputs])
-            else:
-                out = self._leaves[step.module_path](values[step.inputs[0]])
-            values[step.slot] = out
-            for slot in step.frees:
-                values[slot] = None
-        if len(outputs) == 1:
-            return values[outputs[0]]
-        aux = [values[i] for i in outputs[1:]]
-        return SpecOutputs(values[outputs[0]], aux[0] if len(aux) == 1 else tuple(aux))
+        # reached only through the class, as torch.fx's tracer does: run the instance's own
+        return self.__dict__["forward"](x)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {key: value for key, value in state.items() if key != "forward"}  # a generated function
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._install_forward()
 
     def extra_repr(self) -> str:
         return f"spec={self.spec_name}, input={list(self.input_shape)}"
+
+
+def runs_in_place(graph: Graph, node) -> bool:
+    """Whether an activation may overwrite its input: it has an in-place form, and its input is new
+    storage (the producer's `fresh_output`) that nothing else reads, not the caller's image and
+    not a network output. The spec's `inplace` argument changes nothing else: same figures, same
+    weights, same results."""
+    if node.op.category != "activation" or "inplace" not in node.args or node.args["inplace"]:
+        return False
+    (source,) = node.inputs
+    return (source != INPUT and graph.node(source).op.fresh_output and graph.dag.out_degree(source) == 1
+            and source != graph.output and source not in graph.aux_outputs)
+
+
+def forward_source(graph: Graph) -> str:
+    """The Python source of a network's forward pass: one line per op in the IR's order, leaf
+    modules called by their attribute path, merges through the registry's `combine`, and each
+    tensor dropped after its last reader (as torch.fx's generated code does). Auxiliary heads run
+    only in training, where the result is `SpecOutputs(logits, aux_logits)`."""
+    variables = _variable_names(graph)
+    main = _forward_lines(graph, variables, with_aux=False)
+    if not graph.aux_outputs:
+        return "\n".join(["def forward(self, x):", *main]) + "\n"
+    train = _forward_lines(graph, variables, with_aux=True)
+    return "\n".join(["def forward(self, x):", "    if not self.training:",
+                      *("    " + line for line in main), *train]) + "\n"
+
+
+def _variable_names(graph: Graph) -> dict[str, str]:
+    names = {INPUT: "x"}
+    taken = {"x", "self", "SpecOutputs"}
+    for node in graph.layers():
+        base = re.sub(r"\W", "_", node.path)
+        base = base if base.isidentifier() and not keyword.iskeyword(base) else f"_{base}"
+        name, number = base, 1
+        while name in taken or name.startswith("combine_"):
+            number += 1
+            name = f"{base}_{number}"
+        taken.add(name)
+        names[node.path] = name
+    return names
+
+
+def _module_expression(path: str) -> str:
+    expression = "self"
+    for part in path.split("."):
+        expression = (f"{expression}.{part}" if part.isidentifier() and not keyword.iskeyword(part)
+                      else f"getattr({expression}, {part!r})")
+    return expression
+
+
+def _forward_lines(graph: Graph, variables: dict[str, str], with_aux: bool) -> list[str]:
+    nodes = [node for node in graph.layers() if with_aux or node.role != AUX]
+    outputs = [graph.output, *(graph.aux_outputs if with_aux else ())]
+    last_read = {source: index for index, node in enumerate(nodes) for source in node.inputs}
+    lines = []
+    for index, node in enumerate(nodes):
+        arguments = [variables[source] for source in node.inputs]
+        if node.op.builds_module:
+            call = f"{_module_expression(node.path)}({arguments[0]})"
+        else:
+            call = f"combine_{node.op.name}([{', '.join(arguments)}])"
+        lines.append(f"    {variables[node.path]} = {call}")
+        done = sorted({variables[s] for s in node.inputs if last_read[s] == index and s not in outputs})
+        if done:
+            lines.append(f"    {' = '.join(done)} = None")
+    if len(outputs) == 1:
+        lines.append(f"    return {variables[graph.output]}")
+    else:
+        aux = [variables[path] for path in outputs[1:]]
+        aux_text = aux[0] if len(aux) == 1 else f"({', '.join(aux)},)"
+        lines.append(f"    return SpecOutputs({variables[graph.output]}, {aux_text})")
+    return lines
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

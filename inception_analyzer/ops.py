@@ -202,6 +202,10 @@ class OpKind:
     weighted: ClassVar[bool] = False        # counts as a layer of depth (conv, linear)
     builds_module: ClassVar[bool] = True    # merges are done by the enclosing container
     modelled: ClassVar[bool] = True         # False: its MACs and FLOPs are unknown (not zero)
+    # its torch op returns new storage that autograd does not keep for the backward pass, so the
+    # one activation that reads it may overwrite it (the builder then builds that activation with
+    # inplace=True, as torchvision does; measured on the CPU, an out-of-place ReLU costs twice as much)
+    fresh_output: ClassVar[bool] = False
     other_flops_rule: ClassVar[str] = "none"
     # torch.fx import (importer.py): the torch.nn classes this op stands for, and the functions
     # ("torch.nn.functional.relu") and tensor methods (".relu") with the names of their arguments
@@ -337,6 +341,7 @@ def _resolve_padding(op: str, padding, kernel, stride, dilation) -> tuple[tuple[
 # ----------------------------------------------------------------------------- convolution
 @register
 class Conv(OpKind):
+    fresh_output = True
     name = "conv"
     category = "conv"
     summary = "2-D convolution (torch.nn.Conv2d); in_channels come from the input"
@@ -398,6 +403,7 @@ class Conv(OpKind):
 
 @register
 class Linear(OpKind):
+    fresh_output = True
     name = "linear"
     category = "linear"
     summary = "fully connected layer (torch.nn.Linear); in_features come from the input"
@@ -438,6 +444,7 @@ class Linear(OpKind):
 # ----------------------------------------------------------------------------- normalisation
 @register
 class BatchNorm(OpKind):
+    fresh_output = True
     name = "bn"
     category = "batch_norm"
     summary = "batch normalisation over channels (torch.nn.BatchNorm2d)"
@@ -512,6 +519,8 @@ class LocalResponseNorm(OpKind):
 # ----------------------------------------------------------------------------- pooling
 class _WindowPool(OpKind):
     """max/avg pooling with torch's arguments; stride defaults to the kernel as in torch."""
+
+    fresh_output = True
 
     category = "pool"
     other_flops_rule = "kernel area per output element (one compare or add per window element)"
@@ -601,6 +610,7 @@ def _pool_arguments(values: dict) -> dict:
 
 
 class _AdaptivePool(OpKind):
+    fresh_output = True
     category = "pool"
     args = (Arg("output_size", positive_pair, 1),)
     other_flops_rule = "one add or compare per input element"
@@ -776,6 +786,7 @@ class Identity(OpKind):
 
 @register
 class Scale(OpKind):
+    fresh_output = True
     name = "scale"
     summary = "multiplies by a constant factor (Inception-ResNet's residual scaling, x * 0.17)"
     args = (Arg("factor", number),)
@@ -825,6 +836,7 @@ class Flatten(OpKind):
 # ----------------------------------------------------------------------------- merges
 @register
 class Concat(OpKind):
+    fresh_output = True
     name = "concat"
     category = "merge"
     summary = "concatenates branches along channels (the Inception filter concat)"
@@ -852,6 +864,7 @@ class Concat(OpKind):
 
 @register
 class Add(OpKind):
+    fresh_output = True
     name = "add"
     category = "merge"
     summary = "element-wise sum of branches (residual connections)"
@@ -883,6 +896,7 @@ class Add(OpKind):
 
 @register
 class Multiply(OpKind):
+    fresh_output = True
     name = "mul"
     category = "merge"
     summary = "element-wise product of branches, broadcasting [C, 1, 1] over the grid (squeeze-and-excitation gates)"

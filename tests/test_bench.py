@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import math
+import random
 import shutil
+import statistics
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -57,6 +59,45 @@ def test_percentile_agrees_with_numpy():
     samples = [0.3, 0.1, 0.7, 0.2, 0.9, 0.4, 0.35]
     for q in (10, 50, 75, 90, 99):
         assert percentile(samples, q) == pytest.approx(float(numpy.percentile(samples, q)))
+
+
+def test_ratio_interval_brackets_a_clear_speed_up_and_excludes_parity():
+    ours = tuple(0.010 + 0.0001 * k for k in range(20))       # about 10 ms per iteration
+    theirs = tuple(0.020 + 0.0001 * k for k in range(20))     # about 20 ms: ours twice as fast
+    low, high = bench.ratio_interval(ours, theirs)
+    exact = statistics.median(theirs) / statistics.median(ours)
+    assert 1.0 < low <= exact <= high < 2.2
+
+
+def test_ratio_interval_of_identical_runs_contains_parity_and_is_reproducible():
+    samples = tuple(0.010 * (1 + 0.05 * ((7 * k) % 11 - 5) / 5) for k in range(30))   # 10 ms +- 5%
+    low, high = bench.ratio_interval(samples, samples[::-1])
+    assert low < 1.0 < high and high - low < 0.1
+    assert bench.ratio_interval(samples, samples[::-1]) == (low, high)   # fixed seed
+
+
+def test_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
+    """Independent check by construction: log-normal iteration times whose true medians are 10 ms
+    (ours) and 11 ms (theirs), so the true ratio of images/s is exactly 1.1."""
+    rng = random.Random(1)
+    trials, covered = 200, 0
+    for _ in range(trials):
+        ours = tuple(0.010 * math.exp(rng.gauss(0, 0.05)) for _ in range(25))
+        theirs = tuple(0.011 * math.exp(rng.gauss(0, 0.05)) for _ in range(25))
+        low, high = bench.ratio_interval(ours, theirs, resamples=500)
+        covered += low <= 1.1 <= high
+    assert 0.88 <= covered / trials <= 0.995
+
+
+def test_bench_row_ratio_and_its_interval():
+    ours = Measurement("ours", "ok", batch=8, timing=TimingStats((0.10, 0.11, 0.09, 0.10, 0.10)))
+    theirs = Measurement("torchvision", "ok", batch=8, timing=TimingStats((0.20, 0.21, 0.19, 0.20, 0.20)))
+    row = bench.BenchRow("s.yaml", "m", 8, None, 0, None, ours, theirs)
+    assert row.ratio == pytest.approx(2.0)
+    low, high = row.ratio_interval
+    assert low <= 2.0 <= high and low > 1.5
+    alone = bench.BenchRow("s.yaml", "m", 8, None, 0, None, ours, None)
+    assert alone.ratio is None and alone.ratio_interval is None
 
 
 def test_iterations_fill_the_minimum_time_within_bounds():
@@ -236,6 +277,27 @@ def test_tiny_cpu_bench_table_and_csv(tmp_path):
     assert len(rows) == 1 and rows[0]["implementation"] == "ours" and float(rows[0]["images_per_second"]) > 0
 
 
+def test_per_layer_text_sums_the_time_per_op_kind():
+    """Two convs (one compute-, one memory-bound), a memory-bound relu and a concat without a module:
+    the per-op table adds them up by hand: conv 3 ms estimated, 5 ms measured of 10 ms in all."""
+    from inception_analyzer.render.bench import render_bench
+    layers = [bench.LayerTiming("a.conv", "conv", 0.002, "compute", 0.004),
+              bench.LayerTiming("b.conv", "conv", 0.001, "memory", 0.001),
+              bench.LayerTiming("b.relu", "relu", 0.001, "memory", 0.003),
+              bench.LayerTiming("cat", "concat", 0.0005, "memory", None)]
+    ours = Measurement("ours", "ok", batch=1, timing=TimingStats((0.01,)))
+    row = bench.BenchRow("t.yaml", "t", 1, None, 0, None, ours, None, layers, profiled_total_seconds=0.010)
+    report = bench.BenchReport(BenchSettings(CPU), {"device": "cpu"}, None, "no profile", [row])
+    text = render_bench(report)
+    per_op = text[text.index("summed per op"):].splitlines()
+    conv = next(line for line in per_op if line.startswith("conv"))
+    assert conv.split() == ["conv", "2", "1/2", "3.00", "ms", "66.7%", "5.00", "ms", "50.0%", "1.67"]
+    relu = next(line for line in per_op if line.startswith("relu"))
+    assert relu.split() == ["relu", "1", "1/1", "1.00", "ms", "22.2%", "3.00", "ms", "30.0%", "3.00"]
+    concat = next(line for line in per_op if line.startswith("concat"))
+    assert concat.split()[-3:] == ["-", "-", "-"]           # merges run outside any module
+
+
 def test_train_mode_end_to_end(tmp_path):
     data = _run_json(tmp_path, TINY, "--mode", "train", "--set", "aux_logits=false", "--iters", "2", "--warmup", "1")
     row = data["rows"][0]
@@ -295,6 +357,36 @@ def test_models_alternate_in_blocks():
     assert ours.timing.iterations == theirs.timing.iterations == 4
 
 
+def test_compiled_rows_each_get_a_static_graph(monkeypatch):
+    """A peer whose class is compiled at batch 1 and again at batch 2 (torchvision's, across rows)
+    must not get a dynamic-shape graph in the second row, or the comparison is not like for like."""
+    from torch._dynamo.testing import EagerAndRecordGraphs
+
+    import inception_analyzer as ia
+    graph = ia.load_graph(TINY)
+    report = ia.analyze(graph)
+    recorder, compile_ = EagerAndRecordGraphs(), torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **options: compile_(model, backend=recorder, **options))
+
+    class Peer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(report.totals.params))   # as many as the spec's
+
+        def forward(self, images):
+            return images.flatten(1).sum(1) * self.weight[0]
+
+    settings = BenchSettings(CPU, compile=True, warmup=1, iterations=2)
+    for batch in (1, 2):
+        bench.measure_models([("torchvision", Peer)], graph, report, batch, settings, None,
+                             Progress(1, enabled=False))
+    assert len(recorder.graphs) == 2
+    for compiled in recorder.graphs:
+        inputs = [node.meta["example_value"] for node in compiled.graph.nodes if node.op == "placeholder"]
+        assert all(isinstance(value, torch.Tensor) and all(isinstance(d, int) for d in value.shape)
+                   for value in inputs)
+
+
 def test_per_layer_profile_covers_every_module(tmp_path):
     data = _run_json(tmp_path, TINY, "--iters", "2", "--warmup", "1", "--per-layer")
     row = data["rows"][0]
@@ -317,6 +409,8 @@ def test_torchvision_peer_runs_in_the_same_run(tmp_path, torchvision):
     assert row["torchvision"]["status"] == "ok"
     assert row["ours_over_torchvision"] == pytest.approx(
         row["ours"]["images_per_second"] / row["torchvision"]["images_per_second"])
+    low, high = row["ours_over_torchvision_ci95"]
+    assert low <= row["ours_over_torchvision"] <= high
 
 
 def test_measurement_share_of_peak():

@@ -153,6 +153,96 @@ def test_torch_compile_gives_the_same_result():
         torch.testing.assert_close(compiled(image), model(image), rtol=1e-4, atol=1e-5)
 
 
+def test_networks_compiled_in_one_process_each_get_static_shapes():
+    """torch.compile keys its cache on the forward's code object. Were every built network to share
+    one forward, compiling a second network on another input size would count as a recompilation
+    of the first, and dynamo would then compile it for dynamic shapes (37% slower on GoogLeNet)."""
+    from torch._dynamo.testing import EagerAndRecordGraphs
+    torch._dynamo.reset()
+    recorder = EagerAndRecordGraphs()
+    for size in (32, 40, 48):
+        model = build_model(TINY, aux_logits=False, input_size=size).eval()
+        with torch.no_grad():
+            torch.compile(model, backend=recorder)(torch.randn(2, 3, size, size))
+    assert len(recorder.graphs) == 3
+    for graph in recorder.graphs:
+        inputs = [node.meta["example_value"] for node in graph.graph.nodes if node.op == "placeholder"]
+        assert all(isinstance(value, torch.Tensor) for value in inputs)          # no SymInt inputs
+        assert all(isinstance(d, int) for value in inputs for d in value.shape)   # no symbolic sizes
+    torch._dynamo.reset()
+
+
+def test_generated_forward_reads_like_the_spec():
+    model = build_model(TINY)
+    lines = model.code.splitlines()
+    assert lines[0] == "def forward(self, x):" and "    if not self.training:" in lines
+    assert "        stem_conv = self.stem.conv(x)" in lines
+    assert any("combine_concat([mixed_b1_relu, mixed_b7_3_relu, mixed_pool_relu])" in line for line in lines)
+    assert lines[-1] == "    return SpecOutputs(fc, aux_relu)"
+
+
+def test_a_copied_or_pickled_model_runs_its_own_weights(tmp_path):
+    import copy
+    torch.manual_seed(0)
+    model = build_model(TINY, aux_logits=False).eval()
+    image = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(image)
+        twin = copy.deepcopy(model)
+        torch.save(model, tmp_path / "model.pt")
+        loaded = torch.load(tmp_path / "model.pt", weights_only=False)
+        for parameter in model.parameters():    # the copies must not read the original's weights
+            parameter.zero_()
+        torch.testing.assert_close(twin(image), expected)
+        torch.testing.assert_close(loaded(image), expected)
+
+
+def test_names_that_are_not_python_identifiers_are_reached_by_getattr(tmp_path):
+    spec = tmp_path / "dashed.yaml"
+    spec.write_text("name: dashed\ninput: [3, 8, 8]\nlayers:\n  - block1-0: conv(4, 3)\n  - class: relu\n"
+                    "  - adaptive_avgpool(1)\n  - flatten\n  - fc: linear(2)\n")
+    model = build_model(str(spec))
+    assert "getattr(self, 'block1-0')(x)" in model.code and "getattr(self, 'class')(" in model.code
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 2)
+
+
+def _out_of_place_twin(model):
+    """A copy of `model` whose activations all allocate their output, for reference results."""
+    import copy
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    return twin
+
+
+def test_activations_run_in_place_only_on_private_fresh_tensors(tmp_path):
+    spec = tmp_path / "forked.yaml"
+    spec.write_text("name: forked\ninput: [3, 8, 8]\nlayers:\n"
+                    "  - c: conv(4, 3, padding=1)\n"
+                    "  - both:\n      concat:\n        - - r: relu\n        - - d: conv(4, 1)\n          - bn\n          - s: relu\n"
+                    "  - flatten\n  - f: relu\n")
+    model = build_model(str(spec)).eval()
+    # r's input is also read by d: it must allocate; s reads a batch norm's output alone; f reads a
+    # view (flatten) and must allocate too
+    assert (model.both.r.inplace, model.both.s.inplace, model.f.inplace) == (False, True, False)
+    image = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), _out_of_place_twin(model)(image), rtol=0, atol=0)
+
+
+def test_in_place_activations_leave_training_gradients_unchanged():
+    torch.manual_seed(0)
+    model = build_model(str(spec_path("resnet50")), input_size=64).train()   # relu after add and after bn
+    assert sum(getattr(m, "inplace", False) for m in model.modules()) == 49
+    twin = _out_of_place_twin(model)
+    image = torch.randn(2, 3, 64, 64)
+    for network in (model, twin):
+        network(image).square().sum().backward()
+    for (name, ours), (_, reference) in zip(model.named_parameters(), twin.named_parameters()):
+        torch.testing.assert_close(ours.grad, reference.grad, msg=name)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_build_matches_cpu():
     torch.manual_seed(0)

@@ -27,7 +27,8 @@ CONVENTIONS = [
     "% of peak: of the device profile's dense matmul peak for the dtype",
     "estimate: the roofline (analyze --device), eager, one kernel per op; measured / estimate > 1: slower than it",
     "ours / torchvision: images/s of our built model over torchvision's model of the same architecture, "
-    "same settings, same process",
+    "same settings, same process; in brackets its 95% bootstrap interval: ours is faster beyond the noise "
+    "only where the interval's low end is above 1",
 ]
 
 
@@ -85,10 +86,17 @@ def _row(row: "BenchRow") -> list[str]:
     if theirs is None:
         peer = ["-", "-"]
     elif theirs.ok:
-        peer = [f"{theirs.images_per_second:,.1f}", "-" if row.ratio is None else f"{row.ratio:.2f}"]
+        peer = [f"{theirs.images_per_second:,.1f}", _ratio_text(row)]
     else:
         peer = [_status(theirs), "-"]
     return [row.model, str(row.batch), *measured, estimate_text, ratio_to_estimate, *peer]
+
+
+def _ratio_text(row: "BenchRow") -> str:
+    if row.ratio is None:
+        return "-"
+    low, high = row.ratio_interval
+    return f"{row.ratio:.2f} ({low:.2f}-{high:.2f})"
 
 
 def _layers_section(row: "BenchRow", tablefmt: str, heading: str) -> str:
@@ -110,7 +118,32 @@ def _layers_section(row: "BenchRow", tablefmt: str, heading: str) -> str:
                      colalign=["left", "left", "right", "left", "right", "right", "right"])
     title = (f"{heading}{row.model}, batch {row.batch}: forward pass per layer (torch profiler, eager, inference; "
              "profiler overhead included, merges run outside any leaf module)")
-    return f"{title}\n\n{table}"
+    summary_title = (f"{heading}{row.model}, batch {row.batch}: the same, summed per op "
+                     "(memory-bound: the layers whose estimate is set by the bytes they move)")
+    return f"{title}\n\n{table}\n\n{summary_title}\n\n{_per_op_table(row, total, tablefmt)}"
+
+
+def _per_op_table(row: "BenchRow", total: float, tablefmt: str) -> str:
+    """Where the time goes by op kind: estimated and measured seconds, and how many layers of the
+    kind the roofline calls memory-bound. Merges have no module, hence no measured time of their own."""
+    by_op: dict[str, list] = {}
+    for layer in row.layers:
+        entry = by_op.setdefault(layer.op, [0, 0, 0.0, None])   # layers, memory-bound, estimate, measured
+        entry[0] += 1
+        entry[1] += layer.bound == "memory"
+        entry[2] += layer.estimate_seconds or 0.0
+        if layer.measured_seconds is not None:
+            entry[3] = (entry[3] or 0.0) + layer.measured_seconds
+    estimated_total = sum(entry[2] for entry in by_op.values()) or 1.0
+    body = []
+    for op, (count, memory_bound, estimated, measured) in sorted(by_op.items(), key=lambda item: -(item[1][3] or 0)):
+        body.append([op, str(count), f"{memory_bound}/{count}", duration_text(estimated),
+                     f"{100 * estimated / estimated_total:.1f}%", duration_text(measured),
+                     "-" if measured is None else f"{100 * measured / total:.1f}%",
+                     f"{measured / estimated:.2f}" if measured is not None and estimated else "-"])
+    return tabulate(body, ["op", "layers", "memory-bound", "estimate", "share of estimate", "measured",
+                           "share of measured", "measured / estimate"],
+                    tablefmt=tablefmt, disable_numparse=True, colalign=["left"] + ["right"] * 7)
 
 
 def _measurement(m: "Measurement | None") -> dict | None:
@@ -135,6 +168,7 @@ def _json(report: "BenchReport") -> dict:
     rows = [{"spec": r.spec, "model": r.model, "batch": r.batch, "memory_needed_bytes": r.memory_needed,
              "free_bytes": r.free_bytes, "estimate": estimate_record(r.estimate) if r.estimate else None,
              "measured_over_estimate": r.measured_over_estimate, "ours_over_torchvision": r.ratio,
+             "ours_over_torchvision_ci95": list(r.ratio_interval) if r.ratio_interval else None,
              "ours": _measurement(r.ours), "torchvision": _measurement(r.torchvision),
              "profiled_total_seconds": r.profiled_total_seconds,
              "layers": [dataclasses.asdict(layer) for layer in r.layers]} for r in report.rows]
@@ -147,7 +181,8 @@ def _csv(report: "BenchReport") -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["spec", "model", "batch", "implementation", "status", "note", "images_per_second",
                      "p50_seconds", "p90_seconds", "iterations", "achieved_flops", "peak_share", "peak_memory_bytes",
-                     "estimate_seconds", "measured_over_estimate", "ours_over_torchvision"])
+                     "estimate_seconds", "measured_over_estimate", "ours_over_torchvision",
+                     "ours_over_torchvision_ci95_low", "ours_over_torchvision_ci95_high"])
     for r in report.rows:
         for m in (r.ours, r.torchvision):
             if m is None:
@@ -158,7 +193,8 @@ def _csv(report: "BenchReport") -> str:
                              _num(m.timing.p90 if m.ok else None), m.timing.iterations if m.ok else "",
                              _num(m.achieved_flops), _num(m.peak_share), m.peak_memory_bytes or "",
                              _num(r.estimate.seconds if r.estimate else None),
-                             _num(r.measured_over_estimate if ours else None), _num(r.ratio if ours else None)])
+                             _num(r.measured_over_estimate if ours else None), _num(r.ratio if ours else None),
+                             *(_num(end if ours else None) for end in (r.ratio_interval or (None, None)))])
     return out.getvalue()
 
 
