@@ -83,8 +83,7 @@ class SpecNetwork(SpecBlock):
             if not node.op.builds_module:
                 continue
             parent, _, name = node.path.rpartition(".")
-            args = {**node.args, "inplace": True} if runs_in_place(graph, node) else node.args
-            module = node.op.make_module(args, list(node.in_shapes), node.out_shape)
+            module = node.op.make_module(module_arguments(graph, node), list(node.in_shapes), node.out_shape)
             container(parent).add_module(name, module)
 
     def _install_forward(self) -> None:
@@ -121,13 +120,19 @@ class SpecNetwork(SpecBlock):
         return f"spec={self.spec_name}, input={list(self.input_shape)}"
 
 
+def module_arguments(graph: Graph, node) -> dict:
+    """A node's arguments for its torch module. An activation's `inplace` is the builder's decision,
+    whatever the spec wrote: in place exactly when that cannot overwrite a tensor anything else
+    needs (runs_in_place). The figures and the weights are the same either way."""
+    if node.op.category == "activation" and "inplace" in node.args:
+        return {**node.args, "inplace": runs_in_place(graph, node)}
+    return node.args
+
+
 def runs_in_place(graph: Graph, node) -> bool:
-    """Whether an activation may overwrite its input: it has an in-place form, and its input is new
-    storage (the producer's `fresh_output`) that nothing else reads, not the caller's image and
-    not a network output. The spec's `inplace` argument changes nothing else: same figures, same
-    weights, same results."""
-    if node.op.category != "activation" or "inplace" not in node.args or node.args["inplace"]:
-        return False
+    """Whether an activation may overwrite its input: its input is new storage (the producer's
+    `fresh_output`: not a view, not kept by autograd) that nothing else reads, and neither the
+    caller's image nor a network output."""
     (source,) = node.inputs
     return (source != INPUT and graph.node(source).op.fresh_output and graph.dag.out_degree(source) == 1
             and source != graph.output and source not in graph.aux_outputs)

@@ -220,11 +220,11 @@ def test_activations_run_in_place_only_on_private_fresh_tensors(tmp_path):
     spec = tmp_path / "forked.yaml"
     spec.write_text("name: forked\ninput: [3, 8, 8]\nlayers:\n"
                     "  - c: conv(4, 3, padding=1)\n"
-                    "  - both:\n      concat:\n        - - r: relu\n        - - d: conv(4, 1)\n          - bn\n          - s: relu\n"
+                    "  - both:\n      concat:\n        - - r: relu(inplace=true)\n        - - d: conv(4, 1)\n          - bn\n          - s: relu\n"
                     "  - flatten\n  - f: relu\n")
     model = build_model(str(spec)).eval()
-    # r's input is also read by d: it must allocate; s reads a batch norm's output alone; f reads a
-    # view (flatten) and must allocate too
+    # r's input is also read by d: it must allocate, though the spec asks for inplace; s reads a
+    # batch norm's output alone; f reads a view (flatten) and must allocate too
     assert (model.both.r.inplace, model.both.s.inplace, model.f.inplace) == (False, True, False)
     image = torch.randn(2, 3, 8, 8)
     with torch.no_grad():

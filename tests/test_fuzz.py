@@ -24,6 +24,7 @@ Profiles: `ci` (default: derandomized, well under a minute on 2 cores) and `long
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -738,6 +739,14 @@ def test_analysis_equals_the_built_model(spec, workdir):
     with torch.no_grad():
         out = model.eval()(torch.zeros(1, *graph.input_shape))
     assert tuple(out.shape[1:]) == spec.output_shape
+    # activations the builder runs in place overwrite nothing another op still reads
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    image = torch.randn(2, *graph.input_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), twin(image), rtol=0, atol=0)
 
 
 @MORE
