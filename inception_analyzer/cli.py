@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="write the model as onnx (opens in Netron) or torchscript")
     build_cmd.add_argument("--summary", action="store_true",
                            help="print the module tree's blocks with params and output shapes")
+    build_cmd.add_argument("--code", action="store_true",
+                           help="print the forward pass generated for the model (one line per op)")
     build_cmd.set_defaults(run=run_build)
 
     bench_cmd = commands.add_parser("bench", help="measured throughput beside the roofline estimate (needs torch)",
@@ -166,6 +168,8 @@ def run_build(args: argparse.Namespace) -> int:
                                            dtype=args.dtype, channels_last=args.channels_last,
                                            summary=args.summary)
     sys.stdout.write("\n".join(lines) + "\n")
+    if args.code:
+        sys.stdout.write("\n" + model.code)
     if args.export:
         fmt, path = args.export
         export_model(model, fmt, path, protected=(args.spec,))

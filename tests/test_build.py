@@ -280,6 +280,18 @@ def test_onnx_export_has_every_conv(tmp_path):
     assert convs == expected
 
 
+def test_build_prints_the_generated_forward():
+    proc = cli("build", spec_path("alexnet"), "--code")
+    assert proc.returncode == 0, proc.stderr
+    code = proc.stdout[proc.stdout.index("def forward(self, x):"):]
+    compile(code, "forward", "exec")      # the printed code is valid Python
+    calls = [line.strip() for line in code.splitlines() if " = " in line and not line.endswith("= None")]
+    assert len(calls) == 22                # one line per AlexNet layer, as the analysis has 22
+    # torchvision's names: features.0 is the first conv, reached by getattr as '0' is no identifier
+    assert calls[0] == "features_0 = getattr(self.features, '0')(x)"
+    assert calls[-1] == "classifier_6 = getattr(self.classifier, '6')(classifier_5)"
+
+
 def test_build_summary_lists_blocks_and_confirms_the_params():
     proc = cli("build", spec_path("alexnet"), "--summary")
     assert proc.returncode == 0, proc.stderr
