@@ -109,8 +109,8 @@ class SpecNetwork(SpecBlock):
         return self.__dict__["forward"](x)
 
     def __getstate__(self) -> dict:
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
-        return {key: value for key, value in state.items() if key != "forward"}  # a generated function
+        # the generated forward is not picklable; __setstate__ generates it again
+        return {key: value for key, value in super().__getstate__().items() if key != "forward"}
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -153,13 +153,15 @@ def forward_source(graph: Graph) -> str:
 
 
 def _variable_names(graph: Graph) -> dict[str, str]:
+    """A Python name per node, from its path; never one the generated code itself uses."""
     names = {INPUT: "x"}
-    taken = {"x", "self", "SpecOutputs"}
+    taken = {"x", "self", "SpecOutputs", "getattr"}
     for node in graph.layers():
         base = re.sub(r"\W", "_", node.path)
-        base = base if base.isidentifier() and not keyword.iskeyword(base) else f"_{base}"
+        if not base.isidentifier() or keyword.iskeyword(base) or base.startswith("combine_"):
+            base = f"_{base}"
         name, number = base, 1
-        while name in taken or name.startswith("combine_"):
+        while name in taken:
             number += 1
             name = f"{base}_{number}"
         taken.add(name)

@@ -197,12 +197,13 @@ def test_a_copied_or_pickled_model_runs_its_own_weights(tmp_path):
         torch.testing.assert_close(loaded(image), expected)
 
 
-def test_names_that_are_not_python_identifiers_are_reached_by_getattr(tmp_path):
+def test_generated_names_survive_layers_named_like_keywords_builtins_or_merges(tmp_path):
     spec = tmp_path / "dashed.yaml"
-    spec.write_text("name: dashed\ninput: [3, 8, 8]\nlayers:\n  - block1-0: conv(4, 3)\n  - class: relu\n"
-                    "  - adaptive_avgpool(1)\n  - flatten\n  - fc: linear(2)\n")
+    spec.write_text("name: dashed\ninput: [3, 8, 8]\nlayers:\n  - getattr: conv(4, 3)\n  - block1-0: conv(4, 1)\n"
+                    "  - class: relu\n  - combine_concat: adaptive_avgpool(1)\n  - flatten\n  - fc: linear(2)\n")
     model = build_model(str(spec))
-    assert "getattr(self, 'block1-0')(x)" in model.code and "getattr(self, 'class')(" in model.code
+    assert "getattr(self, 'block1-0')(getattr_2)" in model.code and "getattr(self, 'class')(" in model.code
+    assert "_combine_concat = self.combine_concat(" in model.code   # no clash with the merges' names
     assert model(torch.randn(1, 3, 8, 8)).shape == (1, 2)
 
 
