@@ -197,6 +197,15 @@ def test_a_copied_or_pickled_model_runs_its_own_weights(tmp_path):
         torch.testing.assert_close(loaded(image), expected)
 
 
+def test_torch_fx_traces_a_built_model_back_to_the_same_analysis():
+    """torch.fx's tracer calls the class's forward, which runs the instance's generated one: the
+    importer reads our own built model back to the same parameters and MACs as the spec."""
+    graph = ia.load_graph(TINY)
+    imported = ia.from_module(build_model(TINY), tuple(graph.input_shape))
+    ours, back = ia.analyze(graph).totals, ia.analyze(imported).totals
+    assert (back.params, back.macs) == (ours.params, ours.macs)
+
+
 def test_generated_names_survive_layers_named_like_keywords_builtins_or_merges(tmp_path):
     spec = tmp_path / "dashed.yaml"
     spec.write_text("name: dashed\ninput: [3, 8, 8]\nlayers:\n  - getattr: conv(4, 3)\n  - block1-0: conv(4, 1)\n"
