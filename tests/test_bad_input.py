@@ -64,6 +64,10 @@ CASES = {
                                   ["concat needs branches on one grid", "8x15x15", "8x32x32", "(at stem.concat)"]),
     "add of different shapes": (HEADER + "layers:\n  - res: {add: ['conv(8, 3, padding=1)', []]}\n", 4,
                                 ["add needs branches of one shape", "(at res.add)"]),
+    "add of one branch": (HEADER + "layers:\n  - conv(8, 3, padding=1)\n  - res: {add: [[relu]]}\n", 5,
+                          ["'add' needs at least two branches", "in sequence instead"]),
+    "mul of one branch": (HEADER + "layers:\n  - gate: {mul: ['conv(8, 1)']}\n", 4,
+                          ["'mul' needs at least two branches"]),
     "grid shrinks to nothing": ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {conv: [8, 11, {stride: 4}]}\n", 4,
                                 ["grid collapses"]),
     "pool grid shrinks to nothing": (HEADER + "layers:\n  - maxpool(2)\n  - maxpool(2)\n  - maxpool(2)\n"

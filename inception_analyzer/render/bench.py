@@ -128,15 +128,17 @@ def _per_op_table(row: "BenchRow", total: float, tablefmt: str) -> str:
     kind the roofline calls memory-bound. Merges have no module, hence no measured time of their own."""
     by_op: dict[str, list] = {}
     for layer in row.layers:
-        entry = by_op.setdefault(layer.op, [0, 0, 0.0, None])   # layers, memory-bound, estimate, measured
-        entry[0] += 1
-        entry[1] += layer.bound == "memory"
-        entry[2] += layer.estimate_seconds or 0.0
-        if layer.measured_seconds is not None:
-            entry[3] = (entry[3] or 0.0) + layer.measured_seconds
-    estimated_total = sum(entry[2] for entry in by_op.values()) or 1.0
+        by_op.setdefault(layer.op, []).append(layer)
+    estimated_total = sum(layer.estimate_seconds or 0.0 for layer in row.layers) or 1.0
+    summaries = []
+    for op, layers in by_op.items():
+        estimated = sum(layer.estimate_seconds or 0.0 for layer in layers)
+        timed = [layer.measured_seconds for layer in layers if layer.measured_seconds is not None]
+        measured = sum(timed) if timed else None
+        memory_bound = sum(layer.bound == "memory" for layer in layers)
+        summaries.append((op, len(layers), memory_bound, estimated, measured))
     body = []
-    for op, (count, memory_bound, estimated, measured) in sorted(by_op.items(), key=lambda item: -(item[1][3] or 0)):
+    for op, count, memory_bound, estimated, measured in sorted(summaries, key=lambda entry: -(entry[4] or 0)):
         body.append([op, str(count), f"{memory_bound}/{count}", duration_text(estimated),
                      f"{100 * estimated / estimated_total:.1f}%", duration_text(measured),
                      "-" if measured is None else f"{100 * measured / total:.1f}%",

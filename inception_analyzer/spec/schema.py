@@ -279,8 +279,11 @@ def _parse_block(name: str | None, kind: str, raw: Any, loc: SourceLocation) -> 
         item_loc = raw.loc_of(index)
         # a branch is one row, or a list of rows run in sequence (empty list = identity shortcut)
         branches.append(_parse_rows(item) if isinstance(item, YamlSeq) else [_parse_row(item, item_loc)])
-    if len(branches) < 2 and kind == "concat":
-        raise SpecError("'concat' needs at least two branches", loc)
+    if len(branches) < 2:
+        # one branch merged with nothing is that branch; the builder also relies on a merge's
+        # output being new storage (fresh_output), which a one-tensor add or mul would not be
+        raise SpecError(f"'{kind}' needs at least two branches", loc,
+                        hint="write the branch's rows in sequence instead")
     return BlockRow(name, kind, branches, loc)
 
 
