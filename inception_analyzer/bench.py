@@ -51,12 +51,13 @@ import torch
 from torch import nn
 
 from .analysis.cost import CostReport, analyze_cost
-from .analysis.roofline import (DTYPES, MODES, CpuMeasurement, DeviceProfile, ModelEstimate, device_profile, estimate,
+from .analysis.roofline import (MODES, CpuMeasurement, DeviceProfile, ModelEstimate, device_profile, estimate,
                                 estimate_memory, model_flops, profile_matching, profile_names)
 # add_arguments is re-exported: the `bench` subcommand's parser and run() are both reachable from here
 from .bench_options import (DEFAULT_MIN_TIME, DEFAULT_WARMUP, MAX_ITERATIONS, MIN_ITERATIONS, BenchError,
                             add_arguments)
 from .build import build_model, free_memory_bytes, resolve_device, resolve_dtype
+from .dtypes import get_dtype
 from .graph import Graph
 from .output import write_atomically
 from .render.estimate import memory_need
@@ -306,7 +307,7 @@ class BenchSettings:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return resolve_dtype(self.dtype) if self.mode == "train" and self.dtype in ("bf16", "fp16") else None
+        return resolve_dtype(self.dtype) if self.mode == "train" and get_dtype(self.dtype).half else None
 
     def describe(self) -> str:
         parts = [self.mode, self.dtype, "channels_last" if self.channels_last else "contiguous"]
@@ -316,8 +317,7 @@ class BenchSettings:
 
 
 def check_settings(settings: BenchSettings) -> None:
-    if settings.dtype not in DTYPES:
-        raise BenchError(f"unknown dtype '{settings.dtype}' (use {', '.join(DTYPES)})")
+    get_dtype(settings.dtype)
     if settings.mode not in MODES:
         raise BenchError(f"unknown mode '{settings.mode}' (use {' or '.join(MODES)})")
     if settings.dtype == "tf32" and settings.device.type != "cuda":
@@ -770,7 +770,7 @@ def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int
 
     flops = {}
     for name in dict.fromkeys(("fp32", *dtypes)):
-        dtype = resolve_dtype("fp32" if name == "tf32" else name)  # no TF32 on a CPU
+        dtype = resolve_dtype(name)  # tf32 is fp32 storage, and plain fp32 on a CPU
         a = torch.randn(matmul_size, matmul_size).to(dtype)
         b = torch.randn(matmul_size, matmul_size).to(dtype)
         conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(dtype)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .analysis.roofline import DTYPES, MODES, profile_names
+from .analysis.roofline import MODES, profile_names
+from .dtypes import DTYPE_NAMES
 from .errors import AnalyzerError
 
 MIN_ITERATIONS = 5
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     parser.add_argument("--batch", type=parse_batches, default=[1], metavar="N,N,...",
                         help="batch sizes, e.g. 1,32,256 (default: 1)")
-    parser.add_argument("--dtype", choices=DTYPES, default="fp32",
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32",
                         help="fp32 (TF32 off), tf32 (CUDA only), bf16 or fp16 (default: fp32)")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model before timing")

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .dtypes import get_dtype
 from .errors import AnalyzerError, SourceLocation
 from .graph import AUX, INPUT, Graph, Scope, build_graph
 from .ops import OPS
@@ -201,9 +202,6 @@ def _forward_lines(graph: Graph, variables: dict[str, str], with_aux: bool) -> l
     return lines
 
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def resolve_device(name: str | torch.device | None) -> torch.device:
     """'cpu', 'cuda', 'cuda:1' -> a device that exists here, or a BuildError saying why not."""
     if name is None:
@@ -228,9 +226,8 @@ def resolve_dtype(name: str | torch.dtype | None) -> torch.dtype:
         return torch.float32
     if isinstance(name, torch.dtype):
         return name
-    if name not in DTYPES:
-        raise BuildError(f"unknown dtype '{name}' (use {', '.join(DTYPES)})")
-    return DTYPES[name]
+    # tf32 stores fp32: TF32 is a mode of the tensor cores' arithmetic, not a storage type
+    return getattr(torch, get_dtype(name).torch_name)
 
 
 def free_memory_bytes(device: torch.device) -> int | None:

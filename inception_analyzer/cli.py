@@ -14,7 +14,7 @@ from . import __version__, analyze
 from .errors import AnalyzerError, OverrideError
 from .output import write_atomically
 from .spec.yaml_source import parse_scalar
-from .analysis.principles import SEVERITIES, severity_at_least
+from .analysis.findings import SEVERITIES, severity_at_least
 from . import bench_options
 from .render import compare as compare_command, diagram as diagram_command, report as report_command
 from .render.estimate import add_estimate_arguments, render_estimate

@@ -17,11 +17,11 @@ Shapes exclude the batch: (C, H, W) for feature maps, (N,) for vectors.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from .errors import ShapeError, SpecError, did_you_mean
+from .numbers import dims_text, numel
 
 Shape = tuple  # (C, H, W) or (N,)
 REQUIRED = object()
@@ -146,18 +146,10 @@ class Arg:
 
 
 # ----------------------------------------------------------------------------- shape helpers
-def _describe(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
-
-
 def _spatial(op: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise ShapeError(f"{op} needs a feature map [C, H, W], got a vector of {_describe(shape)}")
+        raise ShapeError(f"{op} needs a feature map [C, H, W], got a vector of {dims_text(shape)}")
     return shape
-
-
-def _numel(shape: Shape) -> int:
-    return math.prod(shape)
 
 
 def _window_output(op: str, size: int, kernel: int, stride: int, pad_total: int, dilation: int,
@@ -370,7 +362,7 @@ class Conv(OpKind):
         return weight + (a["out"] if a["bias"] else 0)
 
     def macs(self, a, inputs, out):
-        return _numel(out) * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1]
+        return numel(out) * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1]
 
     def fvcore_flops(self, a, inputs, out, training=False):
         if self._torch_padding(a) == "same":  # runs as aten::_convolution_mode: fvcore 0.1.5 has no
@@ -416,7 +408,7 @@ class Linear(OpKind):
 
     def output_shape(self, a, inputs):
         if len(inputs[0]) != 1:
-            raise ShapeError(f"linear needs a vector; got a feature map {_describe(inputs[0])} "
+            raise ShapeError(f"linear needs a vector; got a feature map {dims_text(inputs[0])} "
                              "(add flatten before it)")
         return (a["out"],)
 
@@ -476,12 +468,12 @@ class BatchNorm(OpKind):
         return 2 * inputs[0][0] + 1  # running mean, running var, num_batches_tracked
 
     def other_flops(self, a, inputs, out):
-        return 2 * _numel(out)
+        return 2 * numel(out)
 
     def fvcore_flops(self, a, inputs, out, training=False):
         if training:  # fvcore's norm_flop_counter(1): 5 per input element (+4 with affine)
-            return _numel(inputs[0]) * (5 + (4 if a["affine"] else 0))
-        return _numel(inputs[0]) * (2 if a["affine"] else 1)
+            return numel(inputs[0]) * (5 + (4 if a["affine"] else 0))
+        return numel(inputs[0]) * (2 if a["affine"] else 1)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -506,7 +498,7 @@ class LocalResponseNorm(OpKind):
         return _spatial(self.name, inputs[0])
 
     def other_flops(self, a, inputs, out):
-        return (a["size"] + 3) * _numel(out)
+        return (a["size"] + 3) * numel(out)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -538,7 +530,7 @@ class _WindowPool(OpKind):
                 _window_output(self.name, w, kernel[1], stride[1], 2 * padding[1], dilation[1], a["ceil_mode"], "width"))
 
     def other_flops(self, a, inputs, out):
-        return _numel(out) * a["kernel"][0] * a["kernel"][1]
+        return numel(out) * a["kernel"][0] * a["kernel"][1]
 
     def rf_step(self, a, inputs, grid):
         # ceil_mode changes how many windows there are, not where the first one lies
@@ -631,7 +623,7 @@ class _AdaptivePool(OpKind):
         return (c, *a["output_size"])
 
     def other_flops(self, a, inputs, out):
-        return _numel(inputs[0])
+        return numel(inputs[0])
 
     def rf_step(self, a, inputs, grid):
         # torch's adaptive windows: at most ceil(in/out) wide, started every floor(in/out)
@@ -664,7 +656,7 @@ class AdaptiveAvgPool(_AdaptivePool):
         return super().from_torch_call(values, in_shapes, out_shape)
 
     def fvcore_flops(self, a, inputs, out, training=False):
-        return _numel(inputs[0])  # fvcore: elementwise_flop_counter(1, 0)
+        return numel(inputs[0])  # fvcore: elementwise_flop_counter(1, 0)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -690,7 +682,7 @@ class _Activation(OpKind):
     module_name: ClassVar[str] = ""
 
     def other_flops(self, a, inputs, out):
-        return _numel(out)
+        return numel(out)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -738,7 +730,7 @@ class Softmax(OpKind):
         return {}
 
     def other_flops(self, a, inputs, out):
-        return 3 * _numel(out)
+        return 3 * numel(out)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -796,7 +788,7 @@ class Scale(OpKind):
                    "_operator.imul": ("factor",), ".mul_": ("factor",)}
 
     def other_flops(self, a, inputs, out):
-        return _numel(out)
+        return numel(out)
 
     def make_module(self, a, inputs, out):
         from .torch_modules import Scale as ScaleModule
@@ -820,13 +812,13 @@ class Flatten(OpKind):
         return self.from_torch_call({"start_dim": m.start_dim, "end_dim": m.end_dim}, in_shapes, out_shape)
 
     def from_torch_call(self, values, in_shapes, out_shape):
-        flattens = tuple(out_shape) == (_numel(in_shapes[0]),)
-        _refuse_unless(flattens, f"a reshape of {_describe(in_shapes[0])} to {_describe(out_shape)} per "
+        flattens = tuple(out_shape) == (numel(in_shapes[0]),)
+        _refuse_unless(flattens, f"a reshape of {dims_text(in_shapes[0])} to {dims_text(out_shape)} per "
                        "image that is not a flatten")
         return {}
 
     def output_shape(self, a, inputs):
-        return (_numel(inputs[0]),)
+        return (numel(inputs[0]),)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -853,7 +845,7 @@ class Concat(OpKind):
     def output_shape(self, a, inputs):
         grids = {tuple(s[1:]) for s in inputs}
         if len(grids) != 1:
-            listed = ", ".join(_describe(s) for s in inputs)
+            listed = ", ".join(dims_text(s) for s in inputs)
             raise ShapeError(f"concat needs branches on one grid, got {listed}")
         return (sum(s[0] for s in inputs), *inputs[0][1:])
 
@@ -880,12 +872,12 @@ class Add(OpKind):
 
     def output_shape(self, a, inputs):
         if len({tuple(s) for s in inputs}) != 1:
-            listed = ", ".join(_describe(s) for s in inputs)
+            listed = ", ".join(dims_text(s) for s in inputs)
             raise ShapeError(f"add needs branches of one shape, got {listed}")
         return inputs[0]
 
     def other_flops(self, a, inputs, out):
-        return (len(inputs) - 1) * _numel(out)
+        return (len(inputs) - 1) * numel(out)
 
     def combine(self, tensors):
         total = tensors[0]
@@ -907,15 +899,15 @@ class Multiply(OpKind):
 
     def output_shape(self, a, inputs):
         if len({len(s) for s in inputs}) != 1:
-            raise ShapeError(f"mul needs branches of one rank, got {', '.join(_describe(s) for s in inputs)}")
+            raise ShapeError(f"mul needs branches of one rank, got {', '.join(dims_text(s) for s in inputs)}")
         out = tuple(max(dims) for dims in zip(*inputs))
         if any(d not in (1, o) for s in inputs for d, o in zip(s, out)):
             raise ShapeError(f"mul needs branches of one shape or of size 1 where they differ (broadcast), "
-                             f"got {', '.join(_describe(s) for s in inputs)}")
+                             f"got {', '.join(dims_text(s) for s in inputs)}")
         return out
 
     def other_flops(self, a, inputs, out):
-        return (len(inputs) - 1) * _numel(out)
+        return (len(inputs) - 1) * numel(out)
 
     def combine(self, tensors):
         product = tensors[0]

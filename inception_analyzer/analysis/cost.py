@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..graph import AUX, INPUT, Graph, Node
+from ..dtypes import FP32
+from ..numbers import numel
 from ..perf import paused_gc
-
-BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
-
 
 @dataclass
 class LayerCost:
@@ -116,15 +115,8 @@ def layer_costs(graph: Graph) -> list[LayerCost]:
             stage=stage_of[node.block], input_shapes=[list(s) for s in ins], output_shape=list(out),
             params=op.params(a, ins, out), buffers=op.buffers(a, ins, out), macs=op.macs(a, ins, out),
             other_flops=op.other_flops(a, ins, out), fvcore_flops=op.fvcore_flops(a, ins, out),
-            activations=_numel(out), weighted=op.weighted, modelled=op.modelled))
+            activations=numel(out), weighted=op.weighted, modelled=op.modelled))
     return records
-
-
-def _numel(shape) -> int:
-    total = 1
-    for d in shape:
-        total *= d
-    return total
 
 
 def _longest_weighted_path(graph: Graph) -> int:
@@ -145,11 +137,11 @@ def peak_activation_bytes(graph: Graph, bytes_per_element: int = 4) -> int:
             last_read[source] = step
     live, peak = 0, 0
     for step, node in enumerate(main):
-        live += _numel(node.out_shape) * bytes_per_element
+        live += numel(node.out_shape) * bytes_per_element
         peak = max(peak, live)
         for source in set(node.inputs):
             if last_read.get(source) == step and source != graph.output:
-                live -= _numel(graph.node(source).out_shape) * bytes_per_element
+                live -= numel(graph.node(source).out_shape) * bytes_per_element
     return peak
 
 
@@ -193,7 +185,7 @@ def _analyze_cost(graph: Graph) -> CostReport:
         other_flops=sum(r.other_flops for r in main),
         fvcore_flops=sum(r.fvcore_flops for r in main),
         activations=sum(r.activations for r in main),
-        activation_bytes=sum(r.activations for r in main) * BYTES_PER_ELEMENT["fp32"],
+        activation_bytes=sum(r.activations for r in main) * FP32.bytes,
         peak_activation_bytes=peak_activation_bytes(graph),
         weighted_layers=sum(1 for r in main if r.weighted),
         depth=_longest_weighted_path(graph),

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..graph import AUX, INPUT, Graph, Node, fork_of, positions
-from ..numbers import human
+from ..numbers import grid_text, human, numel, shape_text
 from ..ops import OPS, RFStep
 from ..perf import paused_gc
 from .cost import CostReport
-
-SEVERITIES = ("info", "warning", "error")
+from .findings import Finding, severity_rank
 
 # Thresholds, with the reasoning in docs/review.md
 EARLY = 1 / 3                    # the first third of the weighted layers is "early" (P1)
@@ -35,18 +34,6 @@ DOMINANT_PARAMS_SHARE = 0.6      # one stage holding more than 60% of the parame
 MEDIUM_GRID = (12, 20)           # where the paper found 1xn + nx1 to work well (section 3.2)
 WIDENING = 2.0                   # the coarsest stage should be at least this much wider (P2)
 SIGNIFICANT_LAYER = 0.05         # a layer doing 5% of the network's MACs: its factorization is a warning
-
-
-@dataclass
-class Finding:
-    check: str                   # e.g. "P1.grid_reduction"
-    principle: str               # "P1".."P4" or a paper section: "§3.1", "§3.2", "§4", "§5"
-    severity: str                # info | warning | error
-    path: str                    # the layer or block it concerns
-    message: str                 # readable without the paper at hand
-    figures: dict = field(default_factory=dict)
-    suggestion: str | None = None
-    effect: dict | None = None   # computed effect of the suggestion: params, macs (deltas), rf
 
 
 @dataclass
@@ -229,10 +216,6 @@ def _grid(shape: tuple) -> tuple[int, int] | None:
     return tuple(shape[1:]) if len(shape) == 3 else None
 
 
-def _numel(shape: tuple) -> int:
-    return math.prod(shape)
-
-
 # ----------------------------------------------------------------------------- P1
 def check_first_layer_stride(ctx: _Context) -> list[Finding]:
     """P1: an aggressive stride in the first layer throws away resolution before any features exist."""
@@ -259,12 +242,12 @@ def check_representation_drops(ctx: _Context) -> list[Finding]:
     """P1: a main-path block that keeps less than half of its input representation (HxWxC)."""
     findings = []
     for group, node, before in _grid_blocks(ctx):
-        ratio = _numel(node.out_shape) / _numel(before)
+        ratio = numel(node.out_shape) / numel(before)
         if ratio >= SHARP_DROP or _is_pool_reduction(ctx, group.name):
             continue  # pooling reductions are classified and priced by check_grid_reductions
         early = ctx.position[node.path] < EARLY
         severity = "error" if early and ratio < EXTREME_DROP else ("warning" if early else "info")
-        figures = {"representation_in": _numel(before), "representation_out": _numel(node.out_shape),
+        figures = {"representation_in": numel(before), "representation_out": numel(node.out_shape),
                    "ratio": round(ratio, 4), "depth_position": round(ctx.position[node.path], 3)}
         unit = ctx.residual_block.get(group.name)
         if unit is not None:
@@ -272,8 +255,8 @@ def check_representation_drops(ctx: _Context) -> list[Finding]:
         findings.append(Finding(
             "P1.representation_drop", "P1", severity, group.name,
             f"{group.name} keeps {ratio:.0%} of its input representation "
-            f"({_shape(before)} = {_numel(before):,} values -> {_shape(node.out_shape)} = "
-            f"{_numel(node.out_shape):,}){' early in the network' if early else ''}"
+            f"({shape_text(before)} = {numel(before):,} values -> {shape_text(node.out_shape)} = "
+            f"{numel(node.out_shape):,}){' early in the network' if early else ''}"
             + (f"; a residual block, but its shortcut is a projection, {_shortcut_text(ctx, unit)}, that "
                "does not carry the input through unchanged" if unit is not None and unit.shortcut else ""),
             figures,
@@ -403,7 +386,7 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
     """
     findings = []
     for group, end, before in _grid_blocks(ctx):
-        if _numel(_grid(end.out_shape)) >= _numel(before[1:]):
+        if numel(_grid(end.out_shape)) >= numel(before[1:]):
             continue
         if group.name in ctx.residual_block:
             continue  # a sum, not a concat: judged by its representation (check_representation_drops)
@@ -425,7 +408,7 @@ def _is_pool_reduction(ctx: _Context, block: str) -> bool:
 
 def _reduces(node: Node) -> bool:
     return len(node.out_shape) == 3 and len(node.in_shapes[0]) == 3 and \
-        _numel(node.out_shape[1:]) < _numel(node.in_shapes[0][1:])
+        numel(node.out_shape[1:]) < numel(node.in_shapes[0][1:])
 
 
 def _alternatives(d_in: tuple, d_out: tuple, k: int, k_out: int, kernel: int) -> dict:
@@ -440,10 +423,10 @@ def _parallel_reduction(name: str, before: tuple, after: tuple) -> Finding:
     costs = _alternatives(before[1:], after[1:], before[0], after[0], 3)
     return Finding(
         "§5.grid_reduction", "§5", "info", name,
-        f"{name} reduces {_shape(before)} to {_shape(after)} with a stride-2 conv and a pooling in "
+        f"{name} reduces {shape_text(before)} to {shape_text(after)} with a stride-2 conv and a pooling in "
         f"parallel, concatenated: the paper's efficient grid reduction (Figure 10); with a 3x3 conv it costs "
         f"{human(costs['parallel'])} MACs against {human(costs['conv_then_pool'])} for conv-then-pool",
-        {"kind": "parallel", "representation_in": _numel(before), "representation_out": _numel(after),
+        {"kind": "parallel", "representation_in": numel(before), "representation_out": numel(after),
          "alternatives_macs": costs})
 
 
@@ -461,12 +444,12 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
         extra = costs["conv_then_pool"] - costs["parallel"]
         return Finding(
             "§5.grid_reduction", "§5", "warning" if early else "info", name,
-            f"conv-then-pool: {conv.path} widens {k} -> {k_out} channels on the {_grid_text(conv.out_shape)} "
-            f"grid and {name} then pools to {_grid_text(after)}; the widening costs "
+            f"conv-then-pool: {conv.path} widens {k} -> {k_out} channels on the {grid_text(conv.out_shape)} "
+            f"grid and {name} then pools to {grid_text(after)}; the widening costs "
             f"{human(costs['conv_then_pool'])} MACs where the paper's parallel reduction costs "
             f"{human(costs['parallel'])}",
             {"kind": "conv_then_pool", "conv": conv.path, "alternatives_macs": costs,
-             "representation_in": _numel(before), "representation_out": _numel(after)},
+             "representation_in": numel(before), "representation_out": numel(after)},
             f"replace {conv.path} + {name} by a stride-2 {kernel}x{kernel} conv to {k_out - k} channels in "
             f"parallel with the stride-2 pooling, concatenated (Figure 10)",
             {"macs": costs["parallel"] - costs["conv_then_pool"]} if extra > 0 else None)
@@ -481,16 +464,16 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
         add = ctx.graph.node(unit.add)
         k_out, kernel, where = (add.out_shape[0] if len(add.out_shape) == 3 else k), 3, add.block
     costs = _alternatives(before[1:], after[1:], k, k_out, kernel)
-    ratio = _numel(after) / _numel(before)
+    ratio = numel(after) / numel(before)
     return Finding(
         "§5.grid_reduction", "§5", "warning" if early else "info", name,
-        f"pool-then-conv: {name} pools {_shape(before)} to {_shape(after)} "
+        f"pool-then-conv: {name} pools {shape_text(before)} to {shape_text(after)} "
         + (f"before the channels grow (to {k_out} in {where})" if k_out > k else "with the channels unchanged")
         + f": the representation drops to {ratio:.0%}, a bottleneck",
-        {"kind": "pool_then_conv", "representation_in": _numel(before), "representation_out": _numel(after),
+        {"kind": "pool_then_conv", "representation_in": numel(before), "representation_out": numel(after),
          "ratio": round(ratio, 4), "alternatives_macs": costs},
         f"let a stride-2 conv (to {max(k_out - k, k)} channels) run beside the pooling and concatenate, "
-        f"so the representation grows to {_numel(after[1:]) * (k + max(k_out - k, k)):,} values "
+        f"so the representation grows to {numel(after[1:]) * (k + max(k_out - k, k)):,} values "
         f"for {human(_alternatives(before[1:], after[1:], k, k + max(k_out - k, k), 3)['parallel'])} MACs",
         {"macs": _alternatives(before[1:], after[1:], k, k + max(k_out - k, k), 3)["parallel"]})
 
@@ -694,7 +677,7 @@ def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
         before = sum(ctx.costs(node.path).macs for node, _ in items)
         after = sum(chain.macs for _, chain in items)
         params_delta = sum(chain.params - ctx.costs(node.path).params for node, chain in items)
-        grid = _grid_text(items[0][0].out_shape)
+        grid = grid_text(items[0][0].out_shape)
         names = ", ".join(f"{node.path} ({_kernel(node)})" for node, _ in items)
         findings.append(Finding(
             "§3.2.asymmetric", "§3.2", "info", block,
@@ -743,7 +726,7 @@ def check_auxiliary_heads(ctx: _Context) -> list[Finding]:
         layers = [n for n in aux if n.block == head]
         weighted = [n for n in layers if n.op.weighted][:-1]  # all but the final classifier
         unnormalised = [n.path for n in weighted if not _followed_by_bn(ctx, n)]
-        grid = next((_grid_text(n.in_shapes[0]) for n in layers if len(n.in_shapes[0]) == 3), "?")
+        grid = next((grid_text(n.in_shapes[0]) for n in layers if len(n.in_shapes[0]) == 3), "?")
         if unnormalised:
             findings.append(Finding(
                 "§4.auxiliary", "§4", "info", head,
@@ -802,7 +785,7 @@ def review(graph: Graph, report: CostReport) -> list[Finding]:
         findings = [f for check in CHECKS for f in check(ctx)]
     order = {n.path: i for i, n in enumerate(graph.order)}
     order.update({b: i for i, b in reversed(list(enumerate(n.block for n in graph.order)))})
-    return sorted(findings, key=lambda f: (-SEVERITIES.index(f.severity), order.get(f.path, -1)))
+    return sorted(findings, key=lambda f: (severity_rank(f.severity), order.get(f.path, -1)))
 
 
 def is_bottleneck(finding: Finding) -> bool:
@@ -813,19 +796,7 @@ def is_bottleneck(finding: Finding) -> bool:
         finding.figures.get("kind") == "pool_then_conv"
 
 
-def severity_at_least(findings: list[Finding], level: str) -> list[Finding]:
-    return [f for f in findings if SEVERITIES.index(f.severity) >= SEVERITIES.index(level)]
-
-
 # ----------------------------------------------------------------------------- text helpers
-def _shape(shape: tuple) -> str:
-    return f"{shape[1]}x{shape[2]}x{shape[0]}" if len(shape) == 3 else "x".join(map(str, shape))
-
-
-def _grid_text(shape: tuple) -> str:
-    return f"{shape[1]}x{shape[2]}" if len(shape) == 3 else "vector"
-
-
 def _short(path: str, block: str) -> str:
     """A layer's name inside its block, without the template's own '.conv' suffix."""
     name = path[len(block) + 1:] if path.startswith(block + ".") else path

@@ -40,13 +40,14 @@ from typing import Callable
 import yaml
 
 from ..errors import AnalyzerError, did_you_mean
-from .cost import AUX, BYTES_PER_ELEMENT, CostReport, LayerCost, Totals
+from ..dtypes import FP32, get_dtype
+from ..numbers import numel
+from .cost import AUX, CostReport, LayerCost, Totals
 
 DEVICES_FILE = Path(__file__).resolve().parent.parent / "devices.yaml"
-DTYPES = tuple(BYTES_PER_ELEMENT)            # fp32, tf32, bf16, fp16
 MODES = ("inference", "train")
 TRAIN_PASSES = 3                             # forward, backward to inputs, backward to weights
-MASTER_BYTES = BYTES_PER_ELEMENT["fp32"]     # weights, gradients and optimizer states in training
+MASTER_BYTES = FP32.bytes                    # weights, gradients and optimizer states in training
 TERA = 1e12
 GIGA = 1e9
 
@@ -252,31 +253,26 @@ class ModelEstimate:
 
 
 def check_settings(dtype: str, batch: int, mode: str) -> None:
-    if dtype not in DTYPES:
-        raise ProfileError(f"unknown dtype '{dtype}'", hint=did_you_mean(dtype, DTYPES) or f"use {', '.join(DTYPES)}")
+    get_dtype(dtype)
     if mode not in MODES:
         raise ProfileError(f"unknown mode '{mode}'", hint=f"use {' or '.join(MODES)}")
     if not isinstance(batch, int) or batch < 1:
         raise ProfileError(f"the batch size must be a positive integer, got {batch!r}")
 
 
-def _numel(shape) -> int:
-    return math.prod(shape)
-
-
 def moves_data(record: LayerCost) -> bool:
     """False for a view or no-op: no arithmetic over a single input of the output's size."""
     if record.macs or record.other_flops or len(record.input_shapes) != 1:
         return True
-    return _numel(record.input_shapes[0]) != _numel(record.output_shape)
+    return numel(record.input_shapes[0]) != numel(record.output_shape)
 
 
 def layer_bytes(record: LayerCost, dtype: str, batch: int) -> int:
     """Bytes one inference pass of the layer moves: inputs and output per image, weights once."""
     if not moves_data(record):
         return 0
-    elements = batch * (sum(_numel(s) for s in record.input_shapes) + _numel(record.output_shape)) + record.params
-    return BYTES_PER_ELEMENT[dtype] * elements
+    elements = batch * (sum(numel(s) for s in record.input_shapes) + numel(record.output_shape)) + record.params
+    return get_dtype(dtype).bytes * elements
 
 
 def estimate_layer(record: LayerCost, profile: DeviceProfile, dtype: str, batch: int,
@@ -310,14 +306,14 @@ def estimate_memory(report: CostReport, dtype: str, batch: int, mode: str = "inf
                     optimizer_states: int = 1) -> MemoryEstimate:
     """Bytes needed on the device for one run (see the module docstring for what is counted)."""
     t: Totals = report.totals
-    element = BYTES_PER_ELEMENT[dtype]
+    element = get_dtype(dtype).bytes
     if mode == "train":
-        image = _numel(report.input)
+        image = numel(report.input)
         kept = image + sum(r.activations for r in report.layers)   # aux heads included
         return MemoryEstimate(weights_bytes=MASTER_BYTES * (t.params + t.buffers),
                               training_state_bytes=MASTER_BYTES * t.params * (1 + optimizer_states),
                               activation_bytes=batch * kept * element)
-    peak_elements = t.peak_activation_bytes // BYTES_PER_ELEMENT["fp32"]  # the analysis gives it at fp32
+    peak_elements = t.peak_activation_bytes // FP32.bytes  # the analysis gives it at fp32
     return MemoryEstimate(weights_bytes=element * (t.params + t.buffers), training_state_bytes=0,
                           activation_bytes=batch * peak_elements * element)
 

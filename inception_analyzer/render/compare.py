@@ -20,7 +20,8 @@ from ..analysis.cost import AUX, CostReport
 from ..errors import AnalyzerError, did_you_mean
 from ..output import write_atomically
 from . import html as html_doc
-from .reviewed import SEVERITIES, ReviewedModel, counts_text, findings_by_severity, review_spec
+from ..analysis.findings import MOST_SERIOUS_FIRST, counts_by_severity, counts_text
+from .reviewed import ReviewedModel, review_spec
 from ..numbers import human, shape_text
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -107,7 +108,7 @@ def comparison_rows(models: list[ReviewedModel], baseline: ReviewedModel) -> lis
             partial=t.status == "partial",
             activations=t.activations, depth=t.depth, receptive_field=list(field.size) if field else None,
             receptive_field_at=at if field else None, published=primary_published(model.cost.metadata),
-            findings=findings_by_severity(model.findings),
+            findings=counts_by_severity(model.findings),
             ratios={name: getattr(t, name) / getattr(base, name) if getattr(base, name) else float("nan")
                     for name in RATIO_FIGURES},
             baseline=model is baseline))
@@ -179,7 +180,7 @@ def render_csv(rows: list[ComparisonRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     fields = ["model", "spec", "input", "params", "macs", "activations", "depth", "rf_h", "rf_w", "rf_at", "top1",
-              "top5", "published_source", *(f"findings_{s}" for s in SEVERITIES),
+              "top5", "published_source", *(f"findings_{s}" for s in MOST_SERIOUS_FIRST),
               *(f"{name}_ratio" for name in RATIO_FIGURES), "baseline"]
     writer.writerow(fields)
     for row in rows:
@@ -187,7 +188,7 @@ def render_csv(rows: list[ComparisonRow]) -> str:
         field = row.receptive_field or ["", ""]
         writer.writerow([row.model, row.spec, "x".join(map(str, row.input)), row.params, row.macs, row.activations,
                          row.depth, *field, row.receptive_field_at or "", _blank(published.top1),
-                         _blank(published.top5), published.source, *(row.findings[s] for s in SEVERITIES),
+                         _blank(published.top5), published.source, *(row.findings[s] for s in MOST_SERIOUS_FIRST),
                          *(f"{row.ratios[name]:.6g}" for name in RATIO_FIGURES), str(row.baseline).lower()])
     return out.getvalue()
 

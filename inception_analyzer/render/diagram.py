@@ -29,7 +29,8 @@ from ..analysis.cost import AUX, CostReport, GroupCost, LayerCost, rollup
 from ..errors import AnalyzerError, SourceLocation
 from ..graph import INPUT, Graph
 from ..output import OutputError, write_atomically, write_atomically_with
-from .reviewed import SEVERITIES, review_spec
+from ..analysis.findings import most_serious_first, worst_severity
+from .reviewed import review_spec
 from ..numbers import human, shape_text
 
 LEVELS = ("block", "layer")
@@ -347,7 +348,7 @@ def check_name(finding) -> str:
 def _finding_rows(findings) -> str:
     """One line per kind of finding, most serious first ('info §3.factorized x4' on a collapsed run)."""
     counts: dict[tuple[str, str], int] = {}
-    for finding in sorted(findings, key=lambda f: _severity_rank(f.severity)):
+    for finding in most_serious_first(findings):
         key = (finding.severity, check_name(finding))
         counts[key] = counts.get(key, 0) + 1
     rows = []
@@ -357,10 +358,6 @@ def _finding_rows(findings) -> str:
         rows.append(f'<tr><td bgcolor="#ffffff"><font color="{colour}" point-size="9"><b>{_text(severity)}</b> '
                     f"{_text(check)}{times}</font></td></tr>")
     return "".join(rows)
-
-
-def _severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
 def _label(title: str, kind: str, cost: GroupCost, findings, font_colour: str) -> str:
@@ -381,7 +378,7 @@ def _tooltip(path: str, findings) -> str:
 def _border(findings) -> dict[str, str]:
     if not findings:
         return {}
-    worst = min(findings, key=lambda f: _severity_rank(f.severity)).severity
+    worst = worst_severity(findings)
     return {"color": SEVERITY_COLOURS.get(worst, "#000000"), "penwidth": "2.5"}
 
 

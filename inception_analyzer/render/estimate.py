@@ -15,7 +15,8 @@ from typing import Callable
 from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport
-from ..analysis.roofline import (DTYPES, MODES, CpuMeasurement, LayerEstimate, ModelEstimate, device_profile,
+from ..dtypes import DTYPE_NAMES
+from ..analysis.roofline import (MODES, CpuMeasurement, LayerEstimate, ModelEstimate, device_profile,
                                  estimate, profile_names)
 from .tables import DEPTHS, FORMATS, human
 
@@ -57,7 +58,7 @@ def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
     """The `analyze` options that ask for the estimate instead of the cost table."""
     parser.add_argument("--device", metavar="PROFILE", help="roofline estimate on a device profile instead of "
                         f"the cost table: {', '.join(profile_names())} (cpu is measured on the spot)")
-    parser.add_argument("--dtype", choices=DTYPES, default="fp32", help="dtype of the estimate (default: fp32)")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32", help="dtype of the estimate (default: fp32)")
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="images per batch (default: 1)")
     parser.add_argument("--mode", choices=MODES, default="inference",
                         help="inference (one batch) or train (one training step; default: inference)")

@@ -29,7 +29,8 @@ from .compare import (DEFAULT_BASELINE, LEGEND, NUMERIC, ComparisonRow, comparis
 from .diagram import build_diagram, diagram_source, render_dot
 from .document import Bullets, Details, Figure, Heading, Note, Paragraph, Table, to_html, to_markdown
 from .html import inline_svg
-from .reviewed import SEVERITIES, ReviewedModel, counts_text, findings_by_severity
+from ..analysis.findings import counts_by_severity, counts_text, most_serious_first
+from .reviewed import ReviewedModel
 from .review import effect_text, figure_value
 from .tables import cost_table, rf_table, totals_table
 
@@ -108,7 +109,7 @@ def _summary_item(model: ReviewedModel) -> str:
     return (f"**{model.name}**{source}: {human(t.params)} params{aux}, {human(t.macs)} MACs{partial} per image at "
             f"{h}x{w}x{c} (inference), {human(t.activations)} activations, depth {t.depth}{rf}.{accuracy} "
             f"Heaviest stage: {heaviest.name} with {100 * heaviest.macs_share:.1f}% of the MACs. "
-            f"Review findings: {counts_text(findings_by_severity(model.findings))}.")
+            f"Review findings: {counts_text(counts_by_severity(model.findings))}.")
 
 
 def _comparison_section(rows: list[ComparisonRow], files: dict) -> list:
@@ -172,12 +173,11 @@ def _findings_section(model: ReviewedModel) -> list:
     blocks = [_heading(3, "Review findings", model.name)]
     if not model.findings:
         return blocks + [Paragraph("The review finds nothing to report.")]
-    blocks.append(Paragraph(f"{counts_text(findings_by_severity(model.findings))} findings, most serious "
+    blocks.append(Paragraph(f"{counts_text(counts_by_severity(model.findings))} findings, most serious "
                             "first. Each finding names the layer or block it concerns (marked in the diagram), "
                             "what was measured, and where the review has one, a suggested change with its "
                             "effect on the whole model."))
-    ordered = sorted(model.findings, key=lambda f: SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 99)
-    blocks += [finding_note(f, model) for f in ordered]
+    blocks += [finding_note(f, model) for f in most_serious_first(model.findings)]
     return blocks
 
 

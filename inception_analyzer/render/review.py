@@ -9,17 +9,14 @@ from dataclasses import asdict
 from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport
-from ..analysis.principles import SEVERITIES, Finding
+from ..analysis.findings import Finding, summary_counts
 from ..numbers import human
 
 REVIEW_FORMATS = ("table", "markdown", "json")
 
 
 def summary_line(findings: list[Finding]) -> str:
-    counts = Counter(f.severity for f in findings)
-    parts = [f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in reversed(SEVERITIES) if counts[s]]
-    return "design review: " + (", ".join(parts) if parts else "no findings") + \
-        " (inception-analyzer review SPEC for details)"
+    return f"design review: {summary_counts(findings)} (inception-analyzer review SPEC for details)"
 
 
 def stage_balance(report: CostReport) -> list[dict]:

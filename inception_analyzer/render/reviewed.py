@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import analyze, load_graph
-from ..analysis import principles
 from ..analysis.cost import CostReport
 from ..graph import Graph
 
-SEVERITIES = tuple(reversed(principles.SEVERITIES))  # most serious first, the order readers want
-PLURALS = {"error": "errors", "warning": "warnings", "info": "info"}
 
 
 @dataclass
@@ -37,14 +34,3 @@ def review_spec(spec: str | Path) -> ReviewedModel:
     """Load a spec and run every analyzer on it: cost, receptive fields, design review."""
     graph = load_graph(spec)
     return ReviewedModel(str(spec), graph, analyze(graph))
-
-
-def findings_by_severity(findings) -> dict[str, int]:
-    """How many findings of each severity, most serious first (zero counts included)."""
-    return {severity: sum(1 for f in findings if f.severity == severity) for severity in SEVERITIES}
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    """{'error': 0, 'warning': 2, 'info': 18} -> '20 (2 warnings, 18 info)'; '0' when empty."""
-    parts = [f"{n} {PLURALS.get(severity, severity) if n > 1 else severity}" for severity, n in counts.items() if n]
-    return f"{sum(counts.values())} ({', '.join(parts)})" if parts else "0"
