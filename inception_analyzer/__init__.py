@@ -7,38 +7,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .analysis.cost import CostReport, analyze_cost
-from .analysis.principles import Finding, review
-from .analysis.receptive_field import ReceptiveField, receptive_fields
+from . import pipeline
+from .analysis.cost import CostReport
+from .analysis.findings import Finding
+from .analysis.receptive_field import ReceptiveField
 from .errors import AnalyzerError
-from .graph import Graph, build_graph
+from .graph import Graph
+from .pipeline import ModelAnalysis, Request
 from .spec import Spec, load_spec, load_spec_text
 
 __version__ = "0.1.0"
 
 
-def load_graph(spec: str | Path | Spec, overrides: dict[str, Any] | None = None,
+def load_graph(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,
                input_size: int | None = None) -> Graph:
-    """A spec (path or loaded) expanded into the shape-inferred graph IR."""
-    if not isinstance(spec, Spec):
-        spec = load_spec(spec)
-    return build_graph(spec, overrides, input_size)
+    """A spec (a file, a bundled spec's name, or loaded) expanded into the shape-inferred graph IR."""
+    return pipeline.load_graph(Request(spec, overrides or {}, input_size))
 
 
 def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,
-            input_size: int | None = None) -> CostReport:
+            input_size: int | None = None) -> ModelAnalysis:
     """Per-layer and total cost of a spec (params, MACs, other FLOPs, activations) with the
     receptive field of every layer and the design review's findings."""
-    graph = spec if isinstance(spec, Graph) else load_graph(spec, overrides, input_size)
-    report = analyze_cost(graph)
-    report.receptive_fields = receptive_fields(graph)
-    report.findings = review(graph, report)
-    return report
+    return pipeline.analyze(Request(spec, overrides or {}, input_size))
 
 
-__all__ = ["AnalyzerError", "CostReport", "Finding", "Graph", "ReceptiveField", "Spec", "analyze", "build_model",
-           "from_module", "load_graph", "load_spec",
-           "load_spec_text", "__version__"]
+__all__ = ["AnalyzerError", "CostReport", "Finding", "Graph", "ModelAnalysis", "ReceptiveField", "Request", "Spec",
+           "analyze", "build_model", "from_module", "load_graph", "load_spec", "load_spec_text", "__version__"]
 
 
 def __getattr__(name: str):

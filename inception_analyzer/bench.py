@@ -50,16 +50,14 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .analysis.cost import CostReport, analyze_cost
+from .analysis.cost import CostReport
 from .analysis.roofline import (MODES, CpuMeasurement, DeviceProfile, ModelEstimate, device_profile, estimate,
                                 estimate_memory, model_flops, profile_matching, profile_names)
-# add_arguments is re-exported: the `bench` subcommand's parser and run() are both reachable from here
-from .bench_options import (DEFAULT_MIN_TIME, DEFAULT_WARMUP, MAX_ITERATIONS, MIN_ITERATIONS, BenchError,
-                            add_arguments)
+from .bench_options import DEFAULT_MIN_TIME, DEFAULT_WARMUP, MAX_ITERATIONS, MIN_ITERATIONS, BenchError
 from .build import build_model, free_memory_bytes, resolve_device, resolve_dtype
 from .dtypes import get_dtype
 from .graph import Graph
-from .output import write_atomically
+from .pipeline import Request, analyze
 from .render.estimate import memory_need
 
 PROFILED_ITERATIONS = 3         # forward passes under the torch profiler for --per-layer
@@ -825,24 +823,21 @@ def _cpu_name() -> str:
     return platform.processor() or "CPU"
 
 
-def run_benchmark(specs: list[str], batches: list[int], settings: BenchSettings, profile_name: str | None = None,
-                  with_torchvision: bool = True, per_layer: bool = False, overrides: dict[str, Any] | None = None,
-                  input_size: int | None = None, progress: Progress | None = None) -> BenchReport:
-    from . import load_graph
-
+def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSettings, profile_name: str | None = None,
+                  with_torchvision: bool = True, per_layer: bool = False,
+                  progress: Progress | None = None) -> BenchReport:
     check_settings(settings)
-    graphs = [load_graph(spec, overrides, input_size) for spec in specs]  # every spec error before any timing
-    progress = progress or Progress(len(graphs) * len(batches))
+    analyses = [analyze(request) for request in requests]  # every spec error before any timing
+    progress = progress or Progress(len(analyses) * len(batches))
     rows = []
     with torch_settings(settings):
         machine = environment(settings.device)
         profile, profile_note = resolve_profile(profile_name, settings)  # the CPU probe uses the same threads
         peak = profile.peak_flops(settings.dtype) if profile else None
-        for spec, graph in zip(specs, graphs):
-            report = analyze_cost(graph)
+        for analysis in analyses:
             for batch in batches:
-                rows.append(_bench_row(spec, graph, report, batch, settings, profile, peak, with_torchvision,
-                                       per_layer, progress))
+                rows.append(_bench_row(analysis.spec, analysis.graph, analysis.cost, batch, settings, profile, peak,
+                                       with_torchvision, per_layer, progress))
     return BenchReport(settings, machine, profile, profile_note, rows)
 
 
@@ -889,22 +884,5 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
                          min_time=args.min_time, threads=args.threads)
 
 
-def run(args: argparse.Namespace) -> int:
-    """The `bench` subcommand: measure, render, print or write."""
-    from .cli import parse_assignment
-    from .render.bench import render_bench
-
-    settings = settings_from(args)
-    overrides = dict(parse_assignment(item) for item in args.overrides)
-    report = run_benchmark(args.spec, args.batch, settings, args.profile, args.torchvision, args.per_layer,
-                           overrides, args.input_size)
-    text = render_bench(report, args.format)
-    if args.output:
-        write_atomically(args.output, text, tuple(args.spec))
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
 __all__ = ["BenchError", "BenchReport", "BenchRow", "BenchSettings", "Measurement", "TimingStats", "TrainRecipe",
-           "add_arguments", "measure", "percentile", "run", "run_benchmark", "train_step"]
+           "measure", "percentile", "run_benchmark", "settings_from", "train_step"]

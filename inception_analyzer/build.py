@@ -29,9 +29,13 @@ from torch import nn
 
 from .dtypes import get_dtype
 from .errors import AnalyzerError, SourceLocation
-from .graph import AUX, INPUT, Graph, Scope, build_graph
+from .analysis.cost import Totals
+from .dtypes import FP32
+from .graph import AUX, INPUT, Graph, Scope
+from .numbers import shape_text
 from .ops import OPS
-from .spec import Spec, load_spec
+from .pipeline import ModelAnalysis, Request, analyze
+from .spec import Spec
 
 SpecOutputs = namedtuple("SpecOutputs", ["logits", "aux_logits"])
 SpecOutputs.__doc__ = ("Training-mode output of a model with auxiliary heads: `logits` of the main "
@@ -245,15 +249,12 @@ def free_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
-def check_fits(graph: Graph, device: torch.device, dtype: torch.dtype, images: int = 0) -> int:
+def check_fits(graph: Graph, totals: Totals, device: torch.device, dtype: torch.dtype, images: int = 0) -> int:
     """Refuse, with the figures, a model whose weights (and the activations of an inference pass
     on `images` images) cannot fit the device; return the bytes needed."""
-    from .analysis.cost import analyze_cost
-
-    totals = analyze_cost(graph).totals
     element = torch.tensor([], dtype=dtype).element_size()
     weights = totals.params * element + totals.buffers * 8  # BN's num_batches_tracked is int64; bound
-    activations = totals.peak_activation_bytes // 4 * element * images  # the analysis counts fp32
+    activations = totals.peak_activation_bytes // FP32.bytes * element * images  # the analysis counts fp32
     needed = weights + activations
     free = free_memory_bytes(device)
     if free is not None and needed > free:
@@ -264,25 +265,30 @@ def check_fits(graph: Graph, device: torch.device, dtype: torch.dtype, images: i
     return needed
 
 
-def build_model(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,
+def build_model(spec: str | Path | Spec | Graph | ModelAnalysis, overrides: dict[str, Any] | None = None,
                 input_size: int | None = None, *, device: str | torch.device | None = None,
                 dtype: str | torch.dtype | None = None, channels_last: bool = False,
                 **argument_overrides: Any) -> SpecNetwork:
     """Build the torch model of a spec: `build_model("specs/inception_v3.yaml", aux_logits=False)`.
 
-    Spec arguments come as a dict or as keywords (spec arguments named device, dtype or
+    `spec` is a spec file or a bundled spec's name, a loaded Spec, an expanded Graph or an
+    analysis. Spec arguments come as a dict or as keywords (spec arguments named device, dtype or
     channels_last go through `overrides`). The weights are allocated directly on `device`, after
     checking from the analysis that they fit there.
     """
-    if isinstance(spec, Graph):
+    if isinstance(spec, ModelAnalysis):
+        analysis = spec
+        if overrides or argument_overrides or input_size:
+            raise BuildError("overrides apply to a spec, not to an already analysed model")
+    elif isinstance(spec, Graph):
         if overrides or argument_overrides or input_size:
             raise BuildError("overrides apply to a spec, not to an already expanded graph")
-        graph = spec
+        analysis = analyze(Request(spec))
     else:
-        loaded = spec if isinstance(spec, Spec) else load_spec(spec)
-        graph = build_graph(loaded, {**(overrides or {}), **argument_overrides}, input_size)
+        analysis = analyze(Request(spec, {**(overrides or {}), **argument_overrides}, input_size))
+    graph = analysis.graph
     target, precision = resolve_device(device), resolve_dtype(dtype)
-    check_fits(graph, target, precision)
+    check_fits(graph, analysis.totals, target, precision)
     try:
         with target:
             model = SpecNetwork(graph)
@@ -294,47 +300,36 @@ def build_model(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | Non
     return model
 
 
-EXPORT_FORMATS = ("onnx", "torchscript")
-
-
-def build_and_check(spec: str | Path, overrides: dict[str, Any] | None = None, input_size: int | None = None,
-                    *, device: str = "cpu", dtype: str = "fp32", channels_last: bool = False,
-                    summary: bool = False) -> tuple[SpecNetwork, Any, list[str]]:
+def build_and_check(analysis: ModelAnalysis, *, device: str = "cpu", dtype: str = "fp32",
+                    channels_last: bool = False) -> tuple[SpecNetwork, str]:
     """Build, run one image through the model, and compare it with the analysis.
 
-    Returns the model (in eval mode), the cost report and the lines to print. A model whose
-    parameter count or output shape disagrees with the analysis is a BuildError: that would be a
-    bug in the registry, and no user should get such a model silently.
+    Returns the model (in eval mode) and the line to print. A model whose parameter count or
+    output shape disagrees with the analysis is a BuildError: that would be a bug in the
+    registry, and no user should get such a model silently.
     """
-    from .analysis.cost import analyze_cost
-    from .numbers import human, shape_text
-
-    graph = build_graph(load_spec(spec), overrides, input_size)
-    report = analyze_cost(graph)
-    check_fits(graph, resolve_device(device), resolve_dtype(dtype), images=1)  # the check pass below
-    model = build_model(graph, device=device, dtype=dtype, channels_last=channels_last).eval()
+    graph, totals = analysis.graph, analysis.totals
+    precision = resolve_dtype(dtype)
+    check_fits(graph, totals, resolve_device(device), precision, images=1)  # the check pass below
+    model = build_model(analysis, device=device, dtype=precision, channels_last=channels_last).eval()
     target = next(model.parameters()).device
     params = sum(p.numel() for p in model.parameters())
-    image = torch.zeros(1, *graph.input_shape, device=target, dtype=resolve_dtype(dtype))
+    image = torch.zeros(1, *graph.input_shape, device=target, dtype=precision)
     if channels_last:
         image = image.to(memory_format=torch.channels_last)
     with torch.no_grad():
         logits = model(image)
     expected = tuple(graph.node(graph.output).out_shape)
-    if params != report.totals.params or tuple(logits.shape[1:]) != expected:
+    if params != totals.params or tuple(logits.shape[1:]) != expected:
         raise BuildError(f"built model disagrees with the analysis: {params:,} params and output "
-                         f"{tuple(logits.shape[1:])} vs {report.totals.params:,} and {expected}")
-    lines = [f"built {graph.name}: {params:,} params (= analysis), output {list(logits.shape)} for one "
-             f"{shape_text(list(graph.input_shape))} image on {target}, {str(resolve_dtype(dtype))[6:]}"
-             + (", channels_last" if channels_last else "")]
-    if summary:
-        from tabulate import tabulate
+                         f"{tuple(logits.shape[1:])} vs {totals.params:,} and {expected}")
+    line = (f"built {graph.name}: {params:,} params (= analysis), output {list(logits.shape)} for one "
+            f"{shape_text(list(graph.input_shape))} image on {target}, {str(precision)[6:]}"
+            + (", channels_last" if channels_last else ""))
+    return model, line
 
-        rows = [[g.name + ("  (aux)" if g.role == AUX else ""), shape_text(g.output_shape), f"{g.params:,}",
-                 human(g.macs)] for g in report.blocks]
-        lines.append(tabulate(rows, ["module", "output HxWxC", "params", "MACs"], tablefmt="simple",
-                              disable_numparse=True))
-    return model, report, lines
+
+EXPORT_FORMATS = ("onnx", "torchscript")
 
 
 def export_model(model: SpecNetwork, fmt: str, path: str | Path, protected: tuple = ()) -> None:

@@ -77,6 +77,26 @@ class Graph:
     def node(self, path: str) -> Node:
         return self.dag.nodes[path]["node"]
 
+    def add(self, node: Node) -> None:
+        """Insert a node after its inputs. The graph's invariants live here: paths are unique,
+        every input exists already, so `order` (creation order) is always a topological order,
+        and the DAG's edges are exactly the nodes' inputs."""
+        if node.path in self.dag:
+            raise SpecError(f"two layers are both called '{node.path}'", node.loc, node_path=node.path)
+        missing = [source for source in node.inputs if source not in self.dag]
+        if missing:
+            raise SpecError(f"'{node.path}' reads '{missing[0]}', which no earlier layer makes", node.loc,
+                            node_path=node.path)
+        self.dag.add_node(node.path, node=node)
+        for source in node.inputs:
+            self.dag.add_edge(source, node.path)
+        self.order.append(node)
+
+    def keep_only(self, paths: set[str]) -> None:
+        """Drop every node not in `paths` (an import's dead code), keeping the order of the rest."""
+        self.dag.remove_nodes_from([path for path in list(self.dag.nodes) if path not in paths])
+        self.order = [node for node in self.order if node.path in paths]
+
     def layers(self) -> Iterator[Node]:
         """Every op node except the input, in execution order."""
         return (n for n in self.order if n.path != INPUT)
@@ -356,10 +376,7 @@ class _Expander:
         if len(self.graph.order) > MAX_OPS:
             raise SpecError(f"the spec expands to more than {MAX_OPS:,} ops; refusing to expand it further",
                             node.loc, node_path=node.path)
-        self.graph.dag.add_node(node.path, node=node)
-        for source in node.inputs:
-            self.graph.dag.add_edge(source, node.path)
-        self.graph.order.append(node)
+        self.graph.add(node)
 
     def _locate(self, err: AnalyzerError, loc: SourceLocation, path: str) -> AnalyzerError:
         err.located(loc, path)

@@ -27,6 +27,8 @@ def write_atomically_with(path: str | Path, write: Callable[[str], None],
     """Let `write(temp_path)` fill a temp file beside `path`, then rename it into place."""
     target = Path(path)
     for other in protected:
+        if other is None:  # an input that is no file (an imported model)
+            continue
         if target.exists() and Path(other).exists() and target.resolve() == Path(other).resolve():
             raise OutputError("refusing to write the output over the input spec", SourceLocation(str(path)))
     if target.is_dir():
@@ -61,3 +63,27 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_directory(files: dict[str, bytes | str], directory: str | Path,
+                    protected: tuple[str | Path, ...] = (), what: str = "output") -> list[Path]:
+    """Write `files` (relative path -> content) into `directory`, created if missing, each file
+    atomically; never over a protected input. `what` names the output in messages ('the report')."""
+    directory = Path(directory)
+    location = SourceLocation(str(directory))
+    for other in protected:
+        if other is not None and Path(other).exists() and directory.exists() and directory.resolve() == Path(other).resolve():
+            raise OutputError(f"refusing to write the {what} over the input spec", location)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"the {what} goes into a directory, and this is a file", location)
+    written = []
+    for relative, content in files.items():
+        target = directory / relative
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create the directory ({err.strerror})", location) from None
+        data = content.encode() if isinstance(content, str) else content
+        write_atomically_with(target, lambda temp, data=data: Path(temp).write_bytes(data), protected)
+        written.append(target)
+    return written

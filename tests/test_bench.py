@@ -28,6 +28,7 @@ from inception_analyzer.bench import (BenchError, BenchSettings, Measurement, Pr
                                       TrainRecipe, iterations_for, measure, percentile, split_outputs,
                                       time_iterations, train_step, training_loss)
 from inception_analyzer.build import SpecOutputs  # noqa: E402
+from inception_analyzer.commands import bench as bench_command  # noqa: E402
 from inception_analyzer.errors import AnalyzerError  # noqa: E402
 
 from conftest import spec_path  # noqa: E402
@@ -243,13 +244,13 @@ def test_progress_writes_only_when_enabled():
 # ----------------------------------------------------------------------------- the command
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    bench_command.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
 def _run_json(tmp_path, *argv: str) -> dict:
     out = tmp_path / "bench.json"
-    assert bench.run(_args(*argv, "--device", "cpu", "--format", "json", "-o", str(out))) == 0
+    assert bench_command.run(_args(*argv, "--device", "cpu", "--format", "json", "-o", str(out))) == 0
     return json.loads(out.read_text())
 
 
@@ -268,10 +269,10 @@ def test_tiny_cpu_bench_end_to_end(tmp_path):
 
 def test_tiny_cpu_bench_table_and_csv(tmp_path):
     table_file, csv_file = tmp_path / "bench.txt", tmp_path / "bench.csv"
-    bench.run(_args(TINY, "--device", "cpu", "--iters", "2", "--warmup", "1", "-o", str(table_file)))
+    bench_command.run(_args(TINY, "--device", "cpu", "--iters", "2", "--warmup", "1", "-o", str(table_file)))
     text = table_file.read_text()
     assert "tiny_inception" in text and "images/s" in text and "environment: python" in text
-    bench.run(_args(TINY, "--device", "cpu", "--iters", "2", "--warmup", "1", "--format", "csv",
+    bench_command.run(_args(TINY, "--device", "cpu", "--iters", "2", "--warmup", "1", "--format", "csv",
                     "-o", str(csv_file)))
     rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
     assert len(rows) == 1 and rows[0]["implementation"] == "ours" and float(rows[0]["images_per_second"]) > 0
@@ -312,7 +313,7 @@ def test_batch_that_does_not_fit_is_reported_not_run(tmp_path, monkeypatch):
     assert ours["status"] == "does not fit" and ours["iterations"] is None
     assert ours["note"].startswith("needs ") and ours["note"].endswith("GiB free")
     table = tmp_path / "bench.txt"
-    bench.run(_args(TINY, "--device", "cpu", "--batch", "2", "-o", str(table)))
+    bench_command.run(_args(TINY, "--device", "cpu", "--batch", "2", "-o", str(table)))
     assert "does not fit (needs " in table.read_text() and "does not fit (does not fit" not in table.read_text()
 
 
@@ -426,7 +427,7 @@ def test_measurement_share_of_peak():
 ])
 def test_user_errors_are_analyzer_errors(argv, error):
     with pytest.raises(error) as caught:
-        bench.run(_args(TINY, "--device", "cpu", *argv))
+        bench_command.run(_args(TINY, "--device", "cpu", *argv))
     assert isinstance(caught.value, AnalyzerError)
     if error is ProfileError:
         assert "did you mean 'h100'" in str(caught.value)

@@ -13,9 +13,11 @@ import pytest
 
 from conftest import spec_path
 from inception_analyzer.errors import AnalyzerError
-from inception_analyzer.render import compare
-from inception_analyzer.render.compare import DEFAULT_SPECS, comparison_rows, models_and_baseline, render
-from inception_analyzer.render.reviewed import review_spec
+import inception_analyzer as ia
+from inception_analyzer.commands import compare
+from inception_analyzer.commands.compare import DEFAULT_SPECS
+from inception_analyzer.pipeline import analyze_with_baseline as models_and_baseline
+from inception_analyzer.render.compare import comparison_rows, render
 
 # torchvision's published figures (num_params, GFLOPS = GMACs); docs/specs.md has the exact MACs
 PUBLISHED = {"inception_v3": (27_161_264, 5.71e9), "vgg16": (138_357_544, 15.47e9), "alexnet": (61_100_840, 0.714e9)}
@@ -29,7 +31,7 @@ def default_rows():
     parser = argparse.ArgumentParser()
     compare.add_arguments(parser)
     args = parser.parse_args([])
-    models, baseline = models_and_baseline(args.specs or compare.default_specs(), args.baseline)
+    models, baseline = models_and_baseline(args.specs or list(DEFAULT_SPECS), args.baseline)
     return comparison_rows(models, baseline)
 
 
@@ -75,7 +77,7 @@ def test_published_accuracy_keeps_its_source(default_rows):
 
 def test_findings_are_counted_by_severity(default_rows):
     for row in default_rows:
-        model = review_spec(row.spec)
+        model = ia.analyze(row.spec)
         assert sum(row.findings.values()) == len(model.findings)
         assert row.findings["warning"] == sum(f.severity == "warning" for f in model.findings)
 

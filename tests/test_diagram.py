@@ -4,6 +4,7 @@ colour scale, findings on the nodes they concern, collapsing, and the output fil
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shutil
 
@@ -12,11 +13,12 @@ import pytest
 import inception_analyzer as ia
 from conftest import ROOT, spec_path
 from inception_analyzer.errors import AnalyzerError
-from inception_analyzer.render import diagram
+from inception_analyzer.analysis.findings import Finding
+from inception_analyzer.commands import diagram
+from inception_analyzer.commands.diagram import write_diagram
+from inception_analyzer.numbers import human
 from inception_analyzer.render.diagram import (MACS_FILLS, NO_MACS_FILL, SEVERITY_COLOURS, build_diagram,
-                                               diagram_source, write_diagram)
-from inception_analyzer.render.tables import human
-from inception_analyzer.analysis.principles import Finding
+                                               diagram_source)
 
 HAS_DOT = shutil.which("dot") is not None
 V3_MACS = 5_713_216_096   # torchvision's published 5.71 GFLOPS, exact figure in docs/specs.md
@@ -24,14 +26,12 @@ V3_MACS = 5_713_216_096   # torchvision's published 5.71 GFLOPS, exact figure in
 
 @pytest.fixture(scope="module")
 def v3():
-    graph = ia.load_graph(spec_path("inception_v3"))
-    return graph, ia.analyze(graph)
+    return ia.analyze(spec_path("inception_v3"))
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    graph = ia.load_graph(ROOT / "tests" / "data" / "tiny_inception.yaml")
-    return graph, ia.analyze(graph)
+    return ia.analyze(ROOT / "tests" / "data" / "tiny_inception.yaml")
 
 
 # ----------------------------------------------------------------------------- reading DOT
@@ -72,7 +72,7 @@ def fill_of(attrs: str) -> str:
 # ----------------------------------------------------------------------------- block level
 def test_an_inception_module_is_a_cluster_of_its_branches(v3):
     # torchvision InceptionA.forward: four branches from the block input into one concat
-    dot = diagram_source(build_diagram(*v3, level="block"))
+    dot = diagram_source(build_diagram(v3, level="block"))
     members = {"branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3",
                "avgpool", "branch_pool", "concat"}
     assert {f"Mixed_5b.{m}" for m in members} <= set(nodes(dot))
@@ -91,7 +91,7 @@ def test_an_inception_module_is_a_cluster_of_its_branches(v3):
 
 
 def test_the_stem_is_a_chain_of_single_nodes(v3):
-    dot = diagram_source(build_diagram(*v3, level="block"))
+    dot = diagram_source(build_diagram(v3, level="block"))
     chain = ["input", "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
              "Conv2d_4a_3x3", "maxpool2"]
     assert set(zip(chain, chain[1:])) <= edges(dot)
@@ -102,7 +102,7 @@ def test_the_stem_is_a_chain_of_single_nodes(v3):
 
 
 def test_block_figures_on_the_labels(v3):
-    dot = diagram_source(build_diagram(*v3, level="block"))
+    dot = diagram_source(build_diagram(v3, level="block"))
     # Mixed_5b by hand: 1x1 192->64, 1x1 192->48, 5x5 48->64, 1x1 192->64, 3x3 64->96, 3x3 96->96,
     # pool proj 192->32, each conv + BN (2 per channel): 255,904 params, output 64+64+96+32 = 256 channels
     params = (192 * 64 + 128) + (192 * 48 + 96) + (48 * 64 * 25 + 128) + (192 * 64 + 128) \
@@ -115,7 +115,7 @@ def test_block_figures_on_the_labels(v3):
 
 
 def test_fill_follows_the_share_of_macs(v3):
-    drawn = build_diagram(*v3, level="block")
+    drawn = build_diagram(v3, level="block")
     dot = diagram_source(drawn)
     # the heaviest single node of v3 at block level is Conv2d_4a_3x3 (12.2%): the darkest fill
     assert drawn.max_macs_share == pytest.approx(71 * 71 * 192 * 80 * 9 / V3_MACS)
@@ -126,7 +126,7 @@ def test_fill_follows_the_share_of_macs(v3):
 
 
 def test_collapsed_repeats_become_one_node(v3):
-    dot = diagram_source(build_diagram(*v3, level="block", collapse=True))
+    dot = diagram_source(build_diagram(v3, level="block", collapse=True))
     run = "Mixed_6b..6e x4"
     assert run in nodes(dot)
     assert not any(n.startswith(("Mixed_6c", "Mixed_6d")) for n in nodes(dot))
@@ -143,15 +143,15 @@ def test_collapsed_repeats_become_one_node(v3):
 
 
 def test_a_300_layer_network_collapses_to_a_legible_size(v3):
-    full = build_diagram(*v3, level="layer")
-    collapsed = build_diagram(*v3, level="layer", collapse=True)
-    assert len(full.nodes) == len(v3[1].layers) > 300
+    full = build_diagram(v3, level="layer")
+    collapsed = build_diagram(v3, level="layer", collapse=True)
+    assert len(full.nodes) == len(v3.layers) > 300
     assert len(collapsed.nodes) < 60
 
 
 # ----------------------------------------------------------------------------- layer level
 def test_layer_level_draws_every_op_in_nested_clusters(tiny):
-    dot = diagram_source(build_diagram(*tiny, level="layer"))
+    dot = diagram_source(build_diagram(tiny, level="layer"))
     # tests/data/tiny_inception.yaml by hand: stem 3 (conv, bn, relu), maxpool 1, mixed 17 (b1 3,
     # b7_1..3 9, avgpool 1, pool 3, concat 1), res 5 (a 3, b 1, add 1), aux 3, head 4
     assert len(nodes(dot)) == 33 + 1  # and the input
@@ -162,14 +162,14 @@ def test_layer_level_draws_every_op_in_nested_clusters(tiny):
 
 # ----------------------------------------------------------------------------- findings
 def test_findings_sit_on_the_nodes_they_concern(v3):
-    graph, report = v3
     findings = [
         Finding("P3.x", "P3", "warning", "Mixed_5b.branch5x5_2.conv", "5x5 on a wide input", {}),
         Finding("§3.y", "§3", "info", "Mixed_6c", "a module in a collapsed run", {}),
         Finding("P4.z", "P4", "error", "17x17", "a stage, not a node", {}),
         Finding("P1.w", "P1", "info", "Mixed_6a", "a whole module", {}),
     ]
-    dot = diagram_source(build_diagram(graph, report, findings, "block", collapse=True))
+    stand_in = dataclasses.replace(v3, findings=findings)
+    dot = diagram_source(build_diagram(stand_in, "block", collapse=True))
     node = nodes(dot)["Mixed_5b..5d x3"]  # the layer's module was collapsed into this run
     assert "P3.x" in node and SEVERITY_COLOURS["warning"] in node
     assert "§3.y" in nodes(dot)["Mixed_6b..6e x4"]
@@ -177,13 +177,13 @@ def test_findings_sit_on_the_nodes_they_concern(v3):
     assert "P1.w" in mixed_6a and SEVERITY_COLOURS["info"] in mixed_6a
     assert "P4.z at 17x17: a stage, not a node" in graph_attributes(dot)  # nothing is dropped
 
-    expanded = diagram_source(build_diagram(graph, report, findings, "block"))
+    expanded = diagram_source(build_diagram(stand_in, "block"))
     assert "P3.x" in nodes(expanded)["Mixed_5b.branch5x5_2"]
 
 
 def test_the_real_review_lands_on_nodes(v3):
-    dot = diagram_source(build_diagram(*v3, v3[1].findings, "block"))
-    placed = sum(f.check in attrs for f in v3[1].findings for attrs in nodes(dot).values())
+    dot = diagram_source(build_diagram(v3, "block"))
+    placed = sum(f.check in attrs for f in v3.findings for attrs in nodes(dot).values())
     assert placed > 0
 
 
@@ -246,7 +246,7 @@ def test_spec_errors_carry_their_location(tmp_path):
 
 def test_write_diagram_refuses_unknown_formats(tmp_path, tiny):
     with pytest.raises(AnalyzerError):
-        write_diagram(diagram_source(build_diagram(*tiny)), tmp_path / "x.gif")
+        write_diagram(diagram_source(build_diagram(tiny)), tmp_path / "x.gif")
 
 
 # ----------------------------------------------------------------------------- the command line

@@ -765,9 +765,9 @@ def test_receptive_fields_review_and_renderers(spec):
     assert render(report, "markdown", "stage")
     assert render(report, "csv", "block")
     for fmt in ("table", "json"):
-        assert render_review(report, report.findings, fmt)
+        assert render_review(report, fmt)
     for level in ("block", "layer"):
-        picture = diagram.build_diagram(graph, report, report.findings, level, collapse=True)
+        picture = diagram.build_diagram(report, level, collapse=True)
         assert diagram.diagram_source(picture).startswith("digraph")
 
 

@@ -3,6 +3,7 @@ files that exist and open, HTML that parses strictly, stands alone and renders i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import re
 import shutil
@@ -11,14 +12,12 @@ import subprocess
 import html5lib
 import pytest
 
-import inception_analyzer as ia
 from conftest import ROOT, spec_path
 from inception_analyzer.errors import AnalyzerError
-from inception_analyzer.render import report
-from inception_analyzer.render.compare import models_and_baseline
+from inception_analyzer.analysis.findings import Finding
+from inception_analyzer.commands import report
+from inception_analyzer.pipeline import analyze_with_baseline as models_and_baseline
 from inception_analyzer.render.report import HTML_NAME, MARKDOWN_NAME, bottlenecks, build_report, finding_note
-from inception_analyzer.render.reviewed import ReviewedModel
-from inception_analyzer.analysis.principles import Finding
 
 SECTIONS = ["Summary", "Comparison", "Stages", "Diagram", "Review findings", "Receptive field growth",
             "Representation size along depth"]
@@ -104,21 +103,19 @@ def test_a_finding_reads_with_its_effect_on_the_model(models):
 
 def test_bottleneck_marks_come_from_p1_findings(models):
     v3 = models[0]
-    graph, cost = v3.graph, ia.analyze(v3.graph)
-    cost.findings = [
+    analysis = dataclasses.replace(v3, findings=[
         Finding("P1.representation_drop", "P1", "warning", "Mixed_7a", "drop", {}),
         Finding("P1.extreme_reduction", "P1", "info", "Mixed_5b.branch5x5_1.conv", "narrow", {}),
         Finding("§5.grid_reduction", "§5", "warning", "maxpool1", "not a P1 finding", {}),
-    ]
-    assert bottlenecks(ReviewedModel("v3", graph, cost)) == {"Mixed_7a": "representation_drop",
-                                                             "Mixed_5b": "extreme_reduction"}
+    ])
+    assert bottlenecks(analysis) == {"Mixed_7a": "representation_drop", "Mixed_5b": "extreme_reduction"}
 
 
 def test_report_with_stand_in_findings_only(tmp_path, models):
     v3 = models[0]
-    cost = ia.analyze(v3.graph)
-    cost.findings = [Finding("P4.x", "P4", "error", "17x17", "a stage holds too much", {"share": 0.41})]
-    built = build_report([ReviewedModel("v3", v3.graph, cost)], models[1])
+    analysis = dataclasses.replace(v3, findings=[Finding("P4.x", "P4", "error", "17x17", "a stage holds too much",
+                                                         {"share": 0.41})])
+    built = build_report([analysis], models[1])
     markdown = built.markdown()
     assert "**error P4.x at `17x17`**" in markdown and "1 (1 error)" in markdown
 

@@ -23,7 +23,7 @@ from inception_analyzer.analysis.roofline import (CpuMeasurement, DeviceProfile,
                                                   profile_matching, profile_names)
 from inception_analyzer.dtypes import DTypeError
 from inception_analyzer.errors import AnalyzerError
-from inception_analyzer.render.estimate import render_estimate
+from inception_analyzer.render.estimate import format_estimate
 
 TINY = str(Path(__file__).parent / "data" / "tiny_inception.yaml")
 
@@ -240,12 +240,13 @@ def test_stem_conv_of_the_tiny_spec_by_hand(tiny_report):
 
 
 def test_render_estimate_formats(tiny_report):
-    table = render_estimate(tiny_report, "h100", "bf16", 2)
+    model = tiny_report.estimate(device_profile("h100"), "bf16", 2)
+    table = format_estimate(model)
     assert "roofline estimate on h100" in table and "fits (needs" in table and "stem.conv" in table
-    assert render_estimate(tiny_report, "h100", "bf16", 2, fmt="markdown").startswith("## ")
-    csv_text = render_estimate(tiny_report, "h100", "bf16", 2, fmt="csv", depth="block")
+    assert format_estimate(model, "markdown").startswith("## ")
+    csv_text = format_estimate(model, "csv", "block")
     assert csv_text.splitlines()[0].startswith("block,layers,flops,bytes,seconds")
-    data = json.loads(render_estimate(tiny_report, "h100", "bf16", 2, fmt="json"))
+    data = json.loads(format_estimate(model, "json"))
     main_layers = [r for r in tiny_report.layers if r.role == "main"]
     assert len(data["layers"]) == len(main_layers)
     assert sum(l["seconds"] for l in data["layers"]) == pytest.approx(data["seconds"])
@@ -253,23 +254,23 @@ def test_render_estimate_formats(tiny_report):
 
 
 def test_stage_rollup_keeps_the_total(tiny_report):
-    data = json.loads(render_estimate(tiny_report, "a100", "fp16", 4, mode="train", fmt="json", depth="stage"))
+    data = json.loads(format_estimate(tiny_report.estimate(device_profile("a100"), "fp16", 4, "train"), "json", "stage"))
     assert sum(s["seconds"] for s in data["stages"]) == pytest.approx(data["seconds"])
     assert any(s["name"] == "optimizer" for s in data["stages"])
 
 
 def test_estimate_path_stays_torch_free():
     code = ("import sys; import inception_analyzer as ia; "
-            "from inception_analyzer.render.estimate import render_estimate; "
-            f"render_estimate(ia.analyze({TINY!r}), 'h100', 'bf16', 8); "
+            "from inception_analyzer.analysis.roofline import device_profile; "
+            "from inception_analyzer.render.estimate import format_estimate; "
+            f"format_estimate(ia.analyze({TINY!r}).estimate(device_profile('h100'), 'bf16', 8)); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
 
 def test_option_parsers_stay_torch_free():
-    """cli.py builds the `bench` and `analyze --device` options at start-up: no torch for that."""
-    code = ("import argparse, sys; from inception_analyzer.bench_options import add_arguments; "
-            "from inception_analyzer.render.estimate import add_estimate_arguments; "
-            "add_arguments(argparse.ArgumentParser()); add_estimate_arguments(argparse.ArgumentParser()); "
+    """cli.py builds every command's options at start-up (`bench`'s and `analyze --device`'s
+    included): no torch for that."""
+    code = ("import sys; from inception_analyzer.cli import build_parser; build_parser(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)

@@ -1,8 +1,7 @@
 """specs/bn_inception.yaml is the BN-Inception of Ioffe & Szegedy (2015), Figure 5.
 
 Independent sources the figures are checked against:
-  - Figure 5 of arXiv:1502.03167 (transcribed below from ../shared/references/published_figures.md
-    section 3.1, itself read in the ar5iv rendering): every row's output size and depth, and
+  - Figure 5 of arXiv:1502.03167 (transcribed below from its ar5iv rendering): every row's output size and depth, and
     every module's channel columns;
   - the paper's text: 5x5 replaced by two 3x3, stride-2 modules 3c/4e with pooling "before the
     filter concatenation", a first conv that is a "separable convolution with depth multiplier

@@ -5,8 +5,7 @@ Independent sources the figures are checked against:
   - Table 1 itself, transcribed below: each row's output size, depth, filter columns, and its
     params and ops columns;
   - a recount from Table 1's filter columns written out in this file (weights = sum of
-    k*k*c_in*c_out, multiply-adds = weights * output grid), and the recount figures listed in
-    ../shared/references/published_figures.md section 2.1 (the "[D]" table);
+    k*k*c_in*c_out, multiply-adds = weights * output grid);
   - the paper's text: 22 layers with parameters (27 with pooling), a budget of about 1.5 billion
     multiply-adds, the auxiliary classifiers' layout.
 

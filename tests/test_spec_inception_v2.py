@@ -2,13 +2,13 @@
 
 Independent sources the figures are checked against:
   - the paper's Table 1 (network outline; its "input size" column is each row's input), transcribed
-    below from ../shared/references/published_figures.md section 1.2;
+    below from arXiv:1512.00567;
   - the paper's text: Table 3 is cumulative and v3 = v2 + RMSProp + label smoothing +
     "Factorized 7x7" (the first 7x7 conv factorized into 3x3 convs) + "BN-auxiliary" (the aux
     classifier's fully connected layer "also batch-normalized, not just the convolutions");
   - Table 3's costs, 3.8 Bn ops for v2 and 4.8 for v3;
   - specs/inception_v3.yaml, itself checked against torchvision (27,161,264 params with the aux
-    head, 23,834,568 without: ../shared/DESIGN.md), compared layer by layer.
+    head, 23,834,568 without), compared layer by layer.
 Stem costs and parameter differences are worked out here by hand.
 """
 from __future__ import annotations

@@ -84,10 +84,6 @@ class CostReport:
     totals: Totals
     blocks: list[GroupCost] = field(default_factory=list)
     stages: list[GroupCost] = field(default_factory=list)
-    # filled by inception_analyzer.analyze(): per node path from analysis.receptive_field, and the
-    # design review's findings from analysis.principles
-    receptive_fields: dict = field(default_factory=dict)
-    findings: list = field(default_factory=list)
 
 
 def _grid_label(shape: tuple) -> str:

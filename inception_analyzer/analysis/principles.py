@@ -19,6 +19,7 @@ from ..ops import OPS, RFStep
 from ..perf import paused_gc
 from .cost import CostReport
 from .findings import Finding, severity_rank
+from .receptive_field import ReceptiveField, receptive_fields
 
 # Thresholds, with the reasoning in docs/review.md
 EARLY = 1 / 3                    # the first third of the weighted layers is "early" (P1)
@@ -53,6 +54,7 @@ class _Residual:
 class _Context:
     graph: Graph
     report: CostReport
+    fields: dict[str, ReceptiveField]  # node path -> receptive field (analysis.receptive_field)
     main: list[Node]             # inference-path layers in order
     position: dict[str, float]   # node path -> share of weighted layers before it (0 = first)
     consumers: dict[str, list[str]]
@@ -75,7 +77,7 @@ class _Context:
         self._by_path = {r.path: r for r in self.report.layers}
 
 
-def _context(graph: Graph, report: CostReport) -> _Context:
+def _context(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField] | None = None) -> _Context:
     main = [n for n in graph.layers() if n.role != AUX]
     weighted_total = sum(1 for n in main if n.op.weighted) or 1
     position, seen = {}, 0
@@ -92,7 +94,8 @@ def _context(graph: Graph, report: CostReport) -> _Context:
     by_block: dict[str, list[Node]] = {}
     for node in main:
         by_block.setdefault(node.block, []).append(node)
-    ctx = _Context(graph, report, main, position, consumers, block_input, by_block,
+    fields = receptive_fields(graph) if fields is None else fields
+    ctx = _Context(graph, report, fields, main, position, consumers, block_input, by_block,
                    {node.path: i for i, node in enumerate(main)})
     _residual_branches(ctx)
     return ctx
@@ -750,9 +753,7 @@ def _followed_by_bn(ctx: _Context, node: Node) -> bool:
 # ----------------------------------------------------------------------------- receptive fields
 def check_alignment(ctx: _Context) -> list[Finding]:
     """Merges whose branches see fields centred on different input pixels (reported once per block)."""
-    from .receptive_field import receptive_fields
-
-    fields = ctx.report.receptive_fields or receptive_fields(ctx.graph)
+    fields = ctx.fields
     findings = []
     for node in ctx.main:
         if not node.op.merges:
@@ -778,10 +779,10 @@ CHECKS: list[Callable[[_Context], list[Finding]]] = [
 ]
 
 
-def review(graph: Graph, report: CostReport) -> list[Finding]:
+def review(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]) -> list[Finding]:
     """Every check's findings, most severe first, then in network order."""
     with paused_gc():  # a few records per layer, none freed: see perf.paused_gc
-        ctx = _context(graph, report)
+        ctx = _context(graph, report, fields)
         findings = [f for check in CHECKS for f in check(ctx)]
     order = {n.path: i for i, n in enumerate(graph.order)}
     order.update({b: i for i, b in reversed(list(enumerate(n.block for n in graph.order)))})

@@ -6,35 +6,22 @@ arithmetic here is the ratio of a figure to the baseline's.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport
-from ..errors import AnalyzerError, did_you_mean
-from ..output import write_atomically
-from . import html as html_doc
 from ..analysis.findings import MOST_SERIOUS_FIRST, counts_by_severity, counts_text
-from .reviewed import ReviewedModel, review_spec
 from ..numbers import human, shape_text
+from ..pipeline import ModelAnalysis
+from . import html as html_doc
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
-SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
-DEFAULT_SPECS = ("inception_v1", "bn_inception", "inception_v2", "inception_v3", "inception_v4",
-                 "inception_resnet_v2", "resnet50", "vgg16", "vgg19", "alexnet")
-DEFAULT_BASELINE = "vgg16"
 RATIO_FIGURES = ("params", "macs", "activations")
 JSON_SCHEMA_VERSION = 1
-HELP = "compare models side by side: cost, depth, receptive field, published accuracy, findings"
-DESCRIPTION = ("One row per model: params, MACs, activations, depth, receptive field of the last feature "
-               "map, published top-1/top-5 with its source, review findings, and ratios against a "
-               f"baseline. Without specs: {', '.join(DEFAULT_SPECS)}.")
 CONVENTIONS = {
     "params": "learnable parameters, aux heads included (docs/conventions.md)",
     "macs": "multiply-accumulates of conv and linear layers per image, inference path",
@@ -44,10 +31,6 @@ CONVENTIONS = {
     "published": "the spec's first single-crop published result (its metadata), with its source",
     "ratios": "figure / the baseline's figure",
 }
-
-
-class CompareError(AnalyzerError):
-    kind = "compare error"
 
 
 @dataclass
@@ -93,7 +76,7 @@ def primary_published(metadata: dict) -> Published | None:
     return Published(entry.get("top1"), entry.get("top5"), str(entry.get("source", "")))
 
 
-def comparison_rows(models: list[ReviewedModel], baseline: ReviewedModel) -> list[ComparisonRow]:
+def comparison_rows(models: list[ModelAnalysis], baseline: ModelAnalysis) -> list[ComparisonRow]:
     """One row per model, the baseline among them or appended last."""
     if all(m is not baseline for m in models):
         models = [*models, baseline]
@@ -102,7 +85,7 @@ def comparison_rows(models: list[ReviewedModel], baseline: ReviewedModel) -> lis
     for model in models:
         t = model.cost.totals
         at = last_feature_map(model.cost)
-        field = model.cost.receptive_fields.get(at) if at else None
+        field = model.receptive_fields.get(at) if at else None
         rows.append(ComparisonRow(
             model=model.name, spec=model.spec, input=model.cost.input, params=t.params, macs=t.macs,
             partial=t.status == "partial",
@@ -224,51 +207,3 @@ def render(rows: list[ComparisonRow], fmt: str = "table") -> str:
         return html_doc.page(f"Comparison: {names}", f"<h1>Comparison: {html_doc.escape(names)}</h1>\n"
                              + comparison_table_html(rows))
     return render_text(rows)
-
-
-# ----------------------------------------------------------------------------- specs and baseline
-def resolve_spec(name_or_path: str) -> str:
-    """A spec file path as given, or a bundled spec's name ('vgg16' -> specs/vgg16.yaml)."""
-    if Path(name_or_path).exists() or "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
-        return name_or_path  # the loader reports a missing or unreadable file with its own message
-    bundled = SPECS_DIR / f"{name_or_path}.yaml"
-    if bundled.is_file():
-        return str(bundled)
-    names = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
-    raise CompareError(f"'{name_or_path}' is neither a spec file nor a bundled spec",
-                       hint=did_you_mean(name_or_path, names) or f"bundled specs: {', '.join(names)}")
-
-
-def models_and_baseline(specs: list[str], baseline: str) -> tuple[list[ReviewedModel], ReviewedModel]:
-    """Review every spec; the baseline is the compared model of that name, or else a spec of its own."""
-    models = [review_spec(resolve_spec(spec)) for spec in specs]
-    for model in models:
-        if model.name == baseline:
-            return models, model
-    return models, review_spec(resolve_spec(baseline))
-
-
-def default_specs() -> list[str]:
-    return [str(SPECS_DIR / f"{name}.yaml") for name in DEFAULT_SPECS]
-
-
-# ----------------------------------------------------------------------------- command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="*", metavar="SPEC",
-                        help="spec files or bundled spec names (default: " + " ".join(DEFAULT_SPECS) + ")")
-    parser.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="MODEL",
-                        help="ratios against this model: a compared model's name, a spec file or a bundled "
-                             f"spec name, added as a row when not compared (default: {DEFAULT_BASELINE})")
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
-
-
-def run(args: argparse.Namespace) -> int:
-    specs = args.specs or default_specs()
-    models, baseline = models_and_baseline(specs, args.baseline)
-    text = render(comparison_rows(models, baseline), args.format)
-    if args.output:
-        write_atomically(args.output, text, tuple(m.spec for m in [*models, baseline]))
-    else:
-        sys.stdout.write(text)
-    return 0

@@ -18,27 +18,18 @@ instead and the caller is told so.
 """
 from __future__ import annotations
 
-import argparse
 import html
 import math
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..analysis.cost import AUX, CostReport, GroupCost, LayerCost, rollup
-from ..errors import AnalyzerError, SourceLocation
+from ..errors import AnalyzerError
 from ..graph import INPUT, Graph
-from ..output import OutputError, write_atomically, write_atomically_with
+from ..pipeline import ModelAnalysis
 from ..analysis.findings import most_serious_first, worst_severity
-from .reviewed import review_spec
 from ..numbers import human, shape_text
 
 LEVELS = ("block", "layer")
-FORMATS = ("svg", "png", "pdf", "dot")
-HELP = "draw the network (graphviz): blocks or every op, coloured by MACs, with review findings"
-DESCRIPTION = ("Draw a spec as a graphviz diagram: one node per module instance (--level block) or per "
-               "op (--level layer), filled by share of the inference MACs, with the design review's "
-               "findings on the nodes they concern. The format follows the file name.")
 
 # ColorBrewer YlOrRd, 9 classes: light = small share of the MACs, dark = large
 MACS_FILLS = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026")
@@ -211,9 +202,9 @@ def _layer_grouping(graph: Graph, report: CostReport, runs: dict[str, str]):
     return node_of, clusters_of
 
 
-def build_diagram(graph: Graph, report: CostReport, findings=(), level: str = "block",
-                  collapse: bool = False) -> Diagram:
+def build_diagram(analysis: ModelAnalysis, level: str = "block", collapse: bool = False) -> Diagram:
     """Decide what to draw: nodes with their figures, clusters, edges, findings on their nodes."""
+    graph, report, findings = analysis.graph, analysis.cost, analysis.findings
     if level not in LEVELS:
         raise DiagramError(f"--level takes one of {', '.join(LEVELS)}, got '{level}'")
     runs = _repeated_runs(graph, report) if collapse else {}
@@ -454,16 +445,7 @@ def _cluster_label(cluster: DiagramCluster) -> str:
     return _label(cluster.title, cluster.kind, cluster.cost, cluster.findings, "#000000")
 
 
-# ----------------------------------------------------------------------------- output
-def output_format(path: str | Path) -> str:
-    """The diagram format named by the output file's suffix."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        raise OutputError(f"cannot tell the diagram format from the file name: use .{', .'.join(FORMATS)}",
-                          SourceLocation(str(path)))
-    return suffix
-
-
+# ----------------------------------------------------------------------------- layout
 def render_dot(source: str, fmt: str) -> bytes | None:
     """Lay the DOT text out with graphviz's `dot`; None when `dot` is not installed."""
     import graphviz
@@ -475,41 +457,3 @@ def render_dot(source: str, fmt: str) -> bytes | None:
     except graphviz.CalledProcessError as err:
         message = (err.stderr or b"").decode(errors="replace").strip().splitlines()
         raise DiagramError(f"graphviz 'dot' failed: {message[-1] if message else err}") from None
-
-
-def write_diagram(source: str, path: str | Path, protected: tuple = ()) -> str | None:
-    """Write the diagram in the format its name asks for, atomically. Without `dot`, write the DOT
-    text beside it (same name, .dot) and return a note saying so."""
-    fmt = output_format(path)
-    if fmt == "dot":
-        write_atomically(path, source, protected)
-        return None
-    data = render_dot(source, fmt)
-    if data is None:
-        fallback = Path(path).with_suffix(".dot")
-        write_atomically(fallback, source, protected)
-        return (f"graphviz 'dot' is not installed: wrote the DOT source to {fallback} instead of {path} "
-                f"(install Debian's graphviz, then run `dot -T{fmt} {fallback} -o {path}`)")
-    write_atomically_with(path, lambda temp: Path(temp).write_bytes(data), protected)
-    return None
-
-
-# ----------------------------------------------------------------------------- command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="path to a spec YAML file (see specs/)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="FILE.svg, FILE.png, FILE.pdf or FILE.dot (written atomically)")
-    parser.add_argument("--level", choices=LEVELS, default="block",
-                        help="one node per module instance (block, default) or per op (layer)")
-    parser.add_argument("--collapse", action="store_true",
-                        help='draw consecutive instances of one module as one node ("Mixed_6b..6e x4")')
-
-
-def run(args: argparse.Namespace) -> int:
-    output_format(args.output)  # a wrong file name fails before any work
-    model = review_spec(args.spec)
-    diagram = build_diagram(model.graph, model.cost, model.findings, args.level, args.collapse)
-    note = write_diagram(diagram_source(diagram), args.output, protected=(args.spec,))
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    return 0

@@ -1,24 +1,20 @@
 """The roofline estimate as text: `analyze SPEC --device h100 [--dtype bf16] [--batch 256]`.
 
-Formats the records of analysis/roofline.py per layer, block or stage, with the device's roofs and
-the memory a run needs. Torch-free, like the rest of the analysis path.
+Formats a ModelEstimate (analysis/roofline.py) per layer, block or stage, with the device's roofs
+and the memory a run needs; it estimates nothing itself. Torch-free, like the analysis path.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 from dataclasses import dataclass
-from typing import Callable
 
 from tabulate import tabulate
 
-from ..analysis.cost import AUX, CostReport
-from ..dtypes import DTYPE_NAMES
-from ..analysis.roofline import (MODES, CpuMeasurement, LayerEstimate, ModelEstimate, device_profile,
-                                 estimate, profile_names)
-from .tables import DEPTHS, FORMATS, human
+from ..analysis.cost import AUX
+from ..analysis.roofline import LayerEstimate, ModelEstimate
+from ..numbers import human
 
 JSON_SCHEMA_VERSION = 1
 
@@ -52,16 +48,6 @@ def memory_verdict(needed: int, available: int | None, what: str = "free") -> st
         return memory_need(needed, available, what)
     verdict = "fits" if needed <= available else "does not fit"
     return f"{verdict} ({memory_need(needed, available, what)})"
-
-
-def add_estimate_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `analyze` options that ask for the estimate instead of the cost table."""
-    parser.add_argument("--device", metavar="PROFILE", help="roofline estimate on a device profile instead of "
-                        f"the cost table: {', '.join(profile_names())} (cpu is measured on the spot)")
-    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32", help="dtype of the estimate (default: fp32)")
-    parser.add_argument("--batch", type=int, default=1, metavar="N", help="images per batch (default: 1)")
-    parser.add_argument("--mode", choices=MODES, default="inference",
-                        help="inference (one batch) or train (one training step; default: inference)")
 
 
 @dataclass
@@ -189,13 +175,3 @@ def _json(model: ModelEstimate, depth: str) -> str:
                            "seconds": r.seconds, "compute_bound_seconds": r.compute_seconds, "bound": r.bound}
                           for r in _rows(model, depth)]}
     return json.dumps(data, indent=2)
-
-
-def render_estimate(report: CostReport, device_name: str, dtype: str = "fp32", batch: int = 1,
-                    mode: str = "inference", fmt: str = "table", depth: str = "layer",
-                    measure_cpu: Callable[[], CpuMeasurement] | None = None) -> str:
-    """`analyze --device NAME`: the roofline estimate of a report on a device profile."""
-    if fmt not in FORMATS or depth not in DEPTHS:
-        raise ValueError(f"format {fmt!r} / depth {depth!r}")
-    model = estimate(report, device_profile(device_name, measure_cpu), dtype, batch, mode)
-    return format_estimate(model, fmt, depth)

@@ -10,6 +10,7 @@ import io
 import math
 from dataclasses import dataclass
 
+from ..pipeline import ModelAnalysis
 from ..analysis.cost import AUX, CostReport
 from ..numbers import human
 
@@ -121,7 +122,7 @@ def representation_along_depth(report: CostReport, bottlenecks: dict[str, str]) 
     return _save(figure)
 
 
-def receptive_field_growth(report: CostReport) -> Plot:
+def receptive_field_growth(report: ModelAnalysis) -> Plot:
     """Receptive field (largest path) at each block's output against the input size."""
     blocks = [b for b in report.blocks if b.role != AUX and b.output_path in report.receptive_fields]
     fields = [report.receptive_fields[b.output_path] for b in blocks]

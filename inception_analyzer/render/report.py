@@ -12,31 +12,23 @@ Layout of the output directory:
 """
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .. import __version__
 from ..analysis.cost import AUX
 from ..analysis.principles import is_bottleneck
-from ..errors import SourceLocation
+from ..analysis.findings import counts_by_severity, counts_text, most_serious_first
 from ..numbers import human
-from ..output import OutputError, write_atomically_with
+from ..pipeline import ModelAnalysis
 from . import plots
-from .compare import (DEFAULT_BASELINE, LEGEND, NUMERIC, ComparisonRow, comparison_rows, last_feature_map,
-                      models_and_baseline, primary_published, table_rows)
+from .compare import LEGEND, NUMERIC, ComparisonRow, comparison_rows, last_feature_map, primary_published, table_rows
 from .diagram import build_diagram, diagram_source, render_dot
 from .document import Bullets, Details, Figure, Heading, Note, Paragraph, Table, to_html, to_markdown
 from .html import inline_svg
-from ..analysis.findings import counts_by_severity, counts_text, most_serious_first
-from .reviewed import ReviewedModel
 from .review import effect_text, figure_value
 from .tables import cost_table, rf_table, totals_table
 
-HELP = "write a design-review report (Markdown and self-contained HTML) with diagrams and plots"
-DESCRIPTION = ("Write a design-review report of one or more specs into DIR: report.md (figures in "
-               "DIR/figures) and report.html (one file, every figure inline as SVG).")
 MARKDOWN_NAME, HTML_NAME, FIGURES = "report.md", "report.html", "figures"
 PRINCIPLES = [  # the Rethinking paper's §2 principles and the sections the review cites
     "P1: avoid representational bottlenecks, especially early in the network",
@@ -60,6 +52,10 @@ class Report:
     def html(self) -> str:
         return to_html(self.title, self.blocks)
 
+    def contents(self) -> dict[str, bytes | str]:
+        """Every file of the report by its path relative to the report's directory."""
+        return {**self.files, MARKDOWN_NAME: self.markdown(), HTML_NAME: self.html()}
+
 
 def _anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
@@ -75,7 +71,7 @@ def _finding_title(finding) -> str:
     return f"{finding.severity} {check} at `{finding.path}`"
 
 
-def finding_note(finding, model: ReviewedModel) -> Note:
+def finding_note(finding, model: ModelAnalysis) -> Note:
     lines = [finding.message]
     if finding.suggestion:
         lines.append(f"Suggested change: {finding.suggestion}.")
@@ -87,14 +83,14 @@ def finding_note(finding, model: ReviewedModel) -> Note:
 
 
 # ----------------------------------------------------------------------------- sections
-def _summary_item(model: ReviewedModel) -> str:
+def _summary_item(model: ModelAnalysis) -> str:
     cost, meta = model.cost, model.cost.metadata
     t = cost.totals
     c, h, w = cost.input
     source = f" ({meta.get('paper')}, {meta.get('year')})" if meta.get("paper") else ""
     aux = f" ({human(t.params_aux)} in auxiliary heads, training only)" if t.params_aux else ""
     at = last_feature_map(cost)
-    field = cost.receptive_fields.get(at) if at else None
+    field = model.receptive_fields.get(at) if at else None
     rf = f"; receptive field {field.size[0]}x{field.size[1]} px at `{at}`" if field else ""
     published = primary_published(meta)
     accuracy = ""
@@ -124,10 +120,10 @@ def _comparison_section(rows: list[ComparisonRow], files: dict) -> list:
                    "params; the baseline in grey.", png, inline_svg(plot.svg, "comparison"))]
 
 
-def _stage_section(model: ReviewedModel, files: dict) -> list:
-    headers, rows = cost_table(model.cost, "stage", False)
+def _stage_section(model: ModelAnalysis, files: dict) -> list:
+    headers, rows = cost_table(model, "stage", False)
     numeric = [False, True, False, True, True, True, True, True][: len(headers)]  # the shape is text
-    totals = totals_table(model.cost)
+    totals = totals_table(model)
     plot = plots.macs_per_stage(model.cost)
     png = f"{FIGURES}/{model.name}-macs-per-stage.png"
     files[png] = plot.png
@@ -141,7 +137,7 @@ def _stage_section(model: ReviewedModel, files: dict) -> list:
                    inline_svg(plot.svg, f"{model.name}-stages"))]
 
 
-def _diagram_figure(model: ReviewedModel, source: str, suffix: str, how: str, files: dict) -> Figure:
+def _diagram_figure(model: ModelAnalysis, source: str, suffix: str, how: str, files: dict) -> Figure:
     svg = render_dot(source, "svg")
     if svg is None:
         dot_file = f"{FIGURES}/{model.name}-{suffix}.dot"
@@ -155,12 +151,12 @@ def _diagram_figure(model: ReviewedModel, source: str, suffix: str, how: str, fi
                   svg_file, inline_svg(svg.decode(), f"{model.name}-{suffix}"), "diagram")
 
 
-def _diagram_section(model: ReviewedModel, files: dict) -> list:
-    collapsed = build_diagram(model.graph, model.cost, model.findings, "block", collapse=True)
+def _diagram_section(model: ModelAnalysis, files: dict) -> list:
+    collapsed = build_diagram(model, "block", collapse=True)
     blocks = [_heading(3, "Diagram", model.name)]
     if not collapsed.runs:  # nothing repeats: the one picture shows every module
         return blocks + [_diagram_figure(model, diagram_source(collapsed), "blocks", "", files)]
-    expanded = build_diagram(model.graph, model.cost, model.findings, "block", collapse=False)
+    expanded = build_diagram(model, "block", collapse=False)
     return blocks + [
         _diagram_figure(model, diagram_source(collapsed), "blocks", ", consecutive instances of a module drawn once",
                         files),
@@ -169,7 +165,7 @@ def _diagram_section(model: ReviewedModel, files: dict) -> list:
                                  files)])]
 
 
-def _findings_section(model: ReviewedModel) -> list:
+def _findings_section(model: ModelAnalysis) -> list:
     blocks = [_heading(3, "Review findings", model.name)]
     if not model.findings:
         return blocks + [Paragraph("The review finds nothing to report.")]
@@ -181,9 +177,9 @@ def _findings_section(model: ReviewedModel) -> list:
     return blocks
 
 
-def _receptive_field_section(model: ReviewedModel, files: dict) -> list:
-    headers, rows = rf_table(model.cost, "block")
-    plot = plots.receptive_field_growth(model.cost)
+def _receptive_field_section(model: ModelAnalysis, files: dict) -> list:
+    headers, rows = rf_table(model, "block")
+    plot = plots.receptive_field_growth(model)
     png = f"{FIGURES}/{model.name}-receptive-field.png"
     files[png] = plot.png
     return [_heading(3, "Receptive field growth", model.name),
@@ -195,7 +191,7 @@ def _receptive_field_section(model: ReviewedModel, files: dict) -> list:
                    inline_svg(plot.svg, f"{model.name}-rf"))]
 
 
-def bottlenecks(model: ReviewedModel) -> dict[str, str]:
+def bottlenecks(model: ModelAnalysis) -> dict[str, str]:
     """Block -> label, for the review's representational-bottleneck findings (see is_bottleneck)."""
     block_of = {layer.path: layer.block for layer in model.cost.layers}
     blocks = {b.name for b in model.cost.blocks}
@@ -209,7 +205,7 @@ def bottlenecks(model: ReviewedModel) -> dict[str, str]:
     return {block: ", ".join(dict.fromkeys(labels)) for block, labels in marks.items()}
 
 
-def _representation_section(model: ReviewedModel, files: dict) -> list:
+def _representation_section(model: ModelAnalysis, files: dict) -> list:
     marks = bottlenecks(model)
     plot = plots.representation_along_depth(model.cost, marks)
     png = f"{FIGURES}/{model.name}-representation.png"
@@ -223,7 +219,7 @@ def _representation_section(model: ReviewedModel, files: dict) -> list:
                    inline_svg(plot.svg, f"{model.name}-representation"))]
 
 
-def build_report(models: list[ReviewedModel], baseline: ReviewedModel) -> Report:
+def build_report(models: list[ModelAnalysis], baseline: ModelAnalysis) -> Report:
     names = [m.name for m in models]
     title = f"Design review: {', '.join(names)}"
     files: dict[str, bytes | str] = {}
@@ -248,49 +244,3 @@ def build_report(models: list[ReviewedModel], baseline: ReviewedModel) -> Report
         blocks += _receptive_field_section(model, files)
         blocks += _representation_section(model, files)
     return Report(title, blocks, files)
-
-
-# ----------------------------------------------------------------------------- writing
-def _prepare_directory(directory: Path, protected: list[str]) -> None:
-    for spec in protected:
-        if Path(spec).exists() and directory.exists() and directory.resolve() == Path(spec).resolve():
-            raise OutputError("refusing to write the report over the input spec", SourceLocation(str(directory)))
-    if directory.exists() and not directory.is_dir():
-        raise OutputError("the report goes into a directory, and this is a file", SourceLocation(str(directory)))
-    try:
-        (directory / FIGURES).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create the directory ({err.strerror})", SourceLocation(str(directory))) from None
-
-
-def write_report(report: Report, directory: str | Path, protected: list[str]) -> list[Path]:
-    """Write every file of the report into `directory` (created if missing), each atomically."""
-    directory = Path(directory)
-    _prepare_directory(directory, protected)
-    contents: dict[str, bytes | str] = {**report.files, MARKDOWN_NAME: report.markdown(), HTML_NAME: report.html()}
-    written = []
-    for relative, content in contents.items():
-        target = directory / relative
-        data = content.encode() if isinstance(content, str) else content
-        write_atomically_with(target, lambda temp, data=data: Path(temp).write_bytes(data), tuple(protected))
-        written.append(target)
-    return written
-
-
-# ----------------------------------------------------------------------------- command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or bundled spec names")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="directory for report.md, report.html and figures/ (created if missing)")
-    parser.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="MODEL",
-                        help="the comparison's ratios are against this model: a compared model's name, a spec "
-                             f"file or a bundled spec name (default: {DEFAULT_BASELINE})")
-
-
-def run(args: argparse.Namespace) -> int:
-    models, baseline = models_and_baseline(args.specs, args.baseline)
-    protected = [m.spec for m in [*models, baseline]] + list(args.specs)
-    written = write_report(build_report(models, baseline), args.output, protected)
-    html = next(path for path in written if path.name == HTML_NAME)
-    print(f"wrote {len(written)} files to {args.output} (open {html})")
-    return 0

@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport
 from ..analysis.findings import Finding, summary_counts
+from ..pipeline import ModelAnalysis
 from ..numbers import human
 
 REVIEW_FORMATS = ("table", "markdown", "json")
@@ -56,7 +57,9 @@ def effect_text(effect: dict, totals) -> str:
     return "; ".join(parts)
 
 
-def render_review(report: CostReport, findings: list[Finding], fmt: str = "table") -> str:
+def render_review(analysis: ModelAnalysis, fmt: str = "table") -> str:
+    """The design review of one analysed model: a table, Markdown, or JSON (docs/review.md)."""
+    report, findings = analysis.cost, analysis.findings
     if fmt == "json":
         return json.dumps({"model": report.model, "input": report.input,
                            "summary": dict(Counter(f.severity for f in findings)),

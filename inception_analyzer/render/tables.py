@@ -1,6 +1,7 @@
 """Cost reports as text: a terminal table, Markdown, CSV and the JSON contract.
 
-Renderers only format records made by the analyzers; they never recompute a figure.
+Renderers only format records made by the analyzers (a ModelAnalysis: the cost analysis, the
+receptive fields and the findings); they never recompute a figure.
 The JSON layout is a contract other tools read (docs/json-format.md): keys are only added.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict
 from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport, GroupCost
+from ..pipeline import ModelAnalysis
 from ..numbers import human, shape_text
 from .review import summary_line
 
@@ -43,39 +45,39 @@ def _pair(values) -> str:
     return f"{values[0]}x{values[1]}" if values[0] != values[1] else str(values[0])
 
 
-def _rf_text(report: CostReport, path: str) -> str:
-    field = report.receptive_fields.get(path)
+def _rf_text(analysis: ModelAnalysis, path: str) -> str:
+    field = analysis.receptive_fields.get(path)
     return _pair(field.size) if field else "-"
 
 
-def _layer_rows(report: CostReport) -> tuple[list[str], list[list]]:
+def _layer_rows(analysis: ModelAnalysis) -> tuple[list[str], list[list]]:
     headers = ["layer", "op", "args", "output HxWxC", "params", "MACs", "activations", "RF"]
     rows = [[_label(r.path, r.role), r.op, r.args, shape_text(r.output_shape), f"{r.params:,}",
-             human(r.macs) if r.modelled else "unknown", human(r.activations), _rf_text(report, r.path)]
-            for r in report.layers]
+             human(r.macs) if r.modelled else "unknown", human(r.activations), _rf_text(analysis, r.path)]
+            for r in analysis.layers]
     return headers, rows
 
 
-def _group_rows(report: CostReport, groups: list[GroupCost], label: str) -> tuple[list[str], list[list]]:
+def _group_rows(analysis: ModelAnalysis, groups: list[GroupCost], label: str) -> tuple[list[str], list[list]]:
     headers = [label, "layers", "output HxWxC", "params", "MACs", "MACs share", "activations", "RF"]
     rows = [[_label(g.name, g.role), g.layers, shape_text(g.output_shape), f"{g.params:,}", human(g.macs),
              "-" if g.role == AUX else f"{100 * g.macs_share:.1f}%", human(g.activations),
-             _rf_text(report, g.output_path)] for g in groups]
+             _rf_text(analysis, g.output_path)] for g in groups]
     return headers, rows
 
 
-def rf_table(report: CostReport, depth: str) -> tuple[list[str], list[list]]:
+def rf_table(analysis: ModelAnalysis, depth: str) -> tuple[list[str], list[list]]:
     """How the receptive field grows: per layer (or per block/stage output) on the inference path."""
     if depth == "layer":
-        items = [(r.path, r.path, r.output_shape) for r in report.layers if r.role != AUX]
+        items = [(r.path, r.path, r.output_shape) for r in analysis.layers if r.role != AUX]
     else:
-        groups = report.blocks if depth == "block" else report.stages
+        groups = analysis.blocks if depth == "block" else analysis.stages
         items = [(g.name, g.output_path, g.output_shape) for g in groups if g.role != AUX]
     headers = [depth, "output HxWxC", "RF (largest path)", "RF (smallest path)", "grows by", "eff. stride",
                "eff. padding", "centre of unit 0", "aligned"]
     rows, previous = [], (1, 1)
     for name, path, shape in items:
-        field = report.receptive_fields[path]
+        field = analysis.receptive_fields[path]
         growth = (field.size[0] - previous[0], field.size[1] - previous[1])
         previous = field.size
         rows.append([name, shape_text(shape), _pair(field.size), _pair(field.size_min),
@@ -84,8 +86,8 @@ def rf_table(report: CostReport, depth: str) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
-def totals_table(report: CostReport) -> list[list[str]]:
-    t = report.totals
+def totals_table(analysis: ModelAnalysis) -> list[list[str]]:
+    t = analysis.totals
     rows = [["params", f"{t.params:,}" + (f"  (aux heads: {t.params_aux:,})" if t.params_aux else "")],
             ["MACs (inference, conv+linear)", f"{t.macs:,}  ({human(t.macs)})"]]
     if t.macs_aux:
@@ -103,37 +105,37 @@ def totals_table(report: CostReport) -> list[list[str]]:
     return rows
 
 
-def cost_table(report: CostReport, depth: str, rf_view: bool) -> tuple[list[str], list[list]]:
+def cost_table(analysis: ModelAnalysis, depth: str, rf_view: bool) -> tuple[list[str], list[list]]:
     if rf_view:
-        return rf_table(report, depth)
+        return rf_table(analysis, depth)
     if depth == "block":
-        return _group_rows(report, report.blocks, "block")
+        return _group_rows(analysis, analysis.blocks, "block")
     if depth == "stage":
-        return _group_rows(report, report.stages, "stage")
-    return _layer_rows(report)
+        return _group_rows(analysis, analysis.stages, "stage")
+    return _layer_rows(analysis)
 
 
-def _title(report: CostReport) -> str:
-    c, h, w = report.input
-    return f"{report.model}  (input {h}x{w}x{c}, per image)"
+def _title(analysis: ModelAnalysis) -> str:
+    c, h, w = analysis.input
+    return f"{analysis.model}  (input {h}x{w}x{c}, per image)"
 
 
-def render_table(report: CostReport, depth: str = "layer", tablefmt: str = "simple", rf_view: bool = False) -> str:
-    headers, rows = cost_table(report, depth, rf_view)
+def render_table(analysis: ModelAnalysis, depth: str = "layer", tablefmt: str = "simple", rf_view: bool = False) -> str:
+    headers, rows = cost_table(analysis, depth, rf_view)
     align = ["left"] + ["right"] * (len(headers) - 1) if rf_view else \
         ["left", "left", "left", "right", "right", "right", "right", "right"][: len(headers)]
     body = tabulate(rows, headers, tablefmt=tablefmt, colalign=align, disable_numparse=True)
-    title = f"## {_title(report)}" if tablefmt == "github" else _title(report)
+    title = f"## {_title(analysis)}" if tablefmt == "github" else _title(analysis)
     if rf_view:
         note = ("RF: receptive field in input pixels (h x w when they differ); eff. padding P: unit 0 "
                 "starts at pixel -P; not aligned: merged paths are centred on different pixels")
         return f"{title}\n\n{body}\n\n{note}\n"
-    totals = tabulate(totals_table(report), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
-    return f"{title}\n\n{body}\n\n{totals}\n\n{summary_line(report.findings)}\n"
+    totals = tabulate(totals_table(analysis), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
+    return f"{title}\n\n{body}\n\n{totals}\n\n{summary_line(analysis.findings)}\n"
 
 
-def _rf_columns(report: CostReport, path: str) -> list:
-    field = report.receptive_fields.get(path)
+def _rf_columns(analysis: ModelAnalysis, path: str) -> list:
+    field = analysis.receptive_fields.get(path)
     if field is None:
         return [""] * 9
     return [*field.size, *field.size_min, *field.stride, *field.padding, str(field.aligned).lower()]
@@ -143,19 +145,19 @@ RF_CSV_FIELDS = ["rf_h", "rf_w", "rf_min_h", "rf_min_w", "rf_stride_h", "rf_stri
                  "rf_padding_w", "rf_aligned"]
 
 
-def render_csv(report: CostReport, depth: str = "layer") -> str:
+def render_csv(analysis: ModelAnalysis, depth: str = "layer") -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if depth == "layer":
         fields = ["path", "op", "args", "role", "block", "stage", "output_shape", "params", "buffers",
                   "macs", "other_flops", "fvcore_flops", "activations"]
         writer.writerow(fields + RF_CSV_FIELDS)
-        for r in report.layers:
+        for r in analysis.layers:
             row = asdict(r)
             row["output_shape"] = "x".join(map(str, r.output_shape))
-            writer.writerow([row[f] for f in fields] + _rf_columns(report, r.path))
+            writer.writerow([row[f] for f in fields] + _rf_columns(analysis, r.path))
     else:
-        groups = report.blocks if depth == "block" else report.stages
+        groups = analysis.blocks if depth == "block" else analysis.stages
         fields = ["name", "role", "output_shape", "layers", "params", "macs", "macs_share", "other_flops",
                   "activations"]
         writer.writerow([depth if f == "name" else f for f in fields] + RF_CSV_FIELDS)
@@ -163,40 +165,47 @@ def render_csv(report: CostReport, depth: str = "layer") -> str:
             row = asdict(g)
             row["output_shape"] = "x".join(map(str, g.output_shape))
             row["macs_share"] = f"{g.macs_share:.6f}"
-            writer.writerow([row[f] for f in fields] + _rf_columns(report, g.output_path))
+            writer.writerow([row[f] for f in fields] + _rf_columns(analysis, g.output_path))
     return out.getvalue()
 
 
-def report_dict(report: CostReport) -> dict:
+def report_dict(analysis: ModelAnalysis) -> dict:
     """The JSON contract: one record per leaf op in `layers`, totals, roll-ups, conventions."""
     return {
         "schema_version": JSON_SCHEMA_VERSION,
-        "model": report.model,
-        "input": report.input,
-        "arguments": report.arguments,
-        "metadata": report.metadata,
-        "totals": asdict(report.totals),
+        "model": analysis.model,
+        "input": analysis.input,
+        "arguments": analysis.arguments,
+        "metadata": analysis.metadata,
+        "totals": asdict(analysis.totals),
         "conventions": CONVENTIONS,
-        "layers": [_with_rf(report, asdict(r), r.path) for r in report.layers],
-        "blocks": [_with_rf(report, asdict(g), g.output_path) for g in report.blocks],
-        "stages": [_with_rf(report, asdict(g), g.output_path) for g in report.stages],
-        "findings": [asdict(f) for f in report.findings],
+        "layers": [_with_rf(analysis, asdict(r), r.path) for r in analysis.layers],
+        "blocks": [_with_rf(analysis, asdict(g), g.output_path) for g in analysis.blocks],
+        "stages": [_with_rf(analysis, asdict(g), g.output_path) for g in analysis.stages],
+        "findings": [asdict(f) for f in analysis.findings],
     }
 
 
-def _with_rf(report: CostReport, record: dict, path: str) -> dict:
-    field = report.receptive_fields.get(path)
+def _with_rf(analysis: ModelAnalysis, record: dict, path: str) -> dict:
+    field = analysis.receptive_fields.get(path)
     if field is not None:
         record["receptive_field"] = field.as_dict()
     return record
 
 
-def render(report: CostReport, fmt: str = "table", depth: str = "layer", rf_view: bool = False) -> str:
+def render(analysis: ModelAnalysis, fmt: str = "table", depth: str = "layer", rf_view: bool = False) -> str:
     """`rf_view` turns tables into the receptive-field growth view (CSV and JSON always have it)."""
     if fmt == "json":
-        return json.dumps(report_dict(report), indent=1) + "\n"
+        return json.dumps(report_dict(analysis), indent=1) + "\n"
     if fmt == "csv":
-        return render_csv(report, depth)
+        return render_csv(analysis, depth)
     if fmt == "markdown":
-        return render_table(report, depth, "github", rf_view)
-    return render_table(report, depth, rf_view=rf_view)
+        return render_table(analysis, depth, "github", rf_view)
+    return render_table(analysis, depth, rf_view=rf_view)
+
+
+def build_summary(cost: CostReport) -> str:
+    """`build --summary`: the module tree's blocks with output shape, params and MACs."""
+    rows = [[g.name + ("  (aux)" if g.role == AUX else ""), shape_text(g.output_shape), f"{g.params:,}",
+             human(g.macs)] for g in cost.blocks]
+    return tabulate(rows, ["module", "output HxWxC", "params", "MACs"], tablefmt="simple", disable_numparse=True)
