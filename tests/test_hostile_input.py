@@ -152,8 +152,8 @@ def test_op_limit_in_process(tmp_path, monkeypatch):
 def test_deeply_nested_flow_lists(tmp_path, depth):
     """100,000 nested '[' made libyaml's composer overflow the C stack (a segfault); 2,000
     overflowed Python's stack in the conversion (a RecursionError traceback). Our bound is 100
-    levels; a YAML parser may refuse deep nesting itself before we see it (libyaml 0.2.5 in
-    PyYAML 6.0.4 stops at 1,000 levels): then its located syntax error is the one line."""
+    levels; a YAML parser may refuse deep nesting itself before we see it (PyYAML 6.0.4's
+    libyaml stops at about 1,000 levels): then its located syntax error is the one line."""
     spec = write(tmp_path, HEADER + "layers: [relu]\nnotes: " + "[" * depth + "]" * depth + "\n")
     message = refused_process(spec, seconds=5)
     assert "nest more than 100 levels deep" in message or "YAML syntax error" in message, message
