@@ -30,7 +30,7 @@ from torch import nn
 from .dtypes import get_dtype
 from .errors import AnalyzerError, SourceLocation
 from .graph import AUX, INPUT, Graph, Scope, build_graph
-from .ops import OPS
+from .ops import OPS, Category
 from .spec import Spec, load_spec
 
 SpecOutputs = namedtuple("SpecOutputs", ["logits", "aux_logits"])
@@ -125,7 +125,7 @@ def module_arguments(graph: Graph, node) -> dict:
     """A node's arguments for its torch module. An activation's `inplace` is the builder's decision,
     whatever the spec wrote: in place exactly when that cannot overwrite a tensor anything else
     needs (runs_in_place). The figures and the weights are the same either way."""
-    if node.op.category == "activation" and "inplace" in node.args:
+    if node.op.category is Category.ACTIVATION and "inplace" in node.args:
         return {**node.args, "inplace": runs_in_place(graph, node)}
     return node.args
 

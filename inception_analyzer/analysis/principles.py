@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..graph import AUX, INPUT, Graph, Node, fork_of, positions
 from ..numbers import grid_text, human, numel, shape_text
-from ..ops import OPS, RFStep
+from ..ops import OPS, Category, RFStep
 from ..perf import paused_gc
 from .cost import CostReport
 from .findings import Finding, severity_rank
@@ -201,7 +201,7 @@ def _producer(ctx: _Context, node: Node) -> Node | None:
 
 
 def _is_conv(node: Node) -> bool:
-    return node.op.category == "conv"
+    return node.op.category is Category.CONV
 
 
 def _is_spatial_conv(node: Node) -> bool:
@@ -392,7 +392,7 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
             continue  # a sum, not a concat: judged by its representation (check_representation_drops)
         nodes = ctx.by_block[group.name]
         kinds = {n.op.category for n in nodes if _reduces(n)}
-        if end.op.merges and kinds >= {"conv", "pool"}:
+        if end.op.merges and kinds >= {Category.CONV, Category.POOL}:
             findings.append(_parallel_reduction(group.name, before, end.out_shape))
         elif _is_pool_reduction(ctx, group.name):
             findings.append(_pool_reduction(ctx, group.name, nodes[-1], before, end.out_shape))
@@ -403,7 +403,7 @@ def _is_pool_reduction(ctx: _Context, block: str) -> bool:
     if block in ctx.residual_block:
         return False  # a residual block that pools (in its shortcut or branch) is judged as a whole
     kinds = {n.op.category for n in ctx.by_block.get(block, []) if _reduces(n)}
-    return "pool" in kinds and "conv" not in kinds
+    return Category.POOL in kinds and Category.CONV not in kinds
 
 
 def _reduces(node: Node) -> bool:
@@ -744,7 +744,7 @@ def check_auxiliary_heads(ctx: _Context) -> list[Finding]:
 
 
 def _followed_by_bn(ctx: _Context, node: Node) -> bool:
-    return any(ctx.graph.node(p).op.category == "batch_norm" for p in ctx.consumers.get(node.path, []))
+    return any(ctx.graph.node(p).op.category is Category.BATCH_NORM for p in ctx.consumers.get(node.path, []))
 
 
 # ----------------------------------------------------------------------------- receptive fields
