@@ -15,10 +15,11 @@ from typing import Callable
 
 from ..graph import AUX, INPUT, Graph, Node, fork_of, positions
 from ..numbers import grid_text, human, numel, shape_text
-from ..ops import OPS, Category, RFStep
+from ..ops import OPS, Category
 from ..perf import paused_gc
 from .cost import CostReport
 from .findings import Finding, severity_rank
+from .receptive_field import chain_size, receptive_fields
 
 # Thresholds, with the reasoning in docs/review.md
 EARLY = 1 / 3                    # the first third of the weighted layers is "early" (P1)
@@ -169,19 +170,15 @@ class _Priced:
 def _price_convs(in_shape: tuple, convs: list[dict]) -> _Priced:
     """Cost and receptive field of a chain of conv layers, through the op registry."""
     conv = OPS["conv"]
-    shape, params, macs = in_shape, 0, 0
-    size, stride = [1, 1], [1, 1]
+    shape, params, macs, steps = in_shape, 0, 0, []
     for spec in convs:
         args = conv.bind([], spec)
         out = conv.output_shape(args, [shape])
         params += conv.params(args, [shape], out)
         macs += conv.macs(args, [shape], out)
-        step: RFStep = conv.rf_step(args, [shape], shape[1:])
-        for axis in (0, 1):
-            size[axis] += (step.kernel[axis] - 1) * step.dilation[axis] * stride[axis]
-            stride[axis] *= step.stride[axis]
+        steps.append(conv.rf_step(args, [shape], shape[1:]))
         shape = out
-    return _Priced(params, macs, shape, tuple(size))
+    return _Priced(params, macs, shape, chain_size(steps))
 
 
 def _pct(part: float, whole: float) -> str:
@@ -750,8 +747,6 @@ def _followed_by_bn(ctx: _Context, node: Node) -> bool:
 # ----------------------------------------------------------------------------- receptive fields
 def check_alignment(ctx: _Context) -> list[Finding]:
     """Merges whose branches see fields centred on different input pixels (reported once per block)."""
-    from .receptive_field import receptive_fields
-
     fields = ctx.report.receptive_fields or receptive_fields(ctx.graph)
     findings = []
     for node in ctx.main:
