@@ -33,7 +33,7 @@ from .analysis.cost import Totals
 from .dtypes import FP32
 from .graph import AUX, INPUT, Graph, Scope
 from .numbers import shape_text
-from .ops import OPS
+from .ops import OPS, Category
 from .pipeline import ModelAnalysis, Request, analyze
 from .spec import Spec
 
@@ -129,7 +129,7 @@ def module_arguments(graph: Graph, node) -> dict:
     """A node's arguments for its torch module. An activation's `inplace` is the builder's decision,
     whatever the spec wrote: in place exactly when that cannot overwrite a tensor anything else
     needs (runs_in_place). The figures and the weights are the same either way."""
-    if node.op.category == "activation" and "inplace" in node.args:
+    if node.op.category is Category.ACTIVATION and "inplace" in node.args:
         return {**node.args, "inplace": runs_in_place(graph, node)}
     return node.args
 

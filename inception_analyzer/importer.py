@@ -40,7 +40,7 @@ from torch.utils._pytree import tree_leaves
 
 from .errors import AnalyzerError, SourceLocation
 from .graph import AUX, INPUT, MAIN, Graph, Node, Scope, fork_of, positions
-from .ops import OPS, OpKind, Unmodelled
+from .ops import OPS, Category, OpKind, Unmodelled
 from .spec.schema import Spec
 
 # Modules the trace looks into rather than mapping: containers, and any class no op kind names
@@ -267,7 +267,7 @@ class _Importer:
             raise ModelImportError(f"{len(unmodelled)} operation(s) of {self.reference} have no op kind; "
                                    f"nothing is counted as zero, so the import stops:\n  {listed}",
                                    SourceLocation(self.reference),
-                                   hint="add the op to the registry (ops.py), or import with --no-strict "
+                                   hint="add the op to the registry (inception_analyzer/ops/), or import with --no-strict "
                                    "(strict=False) to analyse the rest with these as opaque ops of unknown MACs")
         if not outputs or outputs[0] == INPUT:
             raise ModelImportError(f"{self.reference} returns no tensor computed from its input",
@@ -614,7 +614,7 @@ def _first_difference(imported: Graph, written: Graph) -> str | None:
     """The first op with weights whose path, arguments or shapes differ, or the totals."""
     ours = {n.path: n for n in written.layers()}
     for node in imported.layers():
-        if not (node.op.weighted or node.op.category == "batch_norm"):
+        if not (node.op.weighted or node.op.category is Category.BATCH_NORM):
             continue
         other = ours.get(node.path)
         if other is None or other.kind != node.kind or other.args != node.args or other.out_shape != node.out_shape \

@@ -437,7 +437,8 @@ def write_spec(imported) -> str:
     graph = imported.graph
     for node in graph.layers():
         if not node.op.merges and len(node.inputs) > 1:  # an opaque op reading several tensors
-            raise SpecWriteError(f"{node.path} is an unmodelled operation ({node.args.get('what', node.kind)}) on "
+            what = node.op.describe(node.args) or node.kind  # an opaque op describes itself by its traced call
+            raise SpecWriteError(f"{node.path} is an unmodelled operation ({what}) on "
                                  f"{len(node.inputs)} tensors; a spec has no row for it (analyse the model "
                                  "with from_module instead)", node_path=node.path)
     main = _structure(graph)

@@ -22,6 +22,7 @@ import inception_analyzer as ia  # noqa: E402
 from conftest import ROOT, spec_path  # noqa: E402
 from inception_analyzer.graph import AUX, build_graph  # noqa: E402
 from inception_analyzer.importer import ModelImportError, import_module, load_callable  # noqa: E402
+from inception_analyzer.ops import Category  # noqa: E402
 from inception_analyzer.spec import load_spec_text  # noqa: E402
 from inception_analyzer.spec_writer import SpecWriteError, write_spec  # noqa: E402
 
@@ -75,7 +76,7 @@ def test_import_equals_the_hand_written_spec_layer_by_layer(reference):
 
     def weighted(graph):
         return {n.path: (n.kind, n.args, n.in_shapes, n.out_shape, n.role) for n in graph.layers()
-                if n.op.weighted or n.op.category == "batch_norm"}
+                if n.op.weighted or n.op.category is Category.BATCH_NORM}
 
     assert weighted(imported.graph) == weighted(spec)
 

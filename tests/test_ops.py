@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from inception_analyzer.errors import ShapeError, SpecError
-from inception_analyzer.ops import OPS
+from inception_analyzer.ops import OPS, Category, MergeKind
 
 from conftest import ROOT, spec_path
 
@@ -107,7 +107,7 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
              "avgpool": ((3, 9, 9), [3], {"stride": 1, "padding": 1}), "adaptive_avgpool": ((3, 9, 9), [2], {}),
              "adaptive_maxpool": ((3, 9, 9), [1], {}), "dropout": ((3, 9, 9), [], {}), "flatten": ((3, 9, 9), [], {}),
              "identity": ((3, 9, 9), [], {}), "softmax": ((10,), [], {}), "scale": ((3, 9, 9), [0.17], {})}
-    activations = [name for name, op in OPS.items() if op.category == "activation" and name not in cases]
+    activations = [name for name, op in OPS.items() if op.category is Category.ACTIVATION and name not in cases]
     cases.update({name: ((3, 9, 9), [], {}) for name in activations})
     buildable = {name for name, op in OPS.items() if op.builds_module and op.modelled}
     assert buildable == set(cases)
@@ -152,6 +152,39 @@ def test_opaque_keeps_shape_and_weights_and_refuses_to_build():
         op.make_module(a, [(4, 9, 9)], (4, 7, 7))
     with pytest.raises(SpecError, match=r"\[C, H, W\] or \[N\]"):
         op.bind([[4, 7], "x"], {})
+
+
+def geometry(in_shape: tuple, *args, **kwargs):
+    op = OPS["conv"]
+    a = op.bind(list(args), kwargs)
+    return op.geometry(a, [in_shape], op.output_shape(a, [in_shape]))
+
+
+def test_conv_geometry_resolves_padding_and_names_its_kind():
+    g = geometry((32, 17, 17), 64, [1, 7], padding="same", dilation=[1, 2], groups=4, bias=False)
+    assert (g.kernel, g.stride, g.padding, g.dilation) == ((1, 7), (1, 1), (0, 6), (1, 2))
+    assert (g.groups, g.in_channels, g.out_channels, g.bias) == (4, 32, 64, False)
+    assert g.grouped and g.spatial and not (g.depthwise or g.pointwise or g.square)
+    assert geometry((8, 9, 9), 8, 3, padding="valid").padding == (0, 0)
+    depthwise = geometry((32, 9, 9), 64, 3, padding=1, groups=32)
+    assert depthwise.depthwise and depthwise.square and depthwise.padding == (1, 1)
+    assert not geometry((32, 9, 9), 48, 3, groups=16).depthwise  # grouped, several inputs per group
+    pointwise = geometry((32, 9, 9), 16, 1)
+    assert pointwise.pointwise and not pointwise.spatial and not pointwise.grouped
+
+
+def test_only_conv_like_ops_have_a_geometry():
+    op = OPS["linear"]
+    a = op.bind([10], {})
+    assert op.geometry(a, [(20,)], (10,)) is None
+    assert OPS["maxpool"].geometry(OPS["maxpool"].bind([3], {}), [(4, 9, 9)], (4, 3, 3)) is None
+
+
+def test_merge_kinds_and_constant_factors():
+    assert {name: op.merge_kind for name, op in OPS.items() if op.merges} == {
+        "concat": MergeKind.CONCAT, "add": MergeKind.ADD, "mul": MergeKind.GATE}
+    assert OPS["scale"].constant_factor(OPS["scale"].bind([0.17], {})) == 0.17
+    assert OPS["relu"].constant_factor(OPS["relu"].bind([], {})) is None
 
 
 def test_analysis_path_does_not_import_torch():

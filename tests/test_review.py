@@ -409,3 +409,40 @@ def test_add_merges_are_not_residual_without_a_shortcut():
     ctx = _context(graph, ia.analyze(graph))
     assert ctx.residuals == {} and ctx.in_residual == {}
     assert {f.path for f in only(ia.analyze(graph).findings, "P1.extreme_reduction")} == {"m.a1"}
+
+
+def test_a_conv_like_op_without_groups_or_dilation_is_reviewed_through_its_geometry(monkeypatch):
+    """The review reads a conv-like op through its geometry, never its arguments: an op kind that
+    has no groups, stride or padding argument is judged as a conv with groups 1 (and no KeyError)."""
+    from inception_analyzer.ops import OPS, Arg, Category, ConvGeometry, OpKind
+    from inception_analyzer.ops.args import positive_int, positive_pair
+
+    conv = OPS["conv"]
+
+    class PlainConv(OpKind):
+        name = "plain_conv"
+        category = Category.CONV
+        weighted = True
+        args = (Arg("out", positive_int), Arg("kernel", positive_pair))
+
+        def output_shape(self, a, inputs):
+            return conv.output_shape(conv.bind([], a), inputs)
+
+        def macs(self, a, inputs, out):
+            return conv.macs(conv.bind([], a), inputs, out)
+
+        def rf_step(self, a, inputs, grid):
+            return conv.rf_step(conv.bind([], a), inputs, grid)
+
+        def geometry(self, a, inputs, out):
+            return ConvGeometry(a["kernel"], (1, 1), (0, 0), inputs[0][0], a["out"], bias=True)
+
+    monkeypatch.setitem(OPS, PlainConv.name, PlainConv())
+    graph = ia.load_graph(ia.load_spec_text(textwrap.dedent("""
+        name: t
+        input: [64, 40, 40]
+        layers:
+          - big: plain_conv(64, 7)
+          - wide: plain_conv(64, 3)
+    """), "t.yaml"))
+    assert "§3.1.large_kernel" in {f.check for f in ia.analyze(graph).findings if f.path == "big"}

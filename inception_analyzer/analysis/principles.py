@@ -1,9 +1,11 @@
 """Design review: read a network the way the Rethinking paper (Szegedy et al., CVPR 2016,
 sections 2-5) teaches, and say where it departs from it, what to change and what that saves.
 
-Each check is one function `check_*(ctx) -> list[Finding]` registered in CHECKS; adding a check
-touches one place. Checks read the graph IR and the cost records only; every suggested change is
-priced through the op registry (the same rules as the analysis), not by a separate formula.
+Each check is one function `check_*(ctx) -> list[Finding]` registered with `@check`; adding a
+check touches one place. Checks read the graph IR and the cost records only, and an op only
+through its facets (category, merge kind, convolution geometry, constant factor), never through
+its raw arguments or its name; every suggested change is priced through the op registry (the same
+rules as the analysis), not by a separate formula.
 The rules and their thresholds are stated in docs/review.md.
 """
 from __future__ import annotations
@@ -15,11 +17,11 @@ from typing import Callable
 
 from ..graph import AUX, INPUT, Graph, Node, fork_of, positions
 from ..numbers import grid_text, human, numel, shape_text
-from ..ops import OPS, RFStep
+from ..ops import OPS, Category, ConvGeometry, MergeKind, RFStep
 from ..perf import paused_gc
 from .cost import CostReport
 from .findings import Finding, severity_rank
-from .receptive_field import ReceptiveField, receptive_fields
+from .receptive_field import ReceptiveField, chain_size, receptive_fields
 
 # Thresholds, with the reasoning in docs/review.md
 EARLY = 1 / 3                    # the first third of the weighted layers is "early" (P1)
@@ -35,6 +37,16 @@ DOMINANT_PARAMS_SHARE = 0.6      # one stage holding more than 60% of the parame
 MEDIUM_GRID = (12, 20)           # where the paper found 1xn + nx1 to work well (section 3.2)
 WIDENING = 2.0                   # the coarsest stage should be at least this much wider (P2)
 SIGNIFICANT_LAYER = 0.05         # a layer doing 5% of the network's MACs: its factorization is a warning
+
+Check = Callable[["_Context"], list[Finding]]
+# every check, in the order they are defined: findings of one severity on one layer keep this order
+CHECKS: list[Check] = []
+
+
+def check(function: Check) -> Check:
+    """Register a review check (a decorator)."""
+    CHECKS.append(function)
+    return function
 
 
 @dataclass
@@ -61,6 +73,7 @@ class _Context:
     block_input: dict[str, tuple]  # block -> the shape entering it
     by_block: dict[str, list[Node]]  # block -> its inference-path layers, in order
     index: dict[str, int]          # node path -> its position in `main`
+    geometry: dict[str, ConvGeometry]  # conv-like layer path -> its geometry (the checks ask often)
     residuals: dict[str, _Residual] = field(default_factory=dict)    # add path -> its residual unit
     in_residual: dict[str, _Residual] = field(default_factory=dict)  # layer inside a residual branch -> unit
     in_shortcut: dict[str, _Residual] = field(default_factory=dict)  # layer of a projection shortcut -> unit
@@ -68,6 +81,10 @@ class _Context:
 
     def costs(self, path: str):
         return self._by_path[path]
+
+    def geometry_of(self, node: Node | None) -> ConvGeometry | None:
+        """The node's convolution geometry; None for any other op (and for no node)."""
+        return None if node is None else self.geometry.get(node.path)
 
     def inside_residual(self, path: str) -> _Residual | None:
         """The residual unit whose branch or projection shortcut holds this layer (not its add)."""
@@ -95,8 +112,10 @@ def _context(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]
     for node in main:
         by_block.setdefault(node.block, []).append(node)
     fields = receptive_fields(graph) if fields is None else fields
+    geometry = {node.path: g for node in graph.layers()
+                if (g := node.op.geometry(node.args, list(node.in_shapes), node.out_shape)) is not None}
     ctx = _Context(graph, report, fields, main, position, consumers, block_input, by_block,
-                   {node.path: i for i, node in enumerate(main)})
+                   {node.path: i for i, node in enumerate(main)}, geometry)
     _residual_branches(ctx)
     return ctx
 
@@ -110,11 +129,11 @@ def _residual_branches(ctx: _Context) -> None:
     itself (an unnamed add outside any module), the block's input becomes the unit's input."""
     order = positions(ctx.graph)
     for add in ctx.graph.layers():
-        if add.kind != "add":
+        if add.op.merge_kind is not MergeKind.ADD:
             continue
         fork = fork_of(ctx.graph, add, order)
         branches = [_branch_layers(ctx.graph, source, fork, order) for source in add.inputs]
-        shortcuts = [b for b in branches if _is_shortcut(ctx.graph, b)]
+        shortcuts = [b for b in branches if _is_shortcut(ctx, b)]
         if not shortcuts:
             continue  # two computed paths summed: no shortcut carries the input
         # the simplest shortcut: the identity, else the projection with the fewest layers
@@ -125,8 +144,9 @@ def _residual_branches(ctx: _Context) -> None:
             continue  # nothing beside the shortcut (x + x)
         branch = tuple(sorted({p for b in others for p in b}, key=order.__getitem__))
         weighted = [p for p in shortcut if ctx.graph.node(p).op.weighted]
-        scales = [ctx.graph.node(p).args["factor"] for p in branch if ctx.graph.node(p).kind == "scale"]
-        unit = _Residual(add.path, fork, shortcut, branch, min(ctx.graph.node(p).out_shape[0] for p in branch),
+        layers = [ctx.graph.node(p) for p in branch]
+        scales = [factor for n in layers if (factor := n.op.constant_factor(n.args)) is not None]
+        unit = _Residual(add.path, fork, shortcut, branch, min(n.out_shape[0] for n in layers),
                          weighted[0] if weighted else None, scales[-1] if scales else None)
         ctx.residuals[add.path] = unit
         ctx.residual_block[add.block] = unit
@@ -150,14 +170,14 @@ def _branch_layers(graph: Graph, source: str, fork: str, order: dict[str, int]) 
     return tuple(sorted(seen, key=order.__getitem__))
 
 
-def _is_shortcut(graph: Graph, layers: tuple[str, ...]) -> bool:
+def _is_shortcut(ctx: _Context, layers: tuple[str, ...]) -> bool:
     """The identity (no layer), or a projection: a chain without merges whose only weighted layer is a
     1x1 conv (ResNet's option B, with its BN; ResNet-D pools before it)."""
-    nodes = [graph.node(p) for p in layers]
+    nodes = [ctx.graph.node(p) for p in layers]
     if any(len(n.inputs) != 1 or n.op.merges for n in nodes):
         return False
     weighted = [n for n in nodes if n.op.weighted]
-    return not weighted or (len(weighted) == 1 and _is_pointwise_conv(weighted[0]))
+    return not weighted or (len(weighted) == 1 and _is_pointwise_conv(ctx, weighted[0]))
 
 
 # ----------------------------------------------------------------------------- pricing helpers
@@ -172,19 +192,15 @@ class _Priced:
 def _price_convs(in_shape: tuple, convs: list[dict]) -> _Priced:
     """Cost and receptive field of a chain of conv layers, through the op registry."""
     conv = OPS["conv"]
-    shape, params, macs = in_shape, 0, 0
-    size, stride = [1, 1], [1, 1]
+    shape, params, macs, steps = in_shape, 0, 0, []
     for spec in convs:
         args = conv.bind([], spec)
         out = conv.output_shape(args, [shape])
         params += conv.params(args, [shape], out)
         macs += conv.macs(args, [shape], out)
-        step: RFStep = conv.rf_step(args, [shape], shape[1:])
-        for axis in (0, 1):
-            size[axis] += (step.kernel[axis] - 1) * step.dilation[axis] * stride[axis]
-            stride[axis] *= step.stride[axis]
+        steps.append(conv.rf_step(args, [shape], shape[1:]))
         shape = out
-    return _Priced(params, macs, shape, tuple(size))
+    return _Priced(params, macs, shape, chain_size(steps))
 
 
 def _pct(part: float, whole: float) -> str:
@@ -196,23 +212,30 @@ def _producer(ctx: _Context, node: Node) -> Node | None:
     current = node
     while current.inputs and current.inputs[0] != INPUT:
         source = ctx.graph.node(current.inputs[0])
-        if source.op.weighted or source.op.merges or source.op.rf_step(source.args, list(source.in_shapes),
-                                                                        (1, 1)) is not None:
+        if not _passes_through(source):
             return source
         current = source
     return None
 
 
-def _is_conv(node: Node) -> bool:
-    return node.op.category == "conv"
+def _passes_through(node: Node) -> bool:
+    """BN, activations, dropout: neither a layer of depth, nor a merge, nor a window over positions."""
+    return not (node.op.weighted or node.op.merges or _rf_step(node) is not None)
 
 
-def _is_spatial_conv(node: Node) -> bool:
-    return _is_conv(node) and node.args["kernel"][0] * node.args["kernel"][1] > 1
+def _rf_step(node: Node) -> RFStep | None:
+    # a vector's grid is unknown here; only a linear layer reads it, and it is weighted anyway
+    return node.op.rf_step(node.args, list(node.in_shapes), _grid(node.in_shapes[0]) or (1, 1))
 
 
-def _is_pointwise_conv(node: Node | None) -> bool:
-    return node is not None and _is_conv(node) and node.args["kernel"] == (1, 1)
+def _is_spatial_conv(ctx: _Context, node: Node) -> bool:
+    geometry = ctx.geometry_of(node)
+    return geometry is not None and geometry.spatial
+
+
+def _is_pointwise_conv(ctx: _Context, node: Node) -> bool:
+    geometry = ctx.geometry_of(node)
+    return geometry is not None and geometry.pointwise
 
 
 def _grid(shape: tuple) -> tuple[int, int] | None:
@@ -220,17 +243,19 @@ def _grid(shape: tuple) -> tuple[int, int] | None:
 
 
 # ----------------------------------------------------------------------------- P1
+@check
 def check_first_layer_stride(ctx: _Context) -> list[Finding]:
     """P1: an aggressive stride in the first layer throws away resolution before any features exist."""
     first = next((n for n in ctx.main if n.op.weighted), None)
-    if first is None or not _is_conv(first):
+    geometry = ctx.geometry_of(first)
+    if geometry is None:
         return []
-    stride = max(first.args["stride"])
+    stride = max(geometry.stride)
     if stride < AGGRESSIVE_FIRST_STRIDE:
         return []
     h, w = first.in_shapes[0][1:]
     oh, ow = first.out_shape[1:]
-    k = first.args["kernel"][0]
+    k = geometry.kernel[0]
     # the paper's stem: a stride-2 3x3, then 3x3s, reaching the same stride over more layers
     return [Finding(
         "P1.first_layer_stride", "P1", "warning", first.path,
@@ -241,6 +266,7 @@ def check_first_layer_stride(ctx: _Context) -> list[Finding]:
         "stride-2 pooling, as Inception-v3's stem does")]
 
 
+@check
 def check_representation_drops(ctx: _Context) -> list[Finding]:
     """P1: a main-path block that keeps less than half of its input representation (HxWxC)."""
     findings = []
@@ -282,28 +308,31 @@ def _grid_blocks(ctx: _Context):
             yield group, end, before
 
 
+@check
 def check_extreme_reductions(ctx: _Context) -> list[Finding]:
     """P1: a 1x1 reduction inside a block that cuts the block's channels by more than 8x."""
     findings = []
     for node in ctx.main:
-        if not _is_pointwise_conv(node) or node.block == node.path or node.path in ctx.in_residual:
+        geometry = ctx.geometry_of(node)
+        if geometry is None or not geometry.pointwise or node.block == node.path or node.path in ctx.in_residual:
             continue  # inside a residual branch the shortcut carries the full width (check_residual_blocks)
-        c_block = ctx.block_input[node.block][0]
-        if node.in_shapes[0][0] != c_block or node.args["out"] * EXTREME_REDUCTION > c_block:
+        c_block, c_out = ctx.block_input[node.block][0], geometry.out_channels
+        if geometry.in_channels != c_block or c_out * EXTREME_REDUCTION > c_block:
             continue
         consumers = [ctx.graph.node(p) for p in _downstream_spatial(ctx, node)]
         if not consumers:
             continue
         findings.append(Finding(
             "P1.extreme_reduction", "P1", "info", node.path,
-            f"1x1 reduction from {c_block} to {node.args['out']} channels ({c_block / node.args['out']:.0f}x) "
-            f"before a {_kernel(consumers[0])} conv: a narrow bottleneck inside the module",
-            {"channels_in": c_block, "channels_out": node.args["out"], "factor": round(c_block / node.args["out"], 1)},
+            f"1x1 reduction from {c_block} to {c_out} channels ({c_block / c_out:.0f}x) "
+            f"before a {_kernel(ctx, consumers[0])} conv: a narrow bottleneck inside the module",
+            {"channels_in": c_block, "channels_out": c_out, "factor": round(c_block / c_out, 1)},
             f"reduce less (to about {c_block // 4} channels, 4x as Inception-v3 does) or factorize the "
-            f"{_kernel(consumers[0])} conv to pay for the wider embedding"))
+            f"{_kernel(ctx, consumers[0])} conv to pay for the wider embedding"))
     return findings
 
 
+@check
 def check_residual_blocks(ctx: _Context) -> list[Finding]:
     """P1, read for residual networks: a residual branch may narrow as much as it likes, the shortcut
     carries the full representation to the add (He et al. 2016; Szegedy et al. 2017 for
@@ -359,7 +388,7 @@ def _shortcut_text(ctx: _Context, unit: _Residual) -> str:
     if unit.projection is None:
         return name
     conv = ctx.graph.node(unit.projection)
-    stride = conv.args["stride"][0]
+    stride = ctx.geometry_of(conv).stride[0]
     return f"{name} (1x1{'/' + str(stride) if stride > 1 else ''}, {conv.in_shapes[0][0]} -> {conv.out_shape[0]})"
 
 
@@ -369,13 +398,14 @@ def _downstream_spatial(ctx: _Context, node: Node) -> list[str]:
     while frontier:
         path = frontier.pop()
         other = ctx.graph.node(path)
-        if _is_spatial_conv(other):
+        if _is_spatial_conv(ctx, other):
             found.append(path)
         elif not (other.op.weighted or other.op.merges):
             frontier.extend(ctx.consumers.get(path, []))
     return found
 
 
+@check
 def check_grid_reductions(ctx: _Context) -> list[Finding]:
     """§5 / P1: classify every place where the grid shrinks, and price the three ways to do it.
 
@@ -395,7 +425,7 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
             continue  # a sum, not a concat: judged by its representation (check_representation_drops)
         nodes = ctx.by_block[group.name]
         kinds = {n.op.category for n in nodes if _reduces(n)}
-        if end.op.merges and kinds >= {"conv", "pool"}:
+        if end.op.merges and kinds >= {Category.CONV, Category.POOL}:
             findings.append(_parallel_reduction(group.name, before, end.out_shape))
         elif _is_pool_reduction(ctx, group.name):
             findings.append(_pool_reduction(ctx, group.name, nodes[-1], before, end.out_shape))
@@ -406,7 +436,7 @@ def _is_pool_reduction(ctx: _Context, block: str) -> bool:
     if block in ctx.residual_block:
         return False  # a residual block that pools (in its shortcut or branch) is judged as a whole
     kinds = {n.op.category for n in ctx.by_block.get(block, []) if _reduces(n)}
-    return "pool" in kinds and "conv" not in kinds
+    return Category.POOL in kinds and Category.CONV not in kinds
 
 
 def _reduces(node: Node) -> bool:
@@ -435,14 +465,14 @@ def _parallel_reduction(name: str, before: tuple, after: tuple) -> Finding:
 
 def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: tuple) -> Finding:
     previous = _producer(ctx, pool)
+    widening = ctx.geometry_of(previous)
     nxt = _next_weighted(ctx, pool)
     early = ctx.position[pool.path] < EARLY
-    if previous is not None and _is_conv(previous) and previous.args["stride"] == (1, 1) \
-            and previous.out_shape[0] > previous.in_shapes[0][0]:
+    if widening is not None and widening.stride == (1, 1) and widening.out_channels > widening.in_channels:
         # conv then pool: the widening conv ran on the big grid
         conv = previous
-        k, k_out = conv.in_shapes[0][0], conv.out_shape[0]
-        kernel = conv.args["kernel"][0]
+        k, k_out = widening.in_channels, widening.out_channels
+        kernel = widening.kernel[0]
         costs = _alternatives(conv.out_shape[1:], after[1:], k, k_out, kernel)
         extra = costs["conv_then_pool"] - costs["parallel"]
         return Finding(
@@ -458,7 +488,8 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
             {"macs": costs["parallel"] - costs["conv_then_pool"]} if extra > 0 else None)
     k = before[0]
     k_out = nxt.out_shape[0] if nxt is not None and len(nxt.out_shape) == 3 else k
-    kernel = nxt.args["kernel"][0] if nxt is not None and _is_conv(nxt) else 3
+    following = ctx.geometry_of(nxt)
+    kernel = following.kernel[0] if following is not None else 3
     where = nxt.path if nxt is not None else None
     unit = ctx.inside_residual(nxt.path) if nxt is not None else None
     if unit is not None:
@@ -487,6 +518,7 @@ def _next_weighted(ctx: _Context, node: Node) -> Node | None:
 
 
 # ----------------------------------------------------------------------------- P2
+@check
 def check_coarsest_width(ctx: _Context) -> list[Finding]:
     """P2: the coarsest grid should carry the widest representation (v3: 768 -> 2048 at 8x8)."""
     stages = [g for g in ctx.report.stages if g.role != AUX and g.name != "head"]
@@ -507,30 +539,31 @@ def check_coarsest_width(ctx: _Context) -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- P3
+@check
 def check_unreduced_spatial_convs(ctx: _Context) -> list[Finding]:
     """P3: a spatial conv on a wide input that no 1x1 reduction made narrower."""
     findings = []
     for node in ctx.main:
-        if not _is_spatial_conv(node) or node.args["groups"] != 1:
+        geometry = ctx.geometry_of(node)
+        if geometry is None or not geometry.spatial or geometry.grouped:
             continue
-        c_in = node.in_shapes[0][0]
+        c_in = geometry.in_channels
         unit = ctx.in_residual.get(node.path)
         if c_in < WIDE_INPUT or c_in < ctx.block_input[node.block][0] or \
                 (unit is not None and c_in < ctx.graph.node(unit.fork).out_shape[0]):
             continue  # narrow, or already inside a reduced embedding (a module's, or a residual branch's)
         reduced = max(8, c_in // REDUCTION_FACTOR // 8 * 8)
         original = ctx.costs(node.path)
-        kernel, stride, padding = node.args["kernel"], node.args["stride"], node.args["padding"]
         chain = _price_convs(node.in_shapes[0], [
-            {"out": reduced, "kernel": 1, "bias": node.args["bias"]},
-            {"out": node.args["out"], "kernel": list(kernel), "stride": list(stride),
-             "padding": padding if isinstance(padding, str) else list(padding), "bias": node.args["bias"]}])
+            {"out": reduced, "kernel": 1, "bias": geometry.bias},
+            {"out": geometry.out_channels, "kernel": list(geometry.kernel), "stride": list(geometry.stride),
+             "padding": list(geometry.padding), "dilation": list(geometry.dilation), "bias": geometry.bias}])
         saved = original.macs - chain.macs
         findings.append(Finding(
             "P3.unreduced_spatial_conv", "P3", "warning" if c_in >= VERY_WIDE_INPUT else "info", node.path,
-            f"{_kernel(node)} conv on {c_in} channels with no 1x1 reduction before it: "
+            f"{_kernel(ctx, node)} conv on {c_in} channels with no 1x1 reduction before it: "
             f"{human(original.macs)} MACs of spatial aggregation over the full-width embedding",
-            {"channels_in": c_in, "channels_out": node.args["out"], "macs": original.macs},
+            {"channels_in": c_in, "channels_out": geometry.out_channels, "macs": original.macs},
             f"put a 1x1 conv to {reduced} channels before it ({c_in} / {c_in / reduced:.0f})",
             {"macs": chain.macs - original.macs, "params": chain.params - original.params,
              "macs_saved_share": round(saved / original.macs, 3)}))
@@ -538,6 +571,7 @@ def check_unreduced_spatial_convs(ctx: _Context) -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- P4
+@check
 def check_stage_balance(ctx: _Context) -> list[Finding]:
     """P4: no stage should dominate the compute or the parameters."""
     findings = []
@@ -562,26 +596,26 @@ def check_stage_balance(ctx: _Context) -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- §3 factorization
+@check
 def check_large_kernels(ctx: _Context) -> list[Finding]:
     """§3.1: a k x k conv (k >= 5) as a stack of 3x3 convs with the same receptive field."""
     findings = []
     for node in ctx.main:
-        if not _is_conv(node) or node.args["groups"] != 1 or min(node.args["kernel"]) < 5 \
-                or node.args["dilation"] != (1, 1):
+        geometry = ctx.geometry_of(node)
+        if geometry is None or geometry.grouped or min(geometry.kernel) < 5 or geometry.dilation != (1, 1):
             continue
-        k, s = node.args["kernel"][0], node.args["stride"][0]
-        if node.args["kernel"] != (k, k) or node.args["stride"] != (s, s):
+        k, s = geometry.kernel[0], geometry.stride[0]
+        if not geometry.square or geometry.stride != (s, s):
             continue
         # n 3x3 layers, the first carrying the stride: r = 3 + 2 s (n - 1) >= k
         layers = math.ceil((k - 3) / (2 * s)) + 1
-        c_in, c_out = node.in_shapes[0][0], node.args["out"]
+        c_in, c_out, bias = geometry.in_channels, geometry.out_channels, geometry.bias
         middle = max(1, round(math.sqrt(c_in * c_out)))  # the paper: grow by sqrt(alpha) per step
-        pad = node.args["padding"]
-        pad = (0, 0) if pad == "valid" else (1, 1) if pad == "same" else pad
-        first_pad = [1 if p else 0 for p in pad]  # per axis: unpadded stays unpadded, so the chain fits the grid
-        chain = [{"out": middle, "kernel": 3, "stride": s, "padding": first_pad, "bias": node.args["bias"]}]
-        chain += [{"out": middle, "kernel": 3, "padding": 1, "bias": node.args["bias"]} for _ in range(layers - 2)]
-        chain += [{"out": c_out, "kernel": 3, "padding": 1, "bias": node.args["bias"]}] if layers > 1 else []
+        # per axis: unpadded stays unpadded, so the chain fits the grid
+        first_pad = [1 if p else 0 for p in geometry.padding]
+        chain = [{"out": middle, "kernel": 3, "stride": s, "padding": first_pad, "bias": bias}]
+        chain += [{"out": middle, "kernel": 3, "padding": 1, "bias": bias} for _ in range(layers - 2)]
+        chain += [{"out": c_out, "kernel": 3, "padding": 1, "bias": bias}] if layers > 1 else []
         priced = _price_convs(node.in_shapes[0], chain)
         original = ctx.costs(node.path)
         saved = original.macs - priced.macs
@@ -610,18 +644,18 @@ def _next_spatial_conv(ctx: _Context, node: Node) -> Node | None:
         if len(readers) != 1:
             return None
         reader = ctx.graph.node(readers[0])
-        if _is_spatial_conv(reader):
+        if _is_spatial_conv(ctx, reader):
             return reader
-        if reader.op.weighted or reader.op.merges or reader.op.rf_step(
-                reader.args, list(reader.in_shapes), (1, 1)) is not None:
+        if not _passes_through(reader):
             return None
         current = reader
 
 
+@check
 def check_factorized_chains(ctx: _Context) -> list[Finding]:
     """§3: recognise factorizations already made: stacked 3x3s, 1xn then nx1; one finding per block."""
-    starts = [n for n in ctx.main if _is_spatial_conv(n)
-              and not ((before := _producer(ctx, n)) is not None and _is_spatial_conv(before))]
+    starts = [n for n in ctx.main if _is_spatial_conv(ctx, n)
+              and not ((before := _producer(ctx, n)) is not None and _is_spatial_conv(ctx, before))]
     per_block: dict[str, list[list[Node]]] = {}
     for start in starts:
         chain = [start]
@@ -633,18 +667,16 @@ def check_factorized_chains(ctx: _Context) -> list[Finding]:
     for block, chains in per_block.items():
         described, chain_macs, single_macs = [], 0, 0
         for chain in chains:
-            priced = _price_convs(chain[0].in_shapes[0], [
-                {"out": c.args["out"], "kernel": list(c.args["kernel"]), "stride": list(c.args["stride"]),
-                 "padding": c.args["padding"] if isinstance(c.args["padding"], str) else list(c.args["padding"]),
-                 "bias": c.args["bias"]} for c in chain])
+            # the chain as it is (its layers' own costs) against one conv seeing its whole field
+            rf_size = chain_size(_rf_step(c) for c in chain)
             conv = OPS["conv"]
-            single = conv.bind([], {"out": chain[-1].args["out"], "kernel": list(priced.rf_size), "bias": False})
+            single = conv.bind([], {"out": chain[-1].out_shape[0], "kernel": list(rf_size), "bias": False})
             macs = conv.macs(single, [chain[0].in_shapes[0]], chain[-1].out_shape)
-            chain_macs += priced.macs
+            chain_macs += sum(ctx.costs(c.path).macs for c in chain)
             single_macs += macs
-            names = " + ".join(f"{_short(c.path, block) if c.block == block else c.block} ({_kernel(c)})"
+            names = " + ".join(f"{_short(c.path, block) if c.block == block else c.block} ({_kernel(ctx, c)})"
                                for c in chain)
-            size = f"{priced.rf_size[0]}x{priced.rf_size[1]}"
+            size = f"{rf_size[0]}x{rf_size[1]}"
             described.append(f"{names}: {'an' if size.startswith(('8', '11', '18')) else 'a'} {size} field")
         where = block if any(c.path != c.block for chain in chains for c in chain) else \
             f"{chains[0][0].path}..{chains[0][-1].path}"
@@ -657,22 +689,26 @@ def check_factorized_chains(ctx: _Context) -> list[Finding]:
     return findings
 
 
+@check
 def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
     """§3.2: n x n convs (n >= 3) on a 12..20 grid as 1 x n then n x 1; one finding per block."""
     per_block: dict[str, list[tuple[Node, _Priced]]] = {}
     for node in ctx.main:
-        if not _is_spatial_conv(node) or node.args["groups"] != 1 or node.args["stride"] != (1, 1):
+        geometry = ctx.geometry_of(node)
+        if geometry is None or geometry.grouped or geometry.stride != (1, 1):
             continue
-        n = node.args["kernel"][0]
+        n = geometry.kernel[0]
         grid = _grid(node.out_shape)
-        if node.args["kernel"] != (n, n) or n < 3 or not (MEDIUM_GRID[0] <= grid[0] <= MEDIUM_GRID[1]):
+        if not geometry.square or n < 3 or not (MEDIUM_GRID[0] <= grid[0] <= MEDIUM_GRID[1]):
             continue
-        pad = node.args["padding"]
-        pad = (n // 2, n // 2) if pad == "same" else (0, 0) if pad == "valid" else pad
-        middle = max(1, round(math.sqrt(node.in_shapes[0][0] * node.args["out"])))  # equal channels: 1 - 2/n
+        (pad_h, pad_w), (dilation_h, dilation_w) = geometry.padding, geometry.dilation
+        middle = max(1, round(math.sqrt(geometry.in_channels * geometry.out_channels)))  # equal channels: 1 - 2/n
+        # each half keeps its axis' padding and dilation, so the pair sees the n x n conv's field
         chain = _price_convs(node.in_shapes[0], [
-            {"out": middle, "kernel": [1, n], "padding": [0, pad[1]], "bias": node.args["bias"]},
-            {"out": node.args["out"], "kernel": [n, 1], "padding": [pad[0], 0], "bias": node.args["bias"]}])
+            {"out": middle, "kernel": [1, n], "padding": [0, pad_w], "dilation": [1, dilation_w],
+             "bias": geometry.bias},
+            {"out": geometry.out_channels, "kernel": [n, 1], "padding": [pad_h, 0], "dilation": [dilation_h, 1],
+             "bias": geometry.bias}])
         if chain.macs < ctx.costs(node.path).macs:
             per_block.setdefault(node.block, []).append((node, chain))
     findings = []
@@ -681,7 +717,7 @@ def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
         after = sum(chain.macs for _, chain in items)
         params_delta = sum(chain.params - ctx.costs(node.path).params for node, chain in items)
         grid = grid_text(items[0][0].out_shape)
-        names = ", ".join(f"{node.path} ({_kernel(node)})" for node, _ in items)
+        names = ", ".join(f"{node.path} ({_kernel(ctx, node)})" for node, _ in items)
         findings.append(Finding(
             "§3.2.asymmetric", "§3.2", "info", block,
             f"{len(items)} square spatial conv{'s' if len(items) > 1 else ''} on the {grid} grid, where the "
@@ -695,16 +731,16 @@ def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
     return findings
 
 
+@check
 def check_early_asymmetric(ctx: _Context) -> list[Finding]:
     """§3.2: asymmetric convs on grids larger than 20 (the paper found them to work poorly early)."""
     findings = []
     for node in ctx.main:
-        if not _is_conv(node):
-            continue
-        kh, kw = node.args["kernel"]
+        geometry = ctx.geometry_of(node)
         grid = _grid(node.in_shapes[0])
-        if kh == kw or grid is None or max(grid) <= MEDIUM_GRID[1]:
+        if geometry is None or geometry.square or grid is None or max(grid) <= MEDIUM_GRID[1]:
             continue
+        kh, kw = geometry.kernel
         findings.append(Finding(
             "§3.2.early_asymmetric", "§3.2", "info", node.path,
             f"{kh}x{kw} conv on the {grid[0]}x{grid[1]} grid: the paper found asymmetric factorization "
@@ -715,6 +751,7 @@ def check_early_asymmetric(ctx: _Context) -> list[Finding]:
 
 
 # ----------------------------------------------------------------------------- §4 auxiliary heads
+@check
 def check_auxiliary_heads(ctx: _Context) -> list[Finding]:
     """§4: auxiliary classifiers act as regularizers, best when batch-normalized ("BN-auxiliary")."""
     aux = [n for n in ctx.graph.layers() if n.role == AUX]
@@ -747,10 +784,11 @@ def check_auxiliary_heads(ctx: _Context) -> list[Finding]:
 
 
 def _followed_by_bn(ctx: _Context, node: Node) -> bool:
-    return any(ctx.graph.node(p).op.category == "batch_norm" for p in ctx.consumers.get(node.path, []))
+    return any(ctx.graph.node(p).op.category is Category.BATCH_NORM for p in ctx.consumers.get(node.path, []))
 
 
 # ----------------------------------------------------------------------------- receptive fields
+@check
 def check_alignment(ctx: _Context) -> list[Finding]:
     """Merges whose branches see fields centred on different input pixels (reported once per block)."""
     fields = ctx.fields
@@ -763,20 +801,12 @@ def check_alignment(ctx: _Context) -> list[Finding]:
             centres = sorted({f.center for f in inputs})
             findings.append(Finding(
                 "RF.unaligned_merge", "§5", "warning", node.block,
-                f"{node.path} {'adds' if node.kind == 'add' else 'concatenates'} branches whose units are "
+                f"{node.path} {'adds' if node.op.merge_kind is MergeKind.ADD else 'concatenates'} branches whose units are "
                 "centred on different input pixels "
                 f"({', '.join(f'{c[0]:g}' for c in centres)}): features of one position mix different places",
                 {"centres": [list(c) for c in centres]},
                 "pad the strided convs so every branch is centred alike (TF's SAME pads only the end)"))
     return findings
-
-
-CHECKS: list[Callable[[_Context], list[Finding]]] = [
-    check_first_layer_stride, check_representation_drops, check_extreme_reductions, check_residual_blocks,
-    check_grid_reductions, check_coarsest_width, check_unreduced_spatial_convs, check_stage_balance,
-    check_large_kernels, check_factorized_chains, check_asymmetric_opportunities, check_early_asymmetric,
-    check_auxiliary_heads, check_alignment,
-]
 
 
 def review(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]) -> list[Finding]:
@@ -804,6 +834,6 @@ def _short(path: str, block: str) -> str:
     return name.removesuffix(".conv") or path
 
 
-def _kernel(node: Node) -> str:
-    kh, kw = node.args["kernel"]
+def _kernel(ctx: _Context, node: Node) -> str:
+    kh, kw = ctx.geometry_of(node).kernel
     return f"{kh}x{kw}"

@@ -19,8 +19,10 @@ downstream of an unaligned merge is unaligned too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from ..graph import INPUT, Graph
+from ..ops import RFStep
 from ..perf import paused_gc
 
 
@@ -40,23 +42,46 @@ class ReceptiveField:
                 "size_min": list(self.size_min), "center": list(self.center), "aligned": self.aligned}
 
 
+@dataclass(frozen=True)
+class Growth:
+    """What one layer does to a field whose units lie `j` input pixels apart, per axis (h, w)."""
+
+    size: tuple[int, int]       # (k - 1) * d * j: input pixels the field widens by
+    padding: tuple[int, int]    # p * j: added to the effective padding
+    stride: tuple[int, int]     # j * s: the effective stride after the layer
+
+
+def growth(step: RFStep, stride: tuple[int, int]) -> Growth:
+    """The recurrences of the module docstring, for one layer: the one place they are written."""
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = step.kernel, step.dilation, step.padding, step.stride
+    jh, jw = stride
+    return Growth(((kh - 1) * dh * jh, (kw - 1) * dw * jw), (ph * jh, pw * jw), (jh * sh, jw * sw))
+
+
+def chain_size(steps: Iterable[RFStep]) -> tuple[int, int]:
+    """The receptive field size of a chain of layers on its own (from one input unit)."""
+    size, stride = (1, 1), (1, 1)
+    for step in steps:
+        grown = growth(step, stride)
+        size, stride = _plus(size, grown.size), grown.stride
+    return size
+
+
+def _plus(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return (a[0] + b[0], a[1] + b[1])
+
+
 def _center(size: int, padding: int) -> float:
     return (size - 1) / 2 - padding
 
 
-def _step(field: ReceptiveField, path: str, step, grid_out: tuple[int, int]) -> ReceptiveField:
+def _step(field: ReceptiveField, path: str, step: RFStep | None, grid_out: tuple[int, int]) -> ReceptiveField:
     if step is None:
         return ReceptiveField(path, field.size, field.size_min, field.stride, field.padding, field.center,
                               field.aligned, grid_out)
-    size, size_min, stride, padding = [], [], [], []
-    for axis in (0, 1):
-        j = field.stride[axis]
-        growth = (step.kernel[axis] - 1) * step.dilation[axis] * j
-        size.append(field.size[axis] + growth)
-        size_min.append(field.size_min[axis] + growth)
-        stride.append(j * step.stride[axis])
-        padding.append(field.padding[axis] + step.padding[axis] * j)
-    return ReceptiveField(path, tuple(size), tuple(size_min), tuple(stride), tuple(padding),
+    grown = growth(step, field.stride)
+    size, padding = _plus(field.size, grown.size), _plus(field.padding, grown.padding)
+    return ReceptiveField(path, size, _plus(field.size_min, grown.size), grown.stride, padding,
                           (_center(size[0], padding[0]), _center(size[1], padding[1])), field.aligned, grid_out)
 
 

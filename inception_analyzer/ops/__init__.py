@@ -1,0 +1,26 @@
+"""The op registry: every op kind in one place, each a small object of pure shape arithmetic.
+
+Analyzers and the builder ask the registry; they never switch on op names, and they read an op
+through its typed facets (base.py: `category`, `merge_kind`, `geometry`, `constant_factor`),
+never through another op's raw arguments. Adding an op is one class with `@register` in the
+module of its family:
+
+    args.py        argument types (the checks that normalise a spec's values)
+    base.py        OpKind, the facet types, the registry
+    windows.py     sliding-window arithmetic shared by convolution and pooling
+    conv.py, linear.py, norm.py, pool.py, pointwise.py, merge.py, structural.py: the op kinds
+
+The family modules are imported here in the order their ops are listed (`inception-analyzer ops`).
+"""
+from __future__ import annotations
+
+from . import conv, linear, norm, pool, pointwise, merge, structural  # noqa: F401  (each registers its ops)
+from .args import MAX_SIZE, REQUIRED, Arg
+from .base import OPS, Category, ConvGeometry, MergeKind, OpKind, RFStep, Shape, Unmodelled, get_op, register
+
+# ops a spec may not call by name: the merges are written as blocks (`concat: [...]`), the input is given
+MERGE_OPS = tuple(name for name, op in OPS.items() if op.merges)
+STRUCTURAL_OPS = frozenset({*MERGE_OPS, "input"})
+
+__all__ = ["Arg", "Category", "ConvGeometry", "MAX_SIZE", "MERGE_OPS", "MergeKind", "OPS", "OpKind", "REQUIRED",
+           "RFStep", "STRUCTURAL_OPS", "Shape", "Unmodelled", "get_op", "register"]

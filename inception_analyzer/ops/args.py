@@ -1,0 +1,128 @@
+"""Argument types of the op kinds: each checks one value of a spec (or of an imported module)
+and returns it normalised (a pair for `3`, a float for `1`), or raises SpecError saying what
+the argument must be."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import SpecError
+
+# the default of an argument a call must give
+REQUIRED = object()
+
+# torch (and ONNX) hold sizes as 64-bit integers; beyond that no model exists, and products of
+# such sizes would leave the range of the floats that shares and human-readable figures use
+MAX_SIZE = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an op: its name, its check-and-normalise function, its default."""
+
+    name: str
+    check: Callable[[str, Any], Any]
+    default: Any = REQUIRED
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _too_large(name: str, value: int) -> SpecError:
+    digits = len(str(value))
+    got = f"{value}" if digits <= 30 else f"a number of {digits} digits"
+    return SpecError(f"'{name}' must be at most 2**63 - 1 (torch's 64-bit sizes), got {got}")
+
+
+def _int_from(name: str, value, least: int, what: str) -> int:
+    if not _is_int(value) or value < least:
+        raise SpecError(f"'{name}' must be a {what} integer, got {value!r}")
+    if value > MAX_SIZE:
+        raise _too_large(name, value)
+    return value
+
+
+def positive_int(name: str, value) -> int:
+    return _int_from(name, value, 1, "positive")
+
+
+def non_negative_int(name: str, value) -> int:
+    return _int_from(name, value, 0, "non-negative")
+
+
+def _pair(name: str, value, check) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise SpecError(f"'{name}' must be one integer or a pair [h, w], got {list(value)!r}")
+        return (check(name, value[0]), check(name, value[1]))
+    value = check(name, value)
+    return (value, value)
+
+
+def positive_pair(name: str, value) -> tuple[int, int]:
+    return _pair(name, value, positive_int)
+
+
+def non_negative_pair(name: str, value) -> tuple[int, int]:
+    return _pair(name, value, non_negative_int)
+
+
+def padding_arg(name: str, value):
+    """An integer, a pair [h, w], or 'same' / 'valid' (resolved against the kernel later)."""
+    if isinstance(value, str):
+        if value not in ("same", "valid"):
+            raise SpecError(f"'{name}' must be an integer, [h, w], 'same' or 'valid', got {value!r}")
+        return value
+    return non_negative_pair(name, value)
+
+
+def boolean(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"'{name}' must be true or false, got {value!r}")
+    return value
+
+
+def positive_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SpecError(f"'{name}' must be a positive number, got {value!r}")
+    return float(value)
+
+
+def number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"'{name}' must be a number, got {value!r}")
+    return float(value)
+
+
+def probability(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise SpecError(f"'{name}' must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
+def text(name: str, value) -> str:
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"'{name}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def tensor_shape(name: str, value) -> tuple:
+    """A per-image shape: [C, H, W] or [N]."""
+    if not isinstance(value, (list, tuple)) or len(value) not in (1, 3):
+        raise SpecError(f"'{name}' must be [C, H, W] or [N], got {value!r}")
+    return tuple(positive_int(name, v) for v in value)
+
+
+def choice(*allowed: str) -> Callable:
+    def check_choice(name: str, value):
+        if value not in allowed:
+            raise SpecError(f"'{name}' must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+    return check_choice
+
+
+def optional(check: Callable) -> Callable:
+    def check_optional(name: str, value):
+        return None if value is None else check(name, value)
+    return check_optional

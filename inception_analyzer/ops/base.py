@@ -1,0 +1,243 @@
+"""The op kind: the base class every op of the registry derives from, the typed facets that
+analyzers read instead of an op's raw arguments, and the registry itself.
+
+An op kind knows, from its resolved arguments and its input shapes alone:
+  - its signature (positional order, defaults, argument types),
+  - its output shape (raising ShapeError when the input cannot go through it),
+  - its learnable parameters and its buffers (elements, as torch counts them),
+  - its multiply-accumulates (conv and linear only; see docs/conventions.md),
+  - its other FLOPs (pooling, normalisation, activations, merges) with the rule stated,
+  - what fvcore's FlopCountAnalysis counts for it (so a total can be cross-checked),
+  - its receptive-field step (kernel, stride, padding, dilation per axis),
+  - its facets: what kind of layer it is (`category`), how it joins branches (`merge_kind`),
+    its convolution geometry (`geometry`), the constant it multiplies by (`constant_factor`),
+  - how to make its torch module (torch is imported only inside `make_module` and `combine`),
+  - which torch modules and calls it stands for when a model is imported with torch.fx.
+
+Shapes exclude the batch: (C, H, W) for feature maps, (N,) for vectors.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..errors import SpecError, did_you_mean
+from .args import REQUIRED, Arg
+
+Shape = tuple  # (C, H, W) or (N,)
+
+# prefix of the torch.nn.functional names in `torch_calls`
+F = "torch.nn.functional."
+
+
+class Category(enum.Enum):
+    """What an op is, for analyzers that reason about kinds of layers (the review, the builder)."""
+
+    CONV = "conv"
+    LINEAR = "linear"
+    POOL = "pool"
+    BATCH_NORM = "batch_norm"
+    NORMALIZATION = "normalization"   # other normalisations (local response normalisation)
+    ACTIVATION = "activation"
+    MERGE = "merge"
+    RESHAPE = "reshape"
+    OTHER = "other"
+
+
+class MergeKind(enum.Enum):
+    """How a merge joins its branches."""
+
+    CONCAT = "concat"   # side by side along channels (the Inception filter concat)
+    ADD = "add"         # element-wise sum (residual connections)
+    GATE = "gate"       # element-wise product, a [C, 1, 1] branch broadcast over the grid (squeeze-and-excitation)
+
+
+@dataclass(frozen=True)
+class RFStep:
+    """A layer's receptive-field step per axis (h, w): r += (k-1)*d*j; j *= s."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]  # leading (top, left) padding
+    dilation: tuple[int, int] = (1, 1)
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A convolution-like layer's geometry with every argument resolved: 'same' and 'valid'
+    padding turned into numbers, and an op kind without dilation or groups gets their neutral
+    values by default, so a reader never looks into an op's own arguments."""
+
+    kernel: tuple[int, int]      # (h, w)
+    stride: tuple[int, int]
+    padding: tuple[int, int]     # leading (top, left) padding, input pixels
+    in_channels: int
+    out_channels: int
+    bias: bool
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def grouped(self) -> bool:
+        return self.groups > 1
+
+    @property
+    def depthwise(self) -> bool:
+        """One group per input channel, each making one or more output channels (MobileNet)."""
+        return self.groups == self.in_channels > 1 and self.out_channels % self.in_channels == 0
+
+    @property
+    def pointwise(self) -> bool:
+        return self.kernel == (1, 1)
+
+    @property
+    def spatial(self) -> bool:
+        """It aggregates over neighbouring positions (a kernel wider than one pixel)."""
+        return self.kernel[0] * self.kernel[1] > 1
+
+    @property
+    def square(self) -> bool:
+        return self.kernel[0] == self.kernel[1]
+
+
+class Unmodelled(Exception):
+    """A torch module or call whose settings no op kind expresses (the importer lists it)."""
+
+
+def refuse_unless(condition: bool, reason: str) -> None:
+    if not condition:
+        raise Unmodelled(reason)
+
+
+class OpKind:
+    """Base of every op kind. Subclasses override the rules that differ from 'no cost'."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    args: ClassVar[tuple[Arg, ...]] = ()
+    category: ClassVar[Category] = Category.OTHER
+    merge_kind: ClassVar[MergeKind | None] = None  # set on the ops that take several inputs
+    weighted: ClassVar[bool] = False        # counts as a layer of depth (conv, linear)
+    builds_module: ClassVar[bool] = True    # merges are done by the enclosing container
+    modelled: ClassVar[bool] = True         # False: its MACs and FLOPs are unknown (not zero)
+    # its torch op returns new storage that autograd does not keep for the backward pass, so the
+    # one activation that reads it may overwrite it (the builder then builds that activation with
+    # inplace=True, as torchvision does; measured on the CPU, an out-of-place ReLU costs twice as much)
+    fresh_output: ClassVar[bool] = False
+    other_flops_rule: ClassVar[str] = "none"
+    # torch.fx import (importer.py): the torch.nn classes this op stands for, and the functions
+    # ("torch.nn.functional.relu") and tensor methods (".relu") with the names of their arguments
+    # after the input tensor(s), so a call's positional arguments can be named
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    torch_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @property
+    def merges(self) -> bool:
+        """Takes several inputs (concat, add, mul)."""
+        return self.merge_kind is not None
+
+    # -- arguments
+    def bind(self, positional: list, keywords: dict) -> dict:
+        """Bind call arguments to this op's signature, check and normalise them."""
+        if len(positional) > len(self.args):
+            raise SpecError(f"{self.name} takes at most {len(self.args)} positional arguments "
+                            f"({', '.join(a.name for a in self.args) or 'none'}), got {len(positional)}")
+        names = [a.name for a in self.args]
+        bound = dict(zip(names, positional))
+        for key, value in keywords.items():
+            if key not in names:
+                hint = did_you_mean(key, names)
+                raise SpecError(f"{self.name} has no argument '{key}'"
+                                + (f"; {hint}" if hint else f" (it takes: {', '.join(names) or 'none'})"))
+            if key in bound:
+                raise SpecError(f"{self.name} got '{key}' twice")
+            bound[key] = value
+        resolved = {}
+        for arg in self.args:
+            if arg.name in bound:
+                resolved[arg.name] = arg.check(arg.name, bound[arg.name])
+            elif arg.default is REQUIRED:
+                raise SpecError(f"{self.name} needs '{arg.name}'")
+            else:
+                resolved[arg.name] = arg.check(arg.name, arg.default)  # normalised like given values
+        return resolved
+
+    # -- rules (defaults: shape-preserving, free)
+    def output_shape(self, a: dict, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def params(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def buffers(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def macs(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def other_flops(self, a: dict, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    def fvcore_flops(self, a: dict, inputs: list[Shape], out: Shape, training: bool = False) -> int:
+        """What fvcore 0.1.5's default FlopCountAnalysis handles count for this op."""
+        return 0
+
+    def rf_step(self, a: dict, inputs: list[Shape], grid: tuple[int, int]) -> RFStep | None:
+        """How the op moves the receptive field; None for pointwise ops and merges.
+
+        `grid` is the spatial extent of the input's units: its H, W for feature maps, and for a
+        vector the grid it was flattened from (so a linear layer can see all of it)."""
+        return None
+
+    # -- facets
+    def geometry(self, a: dict, inputs: list[Shape], out: Shape) -> ConvGeometry | None:
+        """The convolution geometry of a convolution-like op; None for every other op."""
+        return None
+
+    def constant_factor(self, a: dict) -> float | None:
+        """The constant an op multiplies its input by (a residual branch's scaling), if it is one."""
+        return None
+
+    # -- torch
+    def make_module(self, a: dict, inputs: list[Shape], out: Shape):
+        raise NotImplementedError(f"{self.name} has no torch module")
+
+    def combine(self, tensors: list):
+        """For merges: the torch operation joining the branches' tensors."""
+        raise NotImplementedError(f"{self.name} does not merge branches")
+
+    def describe(self, a: dict) -> str:
+        """A short argument summary for tables: '3x3/2', 'p=0.5'."""
+        return ""
+
+    # -- torch.fx import
+    def from_torch_module(self, module, in_shapes: list[Shape], out_shape: Shape) -> dict:
+        """This op's arguments read off a torch module of one of `torch_modules`; raises
+        Unmodelled for settings the op cannot express. Default: attributes named as our args."""
+        return {a.name: getattr(module, a.name) for a in self.args if hasattr(module, a.name)}
+
+    def from_torch_call(self, values: dict, in_shapes: list[Shape], out_shape: Shape) -> dict:
+        """This op's arguments from a call's named arguments (as `torch_calls` names them), given
+        only where the call passed them. Default: those named as our args; 'inplace' is dropped
+        where the op has no such argument (it changes memory use, not the result)."""
+        names = {a.name for a in self.args}
+        unknown = sorted(set(values) - names - {"inplace"})
+        if unknown:
+            raise Unmodelled(f"{self.name} cannot express the argument(s) {', '.join(unknown)}")
+        return {k: v for k, v in values.items() if k in names}
+
+
+OPS: dict[str, OpKind] = {}
+
+
+def register(cls: type[OpKind]) -> type[OpKind]:
+    """Class decorator: put one instance of an op kind into the registry under its name."""
+    if cls.name in OPS:
+        raise ValueError(f"op '{cls.name}' registered twice")
+    OPS[cls.name] = cls()
+    return cls
+
+
+def get_op(name: str) -> OpKind | None:
+    return OPS.get(name)

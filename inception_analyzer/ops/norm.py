@@ -1,0 +1,81 @@
+"""Normalisation: batch norm and local response normalisation."""
+from __future__ import annotations
+
+from ..numbers import numel
+from .args import Arg, boolean, number, optional, positive_float, positive_int, probability
+from .base import F, Category, OpKind, refuse_unless, register
+from .windows import feature_map
+
+
+@register
+class BatchNorm(OpKind):
+    fresh_output = True
+    name = "bn"
+    category = Category.BATCH_NORM
+    summary = "batch normalisation over channels (torch.nn.BatchNorm2d)"
+    args = (Arg("eps", positive_float, 1e-5), Arg("momentum", optional(probability), 0.1),
+            Arg("affine", boolean, True))
+    other_flops_rule = "2 per element (scale and shift; foldable into the conv at inference)"
+    torch_modules = ("BatchNorm2d",)
+    # with its running statistics and weights passed in (timm's BatchNormAct2d calls it so)
+    torch_calls = {F + "batch_norm": ("running_mean", "running_var", "weight", "bias", "training",
+                                      "momentum", "eps")}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        refuse_unless(m.track_running_stats, "batch norm without running statistics")
+        return {"eps": m.eps, "momentum": m.momentum, "affine": m.affine}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        refuse_unless(values.get("running_mean") is not None, "batch norm without running statistics")
+        affine = values.get("weight") is not None
+        refuse_unless(affine == (values.get("bias") is not None), "batch norm with a weight but no bias")
+        return {"eps": values.get("eps", 1e-5), "momentum": values.get("momentum", 0.1), "affine": affine}
+
+    def output_shape(self, a, inputs):
+        return feature_map(self.name, inputs[0])
+
+    def params(self, a, inputs, out):
+        return 2 * inputs[0][0] if a["affine"] else 0
+
+    def buffers(self, a, inputs, out):
+        return 2 * inputs[0][0] + 1  # running mean, running var, num_batches_tracked
+
+    def other_flops(self, a, inputs, out):
+        return 2 * numel(out)
+
+    def fvcore_flops(self, a, inputs, out, training=False):
+        if training:  # fvcore's norm_flop_counter(1): 5 per input element (+4 with affine)
+            return numel(inputs[0]) * (5 + (4 if a["affine"] else 0))
+        return numel(inputs[0]) * (2 if a["affine"] else 1)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.BatchNorm2d(inputs[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+
+    def describe(self, a):
+        return f"eps={a['eps']:g}"
+
+
+@register
+class LocalResponseNorm(OpKind):
+    name = "lrn"
+    category = Category.NORMALIZATION
+    summary = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
+    args = (Arg("size", positive_int), Arg("alpha", number, 1e-4), Arg("beta", number, 0.75),
+            Arg("k", number, 1.0))
+    other_flops_rule = "size + 3 per element (sum of squares over `size` channels, scale, power, divide)"
+    torch_modules = ("LocalResponseNorm",)
+    torch_calls = {F + "local_response_norm": ("size", "alpha", "beta", "k")}
+
+    def output_shape(self, a, inputs):
+        return feature_map(self.name, inputs[0])
+
+    def other_flops(self, a, inputs, out):
+        return (a["size"] + 3) * numel(out)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
+
+    def describe(self, a):
+        return f"size={a['size']}"

@@ -1,0 +1,161 @@
+"""Ops that transform each element (or each vector) alone: activations, softmax, dropout, identity,
+constant scaling, and flatten, which only reshapes."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..numbers import dims_text, numel
+from .args import Arg, boolean, choice, number, probability
+from .base import F, Category, OpKind, refuse_unless, register
+
+
+class _Activation(OpKind):
+    category = Category.ACTIVATION
+    other_flops_rule = "1 per element"
+    module_name: ClassVar[str] = ""
+
+    def other_flops(self, a, inputs, out):
+        return numel(out)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return getattr(nn, self.module_name)(**a)
+
+
+def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg, calls: dict | None = None):
+    # the same function under torch.nn.functional, torch, and as a tensor method (x.relu(), x.relu_())
+    torch_calls = {F + op_name: tuple(a.name for a in op_args if a.name != "inplace") + ("inplace",),
+                   f"torch.{op_name}": (), f"torch.{op_name}_": (), f".{op_name}": (), f".{op_name}_": ()}
+    torch_calls.update(calls or {})
+    cls = type(f"Activation_{op_name}", (_Activation,),
+               {"name": op_name, "summary": doc, "module_name": torch_name, "args": op_args,
+                "torch_modules": (torch_name,), "torch_calls": torch_calls})
+    return register(cls)
+
+
+_activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, False), calls={F + "relu_": ()})
+_activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False))
+_activation("leaky_relu", "LeakyReLU", "leaky ReLU", Arg("negative_slope", number, 0.01))
+_activation("gelu", "GELU", "Gaussian error linear unit", Arg("approximate", choice("none", "tanh"), "none"))
+_activation("silu", "SiLU", "sigmoid linear unit (swish)")
+_activation("sigmoid", "Sigmoid", "logistic sigmoid")
+_activation("tanh", "Tanh", "hyperbolic tangent")
+_activation("hardswish", "Hardswish", "hard swish (MobileNetV3)", Arg("inplace", boolean, False))
+_activation("hardsigmoid", "Hardsigmoid", "hard sigmoid (MobileNetV3's squeeze-and-excitation gate)",
+            Arg("inplace", boolean, False))
+
+
+@register
+class Softmax(OpKind):
+    name = "softmax"
+    category = Category.ACTIVATION
+    summary = "softmax over the classes of a vector (the papers' last row; not in torchvision models)"
+    other_flops_rule = "3 per element (exp, sum, divide)"
+    torch_modules = ("Softmax",)
+    torch_calls = {F + "softmax": ("dim",), "torch.softmax": ("dim",), ".softmax": ("dim",)}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"dim": m.dim}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        refuse_unless(len(in_shapes[0]) == 1 and values.get("dim") in (1, -1),
+                       "softmax other than over the classes of a vector")
+        return {}
+
+    def other_flops(self, a, inputs, out):
+        return 3 * numel(out)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Softmax(dim=1)
+
+
+@register
+class Dropout(OpKind):
+    name = "dropout"
+    summary = "dropout (identity at inference)"
+    args = (Arg("p", probability, 0.5), Arg("inplace", boolean, False))
+    torch_modules = ("Dropout", "Dropout2d")  # the same cost; identity at inference
+    # torchvision's stochastic depth (EfficientNet, ConvNeXt) drops whole residual branches in
+    # training and is the identity at inference, as dropout is
+    torch_calls = {F + "dropout": ("p", "training", "inplace"), F + "dropout2d": ("p", "training", "inplace"),
+                   "torchvision.ops.stochastic_depth": ("p", "mode", "training")}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        values.pop("training", None)
+        values.pop("mode", None)
+        return super().from_torch_call(values, in_shapes, out_shape)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Dropout(a["p"], a["inplace"])
+
+    def describe(self, a):
+        return f"p={a['p']:g}"
+
+
+@register
+class Identity(OpKind):
+    name = "identity"
+    summary = "passes its input through"
+    torch_modules = ("Identity",)
+    torch_calls = {".contiguous": (), ".clone": (), ".detach": ()}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        return {}
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Identity()
+
+
+@register
+class Scale(OpKind):
+    fresh_output = True
+    name = "scale"
+    summary = "multiplies by a constant factor (Inception-ResNet's residual scaling, x * 0.17)"
+    args = (Arg("factor", number),)
+    other_flops_rule = "1 per element"
+    # x * 0.17 (a tensor times a number; the importer passes the number as 'factor')
+    torch_calls = {"_operator.mul": ("factor",), "torch.mul": ("factor",), ".mul": ("factor",),
+                   "_operator.imul": ("factor",), ".mul_": ("factor",)}
+
+    def other_flops(self, a, inputs, out):
+        return numel(out)
+
+    def constant_factor(self, a):
+        return a["factor"]
+
+    def make_module(self, a, inputs, out):
+        from ..torch_modules import Scale as ScaleModule
+        return ScaleModule(a["factor"])
+
+    def describe(self, a):
+        return f"x{a['factor']:g}"
+
+
+@register
+class Flatten(OpKind):
+    name = "flatten"
+    category = Category.RESHAPE
+    summary = "flattens [C, H, W] into a vector of C*H*W"
+    torch_modules = ("Flatten",)
+    # x.view(x.size(0), -1) and friends: recognised by what they do to the shape
+    torch_calls = {"torch.flatten": ("start_dim", "end_dim"), ".flatten": ("start_dim", "end_dim"),
+                   ".view": ("*shape",), ".reshape": ("*shape",), "torch.reshape": ("shape",)}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"start_dim": m.start_dim, "end_dim": m.end_dim}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        flattens = tuple(out_shape) == (numel(in_shapes[0]),)
+        refuse_unless(flattens, f"a reshape of {dims_text(in_shapes[0])} to {dims_text(out_shape)} per "
+                       "image that is not a flatten")
+        return {}
+
+    def output_shape(self, a, inputs):
+        return (numel(inputs[0]),)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        return nn.Flatten(1)
