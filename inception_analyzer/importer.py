@@ -22,8 +22,10 @@ IR's auxiliary heads, as in the specs.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
+import io
 import re
 import sys
 from collections import Counter
@@ -81,6 +83,7 @@ class ImportedModel:
     unreached: dict[str, int] = field(default_factory=dict)      # module -> params the trace skipped
     traced_in: str = "eval"
     unmodelled: list[UnmodelledOp] = field(default_factory=list)  # kept as opaque ops (strict=False)
+    notes: list[str] = field(default_factory=list)               # what the command should say once
 
 
 def _qualified(obj: Any) -> str:
@@ -173,11 +176,13 @@ def _shape_of(node: Any) -> tuple | None:
 
 
 class _Importer:
-    def __init__(self, model: nn.Module, input_shape: tuple[int, int, int], reference: str, strict: bool = True):
+    def __init__(self, model: nn.Module, input_shape: tuple[int, int, int], reference: str, name: str,
+                 strict: bool = True):
         self.model = model
         self.strict = strict
         self.input_shape = tuple(input_shape)
         self.reference = reference
+        self.name = name
         self.functions, self.methods = _call_table()
         self.module_ops = _module_table()
 
@@ -201,11 +206,13 @@ class _Importer:
             # on the caller's model (the training trace runs on a copy)
             batch = 2 if training else 1
             try:
-                with torch.no_grad():
+                # ShapeProp prints the model's traceback itself before raising: keep it off the terminal
+                with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
                     ShapeProp(module).propagate(torch.zeros(batch, *self.input_shape))
             except Exception as err:  # noqa: BLE001
+                cause = err.__cause__ or err  # ShapeProp wraps the model's own error
                 raise ModelImportError(f"{self.reference} does not run on a {list(self.input_shape)} input: "
-                                       f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                                       f"{type(cause).__name__}: {_first_line(cause)}",
                                        SourceLocation(self.reference), hint="give the input size it expects "
                                        "(--input-size)") from None
             return module, graph
@@ -225,13 +232,11 @@ class _Importer:
 
     # -- conversion
     def _convert(self, gm: fx.GraphModule, fx_graph: fx.Graph, mode: str) -> ImportedModel:
-        spec = Spec(name=_spec_name(self.reference), file=self.reference, loc=SourceLocation(self.reference),
+        spec = Spec(name=self.name, file=self.reference, loc=SourceLocation(self.reference),
                     description=f"imported from {self.reference} with torch.fx")
         graph = Graph(spec.name, spec, {}, self.input_shape)
         imported = ImportedModel(graph, self.reference, traced_in=mode)
-        graph.dag.add_node(INPUT, node=Node(INPUT, OPS["input"], {}, (), (), self.input_shape, MAIN, INPUT,
-                                            SourceLocation(self.reference)))
-        graph.order.append(graph.node(INPUT))
+        graph.add(Node(INPUT, OPS["input"], {}, (), (), self.input_shape, MAIN, INPUT, SourceLocation(self.reference)))
         self.paths: dict[fx.Node, str] = {}
         self.used_paths: Counter = Counter()
         self.leaf_paths: set[str] = set()
@@ -331,11 +336,7 @@ class _Importer:
         if tuple(out) != traced:
             raise Unmodelled("shape mismatch", f"{op.name} gives {list(out)} by our rule, the model {list(traced)}")
         graph = imported.graph
-        graph.dag.add_node(path, node=Node(path, op, args, inputs, in_shapes, tuple(out), MAIN, path,
-                                           _source_location(node)))
-        for source in inputs:
-            graph.dag.add_edge(source, path)
-        graph.order.append(graph.node(path))
+        graph.add(Node(path, op, args, inputs, in_shapes, tuple(out), MAIN, path, _source_location(node)))
         self.paths[node] = path
 
     def _add_opaque(self, gm: fx.GraphModule, node: fx.Node, imported: ImportedModel, why: UnmodelledOp) -> None:
@@ -362,11 +363,7 @@ class _Importer:
         args = op.bind([list(shape), why.target], {"params": params, "buffers": buffers})
         graph = imported.graph
         in_shapes = tuple(graph.node(i).out_shape for i in inputs)
-        graph.dag.add_node(path, node=Node(path, op, args, tuple(inputs), in_shapes, shape, MAIN, path,
-                                           _source_location(node)))
-        for source in inputs:
-            graph.dag.add_edge(source, path)
-        graph.order.append(graph.node(path))
+        graph.add(Node(path, op, args, tuple(inputs), in_shapes, shape, MAIN, path, _source_location(node)))
         if node.op == "call_module" or owner:
             imported.module_paths.add(path)
         self.paths[node] = path
@@ -439,10 +436,7 @@ class _Importer:
         keep = set(main)
         for aux in graph.aux_outputs:
             keep |= nx.ancestors(graph.dag, aux) | {aux}
-        for path in list(graph.dag.nodes):
-            if path not in keep:  # computed but never used for an output: dead code
-                graph.dag.remove_node(path)
-        graph.order = [n for n in graph.order if n.path in keep]
+        graph.keep_only(keep)  # what no output uses is dead code
         for node in graph.order:
             if node.path not in main:
                 node.role = AUX
@@ -525,11 +519,6 @@ def _join(scope: str, name: str) -> str:
     return f"{scope}.{name}" if scope else name
 
 
-def _spec_name(reference: str) -> str:
-    name = re.sub(r"\W+", "_", reference.rpartition(":")[2].partition("(")[0]).strip("_")
-    return name or "imported"
-
-
 def from_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 224), *,
                 name: str | None = None, strict: bool = True) -> Graph:
     """The graph IR of a PyTorch model, ready for analyze / review / diagram / report:
@@ -539,68 +528,167 @@ def from_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 2
 
 
 def import_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224, 224), *,
-                  name: str | None = None, strict: bool = True) -> ImportedModel:
-    """Like `from_module`, keeping what the spec writer needs (module classes, unreached weights)."""
+                  name: str | None = None, reference: str | None = None, strict: bool = True) -> ImportedModel:
+    """Like `from_module`, keeping what the spec writer needs (module classes, unreached weights).
+    The model is called `name` (default: its class's name); messages name it as `reference`."""
     if not isinstance(model, nn.Module):
         raise ModelImportError(f"expected a torch.nn.Module, got {type(model).__name__}")
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ModelImportError(f"input_shape is [channels, height, width], got {list(shape)}")
-    return _Importer(model, shape, name or type(model).__name__, strict).run()
+    label = name or type(model).__name__
+    return _Importer(model, shape, reference or label, _identifier(label), strict).run()
 
 
-def load_callable(reference: str) -> nn.Module:
-    """'package.module:builder' or 'package.module:builder(num_classes=10)' -> the model it makes.
-    Arguments are Python literals only (never evaluated as code)."""
+@dataclass(frozen=True)
+class ModelReference:
+    """`package.module:builder(literal arguments)`, read without evaluating anything."""
+
+    module: str
+    attribute: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        """What to call the imported model: the model's name where a factory is given one
+        (`timm:create_model("resnet50d")`, `get_model(name="vgg16")`), else the callable's."""
+        named = [a for a in self.args if isinstance(a, str)]
+        named += [self.kwargs[k] for k in MODEL_NAME_KEYWORDS if isinstance(self.kwargs.get(k), str)]
+        return _identifier(named[0] if named else self.attribute.rpartition(".")[2])
+
+
+MODEL_NAME_KEYWORDS = ("model_name", "name", "arch")
+# a longer call is refused before parsing it: Python's parser and literal_eval recurse once per
+# level of nesting, and a deeply nested literal exhausts the stack
+MAX_LITERAL_CHARS = 10_000
+
+
+def parse_reference(reference: str) -> ModelReference:
     import ast
 
     module_name, sep, call = reference.partition(":")
     if not sep or not module_name or not call:
         raise ModelImportError(f"expected MODULE:CALLABLE (e.g. torchvision.models:resnet50), got '{reference}'")
+    if len(call) > MAX_LITERAL_CHARS:
+        raise ModelImportError(f"the call in '{reference[:60]}...' is longer than {MAX_LITERAL_CHARS:,} characters")
     try:
-        expression = ast.parse(call, mode="eval").body
+        expression = ast.parse(call.strip(), mode="eval").body
+        if isinstance(expression, ast.Call):
+            args = tuple(ast.literal_eval(a) for a in expression.args)
+            if any(k.arg is None for k in expression.keywords):
+                raise ValueError("**")
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in expression.keywords}
+            expression = expression.func
+        else:
+            args, kwargs = (), {}
     except SyntaxError:
         raise ModelImportError(f"cannot read '{call}' as a name or a call") from None
-    args, kwargs = [], {}
-    if isinstance(expression, ast.Call):
-        try:
-            args = [ast.literal_eval(a) for a in expression.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in expression.keywords}
-        except ValueError:
-            raise ModelImportError(f"the arguments in '{call}' must be literals (numbers, strings, "
-                                   "True/False/None, lists)") from None
-        expression = expression.func
-    attribute = ast.unparse(expression)
+    except (ValueError, TypeError, RecursionError, MemoryError):
+        raise ModelImportError(f"the arguments in '{call}' must be literals (numbers, strings, True/False/None, "
+                               "lists, tuples, dicts with plain keys)") from None
+    if not all(isinstance(part, ast.Name) or isinstance(part, ast.Attribute) for part in ast.walk(expression)
+               if not isinstance(part, ast.Load)):
+        raise ModelImportError(f"expected a name like resnet50 or models.resnet50 after ':', got '{call}'")
+    return ModelReference(module_name, ast.unparse(expression), args, kwargs)
+
+
+def load_callable(reference: str, notes: list[str] | None = None, any_callable: bool = False) -> nn.Module:
+    """'package.module:builder' or 'package.module:builder(num_classes=10)' -> the model it makes.
+    Arguments are Python literals only (never evaluated as code). Importing the module runs its
+    code; what it names is called only if it is a model factory (a class or a function defined
+    in that package), unless `any_callable`. `notes` collects what the caller should say."""
+    ref = parse_reference(reference)
+    top_level = ref.module.partition(".")[0]
+    if top_level in sys.stdlib_module_names and not any_callable:
+        raise ModelImportError(f"refusing to import from {ref.module}: it is part of Python's standard library, "
+                               "not a package of models", hint=CALLABLE_HINT)
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # as `python -m` does: modules in the current directory import
-    try:
-        target = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - any failure to import is the user's to see, in one line
-        raise ModelImportError(f"cannot import {module_name}: {type(err).__name__}: {err}") from None
-    for part in attribute.split("."):
+    target = _import(ref.module, notes)
+    for part in ref.attribute.split("."):
         if not hasattr(target, part):
-            raise ModelImportError(f"{module_name} has no attribute '{attribute}'")
+            raise ModelImportError(f"{ref.module} has no attribute '{ref.attribute}'")
         target = getattr(target, part)
     if isinstance(target, nn.Module):
         return target
+    if not any_callable:
+        _check_factory(ref, target, top_level)
     try:
-        model = target(*args, **kwargs)
+        model = target(*ref.args, **ref.kwargs)
     except Exception as err:  # noqa: BLE001
-        raise ModelImportError(f"{reference} failed: {type(err).__name__}: {err}") from None
+        raise ModelImportError(f"{reference} failed: {type(err).__name__}: {_first_line(err)}") from None
     if not isinstance(model, nn.Module):
         raise ModelImportError(f"{reference} returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
-def import_to_spec(reference: str, input_shape: tuple[int, int, int],
-                   strict: bool = True) -> tuple[ImportedModel, str]:
+CALLABLE_HINT = ("import calls only model factories: classes and functions defined in the package it names "
+                 "(--allow-any-callable lifts this; importing a module always runs its code)")
+
+
+def _import(module_name: str, notes: list[str] | None):
+    """The module, importing torchvision with its work-around when that is what failed."""
+    from .torchvision_compat import load_torchvision
+
+    try:
+        return importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - any failure to import is the user's to see, in one line
+        first = err
+    torchvision = load_torchvision()
+    if torchvision.module is not None and torchvision.note is not None:
+        if notes is not None:
+            notes.append(torchvision.note)
+        try:
+            return importlib.import_module(module_name)
+        except Exception as err:  # noqa: BLE001
+            first = err
+    raise ModelImportError(f"cannot import {module_name}: {type(first).__name__}: {_first_line(first)}")
+
+
+def _check_factory(ref: ModelReference, target, top_level: str) -> None:
+    """Refuse to call what is not a model factory of the package: a class that is no
+    torch.nn.Module, or a function defined elsewhere (os.system re-exported, builtins)."""
+    import inspect
+
+    what = f"{ref.module}:{ref.attribute}"
+    if inspect.isclass(target):
+        if not issubclass(target, nn.Module):
+            raise ModelImportError(f"refusing to call {what}: a class that is not a torch.nn.Module",
+                                   hint=CALLABLE_HINT)
+        return
+    if not callable(target):
+        raise ModelImportError(f"{what} is a {type(target).__name__}, neither a model nor a model factory")
+    defined_in = getattr(target, "__module__", None) or "?"
+    if defined_in.partition(".")[0] != top_level or not (inspect.isfunction(target) or inspect.ismethod(target)):
+        raise ModelImportError(f"refusing to call {what}: it is defined in {defined_in}, not a function or class "
+                               f"of {top_level}", hint=CALLABLE_HINT)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W+", "_", text).strip("_")
+    return name or "imported"
+
+
+def import_to_spec(reference: str, input_shape: tuple[int, int, int], strict: bool = True, name: str | None = None,
+                   any_callable: bool = False) -> tuple[ImportedModel, str]:
     """`inception-analyzer import`: the model `reference` names, traced, written as spec text,
-    and checked: the text expands to the imported IR (every op's path, arguments and shape)."""
+    and checked: the text expands to the imported IR (every op's path, arguments and shape).
+    The spec is called `name`, else after the model (ModelReference.model_name)."""
     from .graph import build_graph
     from .spec import load_spec_text
     from .spec_writer import write_spec
 
-    imported = import_module(load_callable(reference), input_shape, name=reference, strict=strict)
+    notes: list[str] = []
+    model = load_callable(reference, notes, any_callable)
+    imported = import_module(model, input_shape, name=name or parse_reference(reference).model_name,
+                             reference=reference, strict=strict)
+    imported.notes = notes + imported.notes
     text = write_spec(imported)
     written = build_graph(load_spec_text(text, f"<spec written for {reference}>"))
     mismatched = _first_difference(imported.graph, written)

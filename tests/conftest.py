@@ -1,7 +1,6 @@
 """Shared test helpers: paths, and torchvision / fvcore when they can be imported."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,15 @@ def spec_path(name: str) -> str:
 
 
 def _import_torchvision():
-    """torchvision 0.28 has no CPU build for torch 2.13: its compiled ops do not load, and its
-    import fails on the missing `torchvision::nms` schema. Defining the two schemas first is
-    enough for the model builders (no detection ops are used). Test code only."""
-    torch = pytest.importorskip("torch")
-    try:
-        return importlib.import_module("torchvision")
-    except Exception:  # noqa: BLE001 - any import failure means: try the schema work-around
-        pass
-    library = torch.library.Library("torchvision", "FRAGMENT")
-    for op in ("nms", "qnms"):
-        try:
-            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        except RuntimeError:
-            pass  # already defined
-    _import_torchvision.library = library  # keep the registration alive
-    try:
-        return importlib.import_module("torchvision")
-    except Exception as err:  # noqa: BLE001
-        pytest.skip(f"torchvision not importable: {err}")
+    """torchvision, through the package's own work-around for a torchvision whose compiled ops do
+    not load against this torch (inception_analyzer/torchvision_compat.py); skip without it."""
+    pytest.importorskip("torch")
+    from inception_analyzer.torchvision_compat import load_torchvision
+
+    loaded = load_torchvision()
+    if loaded.module is None:
+        pytest.skip(f"torchvision not importable: {loaded.note or 'not installed'}")
+    return loaded.module
 
 
 @pytest.fixture(scope="session")

@@ -152,3 +152,24 @@ class NotExecuted(nn.Module):
 
     def forward(self, x):
         return self.conv(x)
+
+
+# Not model factories: `import` must refuse to call these (importing this module is harmless).
+from os import remove  # noqa: E402,F401 - re-exported from os, defined there
+
+
+def make_file(path: str) -> None:
+    """A function of this module that is no model factory: it runs, then import says so."""
+    open(path, "w").close()
+
+
+class NeedsLargeInput(nn.Module):
+    """Its forward fails on small inputs (the flatten no longer matches the linear layer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 30 * 30, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.conv(x), 1))

@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="e.g. torchvision.models:resnet50 or 'mypkg.nets:Net(width=2)' (literal arguments)")
     parser.add_argument("--input-size", type=int, default=224, metavar="N", help="square input of N x N (default 224)")
     parser.add_argument("--channels", type=int, default=3, metavar="C", help="input channels (default 3)")
+    parser.add_argument("--name", help="the spec's name (default: the model's, e.g. resnet50 or the timm model name)")
+    parser.add_argument("--allow-any-callable", action="store_true",
+                        help="call whatever MODULE:CALLABLE names (by default only model factories: a class or "
+                        "function of that package; importing the module runs its code either way)")
     parser.add_argument("--no-strict", dest="strict", action="store_false",
                         help="keep operations no op kind models as opaque ops (traced shape and weights "
                         "kept, MACs unknown; totals marked partial) instead of stopping")
@@ -33,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.input_size < 1 or args.channels < 1:
         raise OverrideError("--input-size and --channels must be positive")
-    imported, text = import_to_spec(args.model, (args.channels, args.input_size, args.input_size), args.strict)
+    imported, text = import_to_spec(args.model, (args.channels, args.input_size, args.input_size), args.strict,
+                                    args.name, args.allow_any_callable)
+    for note in imported.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     emit(text, args.output)
     totals = analyze(Request(imported.graph)).totals
     print(f"{PROG}: imported {args.model} ({imported.traced_in} trace): {totals.layers} ops, "
