@@ -6,6 +6,7 @@ in the package prints or exits.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 
 
@@ -78,3 +79,23 @@ def did_you_mean(word: str, choices) -> str | None:
     if not close:
         return None
     return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+def shown(value, limit: int = 60) -> str:
+    """A value from a spec or a command line as a message shows it: its repr (control characters
+    escaped), abridged past `limit` characters; an integer too long to print says how long it is
+    (Python refuses to print 4,300 digits or more)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        if value.bit_length() < 14_000:  # within what Python prints (4,300 digits)
+            text = f"a number of {len(str(abs(value))):,} digits"
+        else:
+            text = f"a number of about {math.floor(value.bit_length() * math.log10(2)) + 1:,} digits"
+    elif isinstance(value, (list, tuple)):
+        items = [shown(item, limit) for item in value[:8]] + (["..."] if len(value) > 8 else [])
+        text = "[" + ", ".join(items) + "]"
+    elif isinstance(value, dict):
+        items = [f"{shown(k, limit)}: {shown(v, limit)}" for k, v in list(value.items())[:8]]
+        text = "{" + ", ".join(items + (["..."] if len(value) > 8 else [])) + "}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

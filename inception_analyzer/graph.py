@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import networkx as nx
 
-from .errors import AnalyzerError, OverrideError, SourceLocation, SpecError, did_you_mean
+from .errors import AnalyzerError, OverrideError, SourceLocation, SpecError, did_you_mean, shown
 from .ops import MAX_SIZE, OPS, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
 from .perf import paused_gc
 from .spec.calls import Call, Ref
@@ -141,7 +141,7 @@ def resolve_arguments(spec: Spec, overrides: dict[str, Any] | None = None) -> di
         default = spec.arguments[key]
         if not _same_type(default, value):
             raise OverrideError(f"argument '{key}' takes {type(default).__name__} "
-                                f"(default {default!r}), got {value!r}", spec.argument_locs[key])
+                                f"(default {shown(default)}), got {shown(value)}", spec.argument_locs[key])
         values[key] = value
     return values
 
@@ -423,7 +423,7 @@ def _input_shape(spec: Spec, arguments: dict[str, Any], input_size: int | None) 
                                 hint=did_you_mean(value[1:], arguments))
             value = arguments[value[1:]]
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
-            raise SpecError(f"'input' dimensions must be positive integers up to 2**63 - 1, got {value!r}", loc)
+            raise SpecError(f"'input' dimensions must be positive integers up to 2**63 - 1, got {shown(value)}", loc)
         dims.append(value)
     if input_size is not None and "input_size" not in spec.arguments:
         dims[1] = dims[2] = input_size
@@ -435,7 +435,7 @@ def build_graph(spec: Spec, overrides: dict[str, Any] | None = None, input_size:
     overrides = dict(overrides or {})
     if input_size is not None:
         if isinstance(input_size, bool) or not isinstance(input_size, int) or not 1 <= input_size <= MAX_SIZE:
-            raise OverrideError(f"--input-size must be a positive integer up to 2**63 - 1, got {input_size!r}",
+            raise OverrideError(f"--input-size must be a positive integer up to 2**63 - 1, got {shown(input_size)}",
                                 SourceLocation(spec.file))
         if "input_size" in spec.arguments:
             overrides["input_size"] = input_size

@@ -39,7 +39,7 @@ from typing import Callable
 
 import yaml
 
-from ..errors import AnalyzerError, did_you_mean
+from ..errors import AnalyzerError, did_you_mean, shown
 from ..dtypes import FP32, get_dtype
 from ..numbers import numel
 from .cost import AUX, CostReport, LayerCost, Totals
@@ -257,7 +257,7 @@ def check_settings(dtype: str, batch: int, mode: str) -> None:
     if mode not in MODES:
         raise ProfileError(f"unknown mode '{mode}'", hint=f"use {' or '.join(MODES)}")
     if not isinstance(batch, int) or batch < 1:
-        raise ProfileError(f"the batch size must be a positive integer, got {batch!r}")
+        raise ProfileError(f"the batch size must be a positive integer, got {shown(batch)}")
 
 
 def moves_data(record: LayerCost) -> bool:

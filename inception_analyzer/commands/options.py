@@ -6,10 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-import yaml
-
 from ..dtypes import DTypeError, get_dtype
-from ..errors import OverrideError
+from ..errors import AnalyzerError, OverrideError, shown
 from ..output import write_atomically
 from ..pipeline import Request
 from ..spec.yaml_source import parse_scalar
@@ -22,13 +20,13 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     """`key=value` with the value read as a YAML scalar (10, 0.5, false, name)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip().isidentifier():
-        raise OverrideError(f"--set takes key=value (e.g. aux_logits=false), got '{text}'")
+        raise OverrideError(f"--set takes key=value (e.g. aux_logits=false), got {shown(text)}")
     try:
         value = parse_scalar(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise OverrideError(f"cannot read the value of --set {text}") from None
+    except AnalyzerError as err:
+        raise OverrideError(f"cannot read the value of --set {shown(text)}: {err.message}") from None
     if isinstance(value, (dict, list)):
-        raise OverrideError(f"--set {key} takes a single value, got {raw!r}")
+        raise OverrideError(f"--set {key} takes a single value, got {shown(raw)}")
     return key.strip(), value
 
 

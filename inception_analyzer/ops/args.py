@@ -3,10 +3,11 @@ and returns it normalised (a pair for `3`, a float for `1`), or raises SpecError
 the argument must be."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import SpecError
+from ..errors import SpecError, shown
 
 # the default of an argument a call must give
 REQUIRED = object()
@@ -30,14 +31,12 @@ def _is_int(value) -> bool:
 
 
 def _too_large(name: str, value: int) -> SpecError:
-    digits = len(str(value))
-    got = f"{value}" if digits <= 30 else f"a number of {digits} digits"
-    return SpecError(f"'{name}' must be at most 2**63 - 1 (torch's 64-bit sizes), got {got}")
+    return SpecError(f"'{name}' must be at most 2**63 - 1 (torch's 64-bit sizes), got {shown(value)}")
 
 
 def _int_from(name: str, value, least: int, what: str) -> int:
     if not _is_int(value) or value < least:
-        raise SpecError(f"'{name}' must be a {what} integer, got {value!r}")
+        raise SpecError(f"'{name}' must be a {what} integer, got {shown(value)}")
     if value > MAX_SIZE:
         raise _too_large(name, value)
     return value
@@ -54,7 +53,7 @@ def non_negative_int(name: str, value) -> int:
 def _pair(name: str, value, check) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
-            raise SpecError(f"'{name}' must be one integer or a pair [h, w], got {list(value)!r}")
+            raise SpecError(f"'{name}' must be one integer or a pair [h, w], got {shown(list(value))}")
         return (check(name, value[0]), check(name, value[1]))
     value = check(name, value)
     return (value, value)
@@ -72,52 +71,64 @@ def padding_arg(name: str, value):
     """An integer, a pair [h, w], or 'same' / 'valid' (resolved against the kernel later)."""
     if isinstance(value, str):
         if value not in ("same", "valid"):
-            raise SpecError(f"'{name}' must be an integer, [h, w], 'same' or 'valid', got {value!r}")
+            raise SpecError(f"'{name}' must be an integer, [h, w], 'same' or 'valid', got {shown(value)}")
         return value
     return non_negative_pair(name, value)
 
 
 def boolean(name: str, value) -> bool:
     if not isinstance(value, bool):
-        raise SpecError(f"'{name}' must be true or false, got {value!r}")
+        raise SpecError(f"'{name}' must be true or false, got {shown(value)}")
     return value
 
 
+def _finite(name: str, value, what: str) -> float:
+    """A number as a float; NaN, infinity and integers beyond a float's range make no sense here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"'{name}' must be a {what}, got {shown(value)}")
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise SpecError(f"'{name}' must be a finite {what}, got {shown(value)}")
+    return result
+
+
 def positive_float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise SpecError(f"'{name}' must be a positive number, got {value!r}")
-    return float(value)
+    result = _finite(name, value, "positive number")
+    if result <= 0:
+        raise SpecError(f"'{name}' must be a positive number, got {shown(value)}")
+    return result
 
 
 def number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"'{name}' must be a number, got {value!r}")
-    return float(value)
+    return _finite(name, value, "number")
 
 
 def probability(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise SpecError(f"'{name}' must be a probability in [0, 1), got {value!r}")
+        raise SpecError(f"'{name}' must be a probability in [0, 1), got {shown(value)}")
     return float(value)
 
 
 def text(name: str, value) -> str:
     if not isinstance(value, str) or not value:
-        raise SpecError(f"'{name}' must be a non-empty string, got {value!r}")
+        raise SpecError(f"'{name}' must be a non-empty string, got {shown(value)}")
     return value
 
 
 def tensor_shape(name: str, value) -> tuple:
     """A per-image shape: [C, H, W] or [N]."""
     if not isinstance(value, (list, tuple)) or len(value) not in (1, 3):
-        raise SpecError(f"'{name}' must be [C, H, W] or [N], got {value!r}")
+        raise SpecError(f"'{name}' must be [C, H, W] or [N], got {shown(value)}")
     return tuple(positive_int(name, v) for v in value)
 
 
 def choice(*allowed: str) -> Callable:
     def check_choice(name: str, value):
         if value not in allowed:
-            raise SpecError(f"'{name}' must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            raise SpecError(f"'{name}' must be one of {', '.join(map(repr, allowed))}, got {shown(value)}")
         return value
     return check_choice
 

@@ -65,6 +65,8 @@ def parse_call(text: str, loc: SourceLocation) -> Call:
     for kw in body.keywords:
         if kw.arg is None:
             raise SpecError(f"'**' is not allowed in '{source}'", loc)
+        if kw.arg in kwargs:  # Python's parser lets `f(a=1, a=2)` through; a call gives each name once
+            raise SpecError(f"'{kw.arg}' is given twice in '{_abridged(source)}'", loc)
         kwargs[kw.arg] = _literal(kw.value, source, loc)
     return Call(body.func.id, args, kwargs, loc)
 

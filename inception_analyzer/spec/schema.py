@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SourceLocation, SpecError, did_you_mean
+from ..errors import SourceLocation, SpecError, did_you_mean, shown
 from ..ops import MERGE_OPS, OPS, STRUCTURAL_OPS, REQUIRED
 from .calls import Call, Ref, parse_call
 from .yaml_source import YamlMap, YamlSeq, location_of
@@ -203,7 +203,7 @@ def _parse_params(raw: Any, loc: SourceLocation) -> list[tuple[str, Any]]:
                 raise SpecError(f"required argument '{item}' follows one with a default", item_loc)
             pname, default = item, REQUIRED
         else:
-            raise SpecError(f"cannot read argument {item!r}: write a name or name: default", item_loc)
+            raise SpecError(f"cannot read argument {shown(item)}: write a name or name: default", item_loc)
         _check_name(pname, item_loc)
         if any(pname == p for p, _ in params):
             raise SpecError(f"argument '{pname}' declared twice", item_loc)
@@ -224,14 +224,14 @@ def _parse_condition(raw: Any, loc: SourceLocation) -> Condition:
         name = text[4:].strip() if negated else text
         if name.isidentifier():
             return Condition(name, negated, loc)
-    raise SpecError(f"'when' takes an argument name or 'not name', got {raw!r}", loc)
+    raise SpecError(f"'when' takes an argument name or 'not name', got {shown(raw)}", loc)
 
 
 def _parse_row(raw: Any, loc: SourceLocation):
     if isinstance(raw, str):
         return CallRow(None, parse_call(raw, loc), loc)
     if not isinstance(raw, YamlMap) or not raw:
-        raise SpecError(f"cannot read row {raw!r}: expected 'op(...)', 'name: op(...)' or a mapping", loc)
+        raise SpecError(f"cannot read row {shown(raw)}: expected 'op(...)', 'name: op(...)' or a mapping", loc)
     if len(raw) == 1:
         (key, value), = raw.items()
         value_loc = raw.loc_of(key)
@@ -290,7 +290,7 @@ def _parse_block(name: str | None, kind: str, raw: Any, loc: SourceLocation) -> 
 def _structured_call(callee: Any, value: Any, loc: SourceLocation, value_loc: SourceLocation) -> Call:
     """`{conv: [8, 3, {stride: 2}]}` or `{conv: {out: 8, kernel: 3}}`; strings '$x' are references."""
     if not isinstance(callee, str):
-        raise SpecError(f"cannot read row key {callee!r} as an op name", loc)
+        raise SpecError(f"cannot read row key {shown(callee)} as an op name", loc)
     if isinstance(value, YamlMap):
         args, kwargs = [], dict(value)
     elif isinstance(value, YamlSeq):

@@ -2,9 +2,15 @@
 
 We compose the YAML node tree with PyYAML's safe composer and convert it ourselves, so that
 (1) only the plain YAML types exist (no `!!python/...` or other tags, ever constructed),
-(2) every mapping and sequence remembers where each of its entries was written, and
+(2) every mapping and sequence remembers where each of its entries was written,
 (3) alias expansion is bounded (a "billion laughs" document is refused, not expanded), and so
-    is nesting (a document nested thousands deep is refused before anything recurses into it).
+    is nesting (a document nested thousands deep is refused before anything recurses into it),
+(4) plain scalars are read by YAML 1.2's core schema, by one reader with the project's bounds
+    (`scalar_value`), for spec files and `--set` alike: integers are decimal, 0o octal or 0x hex
+    (no YAML 1.1 base-60 `1:30`, no `0b`, no `_`, and `017` is seventeen), `5.713e9` is a number,
+    only true/false are booleans, and an integer longer than MAX_INT_CHARS digits is refused
+    instead of being converted (Python refuses 4,300 decimal digits; hex digits pass that and
+    then cannot be printed).
 """
 from __future__ import annotations
 
@@ -35,8 +41,15 @@ MAX_ALIAS_VALUES = 100_000
 # Bound on nesting of mappings and sequences: real specs nest under 10 deep; the composer and the
 # conversion recurse once per level (libyaml's composer in C: deep enough, it crashes the process).
 MAX_DEPTH = 100
-_scalar_constructor = yaml.SafeLoader("")
-_YAML12_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+MAX_INT_CHARS = 3_000
+_STR_TAG = "tag:yaml.org,2002:str"
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
+_NULL = re.compile(r"(?:~|null|Null|NULL|)")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"(?P<decimal>[-+]?[0-9]+)|0o(?P<octal>[0-7]+)|0x(?P<hex>[0-9a-fA-F]+)")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_INFINITY = re.compile(r"(?P<sign>[-+]?)\.(?:inf|Inf|INF)")
+_NAN = re.compile(r"\.(?:nan|NaN|NAN)")
 
 
 class YamlMap(dict):
@@ -62,6 +75,45 @@ class YamlSeq(list):
 
 def location_of(value: Any, default: SourceLocation) -> SourceLocation:
     return getattr(value, "loc", default)
+
+
+def scalar_value(text: str, loc: SourceLocation, tag: str | None = None) -> Any:
+    """A plain scalar's value by YAML 1.2's core schema; `tag` forces one (`!!str 123`)."""
+    if tag == _STR_TAG:
+        return text
+    if tag in (None, "tag:yaml.org,2002:null") and _NULL.fullmatch(text):
+        return None
+    if tag in (None, "tag:yaml.org,2002:bool") and text in _BOOL:
+        return _BOOL[text]
+    if tag in (None, "tag:yaml.org,2002:int") and (match := _INT.fullmatch(text)):
+        digits = match["decimal"] or match["octal"] or match["hex"]
+        if len(digits.lstrip("+-")) > MAX_INT_CHARS:
+            raise SpecError(f"an integer of {len(digits):,} digits; a spec's integers are sizes of at most "
+                            "2**63 - 1 (19 digits)", loc)
+        base = 10 if match["decimal"] else 8 if match["octal"] else 16
+        return int(digits, base)
+    if tag in (None, "tag:yaml.org,2002:float"):
+        if _FLOAT.fullmatch(text):
+            return float(text)
+        if match := _INFINITY.fullmatch(text):
+            return float(f"{match['sign']}inf")
+        if _NAN.fullmatch(text):
+            return float("nan")
+    if tag is None:
+        return text
+    kind = tag.replace("tag:yaml.org,2002:", "!!")
+    raise SpecError(f"'{_abridged(text)}' is not a {kind} value (YAML 1.2 core schema)", loc)
+
+
+def _abridged(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _explicit_tag(node) -> str | None:
+    """The tag written on a plain scalar (`!!str 123`), or None where the tag was only guessed
+    by PyYAML's YAML 1.1 resolver (which we replace by YAML 1.2's)."""
+    guessed = _Loader.resolve(_Loader, yaml.ScalarNode, node.value, (True, False))
+    return None if node.tag == guessed else node.tag
 
 
 def _tag_error(node, loc: SourceLocation) -> SpecError:
@@ -206,10 +258,9 @@ def _convert(node, filename: str, budget: _Budget, source: str | None = None, al
     if isinstance(node, yaml.ScalarNode):
         if node.tag not in _SCALAR_TAGS:
             raise _tag_error(node, loc)
-        value = _scalar_constructor.construct_object(node)
-        if isinstance(value, str) and not node.style and _YAML12_FLOAT.match(value):
-            return float(value)  # YAML 1.1 reads 5.713e9 (no '.', no sign) as text; 1.2 as a number
-        return value
+        if node.style:  # quoted or a block: text, unless a tag says otherwise
+            return node.value if node.tag == _STR_TAG else scalar_value(node.value, loc, node.tag)
+        return scalar_value(node.value, loc, _explicit_tag(node))
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ_TAG:
             raise _tag_error(node, loc)
@@ -275,9 +326,6 @@ def read_yaml_file(path: str | Path) -> Any:
     return parse_yaml(text.replace("\r\n", "\n").replace("\r", "\n"), name)  # newlines as text mode reads them
 
 
-def parse_scalar(text: str) -> Any:
-    """One YAML scalar from a command line (`--set lr=1e-3`), read as a spec value would be."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str) and _YAML12_FLOAT.match(value.strip()):
-        return float(value)
-    return value
+def parse_scalar(text: str, label: str = "--set") -> Any:
+    """One value from a command line (`--set lr=1e-3`), read exactly as a spec's value is."""
+    return parse_yaml(text, label)
