@@ -51,8 +51,8 @@ import torch
 from torch import nn
 
 from .analysis.cost import CostReport
-from .analysis.roofline import (MODES, CpuMeasurement, DeviceProfile, ModelEstimate, device_profile, estimate,
-                                estimate_memory, model_flops, profile_matching, profile_names)
+from .analysis.roofline import (MODES, CpuMeasurement, DeviceProfile, MemoryEstimate, ModelEstimate, device_profile,
+                                estimate, estimate_memory, model_flops, profile_matching, profile_names)
 from .bench_options import DEFAULT_MIN_TIME, DEFAULT_WARMUP, MAX_ITERATIONS, MIN_ITERATIONS, BenchError
 from .build import build_model, free_memory_bytes, resolve_device, resolve_dtype
 from .dtypes import get_dtype
@@ -568,26 +568,45 @@ class _Prepared:
     peak_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class MemoryCheck:
+    """What a batch needs (analysis.roofline.estimate_memory) and what the device has free."""
+
+    need: MemoryEstimate
+    free_bytes: int | None              # None: unknown, and then everything is tried
+
+    @classmethod
+    def read(cls, report: CostReport, batch: int, settings: BenchSettings) -> MemoryCheck:
+        need = estimate_memory(report, settings.dtype, batch, settings.mode, settings.recipe.optimizer_states)
+        return cls(need, free_memory_bytes(settings.device))
+
+    def fits(self, models: int = 1) -> bool:
+        """Whether `models` of this size fit at once: beside the one running, the others keep
+        their weights and training state."""
+        if self.free_bytes is None:
+            return True
+        resident = self.need.weights_bytes + self.need.training_state_bytes
+        return self.need.total + resident * (models - 1) <= self.free_bytes
+
+
 def measure_models(candidates: list[tuple[str, Callable[[], nn.Module]]], graph: Graph, report: CostReport,
                    batch: int, settings: BenchSettings, peak_flops: float | None,
-                   progress: Progress) -> list[Measurement]:
+                   progress: Progress, memory: MemoryCheck | None = None) -> list[Measurement]:
     """Time each (implementation, build) at one batch size, interleaved when several fit at once.
 
     The timed iterations of the models alternate in INTERLEAVED_ROUNDS blocks (A B, B A, A B,
     B A), so a slow drift of the machine (clocks, heat, other work) falls on all of them alike
     and their ratio keeps; a model that does not fit beside the others is timed alone. A batch
     whose estimated memory exceeds the free memory is not run; one that runs out of memory
-    anyway is reported as such, never ends the run."""
-    memory = estimate_memory(report, settings.dtype, batch, settings.mode, settings.recipe.optimizer_states)
-    free = free_memory_bytes(settings.device)
+    anyway is reported as such, never ends the run. `memory` is the row's check, read here when
+    the caller has none."""
+    memory = memory or MemoryCheck.read(report, batch, settings)
     base = dict(batch=batch, peak_flops=peak_flops, model_flops=model_flops(report.totals, batch, settings.mode))
-    if free is not None and memory.total > free:
+    need = memory_need(memory.need.total, memory.free_bytes)
+    if not memory.fits():
         # the status says "does not fit"; its note gives the figures
-        return [Measurement(name, "does not fit", memory_need(memory.total, free), **base) for name, _ in candidates]
-    # beside the one running, the others keep their weights and training state
-    resident = memory.weights_bytes + memory.training_state_bytes
-    together = free is None or memory.total + resident * (len(candidates) - 1) <= free
-    groups = [candidates] if together else [[candidate] for candidate in candidates]
+        return [Measurement(name, "does not fit", need, **base) for name, _ in candidates]
+    groups = [candidates] if memory.fits(len(candidates)) else [[candidate] for candidate in candidates]
     results: dict[str, Measurement] = {}
     for group in groups:
         names = [name for name, _ in group]
@@ -600,7 +619,7 @@ def measure_models(candidates: list[tuple[str, Callable[[], nn.Module]]], graph:
         except (RuntimeError, MemoryError) as err:
             if not _is_out_of_memory(err):
                 raise
-            note = f"at run time; estimated: {memory_need(memory.total, free)}"
+            note = f"at run time; estimated: {need}"
             results.update({name: Measurement(name, "out of memory", note, **base) for name in names})
         finally:
             progress.done()
@@ -844,20 +863,21 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
 def _bench_row(spec, graph, report, batch, settings, profile, peak, with_torchvision, per_layer, progress) -> BenchRow:
     states = settings.recipe.optimizer_states
     model_estimate = estimate(report, profile, settings.dtype, batch, settings.mode, states) if profile else None
-    needed = estimate_memory(report, settings.dtype, batch, settings.mode, states).total
-    free = free_memory_bytes(settings.device)
+    memory = MemoryCheck.read(report, batch, settings)  # once: the fit, the row and its notes agree
     candidates = [("ours", lambda: build_ours(graph, settings))]
     if with_torchvision and has_peer(graph):
         candidates.append(("torchvision", lambda: build_torchvision(graph, settings)))
-    ours, *peer = measure_models(candidates, graph, report, batch, settings, peak, progress)
-    row = BenchRow(spec, graph.name, batch, model_estimate, needed, free, ours, peer[0] if peer else None)
+    ours, *peer = measure_models(candidates, graph, report, batch, settings, peak, progress, memory)
+    row = BenchRow(spec, graph.name, batch, model_estimate, memory.need.total, memory.free_bytes, ours,
+                   peer[0] if peer else None)
     if per_layer and ours.ok:
         # the forward pass at inference, whatever the mode: backward kernels run outside the module ranges
         forward = dataclasses.replace(settings, mode="inference")
-        inference_estimate = estimate(report, profile, settings.dtype, batch, "inference", states) if profile else None
+        forward_estimate = (model_estimate if settings.mode == "inference" or profile is None
+                            else estimate(report, profile, settings.dtype, batch, "inference", states))
         measured, row.profiled_total_seconds = _profile_forward(graph, batch, forward)
         _release(settings.device)
-        row.layers = layer_timings(inference_estimate, report, measured)
+        row.layers = layer_timings(forward_estimate, report, measured)
     return row
 
 
