@@ -1,7 +1,6 @@
 """Shared test helpers: paths, and torchvision / fvcore when they can be imported."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,15 @@ def spec_path(name: str) -> str:
 
 
 def _import_torchvision():
-    """torchvision 0.28 has no CPU build for torch 2.13: its compiled ops do not load, and its
-    import fails on the missing `torchvision::nms` schema. Defining the two schemas first is
-    enough for the model builders (no detection ops are used). Test code only."""
-    torch = pytest.importorskip("torch")
-    try:
-        return importlib.import_module("torchvision")
-    except Exception:  # noqa: BLE001 - any import failure means: try the schema work-around
-        pass
-    library = torch.library.Library("torchvision", "FRAGMENT")
-    for op in ("nms", "qnms"):
-        try:
-            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        except RuntimeError:
-            pass  # already defined
-    _import_torchvision.library = library  # keep the registration alive
-    try:
-        return importlib.import_module("torchvision")
-    except Exception as err:  # noqa: BLE001
-        pytest.skip(f"torchvision not importable: {err}")
+    """torchvision, through the benchmark's import with its work-around (bench/peers.py: torchvision
+    0.28 has no CPU build for torch 2.13); the test skips where it cannot be imported."""
+    pytest.importorskip("torch")
+    from inception_analyzer.bench.peers import import_torchvision
+
+    module, _ = import_torchvision()
+    if module is None:
+        pytest.skip("torchvision not importable")
+    return module
 
 
 @pytest.fixture(scope="session")
