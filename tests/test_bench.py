@@ -8,6 +8,7 @@ test skips without CUDA.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import io
 import json
@@ -15,6 +16,8 @@ import math
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -37,7 +40,7 @@ from inception_analyzer.build import SpecOutputs  # noqa: E402
 from inception_analyzer.commands import bench as bench_command  # noqa: E402
 from inception_analyzer.errors import AnalyzerError  # noqa: E402
 
-from conftest import spec_path  # noqa: E402
+from conftest import ROOT, spec_path  # noqa: E402
 
 TINY = str(Path(__file__).parent / "data" / "tiny_inception.yaml")
 CPU = torch.device("cpu")
@@ -443,3 +446,28 @@ def test_user_errors_are_analyzer_errors(argv, error):
 def test_bad_batch_lists_are_rejected_by_the_parser(batch):
     with pytest.raises(SystemExit):
         _args(TINY, "--batch", batch)
+
+
+# ----------------------------------------------------------------------------- the package's layering
+def test_bench_imports_nothing_from_the_layers_below_it():
+    """bench/ measures; the renderers and the commands read its records, never the reverse."""
+    below = ("inception_analyzer.cli", "inception_analyzer.commands", "inception_analyzer.render")
+    for module in sorted((ROOT / "inception_analyzer" / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                package = ["inception_analyzer", "bench"][:max(0, 3 - node.level)] if node.level else []
+                base = ".".join(package + ([node.module] if node.module else []))
+                imported = [base] if node.module else [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in imported:
+                assert not name.startswith(below), f"bench/{module.name} imports {name}"
+
+
+def test_records_and_their_renderer_stay_torch_free():
+    code = ("import sys; import inception_analyzer.bench, inception_analyzer.bench.records, "
+            "inception_analyzer.render.bench, inception_analyzer.commands.bench; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
