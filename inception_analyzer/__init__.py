@@ -15,8 +15,7 @@ from .errors import AnalyzerError
 from .graph import Graph
 from .pipeline import ModelAnalysis, Request
 from .spec import Spec, load_spec, load_spec_text
-
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def load_graph(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = None,

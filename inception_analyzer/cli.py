@@ -7,10 +7,10 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from . import __version__
 from .commands import COMMANDS
 from .commands.options import PROG
 from .errors import AnalyzerError
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,6 +8,7 @@ test skips without CUDA.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import io
 import json
@@ -15,6 +16,8 @@ import math
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -22,16 +25,22 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from inception_analyzer import bench  # noqa: E402
 from inception_analyzer.analysis.roofline import ProfileError  # noqa: E402
-from inception_analyzer.bench import (BenchError, BenchSettings, Measurement, Progress, TimingStats,  # noqa: E402
-                                      TrainRecipe, iterations_for, measure, percentile, split_outputs,
-                                      time_iterations, train_step, training_loss)
+from inception_analyzer.bench import runner  # noqa: E402
+from inception_analyzer.bench.limits import MAX_ITERATIONS, MIN_ITERATIONS, BenchError  # noqa: E402
+from inception_analyzer.bench.progress import Progress  # noqa: E402
+from inception_analyzer.bench.recipe import (TrainRecipe, make_criterion, make_optimizer, split_outputs,  # noqa: E402
+                                             train_step, training_loss)
+from inception_analyzer.bench.records import BenchReport, BenchRow, LayerTiming, Measurement  # noqa: E402
+from inception_analyzer.bench.runner import measure_models  # noqa: E402
+from inception_analyzer.bench.settings import BenchSettings, check_settings, torch_settings  # noqa: E402
+from inception_analyzer.bench.stats import TimingStats, percentile, ratio_interval  # noqa: E402
+from inception_analyzer.bench.timing import block_sizes, iterations_for, measure, time_iterations  # noqa: E402
 from inception_analyzer.build import SpecOutputs  # noqa: E402
 from inception_analyzer.commands import bench as bench_command  # noqa: E402
 from inception_analyzer.errors import AnalyzerError  # noqa: E402
 
-from conftest import spec_path  # noqa: E402
+from conftest import ROOT, spec_path  # noqa: E402
 
 TINY = str(Path(__file__).parent / "data" / "tiny_inception.yaml")
 CPU = torch.device("cpu")
@@ -65,16 +74,16 @@ def test_percentile_agrees_with_numpy():
 def test_ratio_interval_brackets_a_clear_speed_up_and_excludes_parity():
     ours = tuple(0.010 + 0.0001 * k for k in range(20))       # about 10 ms per iteration
     theirs = tuple(0.020 + 0.0001 * k for k in range(20))     # about 20 ms: ours twice as fast
-    low, high = bench.ratio_interval(ours, theirs)
+    low, high = ratio_interval(ours, theirs)
     exact = statistics.median(theirs) / statistics.median(ours)
     assert 1.0 < low <= exact <= high < 2.2
 
 
 def test_ratio_interval_of_identical_runs_contains_parity_and_is_reproducible():
     samples = tuple(0.010 * (1 + 0.05 * ((7 * k) % 11 - 5) / 5) for k in range(30))   # 10 ms +- 5%
-    low, high = bench.ratio_interval(samples, samples[::-1])
+    low, high = ratio_interval(samples, samples[::-1])
     assert low < 1.0 < high and high - low < 0.1
-    assert bench.ratio_interval(samples, samples[::-1]) == (low, high)   # fixed seed
+    assert ratio_interval(samples, samples[::-1]) == (low, high)   # fixed seed
 
 
 def test_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
@@ -85,7 +94,7 @@ def test_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
     for _ in range(trials):
         ours = tuple(0.010 * math.exp(rng.gauss(0, 0.05)) for _ in range(25))
         theirs = tuple(0.011 * math.exp(rng.gauss(0, 0.05)) for _ in range(25))
-        low, high = bench.ratio_interval(ours, theirs, resamples=500)
+        low, high = ratio_interval(ours, theirs, resamples=500)
         covered += low <= 1.1 <= high
     assert 0.88 <= covered / trials <= 0.995
 
@@ -93,18 +102,18 @@ def test_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
 def test_bench_row_ratio_and_its_interval():
     ours = Measurement("ours", "ok", batch=8, timing=TimingStats((0.10, 0.11, 0.09, 0.10, 0.10)))
     theirs = Measurement("torchvision", "ok", batch=8, timing=TimingStats((0.20, 0.21, 0.19, 0.20, 0.20)))
-    row = bench.BenchRow("s.yaml", "m", 8, None, 0, None, ours, theirs)
+    row = BenchRow("s.yaml", "m", 8, None, 0, None, ours, theirs)
     assert row.ratio == pytest.approx(2.0)
     low, high = row.ratio_interval
     assert low <= 2.0 <= high and low > 1.5
-    alone = bench.BenchRow("s.yaml", "m", 8, None, 0, None, ours, None)
+    alone = BenchRow("s.yaml", "m", 8, None, 0, None, ours, None)
     assert alone.ratio is None and alone.ratio_interval is None
 
 
 def test_iterations_fill_the_minimum_time_within_bounds():
     assert iterations_for(0.010, 2.0) == 200
-    assert iterations_for(1.0, 2.0) == bench.MIN_ITERATIONS
-    assert iterations_for(1e-7, 2.0) == bench.MAX_ITERATIONS
+    assert iterations_for(1.0, 2.0) == MIN_ITERATIONS
+    assert iterations_for(1e-7, 2.0) == MAX_ITERATIONS
 
 
 def test_cpu_timer_times_each_iteration():
@@ -122,7 +131,7 @@ def test_measure_sizes_the_run_from_one_iteration():
     calls = []
     stats = measure(lambda: (calls.append(1), time.sleep(0.01)), CPU, warmup=1, min_time=0.05)
     # one warm-up, one sizing iteration of about 10 ms, then at least MIN_ITERATIONS timed ones
-    assert stats.iterations >= bench.MIN_ITERATIONS and len(calls) == 2 + stats.iterations
+    assert stats.iterations >= MIN_ITERATIONS and len(calls) == 2 + stats.iterations
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -130,7 +139,7 @@ def test_cuda_events_agree_with_the_synchronised_wall_clock():
     a = torch.randn(2048, 2048, device="cuda")
     step = lambda: a @ a  # noqa: E731
     device = torch.device("cuda")
-    bench.measure(step, device, warmup=3, iterations=3)
+    measure(step, device, warmup=3, iterations=3)
     torch.cuda.synchronize()
     start = time.perf_counter()
     samples = time_iterations(step, device, 20)
@@ -149,23 +158,23 @@ def _smoothed_cross_entropy(logits: list[float], label: int, smoothing: float = 
 def test_recipe_is_the_papers():
     recipe = TrainRecipe()
     model = torch.nn.Linear(2, 3)
-    group = bench.make_optimizer(model.parameters(), recipe).param_groups[0]
-    assert isinstance(bench.make_optimizer(model.parameters(), recipe), torch.optim.RMSprop)
+    group = make_optimizer(model.parameters(), recipe).param_groups[0]
+    assert isinstance(make_optimizer(model.parameters(), recipe), torch.optim.RMSprop)
     assert (group["lr"], group["alpha"], group["eps"], group["momentum"]) == (0.045, 0.9, 1.0, 0.0)
-    assert bench.make_criterion(recipe).label_smoothing == 0.1
+    assert make_criterion(recipe).label_smoothing == 0.1
     assert (recipe.clip_norm, recipe.aux_weight, recipe.optimizer_states) == (2.0, 0.4, 1)
 
 
 def test_loss_with_label_smoothing_by_hand():
     logits = torch.tensor([[2.0, 0.0, -1.0]])
-    loss = training_loss(logits, torch.tensor([0]), bench.make_criterion(TrainRecipe()), TrainRecipe())
+    loss = training_loss(logits, torch.tensor([0]), make_criterion(TrainRecipe()), TrainRecipe())
     assert loss.item() == pytest.approx(_smoothed_cross_entropy([2.0, 0.0, -1.0], 0), rel=1e-6)
 
 
 def test_aux_heads_add_their_loss_at_weight_0_4():
     main, aux1, aux2 = [2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.5, 0.5, 3.0]
     t = lambda values: torch.tensor([values])  # noqa: E731
-    criterion, recipe = bench.make_criterion(TrainRecipe()), TrainRecipe()
+    criterion, recipe = make_criterion(TrainRecipe()), TrainRecipe()
     expected_one = _smoothed_cross_entropy(main, 1) + 0.4 * _smoothed_cross_entropy(aux1, 1)
     labels = torch.tensor([1])
     assert training_loss(SpecOutputs(t(main), t(aux1)), labels, criterion, recipe).item() == \
@@ -187,7 +196,7 @@ def test_torchvision_style_outputs_are_split():
 def test_aux_output_that_is_not_logits_is_a_user_error():
     with pytest.raises(BenchError, match="aux_logits=false"):
         training_loss(SpecOutputs(torch.zeros(1, 3), torch.zeros(1, 4, 2, 2)), torch.tensor([0]),
-                      bench.make_criterion(TrainRecipe()), TrainRecipe())
+                      make_criterion(TrainRecipe()), TrainRecipe())
 
 
 def test_train_step_clips_to_2_and_applies_rmsprop_by_hand():
@@ -196,9 +205,9 @@ def test_train_step_clips_to_2_and_applies_rmsprop_by_hand():
     before = model.weight.detach().clone()
     images, labels = torch.tensor([[300.0, -200.0]]), torch.tensor([2])  # large inputs: gradient norm >> 2
     recipe = TrainRecipe()
-    optimizer = bench.make_optimizer(model.parameters(), recipe)
+    optimizer = make_optimizer(model.parameters(), recipe)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    train_step(model, images, labels, optimizer, bench.make_criterion(recipe), recipe, scaler)
+    train_step(model, images, labels, optimizer, make_criterion(recipe), recipe, scaler)
     g = model.weight.grad                                        # the clipped gradient the step used
     assert g.norm().item() == pytest.approx(2.0, rel=1e-5)
     # RMSProp's first step: v = (1 - 0.9) g^2; w -= lr g / (sqrt(v) + eps) with lr 0.045, eps 1.0
@@ -216,13 +225,13 @@ def test_settings_choose_parameter_and_autocast_dtypes():
 
 def test_tf32_on_the_cpu_is_refused():
     with pytest.raises(BenchError, match="tf32"):
-        bench.check_settings(BenchSettings(CPU, dtype="tf32"))
+        check_settings(BenchSettings(CPU, dtype="tf32"))
 
 
 def test_torch_settings_are_restored():
     before = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
               torch.get_num_threads())
-    with bench.torch_settings(BenchSettings(CPU, dtype="fp32", threads=1)):
+    with torch_settings(BenchSettings(CPU, dtype="fp32", threads=1)):
         assert torch.backends.cudnn.conv.fp32_precision == "ieee"   # fp32 means fp32, not TF32
         assert torch.get_num_threads() == 1
     assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
@@ -282,13 +291,13 @@ def test_per_layer_text_sums_the_time_per_op_kind():
     """Two convs (one compute-, one memory-bound), a memory-bound relu and a concat without a module:
     the per-op table adds them up by hand: conv 3 ms estimated, 5 ms measured of 10 ms in all."""
     from inception_analyzer.render.bench import render_bench
-    layers = [bench.LayerTiming("a.conv", "conv", 0.002, "compute", 0.004),
-              bench.LayerTiming("b.conv", "conv", 0.001, "memory", 0.001),
-              bench.LayerTiming("b.relu", "relu", 0.001, "memory", 0.003),
-              bench.LayerTiming("cat", "concat", 0.0005, "memory", None)]
+    layers = [LayerTiming("a.conv", "conv", 0.002, "compute", 0.004),
+              LayerTiming("b.conv", "conv", 0.001, "memory", 0.001),
+              LayerTiming("b.relu", "relu", 0.001, "memory", 0.003),
+              LayerTiming("cat", "concat", 0.0005, "memory", None)]
     ours = Measurement("ours", "ok", batch=1, timing=TimingStats((0.01,)))
-    row = bench.BenchRow("t.yaml", "t", 1, None, 0, None, ours, None, layers, profiled_total_seconds=0.010)
-    report = bench.BenchReport(BenchSettings(CPU), {"device": "cpu"}, None, "no profile", [row])
+    row = BenchRow("t.yaml", "t", 1, None, 0, None, ours, None, layers, profiled_total_seconds=0.010)
+    report = BenchReport(BenchSettings(CPU), {"device": "cpu"}, None, "no profile", [row])
     text = render_bench(report)
     per_op = text[text.index("summed per op"):].splitlines()
     conv = next(line for line in per_op if line.startswith("conv"))
@@ -307,7 +316,7 @@ def test_train_mode_end_to_end(tmp_path):
 
 
 def test_batch_that_does_not_fit_is_reported_not_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "free_memory_bytes", lambda device: 1000)
+    monkeypatch.setattr(runner, "free_memory_bytes", lambda device: 1000)
     data = _run_json(tmp_path, TINY, "--batch", "2", "--iters", "2")
     ours = data["rows"][0]["ours"]
     assert ours["status"] == "does not fit" and ours["iterations"] is None
@@ -323,15 +332,15 @@ def test_out_of_memory_at_run_time_is_reported(monkeypatch):
 
     import inception_analyzer as ia
     graph = ia.load_graph(TINY)
-    [result] = bench.measure_models([("ours", build)], graph, ia.analyze(graph), 2, BenchSettings(CPU), None,
-                                    Progress(1, enabled=False))
+    [result] = measure_models([("ours", build)], graph, ia.analyze(graph), 2, BenchSettings(CPU), None,
+                              Progress(1, enabled=False))
     assert result.status == "out of memory" and not result.ok and result.images_per_second is None
 
 
 def test_block_sizes():
-    assert bench.block_sizes(10, 4) == [3, 3, 2, 2]
-    assert bench.block_sizes(4, 4) == [1, 1, 1, 1]
-    assert sum(bench.block_sizes(1001, 4)) == 1001
+    assert block_sizes(10, 4) == [3, 3, 2, 2]
+    assert block_sizes(4, 4) == [1, 1, 1, 1]
+    assert sum(block_sizes(1001, 4)) == 1001
 
 
 def test_models_alternate_in_blocks():
@@ -352,8 +361,8 @@ def test_models_alternate_in_blocks():
             return images
 
     settings = BenchSettings(CPU, warmup=1, iterations=4)
-    ours, theirs = bench.measure_models([("ours", lambda: Recorder("A")), ("torchvision", lambda: Recorder("B"))],
-                                        graph, report, 1, settings, None, Progress(1, enabled=False))
+    ours, theirs = measure_models([("ours", lambda: Recorder("A")), ("torchvision", lambda: Recorder("B"))],
+                                  graph, report, 1, settings, None, Progress(1, enabled=False))
     assert "".join(calls) == "AB" + "AB" "BA" "AB" "BA"
     assert ours.timing.iterations == theirs.timing.iterations == 4
 
@@ -379,8 +388,8 @@ def test_compiled_rows_each_get_a_static_graph(monkeypatch):
 
     settings = BenchSettings(CPU, compile=True, warmup=1, iterations=2)
     for batch in (1, 2):
-        bench.measure_models([("torchvision", Peer)], graph, report, batch, settings, None,
-                             Progress(1, enabled=False))
+        measure_models([("torchvision", Peer)], graph, report, batch, settings, None,
+                       Progress(1, enabled=False))
     assert len(recorder.graphs) == 2
     for compiled in recorder.graphs:
         inputs = [node.meta["example_value"] for node in compiled.graph.nodes if node.op == "placeholder"]
@@ -437,3 +446,28 @@ def test_user_errors_are_analyzer_errors(argv, error):
 def test_bad_batch_lists_are_rejected_by_the_parser(batch):
     with pytest.raises(SystemExit):
         _args(TINY, "--batch", batch)
+
+
+# ----------------------------------------------------------------------------- the package's layering
+def test_bench_imports_nothing_from_the_layers_below_it():
+    """bench/ measures; the renderers and the commands read its records, never the reverse."""
+    below = ("inception_analyzer.cli", "inception_analyzer.commands", "inception_analyzer.render")
+    for module in sorted((ROOT / "inception_analyzer" / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                package = ["inception_analyzer", "bench"][:max(0, 3 - node.level)] if node.level else []
+                base = ".".join(package + ([node.module] if node.module else []))
+                imported = [base] if node.module else [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in imported:
+                assert not name.startswith(below), f"bench/{module.name} imports {name}"
+
+
+def test_records_and_their_renderer_stay_torch_free():
+    code = ("import sys; import inception_analyzer.bench, inception_analyzer.bench.records, "
+            "inception_analyzer.render.bench, inception_analyzer.commands.bench; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)

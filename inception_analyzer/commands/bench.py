@@ -3,10 +3,14 @@ torchvision's model. Building the parser stays torch-free; measuring imports tor
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..analysis.roofline import MODES, profile_names
-from ..bench_options import BENCH_FORMATS, DEFAULT_MIN_TIME, DEFAULT_WARMUP, MIN_ITERATIONS
+from ..bench.limits import BENCH_FORMATS, DEFAULT_MIN_TIME, DEFAULT_WARMUP, MIN_ITERATIONS, BenchError
 from .options import add_output_argument, add_spec_arguments, dtype_name, emit, request_of
+
+if TYPE_CHECKING:  # bench/settings.py imports torch
+    from ..bench.settings import BenchSettings
 
 NAME = "bench"
 HELP = "measured throughput beside the roofline estimate (needs torch)"
@@ -58,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import run_benchmark, settings_from  # torch is imported only when measuring
+    from ..bench.runner import run_benchmark  # torch is imported only when measuring
     from ..render.bench import render_bench
 
     settings = settings_from(args)
@@ -67,3 +71,25 @@ def run(args: argparse.Namespace) -> int:
     emit(render_bench(report, args.format), args.output, tuple(r.spec_file for r in requests))
     return 0
 
+
+def settings_from(args: argparse.Namespace) -> BenchSettings:
+    """The settings the command line asks for, with what argparse cannot check: the device
+    exists, the options agree with each other."""
+    import torch
+
+    from ..bench.settings import BenchSettings
+    from ..build import resolve_device
+
+    device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.compile_mode and not args.compile:
+        raise BenchError("--compile-mode needs --compile")
+    if args.iters is not None and args.iters < 1:
+        raise BenchError(f"--iters must be at least 1, got {args.iters}")
+    if args.warmup < 0 or args.min_time <= 0:
+        raise BenchError("--warmup must be >= 0 and --min-time > 0")
+    if args.threads is not None and args.threads < 1:
+        raise BenchError(f"--threads must be at least 1, got {args.threads}")
+    mode = None if args.compile_mode in (None, "default") else args.compile_mode
+    return BenchSettings(device=device, dtype=args.dtype, mode=args.mode, channels_last=args.channels_last,
+                         compile=args.compile, compile_mode=mode, warmup=args.warmup, iterations=args.iters,
+                         min_time=args.min_time, threads=args.threads)

@@ -1,7 +1,8 @@
 """Benchmark results as text: measured throughput beside the roofline estimate and torchvision.
 
-Formats the records `inception_analyzer.bench` makes (BenchReport, BenchRow, Measurement); every
-figure is a record's field or property, nothing is measured or estimated here. Torch-free.
+Formats the records of `inception_analyzer.bench.records` (BenchReport, BenchRow, Measurement);
+every figure is a record's field or property, nothing is measured or estimated here. The words
+for a status (why a model has no timing) are made here, from the row's figures. Torch-free.
 """
 from __future__ import annotations
 
@@ -9,15 +10,12 @@ import csv
 import dataclasses
 import io
 import json
-from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from .estimate import duration_text, estimate_record, gib_text
+from ..bench.records import DOES_NOT_FIT, NOT_COMPARABLE, OUT_OF_MEMORY, BenchReport, BenchRow, Measurement
+from .estimate import duration_text, estimate_record, gib_text, memory_need
 from .tables import human
-
-if TYPE_CHECKING:  # the records come from bench.py, which imports torch
-    from ..bench import BenchReport, BenchRow, Measurement
 
 JSON_SCHEMA_VERSION = 1
 CONVENTIONS = [
@@ -32,7 +30,7 @@ CONVENTIONS = [
 ]
 
 
-def render_bench(report: "BenchReport", fmt: str = "table") -> str:
+def render_bench(report: BenchReport, fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(_json(report), indent=2) + "\n"
     if fmt == "csv":
@@ -57,7 +55,7 @@ _HEADERS = ["model", "batch", "images/s", "p50", "p90", "n", "FLOP/s", "% of pea
 _ALIGN = ["left"] + ["right"] * (len(_HEADERS) - 1)
 
 
-def _profile_line(report: "BenchReport") -> str:
+def _profile_line(report: BenchReport) -> str:
     profile = report.profile
     if profile is None:
         return f"estimate: {report.profile_note}"
@@ -67,11 +65,23 @@ def _profile_line(report: "BenchReport") -> str:
             f"memory {human(profile.memory_bandwidth, 'B/s')}")
 
 
-def _status(measurement: "Measurement") -> str:
-    return measurement.status + (f" ({measurement.note})" if measurement.note else "")
+def _note(row: BenchRow, measurement: Measurement) -> str:
+    """Why a model has no timing, beyond its status; empty when the status says it all."""
+    if measurement.status == DOES_NOT_FIT:
+        return memory_need(row.memory_needed, row.free_bytes)
+    if measurement.status == OUT_OF_MEMORY:
+        return f"at run time; estimated: {memory_need(row.memory_needed, row.free_bytes)}"
+    if measurement.status == NOT_COMPARABLE:
+        return "torchvision's model has other parameters"
+    return ""
 
 
-def _row(row: "BenchRow") -> list[str]:
+def _status(row: BenchRow, measurement: Measurement) -> str:
+    note = _note(row, measurement)
+    return measurement.status + (f" ({note})" if note else "")
+
+
+def _row(row: BenchRow) -> list[str]:
     ours, theirs, estimate = row.ours, row.torchvision, row.estimate
     estimate_text = "-" if estimate is None else f"{duration_text(estimate.seconds)}"
     if ours.ok:
@@ -81,25 +91,25 @@ def _row(row: "BenchRow") -> list[str]:
                     "-" if ours.peak_share is None else f"{100 * ours.peak_share:.1f}%",
                     gib_text(ours.peak_memory_bytes)]
     else:
-        measured = [_status(ours)] + ["-"] * 6
+        measured = [_status(row, ours)] + ["-"] * 6
     ratio_to_estimate = "-" if row.measured_over_estimate is None else f"{row.measured_over_estimate:.2f}"
     if theirs is None:
         peer = ["-", "-"]
     elif theirs.ok:
         peer = [f"{theirs.images_per_second:,.1f}", _ratio_text(row)]
     else:
-        peer = [_status(theirs), "-"]
+        peer = [_status(row, theirs), "-"]
     return [row.model, str(row.batch), *measured, estimate_text, ratio_to_estimate, *peer]
 
 
-def _ratio_text(row: "BenchRow") -> str:
+def _ratio_text(row: BenchRow) -> str:
     if row.ratio is None:
         return "-"
     low, high = row.ratio_interval
     return f"{row.ratio:.2f} ({low:.2f}-{high:.2f})"
 
 
-def _layers_section(row: "BenchRow", tablefmt: str, heading: str) -> str:
+def _layers_section(row: BenchRow, tablefmt: str, heading: str) -> str:
     attributed = sum(l.measured_seconds for l in row.layers if l.measured_seconds is not None)
     total = row.profiled_total_seconds or attributed or 1.0
     body = []
@@ -123,7 +133,7 @@ def _layers_section(row: "BenchRow", tablefmt: str, heading: str) -> str:
     return f"{title}\n\n{table}\n\n{summary_title}\n\n{_per_op_table(row, total, tablefmt)}"
 
 
-def _per_op_table(row: "BenchRow", total: float, tablefmt: str) -> str:
+def _per_op_table(row: BenchRow, total: float, tablefmt: str) -> str:
     """Where the time goes by op kind: estimated and measured seconds, and how many layers of the
     kind the roofline calls memory-bound. Merges have no module, hence no measured time of their own."""
     by_op: dict[str, list] = {}
@@ -148,11 +158,11 @@ def _per_op_table(row: "BenchRow", total: float, tablefmt: str) -> str:
                     tablefmt=tablefmt, disable_numparse=True, colalign=["left"] + ["right"] * 7)
 
 
-def _measurement(m: "Measurement | None") -> dict | None:
+def _measurement(row: BenchRow, m: Measurement | None) -> dict | None:
     if m is None:
         return None
     timing = m.timing
-    return {"implementation": m.implementation, "status": m.status, "note": m.note, "batch": m.batch,
+    return {"implementation": m.implementation, "status": m.status, "note": _note(row, m), "batch": m.batch,
             "iterations": timing.iterations if timing else None,
             "p50_seconds": timing.median if timing else None, "p90_seconds": timing.p90 if timing else None,
             "mean_seconds": timing.mean if timing else None,
@@ -162,7 +172,7 @@ def _measurement(m: "Measurement | None") -> dict | None:
             "peak_memory_bytes": m.peak_memory_bytes}
 
 
-def _json(report: "BenchReport") -> dict:
+def _json(report: BenchReport) -> dict:
     s = report.settings
     settings = {"device": str(s.device), "dtype": s.dtype, "mode": s.mode, "channels_last": s.channels_last,
                 "compile": s.compile, "compile_mode": s.compile_mode, "warmup": s.warmup,
@@ -171,14 +181,14 @@ def _json(report: "BenchReport") -> dict:
              "free_bytes": r.free_bytes, "estimate": estimate_record(r.estimate) if r.estimate else None,
              "measured_over_estimate": r.measured_over_estimate, "ours_over_torchvision": r.ratio,
              "ours_over_torchvision_ci95": list(r.ratio_interval) if r.ratio_interval else None,
-             "ours": _measurement(r.ours), "torchvision": _measurement(r.torchvision),
+             "ours": _measurement(r, r.ours), "torchvision": _measurement(r, r.torchvision),
              "profiled_total_seconds": r.profiled_total_seconds,
              "layers": [dataclasses.asdict(layer) for layer in r.layers]} for r in report.rows]
     return {"schema_version": JSON_SCHEMA_VERSION, "settings": settings, "environment": report.environment,
             "profile_note": report.profile_note, "conventions": CONVENTIONS, "rows": rows}
 
 
-def _csv(report: "BenchReport") -> str:
+def _csv(report: BenchReport) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["spec", "model", "batch", "implementation", "status", "note", "images_per_second",
@@ -190,7 +200,7 @@ def _csv(report: "BenchReport") -> str:
             if m is None:
                 continue
             ours = m is r.ours
-            writer.writerow([r.spec, r.model, r.batch, m.implementation, m.status, m.note,
+            writer.writerow([r.spec, r.model, r.batch, m.implementation, m.status, _note(r, m),
                              _num(m.images_per_second), _num(m.timing.median if m.ok else None),
                              _num(m.timing.p90 if m.ok else None), m.timing.iterations if m.ok else "",
                              _num(m.achieved_flops), _num(m.peak_share), m.peak_memory_bytes or "",

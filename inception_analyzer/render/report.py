@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .. import __version__
+from ..version import __version__
 from ..analysis.cost import AUX
 from ..analysis.principles import is_bottleneck
 from ..analysis.findings import counts_by_severity, counts_text, most_serious_first

@@ -1,8 +1,8 @@
-"""The `bench` settings' limits and defaults, torch-free: the command's parser reads them at
-start-up (`analyze` starts fast and runs where torch is absent). The measuring is in bench.py."""
+"""The bench settings' defaults and bounds, its output formats and its error type. Torch-free:
+the command's parser reads them at start-up (`analyze` starts fast and runs where torch is absent)."""
 from __future__ import annotations
 
-from .errors import AnalyzerError
+from ..errors import AnalyzerError
 
 MIN_ITERATIONS = 5
 MAX_ITERATIONS = 1000

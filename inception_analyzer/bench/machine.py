@@ -1,0 +1,91 @@
+"""The machine a run measures: its environment lines for the report, and the device profile the
+estimate and the share of peak use (matched from a GPU's name, or measured on the spot on a CPU)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..analysis.roofline import CpuMeasurement, DeviceProfile, device_profile, profile_matching, profile_names
+from ..build import resolve_dtype
+from .peers import torchvision_version
+from .settings import BenchSettings
+
+
+@functools.cache
+def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int = 2048,
+                           copy_bytes: int = 256 * 2**20) -> CpuMeasurement:
+    """Peak FLOP/s per dtype and copy bandwidth of this CPU, with torch's own kernels and threads
+    as the benchmark uses them, each the best of ten runs; cached for the run. The peak is the better of a square matmul and
+    a 3x3 convolution (256 -> 256 channels on 28x28, 8 images), counted at 2 FLOPs per
+    multiply-add: on some CPUs torch's convolutions run well above its matmul."""
+    def best_seconds(run) -> float:
+        run()
+        best = math.inf
+        for _ in range(10):  # the best of many: one quiet moment is enough on a busy machine
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    flops = {}
+    for name in dict.fromkeys(("fp32", *dtypes)):
+        dtype = resolve_dtype(name)  # tf32 is fp32 storage, and plain fp32 on a CPU
+        a = torch.randn(matmul_size, matmul_size).to(dtype)
+        b = torch.randn(matmul_size, matmul_size).to(dtype)
+        conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(dtype)
+        images = torch.randn(8, 256, 28, 28).to(dtype)
+        with torch.inference_mode():
+            matmul = 2 * matmul_size**3 / best_seconds(lambda: torch.mm(a, b))
+            convolution = 2 * (8 * 256 * 28 * 28) * 256 * 9 / best_seconds(lambda: conv(images))
+        flops[name] = max(matmul, convolution)
+    source = torch.ones(copy_bytes // 4)
+    target = torch.empty_like(source)
+    bandwidth = 2 * copy_bytes / best_seconds(lambda: target.copy_(source))  # read + write
+    return CpuMeasurement(flops, bandwidth, f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+
+def resolve_profile(name: str | None, settings: BenchSettings) -> tuple[DeviceProfile | None, str]:
+    """(profile or None, a note on where it came from)."""
+    measure_cpu = functools.partial(measure_cpu_with_torch, ("fp32", settings.dtype))
+    if name:
+        profile = device_profile(name, measure_cpu)
+        return profile, f"device profile '{name}' (--profile)"
+    if settings.device.type == "cpu":
+        return device_profile("cpu", measure_cpu), "device profile 'cpu', measured on the spot"
+    device_name = torch.cuda.get_device_name(settings.device)
+    matched = profile_matching(device_name)
+    if matched is None:
+        return None, (f"no device profile matches '{device_name}': no estimate or share of peak "
+                      f"(choose one with --profile: {', '.join(profile_names())})")
+    return device_profile(matched), f"device profile '{matched}' (matches '{device_name}')"
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision_version() or "not importable (no peer measured)",
+            "threads": str(torch.get_num_threads())}
+    if device.type == "cuda":
+        info["device"] = torch.cuda.get_device_name(device)
+        info["cuda"] = str(torch.version.cuda)
+        info["cudnn"] = str(torch.backends.cudnn.version())
+    else:
+        info["device"] = _cpu_name()
+    with contextlib.suppress(OSError, AttributeError):  # other work on the machine skews every figure
+        info["load average at start"] = f"{os.getloadavg()[0]:.2f}"
+    return info
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} (CPU)"
+    return platform.processor() or "CPU"
