@@ -13,6 +13,7 @@ InceptionOutputs; in eval mode the result is the logits tensor alone.
 """
 from __future__ import annotations
 
+import io
 import itertools
 import keyword
 import linecache
@@ -312,7 +313,7 @@ def build_and_check(analysis: ModelAnalysis, *, device: str = "cpu", dtype: str 
     precision = resolve_dtype(dtype)
     check_fits(graph, totals, resolve_device(device), precision, images=1)  # the check pass below
     model = build_model(analysis, device=device, dtype=precision, channels_last=channels_last).eval()
-    target = next(model.parameters()).device
+    target, _ = placement(model)
     params = sum(p.numel() for p in model.parameters())
     image = torch.zeros(1, *graph.input_shape, device=target, dtype=precision)
     if channels_last:
@@ -329,6 +330,13 @@ def build_and_check(analysis: ModelAnalysis, *, device: str = "cpu", dtype: str 
     return model, line
 
 
+def placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where the model's tensors are and their dtype; a model without any (a spec of pooling and
+    activations only) is on the CPU in fp32."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return (tensor.device, tensor.dtype) if tensor is not None else (torch.device("cpu"), torch.float32)
+
+
 EXPORT_FORMATS = ("onnx", "torchscript")
 
 
@@ -338,8 +346,10 @@ def export_model(model: SpecNetwork, fmt: str, path: str | Path, protected: tupl
 
     if fmt not in EXPORT_FORMATS:
         raise BuildError(f"unknown export format '{fmt}' (use {', '.join(EXPORT_FORMATS)})")
-    parameter = next(model.parameters())
-    image = torch.zeros(1, *model.input_shape, device=parameter.device, dtype=parameter.dtype)
+    device, dtype = placement(model)
+    if device.type == "meta":
+        raise BuildError("a model on the meta device has shapes but no weights: export it from cpu or cuda")
+    image = torch.zeros(1, *model.input_shape, device=device, dtype=dtype)
     model = model.eval()
     if fmt == "onnx":
         try:
@@ -358,7 +368,11 @@ def export_model(model: SpecNetwork, fmt: str, path: str | Path, protected: tupl
         def write(temp: str) -> None:
             with torch.no_grad():
                 traced = torch.jit.trace(model, image)
-            traced.save(temp)
+            # saved into memory first: TorchScript's own writer aborts the process (a C++
+            # exception) when the disk is full; Python's write raises an OSError instead
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer)
+            Path(temp).write_bytes(buffer.getvalue())
     try:
         write_atomically_with(path, write, protected)
     except OutputError:

@@ -26,6 +26,9 @@ class SourceLocation:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+MAX_LINE = 1000  # characters of one line of an error message
+
+
 class AnalyzerError(Exception):
     """Base of every error the user caused; carries location and node path when known."""
 
@@ -54,7 +57,9 @@ class AnalyzerError(Exception):
             text += f" (at {self.node_path})"
         if self.hint:
             text += f"; {self.hint}"
-        return text
+        # a value from the input can be a megabyte long: no line of a message is
+        return "\n".join(line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line):,} characters)"
+                         for line in text.split("\n"))
 
 
 class SpecSyntaxError(AnalyzerError):

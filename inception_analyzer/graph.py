@@ -136,7 +136,7 @@ def resolve_arguments(spec: Spec, overrides: dict[str, Any] | None = None) -> di
         if key not in spec.arguments:
             hint = did_you_mean(key, spec.arguments)
             known = ", ".join(spec.arguments) or "none"
-            raise OverrideError(f"'{key}' is not an argument of spec '{spec.name}'",
+            raise OverrideError(f"{shown(key)} is not an argument of spec {shown(spec.name)}",
                                 SourceLocation(spec.file), hint=hint or f"its arguments: {known}")
         default = spec.arguments[key]
         if not _same_type(default, value):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -67,23 +68,72 @@ def _umask() -> int:
 
 def write_directory(files: dict[str, bytes | str], directory: str | Path,
                     protected: tuple[str | Path, ...] = (), what: str = "output") -> list[Path]:
-    """Write `files` (relative path -> content) into `directory`, created if missing, each file
-    atomically; never over a protected input. `what` names the output in messages ('the report')."""
+    """Write `files` (relative path -> content) as the whole of `directory`, atomically: they are
+    written into a hidden directory beside it, which then replaces it, so a reader (or a run
+    interrupted at any point) sees the old directory or the whole new one. An existing directory
+    is replaced only when it holds nothing but what such a write makes (the same top-level names),
+    never the user's other files. `what` names the output in messages ('the report')."""
     directory = Path(directory)
     location = SourceLocation(str(directory))
     for other in protected:
-        if other is not None and Path(other).exists() and directory.exists() and directory.resolve() == Path(other).resolve():
+        if other is not None and Path(other).exists() and directory.exists() \
+                and directory.resolve() == Path(other).resolve():
             raise OutputError(f"refusing to write the {what} over the input spec", location)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"the {what} goes into a directory, and this is a file", location)
-    written = []
-    for relative, content in files.items():
-        target = directory / relative
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot create the directory ({err.strerror})", location) from None
-        data = content.encode() if isinstance(content, str) else content
-        write_atomically_with(target, lambda temp, data=data: Path(temp).write_bytes(data), protected)
-        written.append(target)
-    return written
+    ours = {Path(relative).parts[0] for relative in files}
+    if directory.is_dir():
+        others = sorted(entry.name for entry in directory.iterdir() if entry.name not in ours)
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise OutputError(f"the directory holds other files ({shown}); the {what} replaces its directory as a "
+                              "whole: give a new or empty directory", location)
+    parent = directory.parent if str(directory.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"the directory '{parent}' does not exist", location)
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
+    except OSError as err:
+        raise OutputError(f"cannot write there ({err.strerror})", location) from None
+    try:
+        written = [_write_inside(scratch, relative, content, location) for relative, content in files.items()]
+        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes 0700; give the directory the usual mode
+        _replace_directory(scratch, directory, location)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return [directory / path.relative_to(scratch) for path in written]
+
+
+def _write_inside(root: Path, relative: str, content: bytes | str, location: SourceLocation) -> Path:
+    """Write one file below `root`; a path that would leave it (absolute, '..') is refused."""
+    target = (root / relative).resolve()
+    if Path(relative).is_absolute() or not target.is_relative_to(root.resolve()):
+        raise OutputError(f"refusing to write '{relative}' outside the output directory", location)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode() if isinstance(content, str) else content)
+        os.chmod(target, 0o666 & ~_umask())
+    except OSError as err:
+        raise OutputError(f"cannot write there ({err.strerror})", location) from None
+    return target
+
+
+def _replace_directory(new: Path, directory: Path, location: SourceLocation) -> None:
+    """Put `new` where `directory` is: the old one steps aside (hidden), the new one takes its
+    name, the old one goes; if the swap fails, the old one comes back."""
+    old = None
+    try:
+        if directory.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=new.parent))
+            os.rmdir(old)
+            os.rename(directory, old)
+        os.rename(new, directory)
+    except BaseException as err:  # an interruption between the renames too: the old one comes back
+        if old is not None and not directory.exists():
+            os.rename(old, directory)
+        if isinstance(err, OSError):
+            raise OutputError(f"cannot replace the directory ({err.strerror})", location) from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

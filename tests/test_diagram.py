@@ -35,10 +35,14 @@ def tiny():
 
 
 # ----------------------------------------------------------------------------- reading DOT
+# The DOT ids are the renderer's own (n1, cluster_0, ...): names appear only in labels and tooltips.
+# These helpers read a node's or cluster's path from the first line of its tooltip and key
+# everything by path, as a reader of the picture would.
 ID = r'(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_][A-Za-z_0-9]*))'
 EDGE = re.compile(rf"^\s*{ID} -> {ID}(?: \[(.*)\])?$", re.M)
 NODE = re.compile(rf"^\s*{ID} \[(.*)\]$", re.M)
-CLUSTER = re.compile(rf"^\s*subgraph {ID} {{$", re.M)
+CLUSTER = re.compile(rf"^\s*subgraph {ID} {{\n\s*(.*)$", re.M)
+TOOLTIP = re.compile(r'tooltip=(?:"((?:[^"\\]|\\.)*)"|([^\s\]]+))')
 DEFAULTS = {"graph", "node", "edge"}
 
 
@@ -46,14 +50,30 @@ def _name(quoted: str, bare: str) -> str:
     return quoted or bare  # findall gives '' for the alternative that did not match
 
 
+def _path(attrs: str) -> str:
+    """The path a node or cluster stands for: its tooltip's first line, DOT escapes undone."""
+    match = TOOLTIP.search(attrs)
+    text = _name(match.group(1), match.group(2))
+    return re.sub(r"\\(.)", r"\1", text.split("\\n")[0])
+
+
+def _ids(dot: str) -> dict[str, str]:
+    found = {_name(a, b): _path(attrs) for a, b, attrs in NODE.findall(dot)
+             if not (b and b in DEFAULTS) and "tooltip=" in attrs}
+    return {"input": "input", **found}
+
+
 def edges(dot: str) -> set[tuple[str, str]]:
-    """Visible edges (the invisible ones only order branches side by side)."""
-    return {(_name(a, b), _name(c, d)) for a, b, c, d, attrs in EDGE.findall(dot) if "invis" not in (attrs or "")}
+    """Visible edges (the invisible ones only order branches side by side), by path."""
+    ids = _ids(dot)
+    return {(ids[_name(a, b)], ids[_name(c, d)]) for a, b, c, d, attrs in EDGE.findall(dot)
+            if "invis" not in (attrs or "")}
 
 
 def nodes(dot: str) -> dict[str, str]:
-    """node id -> its attribute text (the default-attribute statements left out)."""
-    return {_name(a, b): attrs for a, b, attrs in NODE.findall(dot) if not (b and b in DEFAULTS)}
+    """node path -> its attribute text (the default-attribute statements left out)."""
+    return {(_path(attrs) if "tooltip=" in attrs else _name(a, b)): attrs for a, b, attrs in NODE.findall(dot)
+            if not (b and b in DEFAULTS)}
 
 
 def graph_attributes(dot: str) -> str:
@@ -62,7 +82,11 @@ def graph_attributes(dot: str) -> str:
 
 
 def clusters(dot: str) -> list[str]:
-    return [_name(a, b) for a, b in CLUSTER.findall(dot)]
+    return ["cluster_" + _path(attrs) for _, _, attrs in CLUSTER.findall(dot)]
+
+
+def cluster_attributes(dot: str, path: str) -> str:
+    return next(attrs for _, _, attrs in CLUSTER.findall(dot) if _path(attrs) == path)
 
 
 def fill_of(attrs: str) -> str:
@@ -107,7 +131,7 @@ def test_block_figures_on_the_labels(v3):
     # pool proj 192->32, each conv + BN (2 per channel): 255,904 params, output 64+64+96+32 = 256 channels
     params = (192 * 64 + 128) + (192 * 48 + 96) + (48 * 64 * 25 + 128) + (192 * 64 + 128) \
         + (64 * 96 * 9 + 192) + (96 * 96 * 9 + 192) + (192 * 32 + 64)
-    cluster_label = dot[dot.index("subgraph cluster_Mixed_5b"):].split("\n")[1]
+    cluster_label = cluster_attributes(dot, "Mixed_5b")
     assert f"35x35x256 · {human(params)} params" in cluster_label
     # Conv2d_4a_3x3: 3x3 conv 80->192 on a 71x71 output
     macs = 71 * 71 * 192 * 80 * 9
@@ -139,14 +163,29 @@ def test_collapsed_repeats_become_one_node(v3):
     assert inception_c(128) == 1_297_408  # torchvision Mixed_6b
     total = sum(inception_c(c7) for c7 in (128, 160, 160, 192))
     assert "InceptionC x4" in nodes(dot)[run] and f"{human(total)} params" in nodes(dot)[run]
-    assert "Mixed_5b..5d x3" in nodes(dot) and "Mixed_7b..7c x2" in nodes(dot)
+    # a run holds one block signature: template, input and output shape. The 35x35 modules take
+    # 192, 256 and 288 channels (torchvision's InceptionA, pool_features 32, 64, 64), the 8x8 ones
+    # 1280 and 2048: each stays a module of its own, with its branches drawn
+    assert [name for name in nodes(dot) if ".." in name] == [run]
+    assert {f"cluster_Mixed_{m}" for m in ("5b", "5c", "5d", "7b", "7c")} <= set(clusters(dot))
 
 
-def test_a_300_layer_network_collapses_to_a_legible_size(v3):
+def test_a_run_of_identical_layers_outside_any_module_collapses_too(tmp_path):
+    spec = tmp_path / "deep.yaml"
+    spec.write_text("name: deep\ninput: [8, 16, 16]\nlayers:\n" + "  - conv(8, 3, padding=1)\n" * 500
+                    + "  - conv(16, 3, stride=2)\n")
+    drawn = build_diagram(ia.analyze(str(spec)), level="block", collapse=True)
+    assert set(drawn.nodes) == {"conv..conv_499 x500", "conv_500"}
+    assert "conv 3x3 x500" in drawn.nodes["conv..conv_499 x500"].kind
+
+
+def test_collapsing_at_layer_level_draws_each_run_once(v3):
     full = build_diagram(v3, level="layer")
     collapsed = build_diagram(v3, level="layer", collapse=True)
     assert len(full.nodes) == len(v3.layers) > 300
-    assert len(collapsed.nodes) < 60
+    # the run Mixed_6b..6e becomes one node: the ops of its four modules give way to it
+    in_run = sum(1 for layer in v3.layers if layer.block in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"))
+    assert len(collapsed.nodes) == len(full.nodes) - in_run + 1
 
 
 # ----------------------------------------------------------------------------- layer level
@@ -170,10 +209,10 @@ def test_findings_sit_on_the_nodes_they_concern(v3):
     ]
     stand_in = dataclasses.replace(v3, findings=findings)
     dot = diagram_source(build_diagram(stand_in, "block", collapse=True))
-    node = nodes(dot)["Mixed_5b..5d x3"]  # the layer's module was collapsed into this run
+    node = nodes(dot)["Mixed_5b.branch5x5_2"]  # Mixed_5b is a run of its own: its branches are drawn
     assert "P3.x" in node and SEVERITY_COLOURS["warning"] in node
     assert "§3.y" in nodes(dot)["Mixed_6b..6e x4"]
-    mixed_6a = dot[dot.index("subgraph cluster_Mixed_6a"):].split("\n")[1]
+    mixed_6a = cluster_attributes(dot, "Mixed_6a")
     assert "P1.w" in mixed_6a and SEVERITY_COLOURS["info"] in mixed_6a
     assert "P4.z at 17x17: a stage, not a node" in graph_attributes(dot)  # nothing is dropped
 

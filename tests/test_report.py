@@ -75,7 +75,8 @@ def test_the_figures_the_markdown_shows_exist(written):
     for image in images:
         data = (written / image).read_bytes()
         assert data.startswith(PNG) if image.endswith(".png") else b"<svg" in data[:1000]
-    assert (written / "figures" / "inception_v3-blocks-expanded.svg").exists()  # v3 repeats modules
+    # figure files are named by the model's key, its place and a slug of its name (never the name)
+    assert (written / "figures" / "m1-inception_v3-blocks-expanded.svg").exists()  # v3 repeats modules
 
 
 def test_html_is_valid_and_self_contained(written):
@@ -152,7 +153,7 @@ def test_without_dot_the_report_says_so(tmp_path, monkeypatch):
                "-o", str(tmp_path / "out"))
     page = (tmp_path / "out" / HTML_NAME).read_text()
     assert "is not installed, so this diagram is not drawn" in page
-    assert (tmp_path / "out" / "figures" / "tiny_inception-blocks.dot").read_text().startswith("digraph")
+    assert (tmp_path / "out" / "figures" / "m1-tiny_inception-blocks.dot").read_text().startswith("digraph")
 
 
 # ----------------------------------------------------------------------------- Chromium

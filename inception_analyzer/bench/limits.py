@@ -8,6 +8,8 @@ MIN_ITERATIONS = 5
 MAX_ITERATIONS = 1000
 DEFAULT_WARMUP = 3
 DEFAULT_MIN_TIME = 2.0          # seconds of timed iterations per measurement
+MAX_MIN_TIME = 3600.0           # an hour of timed iterations per measurement is already a lot
+MAX_THREADS = 1024              # CPU threads torch may be asked for
 BENCH_FORMATS = ("table", "markdown", "csv", "json")
 
 

@@ -3,10 +3,12 @@ torchvision's model. Building the parser stays torch-free; measuring imports tor
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING
 
 from ..analysis.roofline import MODES, profile_names
-from ..bench.limits import BENCH_FORMATS, DEFAULT_MIN_TIME, DEFAULT_WARMUP, MIN_ITERATIONS, BenchError
+from ..bench.limits import (BENCH_FORMATS, DEFAULT_MIN_TIME, DEFAULT_WARMUP, MAX_ITERATIONS, MAX_MIN_TIME, MAX_THREADS,
+                            MIN_ITERATIONS, BenchError)
 from .options import add_output_argument, add_spec_arguments, dtype_name, emit, request_of
 
 if TYPE_CHECKING:  # bench/settings.py imports torch
@@ -81,14 +83,19 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
     from ..build import resolve_device
 
     device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type not in ("cpu", "cuda"):
+        raise BenchError(f"bench times real kernels: --device cpu or cuda, not {device.type}")
     if args.compile_mode and not args.compile:
         raise BenchError("--compile-mode needs --compile")
-    if args.iters is not None and args.iters < 1:
-        raise BenchError(f"--iters must be at least 1, got {args.iters}")
-    if args.warmup < 0 or args.min_time <= 0:
-        raise BenchError("--warmup must be >= 0 and --min-time > 0")
-    if args.threads is not None and args.threads < 1:
-        raise BenchError(f"--threads must be at least 1, got {args.threads}")
+    if args.iters is not None and not 1 <= args.iters <= MAX_ITERATIONS:
+        raise BenchError(f"--iters must be from 1 to {MAX_ITERATIONS:,}, got {args.iters:,}")
+    if not 0 <= args.warmup <= MAX_ITERATIONS:
+        raise BenchError(f"--warmup must be from 0 to {MAX_ITERATIONS:,}, got {args.warmup:,}")
+    if not (math.isfinite(args.min_time) and 0 < args.min_time <= MAX_MIN_TIME):
+        raise BenchError(f"--min-time must be a number of seconds above 0 and at most {MAX_MIN_TIME:g}, "
+                         f"got {args.min_time:g}")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise BenchError(f"--threads must be from 1 to {MAX_THREADS}, got {args.threads:,}")
     mode = None if args.compile_mode in (None, "default") else args.compile_mode
     return BenchSettings(device=device, dtype=args.dtype, mode=args.mode, channels_last=args.channels_last,
                          compile=args.compile, compile_mode=mode, warmup=args.warmup, iterations=args.iters,

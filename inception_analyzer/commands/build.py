@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..pipeline import analyze
-from .options import add_spec_arguments, dtype_name, request_of
+from .options import add_spec_arguments, dtype_name, request_of, say
 
 NAME = "build"
 HELP = "build the torch model, check it, export it (needs torch)"
@@ -36,13 +35,13 @@ def run(args: argparse.Namespace) -> int:
     request = request_of(args)
     analysis = analyze(request)
     model, line = build_and_check(analysis, device=args.device, dtype=args.dtype, channels_last=args.channels_last)
-    sys.stdout.write(line + "\n")
+    say(line + "\n")
     if args.summary:
-        sys.stdout.write(build_summary(analysis.cost) + "\n")
+        say(build_summary(analysis.cost) + "\n")
     if args.code:
-        sys.stdout.write("\n" + model.code)
+        say("\n" + model.code)
     if args.export:
         fmt, path = args.export
         export_model(model, fmt, path, protected=(request.spec_file,))
-        print(f"wrote {fmt} to {path}")
+        say(f"wrote {fmt} to {path}\n")
     return 0

@@ -9,7 +9,7 @@ from ..errors import SourceLocation
 from ..output import OutputError, write_atomically, write_atomically_with
 from ..pipeline import analyze
 from ..render.diagram import LEVELS, build_diagram, diagram_source, render_dot
-from .options import add_spec_arguments, request_of
+from .options import add_spec_arguments, request_of, say
 
 NAME = "diagram"
 HELP = "draw the network (graphviz): blocks or every op, coloured by MACs, with review findings"
@@ -62,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
     diagram = build_diagram(analysis, args.level, args.collapse)
     note = write_diagram(diagram_source(diagram), args.output, protected=(request.spec_file,))
     if note:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}\n", sys.stderr)
     return 0

@@ -7,7 +7,7 @@ import sys
 from ..errors import OverrideError
 from ..numbers import human
 from ..pipeline import Request, analyze
-from .options import PROG, add_output_argument, emit
+from .options import PROG, add_output_argument, emit, say
 
 NAME = "import"
 HELP = "trace any PyTorch model (torch.fx) and write it as a spec (needs torch)"
@@ -40,15 +40,15 @@ def run(args: argparse.Namespace) -> int:
     imported, text = import_to_spec(args.model, (args.channels, args.input_size, args.input_size), args.strict,
                                     args.name, args.allow_any_callable)
     for note in imported.notes:
-        print(f"{PROG}: note: {note}", file=sys.stderr)
+        say(f"{PROG}: note: {note}\n", sys.stderr)
     emit(text, args.output)
     totals = analyze(Request(imported.graph)).totals
-    print(f"{PROG}: imported {args.model} ({imported.traced_in} trace): {totals.layers} ops, "
-          f"{totals.params:,} params, {human(totals.macs)} MACs"
-          + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr)
+    say(f"{PROG}: imported {args.model} ({imported.traced_in} trace): {totals.layers} ops, "
+        f"{totals.params:,} params, {human(totals.macs)} MACs" + (f"; wrote {args.output}" if args.output else "")
+        + "\n", sys.stderr)
     for op in imported.unmodelled:
-        print(f"{PROG}: note: not modelled, kept as an opaque op (MACs unknown): {op.line()}", file=sys.stderr)
+        say(f"{PROG}: note: not modelled, kept as an opaque op (MACs unknown): {op.line()}\n", sys.stderr)
     for module, params in imported.unreached.items():
-        print(f"{PROG}: note: {module} holds {params:,} params but never runs in forward(); "
-              "the spec leaves it out", file=sys.stderr)
+        say(f"{PROG}: note: {module} holds {params:,} params but never runs in forward(); the spec leaves it out\n",
+            sys.stderr)
     return 0

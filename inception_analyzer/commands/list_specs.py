@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from tabulate import tabulate
 
 from .. import catalog
 from ..spec import load_spec
+from .options import say
 
 NAME = "list"
 HELP = "list the bundled specs (any command takes their names in place of a file)"
@@ -26,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
         paper = spec.metadata.get("paper", "")
         year = spec.metadata.get("year", "")
         rows.append([name, f"{paper} ({year})" if paper and year else paper or "-"])
-    sys.stdout.write(tabulate(rows, ["spec", "paper"], tablefmt="simple") + "\n")
+    say(tabulate(rows, ["spec", "paper"], tablefmt="simple") + "\n")
     return 0

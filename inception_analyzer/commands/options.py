@@ -8,9 +8,10 @@ from typing import Any
 
 from ..dtypes import DTypeError, get_dtype
 from ..errors import AnalyzerError, OverrideError, shown
-from ..output import write_atomically
+from ..output import OutputError, write_atomically
 from ..pipeline import Request
 from ..spec.yaml_source import parse_scalar
+from ..untrusted import visible
 
 PROG = "inception-analyzer"
 SPEC_HELP = "a spec file, or the name of a bundled spec (inception-analyzer list)"
@@ -67,4 +68,15 @@ def emit(text: str, output: str | None, protected: tuple = ()) -> None:
     if output:
         write_atomically(output, text, tuple(p for p in protected if p))
     else:
-        sys.stdout.write(text)
+        say(text)
+
+
+def say(text: str, stream=None) -> None:
+    """Text for the terminal (stdout unless `stream`): control characters from a spec are shown
+    as escapes, never sent; a full disk behind stdout is an OutputError."""
+    try:
+        (stream or sys.stdout).write(visible(text))
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise OutputError(f"cannot write to the standard output ({err.strerror})") from None

@@ -7,7 +7,7 @@ from ..output import write_directory
 from ..pipeline import analyze_with_baseline
 from ..render.report import HTML_NAME, build_report
 from .compare import add_baseline_argument
-from .options import SPEC_HELP
+from .options import SPEC_HELP, say
 
 NAME = "report"
 HELP = "write a design-review report (Markdown and self-contained HTML) with diagrams and plots"
@@ -27,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
     protected = tuple(m.request.spec_file for m in [*models, baseline] if m.request.spec_file)
     written = write_directory(build_report(models, baseline).contents(), args.output, protected, "report")
     html = next(path for path in written if path.name == HTML_NAME)
-    print(f"wrote {len(written)} files to {args.output} (open {html})")
+    say(f"wrote {len(written)} files to {args.output} (open {html})\n")
     return 0

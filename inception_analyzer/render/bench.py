@@ -6,16 +6,14 @@ for a status (why a model has no timing) are made here, from the row's figures. 
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 
-from tabulate import tabulate
 
 from ..bench.records import DOES_NOT_FIT, NOT_COMPARABLE, OUT_OF_MEMORY, BenchReport, BenchRow, Measurement
+from ..untrusted import markdown_text
 from .estimate import duration_text, estimate_record, gib_text, memory_need
 from .tables import human
+from .text import csv_text, json_text, tabulated
 
 JSON_SCHEMA_VERSION = 1
 CONVENTIONS = [
@@ -32,14 +30,14 @@ CONVENTIONS = [
 
 def render_bench(report: BenchReport, fmt: str = "table") -> str:
     if fmt == "json":
-        return json.dumps(_json(report), indent=2) + "\n"
+        return json_text(_json(report), indent=2)
     if fmt == "csv":
         return _csv(report)
     tablefmt = "github" if fmt == "markdown" else "simple"
     heading = "## " if fmt == "markdown" else ""
     parts = [f"{heading}bench: {report.settings.describe()} on {report.environment['device']}",
              _profile_line(report),
-             tabulate([_row(r) for r in report.rows], _HEADERS, tablefmt=tablefmt, disable_numparse=True,
+             tabulated([_row(r) for r in report.rows], _HEADERS, tablefmt=tablefmt,
                       colalign=_ALIGN)]
     for row in report.rows:
         if row.layers:
@@ -123,12 +121,13 @@ def _layers_section(row: BenchRow, tablefmt: str, heading: str) -> str:
     body.append(["(outside leaf modules: merges, glue)", "", "", "", duration_text(max(outside, 0.0)), "",
                  f"{100 * max(outside, 0.0) / total:.1f}%"])
     body.append(["(whole forward pass, profiled)", "", "", "", duration_text(row.profiled_total_seconds), "", ""])
-    table = tabulate(body, ["layer", "op", "estimate", "bound", "measured", "measured / estimate", "share"],
-                     tablefmt=tablefmt, disable_numparse=True,
+    table = tabulated(body, ["layer", "op", "estimate", "bound", "measured", "measured / estimate", "share"],
+                     tablefmt=tablefmt,
                      colalign=["left", "left", "right", "left", "right", "right", "right"])
-    title = (f"{heading}{row.model}, batch {row.batch}: forward pass per layer (torch profiler, eager, inference; "
+    model = markdown_text(row.model) if heading else row.model
+    title = (f"{heading}{model}, batch {row.batch}: forward pass per layer (torch profiler, eager, inference; "
              "profiler overhead included, merges run outside any leaf module)")
-    summary_title = (f"{heading}{row.model}, batch {row.batch}: the same, summed per op "
+    summary_title = (f"{heading}{model}, batch {row.batch}: the same, summed per op "
                      "(memory-bound: the layers whose estimate is set by the bytes they move)")
     return f"{title}\n\n{table}\n\n{summary_title}\n\n{_per_op_table(row, total, tablefmt)}"
 
@@ -153,9 +152,9 @@ def _per_op_table(row: BenchRow, total: float, tablefmt: str) -> str:
                      f"{100 * estimated / estimated_total:.1f}%", duration_text(measured),
                      "-" if measured is None else f"{100 * measured / total:.1f}%",
                      f"{measured / estimated:.2f}" if measured is not None and estimated else "-"])
-    return tabulate(body, ["op", "layers", "memory-bound", "estimate", "share of estimate", "measured",
+    return tabulated(body, ["op", "layers", "memory-bound", "estimate", "share of estimate", "measured",
                            "share of measured", "measured / estimate"],
-                    tablefmt=tablefmt, disable_numparse=True, colalign=["left"] + ["right"] * 7)
+                    tablefmt=tablefmt, colalign=["left"] + ["right"] * 7)
 
 
 def _measurement(row: BenchRow, m: Measurement | None) -> dict | None:
@@ -189,25 +188,24 @@ def _json(report: BenchReport) -> dict:
 
 
 def _csv(report: BenchReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["spec", "model", "batch", "implementation", "status", "note", "images_per_second",
+    header = ["spec", "model", "batch", "implementation", "status", "note", "images_per_second",
                      "p50_seconds", "p90_seconds", "iterations", "achieved_flops", "peak_share", "peak_memory_bytes",
                      "estimate_seconds", "measured_over_estimate", "ours_over_torchvision",
-                     "ours_over_torchvision_ci95_low", "ours_over_torchvision_ci95_high"])
+                     "ours_over_torchvision_ci95_low", "ours_over_torchvision_ci95_high"]
+    rows = []
     for r in report.rows:
         for m in (r.ours, r.torchvision):
             if m is None:
                 continue
             ours = m is r.ours
-            writer.writerow([r.spec, r.model, r.batch, m.implementation, m.status, _note(r, m),
-                             _num(m.images_per_second), _num(m.timing.median if m.ok else None),
-                             _num(m.timing.p90 if m.ok else None), m.timing.iterations if m.ok else "",
-                             _num(m.achieved_flops), _num(m.peak_share), m.peak_memory_bytes or "",
-                             _num(r.estimate.seconds if r.estimate else None),
-                             _num(r.measured_over_estimate if ours else None), _num(r.ratio if ours else None),
-                             *(_num(end if ours else None) for end in (r.ratio_interval or (None, None)))])
-    return out.getvalue()
+            rows.append([r.spec, r.model, r.batch, m.implementation, m.status, _note(r, m),
+                         _num(m.images_per_second), _num(m.timing.median if m.ok else None),
+                         _num(m.timing.p90 if m.ok else None), m.timing.iterations if m.ok else "",
+                         _num(m.achieved_flops), _num(m.peak_share), m.peak_memory_bytes or "",
+                         _num(r.estimate.seconds if r.estimate else None),
+                         _num(r.measured_over_estimate if ours else None), _num(r.ratio if ours else None),
+                         *(_num(end if ours else None) for end in (r.ratio_interval or (None, None)))])
+    return csv_text(header, rows)
 
 
 def _num(value: float | None) -> str:

@@ -6,18 +6,16 @@ arithmetic here is the ratio of a figure to the baseline's.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import asdict, dataclass
 
-from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport
 from ..analysis.findings import MOST_SERIOUS_FIRST, counts_by_severity, counts_text
 from ..numbers import human, shape_text
 from ..pipeline import ModelAnalysis
+from ..untrusted import markdown_text
 from . import html as html_doc
+from .text import csv_text, json_text, tabulated
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 RATIO_FIGURES = ("params", "macs", "activations")
@@ -153,27 +151,26 @@ LEGEND = ("params, MACs (multiply-accumulates, conv + linear, inference) and act
 def render_text(rows: list[ComparisonRow], tablefmt: str = "simple") -> str:
     headers, text_rows, notes = table_rows(rows)
     align = ["right" if n else "left" for n in NUMERIC]
-    body = tabulate(text_rows, headers, tablefmt=tablefmt, colalign=align, disable_numparse=True)
+    body = tabulated(text_rows, headers, tablefmt=tablefmt, colalign=align)
     if tablefmt == "github":
-        notes = [f"- {note}" for note in notes]  # a Markdown list, not one run-on paragraph
+        notes = [f"- {markdown_text(note)}" for note in notes]  # a Markdown list, not one run-on paragraph
     return body + "\n\n" + LEGEND + "\n\n" + "\n".join(notes) + "\n"
 
 
 def render_csv(rows: list[ComparisonRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
     fields = ["model", "spec", "input", "params", "macs", "activations", "depth", "rf_h", "rf_w", "rf_at", "top1",
               "top5", "published_source", *(f"findings_{s}" for s in MOST_SERIOUS_FIRST),
               *(f"{name}_ratio" for name in RATIO_FIGURES), "baseline"]
-    writer.writerow(fields)
-    for row in rows:
-        published = row.published or Published(None, None, "")
-        field = row.receptive_field or ["", ""]
-        writer.writerow([row.model, row.spec, "x".join(map(str, row.input)), row.params, row.macs, row.activations,
-                         row.depth, *field, row.receptive_field_at or "", _blank(published.top1),
-                         _blank(published.top5), published.source, *(row.findings[s] for s in MOST_SERIOUS_FIRST),
-                         *(f"{row.ratios[name]:.6g}" for name in RATIO_FIGURES), str(row.baseline).lower()])
-    return out.getvalue()
+    return csv_text(fields, (_csv_row(row) for row in rows))
+
+
+def _csv_row(row: ComparisonRow) -> list:
+    published = row.published or Published(None, None, "")
+    field = row.receptive_field or ["", ""]
+    return [row.model, row.spec, "x".join(map(str, row.input)), row.params, row.macs, row.activations, row.depth,
+            *field, row.receptive_field_at or "", _blank(published.top1), _blank(published.top5), published.source,
+            *(row.findings[s] for s in MOST_SERIOUS_FIRST), *(f"{row.ratios[name]:.6g}" for name in RATIO_FIGURES),
+            str(row.baseline).lower()]
 
 
 def _blank(value) -> str:
@@ -197,7 +194,7 @@ def comparison_table_html(rows: list[ComparisonRow]) -> str:
 
 def render(rows: list[ComparisonRow], fmt: str = "table") -> str:
     if fmt == "json":
-        return json.dumps(comparison_dict(rows), indent=1) + "\n"
+        return json_text(comparison_dict(rows))
     if fmt == "csv":
         return render_csv(rows)
     if fmt == "markdown":

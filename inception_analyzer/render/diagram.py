@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import html
 import math
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 
 from ..analysis.cost import AUX, CostReport, GroupCost, LayerCost, rollup
 from ..errors import AnalyzerError
 from ..graph import INPUT, Graph
 from ..pipeline import ModelAnalysis
+from ..untrusted import dot_escape, dot_identifier, visible
 from ..analysis.findings import most_serious_first, worst_severity
 from ..numbers import human, shape_text
 
@@ -40,6 +43,10 @@ SEVERITY_COLOURS = {"error": "#c62828", "warning": "#e65100", "info": "#1565c0"}
 CLUSTER_FILLS = ("#f4f6f8", "#ffffff")  # alternate with nesting depth
 FONT = "Helvetica"
 MAX_KINDS_IN_LABEL = 3
+MAX_TEXT = 300                # characters of one finding's text on a node or in the legend
+MAX_TOOLTIP_FINDINGS = 12
+MAX_LEGEND_FINDINGS = 12
+DOT_SECONDS = 120             # a layout taking longer is refused, not waited for
 
 
 class DiagramError(AnalyzerError):
@@ -86,18 +93,32 @@ class Diagram:
 
 # ----------------------------------------------------------------------------- structure
 def _repeated_runs(graph: Graph, report: CostReport) -> dict[str, str]:
-    """block -> run name, for consecutive main-path blocks that instantiate the same template."""
+    """block -> run name, for consecutive main-path blocks of one signature (_block_signature)."""
+    layers_of: dict[str, list[LayerCost]] = {}
+    for record in report.layers:
+        layers_of.setdefault(record.block, []).append(record)
     runs: list[list[str]] = []
-    previous_template = None
+    previous = None
     for block in report.blocks:
-        scope = graph.scopes.get(block.name)
-        template = scope.template if scope is not None and block.role != AUX else None
-        if template is not None and template == previous_template:
+        signature = _block_signature(graph, block, layers_of[block.name])
+        if signature is not None and signature == previous:
             runs[-1].append(block.name)
         else:
             runs.append([block.name])
-        previous_template = template
+        previous = signature
     return {name: _run_name(run) for run in runs if len(run) > 1 for name in run}
+
+
+def _block_signature(graph: Graph, block: GroupCost, layers: list[LayerCost]) -> tuple | None:
+    """What makes consecutive blocks 'the same block on the same grid and width': their module
+    template (for a block that is no template instance, its ops with their arguments), the shape
+    entering them and the shape leaving them. So ResNet's first bottleneck of a stage, which
+    widens and strides, stands apart from the stage's repeated ones. Auxiliary heads never repeat."""
+    if block.role == AUX:
+        return None
+    scope = graph.scopes.get(block.name)
+    kind = scope.template if scope is not None and scope.template else tuple((r.op, r.args) for r in layers)
+    return kind, tuple(layers[0].input_shapes[0]) if layers[0].input_shapes else (), tuple(block.output_shape)
 
 
 def _run_name(blocks: list[str]) -> str:
@@ -224,8 +245,11 @@ def build_diagram(analysis: ModelAnalysis, level: str = "block", collapse: bool 
         records = records_of[cost.name]
         chain = clusters_of(records[0])
         if cost.name in run_blocks:
-            template = graph.scopes[run_blocks[cost.name][0]].template
-            kind = f"{template} x{len(run_blocks[cost.name])}"
+            first = run_blocks[cost.name][0]
+            scope = graph.scopes.get(first)
+            what = scope.template if scope is not None and scope.template else \
+                _kind_text(graph, first, [r for r in records if r.block == first])
+            kind = f"{what} x{len(run_blocks[cost.name])}"
         else:
             kind = _kind_text(graph, cost.name, records)
         nodes[cost.name] = DiagramNode(cost.name, _relative(cost.name, chain), kind, cost, chain,
@@ -306,7 +330,14 @@ def _place_findings(findings, nodes, clusters, node_id_of, runs) -> list:
 
 # ----------------------------------------------------------------------------- DOT
 def _text(value: str) -> str:
-    return html.escape(value, quote=True)
+    """Text inside an HTML-like label: markup escaped, control characters visible."""
+    return html.escape(visible(str(value)), quote=True)
+
+
+def _abridged(text: str) -> str:
+    """At most MAX_TEXT characters: graphviz refuses a string longer than 16,384 (a finding that
+    lists ten thousand layers)."""
+    return text if len(text) <= MAX_TEXT else f"{text[:MAX_TEXT]}... ({len(text):,} characters)"
 
 
 def macs_fill(share: float, max_share: float) -> str:
@@ -362,8 +393,12 @@ def _label(title: str, kind: str, cost: GroupCost, findings, font_colour: str) -
 
 
 def _tooltip(path: str, findings) -> str:
-    lines = [path] + [f"{f.severity} {check_name(f)}: {f.message}" for f in findings]
-    return "\\n".join(lines)  # DOT's own line-break escape: the DOT text stays one line per node
+    lines = [path] + [_abridged(f"{f.severity} {check_name(f)}: {f.message}") for f in findings[:MAX_TOOLTIP_FINDINGS]]
+    if len(findings) > MAX_TOOLTIP_FINDINGS:
+        lines.append(f"and {len(findings) - MAX_TOOLTIP_FINDINGS} more findings")
+    # DOT's own line-break escape between lines (the DOT text stays one line per node); the
+    # lines themselves escaped, so that a name ending in a backslash cannot end the string
+    return "\\n".join(dot_escape(line) for line in lines)
 
 
 def _border(findings) -> dict[str, str]:
@@ -381,18 +416,41 @@ def _legend(diagram: Diagram) -> str:
     severity = " ".join(f'<font color="{c}"><b>{s}</b></font>' for s, c in SEVERITY_COLOURS.items())
     rows = [f'<font point-size="14"><b>{_text(diagram.title)}</b></font>', scale,
             f"border: review finding ({severity}); dashed grey: auxiliary head (training only)"]
+    listed = diagram.unplaced_findings[:MAX_LEGEND_FINDINGS]
     rows += [f'<font color="{SEVERITY_COLOURS.get(f.severity, "#000000")}"><b>{_text(f.severity)}</b> '
-             f'{_text(check_name(f))} at {_text(f.path)}: {_text(f.message)}</font>'
-             for f in diagram.unplaced_findings]
+             f'{_text(check_name(f))} at {_text(_abridged(f.path))}: {_text(_abridged(f.message))}</font>'
+             for f in listed]
+    if len(diagram.unplaced_findings) > len(listed):
+        rows.append(f"and {len(diagram.unplaced_findings) - len(listed)} more findings about the whole model")
     cells = "".join(f'<tr><td align="left">{row}</td></tr>' for row in rows)
     return f'<<table border="0" cellspacing="2" cellpadding="0">{cells}</table>>'
+
+
+class _DotIds:
+    """DOT ids of our own for the diagram's nodes, clusters and branch groups: names from a spec
+    or a model appear only in escaped labels and tooltips, never as DOT syntax."""
+
+    def __init__(self):
+        self.nodes: dict[str, str] = {INPUT: INPUT}
+        self.clusters: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+
+    def node(self, path: str) -> str:
+        return self.nodes.setdefault(path, f"n{len(self.nodes)}")
+
+    def cluster(self, path: str) -> str:
+        return self.clusters.setdefault(path, f"cluster_{len(self.clusters)}")
+
+    def group(self, branch: str) -> str:
+        return self.groups.setdefault(branch, f"g{len(self.groups)}")
 
 
 def diagram_source(diagram: Diagram) -> str:
     """The diagram as DOT text (what `dot` lays out)."""
     import graphviz
 
-    dot = graphviz.Digraph(diagram.model, graph_attr={
+    ids = _DotIds()
+    dot = graphviz.Digraph(dot_identifier(diagram.model), graph_attr={
         "rankdir": "TB", "label": _legend(diagram), "labelloc": "t", "labeljust": "l", "fontname": FONT,
         "fontsize": "11", "nodesep": "0.18", "ranksep": "0.3", "newrank": "true", "ordering": "out"},
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "10",
@@ -410,10 +468,10 @@ def diagram_source(diagram: Diagram) -> str:
 
     def emit(graph, cluster_id: str | None, depth: int) -> None:
         for node in members.get(cluster_id, []):
-            _emit_node(graph, node, diagram.max_macs_share)
+            _emit_node(graph, node, diagram.max_macs_share, ids)
         for child in children.get(cluster_id, []):
             cluster = diagram.clusters[child]
-            with graph.subgraph(name=f"cluster_{child}") as sub:
+            with graph.subgraph(name=ids.cluster(child)) as sub:
                 sub.attr(label=_cluster_label(cluster), style="rounded,filled",
                          fillcolor=CLUSTER_FILLS[depth % len(CLUSTER_FILLS)], labeljust="l", fontname=FONT,
                          fontsize="10", tooltip=_tooltip(child, cluster.findings),
@@ -423,21 +481,21 @@ def diagram_source(diagram: Diagram) -> str:
                     with sub.subgraph() as row:  # branches side by side, in concat order
                         row.attr(rank="same")
                         for left, right in zip(cluster.branch_heads, cluster.branch_heads[1:]):
-                            row.edge(left, right, style="invis")
+                            row.edge(ids.node(left), ids.node(right), style="invis")
 
     emit(dot, None, 0)
     for source, target in diagram.edges:
-        dot.edge(source, target)
+        dot.edge(ids.node(source), ids.node(target))
     return dot.source
 
 
-def _emit_node(graph, node: DiagramNode, max_share: float) -> None:
+def _emit_node(graph, node: DiagramNode, max_share: float, ids: _DotIds) -> None:
     aux = node.cost.role == AUX
     fill = AUX_FILL if aux else macs_fill(node.cost.macs_share, max_share)
     font_colour = "#ffffff" if fill in DARK_FILLS else "#000000"
     style = "rounded,filled,dashed" if aux else "rounded,filled"
-    extra = {"group": node.branch} if node.branch else {}
-    graph.node(node.id, _label(node.title, node.kind, node.cost, node.findings, font_colour), fillcolor=fill,
+    extra = {"group": ids.group(node.branch)} if node.branch else {}
+    graph.node(ids.node(node.id), _label(node.title, node.kind, node.cost, node.findings, font_colour), fillcolor=fill,
                style=style, tooltip=_tooltip(node.id, node.findings), **extra, **_border(node.findings))
 
 
@@ -448,12 +506,18 @@ def _cluster_label(cluster: DiagramCluster) -> str:
 # ----------------------------------------------------------------------------- layout
 def render_dot(source: str, fmt: str) -> bytes | None:
     """Lay the DOT text out with graphviz's `dot`; None when `dot` is not installed."""
-    import graphviz
-
-    try:
-        return graphviz.Source(source).pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
+    executable = shutil.which("dot")
+    if executable is None:
         return None
-    except graphviz.CalledProcessError as err:
-        message = (err.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise DiagramError(f"graphviz 'dot' failed: {message[-1] if message else err}") from None
+    try:
+        # communicate() feeds the source and reads the picture together, and does not fail with a
+        # broken pipe when dot stops reading early: dot's own message says why
+        done = subprocess.run([executable, f"-T{fmt}"], input=source.encode(), capture_output=True,
+                              timeout=DOT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise DiagramError(f"graphviz 'dot' took more than {DOT_SECONDS} s to lay the diagram out; draw fewer "
+                           "nodes (--collapse, --level block)") from None
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        raise DiagramError(f"graphviz 'dot' failed: {visible(message[-1]) if message else done.returncode}")
+    return done.stdout

@@ -1,18 +1,22 @@
 """A small document model, so that the report is written once and rendered twice: as Markdown
 (figures as files beside it) and as one self-contained HTML page (figures inline as SVG).
 
-Text may hold `code` spans and **strong** words (Markdown's own syntax); everything else is plain
-text, escaped for HTML here.
+Text is a small subset of Markdown's inline syntax: backslash escapes, `code` spans (any fence
+length) and **strong** words; table cells are plain text. Text from a spec or a model enters it
+only through untrusted.markdown_text and untrusted.markdown_code, so a name can never become
+markup in either rendering: the Markdown holds it escaped, the HTML renders the same tokens,
+escaped again for HTML.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
+from ..untrusted import markdown_cell
 from . import html as html_doc
 
-CODE_SPAN = re.compile(r"`([^`]+)`")
-STRONG = re.compile(r"\*\*([^*]+)\*\*")
+# the inline syntax: a backslash-escaped punctuation character, a run of backticks, or '**'
+INLINE_TOKEN = re.compile(r"\\([!-/:-@\[-`{-~])|(`+)|\*\*")
 
 
 @dataclass
@@ -67,8 +71,8 @@ class Details:
 
 
 # ----------------------------------------------------------------------------- Markdown
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _md_cell(text) -> str:
+    return markdown_cell(text)
 
 
 def to_markdown(blocks: list) -> str:
@@ -102,15 +106,33 @@ def _md_table(table: Table) -> str:
 
 # ----------------------------------------------------------------------------- HTML
 def inline(text: str) -> str:
-    """Escape text for HTML, turning `code` spans into <code> and **strong** into <strong>."""
-    parts = CODE_SPAN.split(str(text))
-    return "".join(f"<code>{html_doc.escape(p)}</code>" if i % 2 else _strong(p) for i, p in enumerate(parts))
-
-
-def _strong(text: str) -> str:
-    parts = STRONG.split(text)
-    return "".join(f"<strong>{html_doc.escape(p)}</strong>" if i % 2 else html_doc.escape(p)
-                   for i, p in enumerate(parts))
+    """The inline syntax as HTML: escapes resolved, `code` spans as <code>, **strong** as <strong>,
+    everything else escaped for HTML."""
+    text, out, index, strong = str(text), [], 0, False
+    while (match := INLINE_TOKEN.search(text, index)) is not None:
+        out.append(html_doc.escape(text[index:match.start()]))
+        index = match.end()
+        escaped, fence = match.group(1), match.group(2)
+        if escaped is not None:
+            out.append(html_doc.escape(escaped))
+        elif fence:
+            # a code span ends at the next run of exactly as many backticks
+            close = re.compile(rf"(?<!`){fence}(?!`)").search(text, index)
+            if close is None:
+                out.append(html_doc.escape(fence))
+                continue
+            code = text[index:close.start()]
+            if len(code) > 1 and code.startswith(" ") and code.endswith(" ") and code.strip():
+                code = code[1:-1]
+            out.append(f"<code>{html_doc.escape(code)}</code>")
+            index = close.end()
+        else:
+            out.append("</strong>" if strong else "<strong>")
+            strong = not strong
+    out.append(html_doc.escape(text[index:]))
+    if strong:
+        out.append("</strong>")
+    return "".join(out)
 
 
 def to_html_body(blocks: list) -> str:

@@ -5,16 +5,14 @@ and the memory a run needs; it estimates nothing itself. Torch-free, like the an
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass
 
-from tabulate import tabulate
 
 from ..analysis.cost import AUX
 from ..analysis.roofline import LayerEstimate, ModelEstimate
 from ..numbers import human
+from ..untrusted import markdown_text
+from .text import csv_text, json_text, tabulated
 
 JSON_SCHEMA_VERSION = 1
 
@@ -130,24 +128,20 @@ def format_estimate(model: ModelEstimate, fmt: str = "table", depth: str = "laye
                "est. time", "share"]
     body = [[r.name, r.detail, human(r.flops), human(r.bytes, "B"), f"{r.flops / r.bytes:.1f}" if r.bytes else "-",
              r.bound, duration_text(r.seconds), f"{100 * r.seconds / total:.1f}%"] for r in rows]
-    table = tabulate(body, headers, tablefmt=tablefmt, disable_numparse=True,
+    table = tabulated(body, headers, tablefmt=tablefmt,
                      colalign=["left", "left", "right", "right", "right", "left", "right", "right"])
-    summary = tabulate(_summary(model, free_bytes), ["roofline estimate", ""], tablefmt=tablefmt,
-                       disable_numparse=True)
+    summary = tabulated(_summary(model, free_bytes), ["roofline estimate", ""], tablefmt=tablefmt,
+                       )
     title = f"{model.model}: roofline estimate on {model.profile.name}, {model.mode}, batch {model.batch}, {model.dtype}"
-    title = f"## {title}" if fmt == "markdown" else title
+    title = f"## {markdown_text(title)}" if fmt == "markdown" else title
     return f"{title}\n\n{table}\n\n{summary}\n"
 
 
 def _csv(rows: list[_Row], depth: str) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([depth, "op" if depth == "layer" else "layers", "flops", "bytes", "seconds",
-                     "compute_bound_seconds", "bound"])
-    for r in rows:
-        writer.writerow([r.name, r.detail, f"{r.flops:.0f}", f"{r.bytes:.0f}", f"{r.seconds:.6e}",
-                         f"{r.compute_seconds:.6e}", r.bound])
-    return out.getvalue()
+    return csv_text([depth, "op" if depth == "layer" else "layers", "flops", "bytes", "seconds",
+                     "compute_bound_seconds", "bound"],
+                    ([r.name, r.detail, f"{r.flops:.0f}", f"{r.bytes:.0f}", f"{r.seconds:.6e}",
+                      f"{r.compute_seconds:.6e}", r.bound] for r in rows))
 
 
 def estimate_record(model: ModelEstimate) -> dict:
@@ -174,4 +168,4 @@ def _json(model: ModelEstimate, depth: str) -> str:
             depth + "s": [{"name": r.name, "detail": r.detail, "flops": r.flops, "bytes": r.bytes,
                            "seconds": r.seconds, "compute_bound_seconds": r.compute_seconds, "bound": r.bound}
                           for r in _rows(model, depth)]}
-    return json.dumps(data, indent=2)
+    return json_text(data, indent=2).rstrip("\n")

@@ -5,6 +5,8 @@ import html
 import re
 from typing import Sequence
 
+from ..untrusted import visible
+
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1a1a1a;
        max-width: 78rem; margin: 2rem auto; padding: 0 1.5rem; line-height: 1.45; }
@@ -33,7 +35,8 @@ code { background: #f3f5f7; padding: 0 .2rem; border-radius: 3px; }
 
 
 def escape(text) -> str:
-    return html.escape(str(text), quote=True)
+    """Any text for an HTML page: markup characters and quotes escaped, control characters shown."""
+    return html.escape(visible(str(text)), quote=True)
 
 
 def page(title: str, body: str) -> str:

@@ -10,12 +10,14 @@ import io
 import math
 from dataclasses import dataclass
 
-from ..pipeline import ModelAnalysis
 from ..analysis.cost import AUX, CostReport
 from ..numbers import human
+from ..pipeline import ModelAnalysis
+from ..untrusted import visible
 
 PNG_DPI = 110
 ACCENT = "#c62828"        # the review's bottleneck marks
+MAX_TICK_LABELS = 60
 MAIN_COLOUR = "#2b6cb0"
 SECOND_COLOUR = "#8fb3de"
 BASELINE_COLOUR = "#9e9e9e"
@@ -64,6 +66,21 @@ def _count_axis(axis, log: bool = False) -> None:
     axis.set_major_formatter(FuncFormatter(lambda value, _: tick_label(value)))
 
 
+def _label(text: str) -> str:
+    """A name from a spec as matplotlib text: control characters visible, and `$` literal (a
+    name holding `$...$` would otherwise be parsed, or refused, as mathematical notation)."""
+    return visible(str(text)).replace("$", r"\$")
+
+
+def _block_ticks(axes, names: list[str]) -> None:
+    """Block names under the x axis: every one where they fit, else MAX_TICK_LABELS evenly spaced
+    (matplotlib lays out each label: ten thousand of them took minutes, and none could be read)."""
+    step = max(1, -(-len(names) // MAX_TICK_LABELS))
+    shown = list(range(0, len(names), step))
+    axes.set_xticks(shown, [_label(names[i]) for i in shown], rotation=90,
+                    fontsize=7 if len(shown) > 25 else 8)
+
+
 # ----------------------------------------------------------------------------- per model
 def macs_per_stage(report: CostReport) -> Plot:
     """Bars of MACs and params per stage (grid size), inference path, in network order."""
@@ -71,10 +88,11 @@ def macs_per_stage(report: CostReport) -> Plot:
     names = [s.name for s in stages]
     figure = _figure(9, 3.4)
     macs_axes, params_axes = figure.subplots(1, 2)
-    bars = macs_axes.bar(names, [s.macs for s in stages], color=MAIN_COLOUR)
+    # floats: matplotlib cannot hold counts past 2**63 (a spec may have 10^21 MACs)
+    bars = macs_axes.bar(names, [float(s.macs) for s in stages], color=MAIN_COLOUR)
     macs_axes.bar_label(bars, [f"{100 * s.macs_share:.1f}%" for s in stages], fontsize=8)
     macs_axes.set_title(f"MACs per stage (total {human(report.totals.macs)} per image)", fontsize=10)
-    params_axes.bar(names, [s.params for s in stages], color=SECOND_COLOUR)
+    params_axes.bar(names, [float(s.params) for s in stages], color=SECOND_COLOUR)
     aux = report.totals.params_aux
     params_axes.set_title("params per stage" + (f" (aux heads apart: {human(aux)})" if aux else ""), fontsize=10)
     for axes in (macs_axes, params_axes):
@@ -94,12 +112,12 @@ def representation_along_depth(report: CostReport, bottlenecks: dict[str, str]) 
     for layer in report.layers:
         if layer.role != AUX:
             narrowest[layer.block] = min(narrowest.get(layer.block, layer.activations), layer.activations)
-    outputs = [size_of[b.output_path] for b in blocks]
+    outputs = [float(size_of[b.output_path]) for b in blocks]
     x = list(range(len(blocks)))
     figure = _figure(10, 4.2)
     axes = figure.subplots()
     axes.plot(x, outputs, marker="o", markersize=3, color=MAIN_COLOUR, label="block output")
-    axes.plot(x, [narrowest[b.name] for b in blocks], linestyle=":", color=SECOND_COLOUR,
+    axes.plot(x, [float(narrowest[b.name]) for b in blocks], linestyle=":", color=SECOND_COLOUR,
               label="narrowest tensor inside the block")
     axes.set_yscale("log")
     _count_axis(axes.yaxis, log=True)
@@ -112,9 +130,9 @@ def representation_along_depth(report: CostReport, bottlenecks: dict[str, str]) 
         axes.scatter(marked, [outputs[i] for i in marked], s=90, facecolors="none",
                      edgecolors=ACCENT, linewidths=1.8, zorder=3, label="bottleneck flagged by the review")
         for i in marked:
-            axes.annotate(bottlenecks[blocks[i].name], (i, outputs[i]), xytext=(0, 12), ha="center",
+            axes.annotate(_label(bottlenecks[blocks[i].name]), (i, outputs[i]), xytext=(0, 12), ha="center",
                           textcoords="offset points", fontsize=8, color=ACCENT)
-    axes.set_xticks(x, [b.name for b in blocks], rotation=90, fontsize=7 if len(blocks) > 25 else 8)
+    _block_ticks(axes, [b.name for b in blocks])
     axes.set_ylabel("elements (C x H x W)", fontsize=9)
     axes.set_title("representation size along depth (grey lines: grid changes)", fontsize=10)
     axes.legend(fontsize=8, loc="upper right")
@@ -130,15 +148,16 @@ def receptive_field_growth(report: ModelAnalysis) -> Plot:
     figure = _figure(10, 3.6)
     axes = figure.subplots()
     square = all(f.size[0] == f.size[1] for f in fields)
-    axes.plot(x, [f.size[0] for f in fields], marker="o", markersize=3, color=MAIN_COLOUR,
+    axes.plot(x, [float(f.size[0]) for f in fields], marker="o", markersize=3, color=MAIN_COLOUR,
               label="receptive field" if square else "height")
     if not square:
-        axes.plot(x, [f.size[1] for f in fields], marker="s", markersize=3, color=SECOND_COLOUR, label="width")
+        axes.plot(x, [float(f.size[1]) for f in fields], marker="s", markersize=3, color=SECOND_COLOUR,
+                  label="width")
     _, height, width = report.input
-    axes.axhline(height, color="#888888", linestyle="--", linewidth=1, label=f"input ({height}x{width})")
+    axes.axhline(float(height), color="#888888", linestyle="--", linewidth=1, label=f"input ({height}x{width})")
     axes.set_yscale("log")
     _count_axis(axes.yaxis, log=True)
-    axes.set_xticks(x, [b.name for b in blocks], rotation=90, fontsize=7 if len(blocks) > 25 else 8)
+    _block_ticks(axes, [b.name for b in blocks])
     axes.set_ylabel("receptive field (input pixels)", fontsize=9)
     axes.set_title("receptive field growth, block by block (largest path)", fontsize=10)
     axes.legend(fontsize=8, loc="upper left")
@@ -153,8 +172,9 @@ def accuracy_vs_cost(rows) -> Plot:
     panels = figure.subplots(1, 2, sharex=True)
     largest = max((row.params for row in rows), default=1)
     for axes, metric, label in ((panels[0], "top1", "top-1"), (panels[1], "top5", "top-5")):
-        shown = [row for row in rows if row.published and getattr(row.published, metric) is not None]
-        missing = [row.model for row in rows if row not in shown]
+        # a model of no MACs has no place on the log axis: it is listed with the unpublished ones
+        shown = [row for row in rows if row.published and getattr(row.published, metric) is not None and row.macs > 0]
+        missing = [_label(row.model) for row in rows if row not in shown]
         values = [getattr(row.published, metric) for row in shown]
         span = (max(values) - min(values) if values else 0) or 1.0
         if not shown:
@@ -163,12 +183,12 @@ def accuracy_vs_cost(rows) -> Plot:
         placed: list[tuple[float, float]] = []  # (log10 MACs, accuracy) of the labels so far
         for row, value in sorted(zip(shown, values), key=lambda item: -item[1]):
             area = 40 + 900 * row.params / largest  # points squared
-            axes.scatter(row.macs, value, s=area, alpha=0.55, color=BASELINE_COLOUR if row.baseline else MAIN_COLOUR,
+            axes.scatter(float(row.macs), value, s=area, alpha=0.55, color=BASELINE_COLOUR if row.baseline else MAIN_COLOUR,
                          edgecolors="#333333", linewidths=0.6)
             # labels of nearby points (within a third of a decade and 6% of the range) step down a line
             near = sum(1 for x, y in placed if abs(x - math.log10(row.macs)) < 0.33 and abs(y - value) < 0.06 * span)
             placed.append((math.log10(row.macs), value))
-            axes.annotate(f"{row.model}\n{human(row.params)} params", (row.macs, value),
+            axes.annotate(f"{_label(row.model)}\n{human(row.params)} params", (float(row.macs), value),
                           xytext=(math.sqrt(area / math.pi) + 3, -20 * near), textcoords="offset points",
                           fontsize=7.5, va="center",
                           arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.6} if near else None)
@@ -176,7 +196,8 @@ def accuracy_vs_cost(rows) -> Plot:
         _count_axis(axes.xaxis, log=True)
         axes.set_xlabel("MACs per image (log scale)", fontsize=9)
         axes.set_ylabel(f"published {label} accuracy (%)", fontsize=9)
-        axes.set_title(f"{label}; marker area: params" + (f"\nnot published: {', '.join(missing)}" if missing else ""),
+        unplaced = f"\nnot shown (no published figure, or no MACs): {', '.join(missing)}" if missing else ""
+        axes.set_title(f"{label}; marker area: params{unplaced}",
                        fontsize=9)
         axes.margins(x=0.25, y=0.18)
         axes.grid(color="#eeeeee")

@@ -7,12 +7,16 @@ and published accuracy against MACs and params. Figures come from the records (c
 receptive fields, findings); nothing is recomputed here.
 
 Layout of the output directory:
-    report.md, report.html, figures/<model>-*.png (plots), figures/<model>-blocks*.svg (diagrams;
-    .dot when graphviz's `dot` is missing). The HTML holds every figure inline and needs no other file.
+    report.md, report.html, figures/<key>-*.png (plots), figures/<key>-blocks*.svg (diagrams;
+    .dot when graphviz's `dot` is missing), where a model's key is its place in the report and a
+    slug of its name (`m1-inception_v3`): two models of one name never share a file, and no name
+    can reach outside the directory. The HTML holds every figure inline and needs no other file.
+
+Every text from a spec or a model enters the document through untrusted.markdown_text or
+markdown_code; ids and file names come from keys, never from names.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ..version import __version__
@@ -21,15 +25,17 @@ from ..analysis.principles import is_bottleneck
 from ..analysis.findings import counts_by_severity, counts_text, most_serious_first
 from ..numbers import human
 from ..pipeline import ModelAnalysis
+from ..untrusted import markdown_code, markdown_text, slug
 from . import plots
 from .compare import LEGEND, NUMERIC, ComparisonRow, comparison_rows, last_feature_map, primary_published, table_rows
-from .diagram import build_diagram, diagram_source, render_dot
+from .diagram import Diagram, build_diagram, diagram_source, render_dot
 from .document import Bullets, Details, Figure, Heading, Note, Paragraph, Table, to_html, to_markdown
 from .html import inline_svg
 from .review import effect_text, figure_value
 from .tables import cost_table, rf_table, totals_table
 
 MARKDOWN_NAME, HTML_NAME, FIGURES = "report.md", "report.html", "figures"
+MAX_REPORT_DIAGRAM_NODES = 600  # Inception-ResNet-v2, every module expanded: 314
 PRINCIPLES = [  # the Rethinking paper's §2 principles and the sections the review cites
     "P1: avoid representational bottlenecks, especially early in the network",
     "P2: higher-dimensional representations are easier to process locally (wider coarse grids)",
@@ -57,28 +63,31 @@ class Report:
         return {**self.files, MARKDOWN_NAME: self.markdown(), HTML_NAME: self.html()}
 
 
-def _anchor(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+def model_keys(models: list[ModelAnalysis]) -> list[str]:
+    """Each model's key for file names, anchors and SVG ids: its place and a slug of its name."""
+    return [f"m{index}-{slug(model.name)}" for index, model in enumerate(models, 1)]
 
 
-def _heading(level: int, text: str, prefix: str = "") -> Heading:
-    return Heading(level, text, _anchor(f"{prefix} {text}"))
+def _heading(level: int, text: str, key: str = "") -> Heading:
+    """A heading of our own words (`text`), its anchor made unique by the model's key."""
+    return Heading(level, text, slug(f"{key} {text}", limit=80))
 
 
 def _finding_title(finding) -> str:
     check = finding.check if finding.check.startswith(finding.principle + ".") else \
         f"{finding.principle} {finding.check}"
-    return f"{finding.severity} {check} at `{finding.path}`"
+    return f"{markdown_text(finding.severity)} {markdown_text(check)} at {markdown_code(finding.path)}"
 
 
 def finding_note(finding, model: ModelAnalysis) -> Note:
-    lines = [finding.message]
+    lines = [markdown_text(finding.message)]
     if finding.suggestion:
-        lines.append(f"Suggested change: {finding.suggestion}.")
+        lines.append(f"Suggested change: {markdown_text(finding.suggestion)}.")
     if finding.effect:
-        lines.append(f"Effect of the change: {effect_text(finding.effect, model.cost.totals)}.")
+        lines.append(f"Effect of the change: {markdown_text(effect_text(finding.effect, model.cost.totals))}.")
     if finding.figures:
-        lines.append("Measured: " + "; ".join(f"{k} = {figure_value(v)}" for k, v in finding.figures.items()))
+        lines.append("Measured: " + markdown_text("; ".join(f"{k} = {figure_value(v)}"
+                                                             for k, v in finding.figures.items())))
     return Note(finding.severity, _finding_title(finding), lines)
 
 
@@ -87,24 +96,25 @@ def _summary_item(model: ModelAnalysis) -> str:
     cost, meta = model.cost, model.cost.metadata
     t = cost.totals
     c, h, w = cost.input
-    source = f" ({meta.get('paper')}, {meta.get('year')})" if meta.get("paper") else ""
+    source = f" ({markdown_text(str(meta['paper']))}, {markdown_text(str(meta.get('year')))})" \
+        if meta.get("paper") else ""
     aux = f" ({human(t.params_aux)} in auxiliary heads, training only)" if t.params_aux else ""
     at = last_feature_map(cost)
     field = model.receptive_fields.get(at) if at else None
-    rf = f"; receptive field {field.size[0]}x{field.size[1]} px at `{at}`" if field else ""
+    rf = f"; receptive field {field.size[0]}x{field.size[1]} px at {markdown_code(at)}" if field else ""
     published = primary_published(meta)
     accuracy = ""
     if published:
         figures = ", ".join(f"{name} {value:g}%" for name, value in (("top-1", published.top1),
                                                                     ("top-5", published.top5)) if value is not None)
-        accuracy = f" Published: {figures} ({published.source})."
+        accuracy = f" Published: {figures} ({markdown_text(published.source)})."
     main_stages = [s for s in cost.stages if s.role != AUX]
     heaviest = max(main_stages, key=lambda s: s.macs)
     partial = (f" (a lower bound: {len(t.unmodelled)} imported op(s) not modelled, their MACs unknown)"
                if t.unmodelled else "")
-    return (f"**{model.name}**{source}: {human(t.params)} params{aux}, {human(t.macs)} MACs{partial} per image at "
+    return (f"**{markdown_text(model.name)}**{source}: {human(t.params)} params{aux}, {human(t.macs)} MACs{partial} per image at "
             f"{h}x{w}x{c} (inference), {human(t.activations)} activations, depth {t.depth}{rf}.{accuracy} "
-            f"Heaviest stage: {heaviest.name} with {100 * heaviest.macs_share:.1f}% of the MACs. "
+            f"Heaviest stage: {markdown_text(heaviest.name)} with {100 * heaviest.macs_share:.1f}% of the MACs. "
             f"Review findings: {counts_text(counts_by_severity(model.findings))}.")
 
 
@@ -115,58 +125,66 @@ def _comparison_section(rows: list[ComparisonRow], files: dict) -> list:
     files[png] = plot.png
     return [_heading(2, "Comparison"),
             Table(headers, text_rows, NUMERIC, ["baseline" if r.baseline else "" for r in rows]),
-            Paragraph(LEGEND, muted=True), Bullets(notes),
+            Paragraph(LEGEND, muted=True), Bullets([markdown_text(note) for note in notes]),
             Figure("Published accuracy against MACs per image (log scale); marker area is proportional to "
                    "params; the baseline in grey.", png, inline_svg(plot.svg, "comparison"))]
 
 
-def _stage_section(model: ModelAnalysis, files: dict) -> list:
+def _stage_section(model: ModelAnalysis, key: str, files: dict) -> list:
     headers, rows = cost_table(model, "stage", False)
     numeric = [False, True, False, True, True, True, True, True][: len(headers)]  # the shape is text
     totals = totals_table(model)
     plot = plots.macs_per_stage(model.cost)
-    png = f"{FIGURES}/{model.name}-macs-per-stage.png"
+    png = f"{FIGURES}/{key}-macs-per-stage.png"
     files[png] = plot.png
-    return [_heading(3, "Stages", model.name),
+    return [_heading(3, "Stages", key),
             Paragraph("A stage is the grid the layers' outputs are on; `head` is what follows the last grid, "
                       "`aux` the auxiliary heads (training only). RF: receptive field at the stage's output.",
                       muted=True),
             Table(headers, [[str(c) for c in row] for row in rows], numeric),
             Table(["total", ""], totals, [False, True]),
-            Figure(f"{model.name}: MACs and params per stage (inference path).", png,
-                   inline_svg(plot.svg, f"{model.name}-stages"))]
+            Figure(f"{markdown_text(model.name)}: MACs and params per stage (inference path).", png,
+                   inline_svg(plot.svg, f"{key}-stages"))]
 
 
-def _diagram_figure(model: ModelAnalysis, source: str, suffix: str, how: str, files: dict) -> Figure:
+def _diagram_figure(model: ModelAnalysis, key: str, source: str, suffix: str, how: str, files: dict) -> Figure:
     svg = render_dot(source, "svg")
     if svg is None:
-        dot_file = f"{FIGURES}/{model.name}-{suffix}.dot"
+        dot_file = f"{FIGURES}/{key}-{suffix}.dot"
         files[dot_file] = source
         return Figure(f"graphviz's `dot` is not installed, so this diagram is not drawn; its DOT source is "
-                      f"`{dot_file}`.", None, None)
-    svg_file = f"{FIGURES}/{model.name}-{suffix}.svg"
+                      f"{markdown_code(dot_file)}.", None, None)
+    svg_file = f"{FIGURES}/{key}-{suffix}.svg"
     files[svg_file] = svg
-    return Figure(f"{model.name}: blocks{how}; fill = share of the inference MACs, border = review finding "
+    return Figure(f"{markdown_text(model.name)}: blocks{how}; fill = share of the inference MACs, border = review finding "
                   "(the header lists findings about stages or the whole model), dashed = auxiliary head.",
-                  svg_file, inline_svg(svg.decode(), f"{model.name}-{suffix}"), "diagram")
+                  svg_file, inline_svg(svg.decode(), f"{key}-{suffix}"), "diagram")
 
 
-def _diagram_section(model: ModelAnalysis, files: dict) -> list:
+def _diagram_section(model: ModelAnalysis, key: str, files: dict) -> list:
     collapsed = build_diagram(model, "block", collapse=True)
-    blocks = [_heading(3, "Diagram", model.name)]
+    blocks = [_heading(3, "Diagram", key)]
     if not collapsed.runs:  # nothing repeats: the one picture shows every module
-        return blocks + [_diagram_figure(model, diagram_source(collapsed), "blocks", "", files)]
+        return blocks + [_drawn_or_noted(model, key, collapsed, "blocks", "", files)]
     expanded = build_diagram(model, "block", collapse=False)
     return blocks + [
-        _diagram_figure(model, diagram_source(collapsed), "blocks", ", consecutive instances of a module drawn once",
-                        files),
+        _drawn_or_noted(model, key, collapsed, "blocks", ", consecutive instances of a module drawn once", files),
         Details("Every module expanded, with its branches",
-                [_diagram_figure(model, diagram_source(expanded), "blocks-expanded", ", every module with its branches",
-                                 files)])]
+                [_drawn_or_noted(model, key, expanded, "blocks-expanded", ", every module with its branches", files)])]
 
 
-def _findings_section(model: ModelAnalysis) -> list:
-    blocks = [_heading(3, "Review findings", model.name)]
+def _drawn_or_noted(model: ModelAnalysis, key: str, diagram: Diagram, suffix: str, how: str, files: dict) -> Figure:
+    """The diagram, or where it has more nodes than a page can show (and graphviz lays out in
+    seconds), a note saying how to draw it on its own."""
+    if len(diagram.nodes) > MAX_REPORT_DIAGRAM_NODES:
+        return Figure(f"{markdown_text(model.name)}: blocks{how}: {len(diagram.nodes):,} nodes, more than a page can "
+                      f"show; {markdown_code('inception-analyzer diagram SPEC --collapse -o FILE.svg')} draws it.",
+                      None, None)
+    return _diagram_figure(model, key, diagram_source(diagram), suffix, how, files)
+
+
+def _findings_section(model: ModelAnalysis, key: str) -> list:
+    blocks = [_heading(3, "Review findings", key)]
     if not model.findings:
         return blocks + [Paragraph("The review finds nothing to report.")]
     blocks.append(Paragraph(f"{counts_text(counts_by_severity(model.findings))} findings, most serious "
@@ -177,18 +195,18 @@ def _findings_section(model: ModelAnalysis) -> list:
     return blocks
 
 
-def _receptive_field_section(model: ModelAnalysis, files: dict) -> list:
+def _receptive_field_section(model: ModelAnalysis, key: str, files: dict) -> list:
     headers, rows = rf_table(model, "block")
     plot = plots.receptive_field_growth(model)
-    png = f"{FIGURES}/{model.name}-receptive-field.png"
+    png = f"{FIGURES}/{key}-receptive-field.png"
     files[png] = plot.png
-    return [_heading(3, "Receptive field growth", model.name),
+    return [_heading(3, "Receptive field growth", key),
             Paragraph("Per block output, in input pixels: the largest and smallest field over the paths, "
                       "the effective stride and padding (unit 0 starts at pixel -padding), and whether the "
                       "merged paths are centred alike (docs/receptive-fields.md).", muted=True),
             Table(headers, [[str(c) for c in row] for row in rows], [False] + [True] * (len(headers) - 1)),
-            Figure(f"{model.name}: receptive field at each block's output against the input size.", png,
-                   inline_svg(plot.svg, f"{model.name}-rf"))]
+            Figure(f"{markdown_text(model.name)}: receptive field at each block's output against the input "
+                   "size.", png, inline_svg(plot.svg, f"{key}-rf"))]
 
 
 def bottlenecks(model: ModelAnalysis) -> dict[str, str]:
@@ -205,18 +223,18 @@ def bottlenecks(model: ModelAnalysis) -> dict[str, str]:
     return {block: ", ".join(dict.fromkeys(labels)) for block, labels in marks.items()}
 
 
-def _representation_section(model: ModelAnalysis, files: dict) -> list:
+def _representation_section(model: ModelAnalysis, key: str, files: dict) -> list:
     marks = bottlenecks(model)
     plot = plots.representation_along_depth(model.cost, marks)
-    png = f"{FIGURES}/{model.name}-representation.png"
+    png = f"{FIGURES}/{key}-representation.png"
     files[png] = plot.png
     flagged = (f"Circled: blocks where the review flags a representational bottleneck (P1, or a "
-               f"pool-then-conv reduction, §5): {', '.join(f'`{b}`' for b in marks)}." if marks
+               f"pool-then-conv reduction, §5): {', '.join(markdown_code(b) for b in marks)}." if marks
                else "The review flags no representational bottleneck in this model.")
-    return [_heading(3, "Representation size along depth", model.name),
-            Figure(f"{model.name}: elements (C x H x W) of each block's output along the inference path, and the "
+    return [_heading(3, "Representation size along depth", key),
+            Figure(f"{markdown_text(model.name)}: elements (C x H x W) of each block's output along the inference path, and the "
                    f"narrowest tensor inside each block. {flagged}", png,
-                   inline_svg(plot.svg, f"{model.name}-representation"))]
+                   inline_svg(plot.svg, f"{key}-representation"))]
 
 
 def build_report(models: list[ModelAnalysis], baseline: ModelAnalysis) -> Report:
@@ -225,8 +243,8 @@ def build_report(models: list[ModelAnalysis], baseline: ModelAnalysis) -> Report
     files: dict[str, bytes | str] = {}
     rows = comparison_rows(models, baseline)
     blocks: list = [
-        Heading(1, title, "top"),
-        Paragraph(f"Written by inception-analyzer {__version__} from {', '.join(f'`{m.spec}`' for m in models)}. "
+        Heading(1, markdown_text(title), "top"),
+        Paragraph(f"Written by inception-analyzer {__version__} from {', '.join(markdown_code(m.spec) for m in models)}. "
                   "Figures are exact and per image: params are learnable parameters, MACs are the "
                   "multiply-accumulates of conv and linear layers on the inference path (the papers' "
                   "multiply-adds), activations are output elements (docs/conventions.md).", muted=True),
@@ -236,11 +254,11 @@ def build_report(models: list[ModelAnalysis], baseline: ModelAnalysis) -> Report
                   "(Szegedy et al., CVPR 2016): " + "; ".join(PRINCIPLES) + "."),
     ]
     blocks += _comparison_section(rows, files)
-    for model in models:
-        blocks.append(_heading(2, model.name))
-        blocks += _stage_section(model, files)
-        blocks += _diagram_section(model, files)
-        blocks += _findings_section(model)
-        blocks += _receptive_field_section(model, files)
-        blocks += _representation_section(model, files)
+    for model, key in zip(models, model_keys(models)):
+        blocks.append(Heading(2, markdown_text(model.name), key))
+        blocks += _stage_section(model, key, files)
+        blocks += _diagram_section(model, key, files)
+        blocks += _findings_section(model, key)
+        blocks += _receptive_field_section(model, key, files)
+        blocks += _representation_section(model, key, files)
     return Report(title, blocks, files)

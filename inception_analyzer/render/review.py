@@ -1,17 +1,17 @@
 """The design review as text: a table for the terminal, Markdown, or JSON."""
 from __future__ import annotations
 
-import json
 import textwrap
 from collections import Counter
 from dataclasses import asdict
 
-from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport
 from ..analysis.findings import Finding, summary_counts
 from ..pipeline import ModelAnalysis
 from ..numbers import human
+from ..untrusted import markdown_text
+from .text import json_text, tabulated
 
 REVIEW_FORMATS = ("table", "markdown", "json")
 
@@ -61,21 +61,20 @@ def render_review(analysis: ModelAnalysis, fmt: str = "table") -> str:
     """The design review of one analysed model: a table, Markdown, or JSON (docs/review.md)."""
     report, findings = analysis.cost, analysis.findings
     if fmt == "json":
-        return json.dumps({"model": report.model, "input": report.input,
-                           "summary": dict(Counter(f.severity for f in findings)),
-                           "findings": [asdict(f) for f in findings],
-                           "stage_balance": stage_balance(report)}, indent=1) + "\n"
+        return json_text({"model": report.model, "input": report.input,
+                          "summary": dict(Counter(f.severity for f in findings)),
+                          "findings": [asdict(f) for f in findings], "stage_balance": stage_balance(report)})
     markdown = fmt == "markdown"
     wrap = (lambda text, width: text) if markdown else (lambda text, width: textwrap.fill(text, width))
     rows = [[f.severity, f.principle, f.path, wrap(f.message, 70),
              wrap((f.suggestion or "") + (f" [{effect_text(f.effect, report.totals)}]" if f.effect else ""), 48)]
             for f in findings]
-    table = tabulate(rows, ["severity", "rule", "where", "finding", "suggested change [effect]"],
-                     tablefmt="github" if markdown else "grid", disable_numparse=True)
-    balance = tabulate([[b["stage"], f"{100 * b['macs_share']:.1f}%", f"{100 * b['params_share']:.1f}%",
+    table = tabulated(rows, ["severity", "rule", "where", "finding", "suggested change [effect]"],
+                     tablefmt="github" if markdown else "grid")
+    balance = tabulated([[b["stage"], f"{100 * b['macs_share']:.1f}%", f"{100 * b['params_share']:.1f}%",
                          b["weighted_layers"]] for b in stage_balance(report)],
                        ["stage", "MACs", "params", "conv+linear layers"],
-                       tablefmt="github" if markdown else "simple", disable_numparse=True)
+                       tablefmt="github" if markdown else "simple")
     title = f"design review of {report.model} (docs/review.md explains every rule)"
-    head = f"## {title}" if markdown else title
+    head = f"## {markdown_text(title)}" if markdown else title
     return f"{head}\n\n{summary_line(findings)}\n\n{table}\n\nstage balance (P4)\n\n{balance}\n"

@@ -6,17 +6,15 @@ The JSON layout is a contract other tools read (docs/json-format.md): keys are o
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import asdict
 
-from tabulate import tabulate
 
 from ..analysis.cost import AUX, CostReport, GroupCost
 from ..pipeline import ModelAnalysis
 from ..numbers import human, shape_text
+from ..untrusted import markdown_text
 from .review import summary_line
+from .text import csv_text, json_records_text, tabulated
 
 FORMATS = ("table", "markdown", "csv", "json")
 DEPTHS = ("layer", "block", "stage")
@@ -124,13 +122,13 @@ def render_table(analysis: ModelAnalysis, depth: str = "layer", tablefmt: str = 
     headers, rows = cost_table(analysis, depth, rf_view)
     align = ["left"] + ["right"] * (len(headers) - 1) if rf_view else \
         ["left", "left", "left", "right", "right", "right", "right", "right"][: len(headers)]
-    body = tabulate(rows, headers, tablefmt=tablefmt, colalign=align, disable_numparse=True)
-    title = f"## {_title(analysis)}" if tablefmt == "github" else _title(analysis)
+    body = tabulated(rows, headers, tablefmt=tablefmt, colalign=align)
+    title = f"## {markdown_text(_title(analysis))}" if tablefmt == "github" else _title(analysis)
     if rf_view:
         note = ("RF: receptive field in input pixels (h x w when they differ); eff. padding P: unit 0 "
                 "starts at pixel -P; not aligned: merged paths are centred on different pixels")
         return f"{title}\n\n{body}\n\n{note}\n"
-    totals = tabulate(totals_table(analysis), ["total", ""], tablefmt=tablefmt, disable_numparse=True)
+    totals = tabulated(totals_table(analysis), ["total", ""], tablefmt=tablefmt)
     return f"{title}\n\n{body}\n\n{totals}\n\n{summary_line(analysis.findings)}\n"
 
 
@@ -146,27 +144,17 @@ RF_CSV_FIELDS = ["rf_h", "rf_w", "rf_min_h", "rf_min_w", "rf_stride_h", "rf_stri
 
 
 def render_csv(analysis: ModelAnalysis, depth: str = "layer") -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
     if depth == "layer":
         fields = ["path", "op", "args", "role", "block", "stage", "output_shape", "params", "buffers",
                   "macs", "other_flops", "fvcore_flops", "activations"]
-        writer.writerow(fields + RF_CSV_FIELDS)
-        for r in analysis.layers:
-            row = asdict(r)
-            row["output_shape"] = "x".join(map(str, r.output_shape))
-            writer.writerow([row[f] for f in fields] + _rf_columns(analysis, r.path))
-    else:
-        groups = analysis.blocks if depth == "block" else analysis.stages
-        fields = ["name", "role", "output_shape", "layers", "params", "macs", "macs_share", "other_flops",
-                  "activations"]
-        writer.writerow([depth if f == "name" else f for f in fields] + RF_CSV_FIELDS)
-        for g in groups:
-            row = asdict(g)
-            row["output_shape"] = "x".join(map(str, g.output_shape))
-            row["macs_share"] = f"{g.macs_share:.6f}"
-            writer.writerow([row[f] for f in fields] + _rf_columns(analysis, g.output_path))
-    return out.getvalue()
+        rows = ([*(getattr(r, f) for f in fields[:6]), "x".join(map(str, r.output_shape)),
+                 *(getattr(r, f) for f in fields[7:]), *_rf_columns(analysis, r.path)] for r in analysis.layers)
+        return csv_text(fields + RF_CSV_FIELDS, rows)
+    groups = analysis.blocks if depth == "block" else analysis.stages
+    fields = ["name", "role", "output_shape", "layers", "params", "macs", "macs_share", "other_flops", "activations"]
+    rows = ([g.name, g.role, "x".join(map(str, g.output_shape)), g.layers, g.params, g.macs, f"{g.macs_share:.6f}",
+             g.other_flops, g.activations, *_rf_columns(analysis, g.output_path)] for g in groups)
+    return csv_text([depth if f == "name" else f for f in fields] + RF_CSV_FIELDS, rows)
 
 
 def report_dict(analysis: ModelAnalysis) -> dict:
@@ -179,9 +167,10 @@ def report_dict(analysis: ModelAnalysis) -> dict:
         "metadata": analysis.metadata,
         "totals": asdict(analysis.totals),
         "conventions": CONVENTIONS,
-        "layers": [_with_rf(analysis, asdict(r), r.path) for r in analysis.layers],
-        "blocks": [_with_rf(analysis, asdict(g), g.output_path) for g in analysis.blocks],
-        "stages": [_with_rf(analysis, asdict(g), g.output_path) for g in analysis.stages],
+        # shallow copies of the records (asdict's deep copy costs seconds at 100,000 layers)
+        "layers": [_with_rf(analysis, dict(vars(r)), r.path) for r in analysis.layers],
+        "blocks": [_with_rf(analysis, dict(vars(g)), g.output_path) for g in analysis.blocks],
+        "stages": [_with_rf(analysis, dict(vars(g)), g.output_path) for g in analysis.stages],
         "findings": [asdict(f) for f in analysis.findings],
     }
 
@@ -196,7 +185,7 @@ def _with_rf(analysis: ModelAnalysis, record: dict, path: str) -> dict:
 def render(analysis: ModelAnalysis, fmt: str = "table", depth: str = "layer", rf_view: bool = False) -> str:
     """`rf_view` turns tables into the receptive-field growth view (CSV and JSON always have it)."""
     if fmt == "json":
-        return json.dumps(report_dict(analysis), indent=1) + "\n"
+        return json_records_text(report_dict(analysis))
     if fmt == "csv":
         return render_csv(analysis, depth)
     if fmt == "markdown":
@@ -208,4 +197,4 @@ def build_summary(cost: CostReport) -> str:
     """`build --summary`: the module tree's blocks with output shape, params and MACs."""
     rows = [[g.name + ("  (aux)" if g.role == AUX else ""), shape_text(g.output_shape), f"{g.params:,}",
              human(g.macs)] for g in cost.blocks]
-    return tabulate(rows, ["module", "output HxWxC", "params", "MACs"], tablefmt="simple", disable_numparse=True)
+    return tabulated(rows, ["module", "output HxWxC", "params", "MACs"], tablefmt="simple")

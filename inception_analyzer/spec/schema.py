@@ -137,6 +137,8 @@ def parse_spec(doc: Any, filename: str) -> Spec:
     metadata = doc.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise SpecError("'metadata' must be a mapping", doc.loc_of("metadata"))
+    if "published" in metadata:
+        _check_published(metadata["published"], metadata.loc_of("published"))
     spec.metadata = _plain(metadata)
     arguments = doc.get("arguments") or YamlMap()
     if not isinstance(arguments, dict):
@@ -161,6 +163,35 @@ def parse_spec(doc: Any, filename: str) -> Spec:
         raise SpecError("'layers' must be a non-empty list of rows", doc.loc_of("layers"))
     spec.layers = BlockRow(None, "layers", [_parse_rows(layers)], doc.loc_of("layers"))
     return spec
+
+
+PUBLISHED_KEYS = ("top1", "top5", "crops", "models", "source")
+
+
+def _check_published(entries: Any, loc: SourceLocation) -> None:
+    """metadata.published: a list of results, each with top1/top5 accuracies in percent, the
+    number of crops and of models (an ensemble), and the source (compare and report show them
+    beside the figures)."""
+    if not isinstance(entries, list):
+        raise SpecError("'published' must be a list of results like {top1: 77.3, top5: 93.5, crops: 1, "
+                        "source: \"...\"}", loc)
+    for index, entry in enumerate(entries):
+        where = location_of(entry, entries.loc_of(index) if isinstance(entries, YamlSeq) else loc)
+        if not isinstance(entry, YamlMap):
+            raise SpecError(f"a published result must be a mapping of {', '.join(PUBLISHED_KEYS)}, got {shown(entry)}",
+                            where)
+        _check_keys(entry, PUBLISHED_KEYS, "a published result")
+        for key in ("top1", "top5"):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value <= 100):
+                raise SpecError(f"'{key}' is an accuracy in percent (0 to 100), got {shown(value)}", entry.loc_of(key))
+        for key in ("crops", "models"):
+            count = entry.get(key, 1)
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10**6:
+                raise SpecError(f"'{key}' must be a positive integer, got {shown(count)}", entry.loc_of(key))
+        if not isinstance(entry.get("source", ""), str):
+            raise SpecError(f"'source' must be text, got {shown(entry['source'])}", entry.loc_of("source"))
 
 
 def _plain(value: Any) -> Any:
