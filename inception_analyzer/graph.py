@@ -159,6 +159,45 @@ def gate_branches(graph: Graph, position: dict[str, int] | None = None) -> set[s
     return found
 
 
+def grid_of(shape: Shape) -> tuple[int, int] | None:
+    """The feature grid a tensor lies on, (H, W); None for a vector or a 1x1 map (the head)."""
+    return tuple(shape[1:]) if len(shape) == 3 and shape[1] * shape[2] > 1 else None
+
+
+def grid_units(graph: Graph) -> dict[str, str]:
+    """Each layer's unit on the feature grid: its block when the block changes the grid at most
+    once (a reduction block, as Inception's Mixed_6a or a stride-2 residual block, belongs to the
+    grid it outputs), else the outermost module inside the block that does, else the layer itself.
+    A model whose whole trunk is one module (a custom nn.Module holding every stage) is read by its
+    grids, not its nesting. A gate branch (SE's squeeze on a 1x1 map) lies on the grid it gates.
+    Linear: each layer's path prefixes are visited once or twice."""
+    members: dict[str, list[Node]] = {}
+    for node in graph.layers():
+        members.setdefault(node.block, []).append(node)
+    gates = gate_branches(graph)
+
+    def grid(node: Node):
+        return "gate" if node.path in gates else grid_of(node.out_shape) if node.role != AUX else None
+
+    unit: dict[str, str] = {}
+    for block, nodes in members.items():
+        if len({grid(n) for n in nodes} - {"gate"}) <= 2:
+            unit.update((n.path, block) for n in nodes)
+            continue
+        inner: dict[str, list[str]] = {}   # node -> the modules holding it inside the block, outermost first
+        grids: dict[str, set] = {}
+        for node in nodes:
+            parts = node.path.split(".")
+            inner[node.path] = [p for p in (".".join(parts[:depth]) for depth in range(1, len(parts)))
+                                if len(p) > len(block) and p.startswith(block + ".") and p in graph.scopes]
+            for scope in inner[node.path]:
+                grids.setdefault(scope, set()).add(grid(node))
+        for node in nodes:
+            unit[node.path] = next((scope for scope in inner[node.path] if len(grids[scope] - {"gate"}) <= 2),
+                                   node.path)
+    return unit
+
+
 # ----------------------------------------------------------------------------- arguments
 def resolve_arguments(spec: Spec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The spec's argument defaults with overrides applied; wrong names or types are errors."""
