@@ -167,10 +167,12 @@ def grid_of(shape: Shape) -> tuple[int, int] | None:
 def grid_units(graph: Graph) -> dict[str, str]:
     """Each layer's unit on the feature grid: its block when the block changes the grid at most
     once (a reduction block, as Inception's Mixed_6a or a stride-2 residual block, belongs to the
-    grid it outputs), else the outermost module inside the block that does, else the layer itself.
-    A model whose whole trunk is one module (a custom nn.Module holding every stage) is read by its
-    grids, not its nesting. A gate branch (SE's squeeze on a 1x1 map) lies on the grid it gates.
-    Linear: each layer's path prefixes are visited once or twice."""
+    grid it outputs), else the outermost module inside the block that does and holds layers of its
+    own (a module made only of modules, such as a stage of blocks, is looked into), else the layer
+    itself. A model whose whole trunk is one module (a custom nn.Module holding every stage, or
+    RegNet's trunk_output written in a spec) is read by its grids and blocks, not its nesting. A
+    gate branch (SE's squeeze on a 1x1 map) lies on the grid it gates. Linear: each layer's path
+    prefixes are visited once or twice."""
     members: dict[str, list[Node]] = {}
     for node in graph.layers():
         members.setdefault(node.block, []).append(node)
@@ -186,15 +188,18 @@ def grid_units(graph: Graph) -> dict[str, str]:
             continue
         inner: dict[str, list[str]] = {}   # node -> the modules holding it inside the block, outermost first
         grids: dict[str, set] = {}
+        direct: set[str] = set()            # modules that hold a layer directly (not only through modules)
         for node in nodes:
             parts = node.path.split(".")
             inner[node.path] = [p for p in (".".join(parts[:depth]) for depth in range(1, len(parts)))
                                 if len(p) > len(block) and p.startswith(block + ".") and p in graph.scopes]
             for scope in inner[node.path]:
                 grids.setdefault(scope, set()).add(grid(node))
+            if inner[node.path]:
+                direct.add(inner[node.path][-1])
         for node in nodes:
-            unit[node.path] = next((scope for scope in inner[node.path] if len(grids[scope] - {"gate"}) <= 2),
-                                   node.path)
+            fits = [scope for scope in inner[node.path] if len(grids[scope] - {"gate"}) <= 2]
+            unit[node.path] = next((scope for scope in fits if scope in direct), fits[0] if fits else node.path)
     return unit
 
 
