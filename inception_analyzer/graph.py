@@ -133,21 +133,23 @@ def broadcast_inputs(node: Node) -> tuple[bool, ...]:
     per channel multiplied into every position of a larger feature map (squeeze-and-excitation).
     Such a branch has no position of its own: it is aligned with the map by construction."""
     out = node.out_shape
-    if not node.op.merges or len(out) != 3 or tuple(out[1:]) == (1, 1):
-        return tuple(False for _ in node.inputs)
-    return tuple(len(s) == 3 and tuple(s[1:]) == (1, 1) for s in node.in_shapes)
+    if not node.op.merges or len(out) != 3 or out[1] * out[2] == 1:
+        return (False,) * len(node.inputs)
+    return tuple(len(s) == 3 and s[1] * s[2] == 1 for s in node.in_shapes)
 
 
 def gate_branches(graph: Graph, position: dict[str, int] | None = None) -> set[str]:
     """Every layer on a gate branch of a merge (from the merge's fork, excluded, to the broadcast
     input): SE's global pooling, squeeze and excitation layers. They compute one scale per channel
     and carry no feature map of their own, so they are not the width of the branch they gate."""
-    position = positions(graph) if position is None else position
     found: set[str] = set()
     for node in graph.layers():
+        if not node.op.merges:
+            continue
         wide = broadcast_inputs(node)
         if not any(wide):
             continue
+        position = positions(graph) if position is None else position
         fork = fork_of(graph, node, position)
         stack = [source for source, is_gate in zip(node.inputs, wide) if is_gate and source != fork]
         while stack:
