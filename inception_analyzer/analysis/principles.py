@@ -73,7 +73,6 @@ class _LinearBottleneck:
     projection: str              # the 1x1 conv
     width_in: int                # channels entering the block
     widest: int                  # the widest tensor inside the block (gates apart)
-    width_out: int               # channels the projection leaves
     ratio: float                 # representation out / in (H x W x C)
 
 
@@ -196,24 +195,22 @@ def _find_linear_bottlenecks(ctx: _Context) -> None:
         end = node = nodes[-1]
         if len(before) != 3 or len(end.out_shape) != 3:
             continue
-        while node is not None and not node.op.weighted:
+        while node is not None and not node.op.weighted:  # back from the output to the projection
             unit = ctx.residuals.get(node.path)
-            if node.op.category is Category.ACTIVATION or (node.op.merges and unit is None) or \
-                    not (unit is not None or _passes_through(node)):
+            if unit is not None:  # a residual add: the bottleneck is the end of its branch
+                node = next((ctx.graph.node(p) for p in node.inputs if p in set(unit.branch)), None)
+            elif node.op.category is Category.ACTIVATION or not _passes_through(node) or node.inputs[0] == INPUT:
                 node = None  # not linear, or not a chain back to one layer
-            elif unit is not None:  # a residual add: the bottleneck is the end of its branch
-                inside = set(unit.branch)
-                node = next((ctx.graph.node(p) for p in node.inputs if p in inside), None)
             else:
-                node = ctx.graph.node(node.inputs[0]) if node.inputs[0] != INPUT else None
+                node = ctx.graph.node(node.inputs[0])
         geometry = ctx.geometry_of(node)
         if geometry is None or not geometry.pointwise or ctx.block(node) != name or \
                 geometry.out_channels >= geometry.in_channels or geometry.in_channels < before[0] or \
                 sum(n.op.weighted and n.path not in ctx.gates for n in nodes) < 2:
             continue
         widest = max(n.out_shape[0] for n in nodes if n.path not in ctx.gates and len(n.out_shape) == 3)
-        ctx.linear_bottlenecks[name] = _LinearBottleneck(
-            name, node.path, before[0], widest, geometry.out_channels, numel(end.out_shape) / numel(before))
+        ctx.linear_bottlenecks[name] = _LinearBottleneck(name, node.path, before[0], widest,
+                                                         numel(end.out_shape) / numel(before))
 
 
 def _branch_layers(graph: Graph, source: str, fork: str, order: dict[str, int]) -> tuple[str, ...]:
@@ -429,9 +426,8 @@ def check_residual_blocks(ctx: _Context) -> list[Finding]:
             figures.update(widest=widest, expansion=round(expansion, 2))
             shape = (f"the branch{'es widen' if plural else ' widens'} to {widest} channels "
                      f"({expansion:.3g}x {'their' if plural else 'its'} shortcut) and project{'' if plural else 's'} "
-                     "back: inverted "
-                     "residuals (Sandler et al. 2018), the shortcut joins the narrow ends and the branch does "
-                     "its work on the wide tensor")
+                     "back: inverted residuals (Sandler et al. 2018), the shortcut joins the narrow ends and the "
+                     "branch does its work on the wide tensor")
         elif factor > 1:
             shape = (f"the branch{'es narrow' if plural else ' narrows'} to "
                      f"{narrowest} channels ({factor:.3g}x): not a bottleneck, the shortcut carries the block's "
@@ -471,7 +467,7 @@ def check_linear_bottlenecks(ctx: _Context) -> list[Finding]:
         "output with no activation after it"
         + (f"; {len(inverted)} of them are inverted residuals, widening their input "
            f"{_range_text(e for e in expansions if e > 1)}x before the spatial conv" if inverted else "")
-        + (f". Where the grid shrinks, {len(drops)} keep less than half of their input representation ({dropped}): "
+        + (f". {len(drops)} of them keep less than half of their input representation ({dropped}): "
            "by P1 of the Rethinking paper a representational bottleneck, since the narrow output is all the "
            "next block sees. MobileNetV2's argument: the features lie on a low-dimensional manifold that the "
            "narrow tensor can hold, a ReLU on it would destroy information, so it is kept linear and the "
@@ -495,7 +491,7 @@ def _pointwise_neighbours(ctx: _Context, node: Node) -> list[Node]:
     # backwards: the producer, through pass-through layers and gate merges' feature-map input
     current = node
     while current.inputs and current.inputs[0] != INPUT:
-        source = ctx.graph.node(_feature_input(ctx, current))
+        source = ctx.graph.node(_feature_input(current))
         if source.op.weighted:
             found.append(source)
             break
@@ -519,7 +515,7 @@ def _is_gate(node: Node) -> bool:
     return node.op.merge_kind is MergeKind.GATE and any(broadcast_inputs(node))
 
 
-def _feature_input(ctx: _Context, node: Node) -> str:
+def _feature_input(node: Node) -> str:
     """The input carrying the feature map: for a gate merge the one that is not broadcast."""
     if _is_gate(node):
         return next(p for p, wide in zip(node.inputs, broadcast_inputs(node)) if not wide)
