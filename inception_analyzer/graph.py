@@ -166,19 +166,19 @@ def grid_of(shape: Shape) -> tuple[int, int] | None:
     return tuple(shape[1:]) if len(shape) == 3 and shape[1] * shape[2] > 1 else None
 
 
-def grid_units(graph: Graph) -> dict[str, str]:
+def grid_units(graph: Graph, gates: set[str] | None = None) -> dict[str, str]:
     """Each layer's unit on the feature grid: its block when the block changes the grid at most
     once (a reduction block, as Inception's Mixed_6a or a stride-2 residual block, belongs to the
     grid it outputs), else the outermost module inside the block that does and holds layers of its
     own (a module made only of modules, such as a stage of blocks, is looked into), else the layer
     itself. A model whose whole trunk is one module (a custom nn.Module holding every stage, or
     RegNet's trunk_output written in a spec) is read by its grids and blocks, not its nesting. A
-    gate branch (SE's squeeze on a 1x1 map) lies on the grid it gates. Linear: each layer's path
-    prefixes are visited once or twice."""
+    gate branch (SE's squeeze on a 1x1 map) lies on the grid it gates (`gates`: gate_branches(graph),
+    found here when not given). Linear: each layer's path prefixes are visited once or twice."""
     members: dict[str, list[Node]] = {}
     for node in graph.layers():
         members.setdefault(node.block, []).append(node)
-    gates = gate_branches(graph)
+    gates = gate_branches(graph) if gates is None else gates
 
     def grid(node: Node):
         return "gate" if node.path in gates else grid_of(node.out_shape) if node.role != AUX else None

@@ -124,7 +124,9 @@ def _context(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]
         position[node.path] = seen / weighted_total
         seen += node.op.weighted
     consumers: dict[str, list[str]] = {}
-    block_of = grid_units(graph)
+    order = positions(graph)
+    gates = gate_branches(graph, order)
+    block_of = grid_units(graph, gates)
     block_input: dict[str, tuple] = {}
     for node in graph.layers():
         for source in node.inputs:
@@ -137,9 +139,8 @@ def _context(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]
     fields = receptive_fields(graph) if fields is None else fields
     geometry = {node.path: g for node in graph.layers()
                 if (g := node.op.geometry(node.args, list(node.in_shapes), node.out_shape)) is not None}
-    order = positions(graph)
     ctx = _Context(graph, report, fields, main, position, consumers, block_of, block_input, by_block,
-                   {node.path: i for i, node in enumerate(main)}, geometry, gate_branches(graph, order))
+                   {node.path: i for i, node in enumerate(main)}, geometry, gates)
     _residual_branches(ctx, order)
     _find_linear_bottlenecks(ctx)
     return ctx
@@ -1055,6 +1056,15 @@ def review(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]) 
     order = {n.path: i for i, n in enumerate(graph.order)}
     order.update({b: i for i, b in reversed(list(enumerate(ctx.block_of.get(n.path, n.block) for n in graph.order)))})
     return sorted(findings, key=lambda f: (severity_rank(f.severity), order.get(f.path, -1)))
+
+
+def bottleneck_places(finding: Finding) -> list[str]:
+    """The blocks or layers a finding marks as a representational bottleneck: its own path for the
+    findings of is_bottleneck, the blocks that keep less than half of their input for a model's
+    linear bottlenecks (P1 would call them bottlenecks, MobileNetV2 argues for them), else none."""
+    if finding.check == "P1.linear_bottleneck":
+        return list(finding.figures.get("drops", {}))
+    return [finding.path] if is_bottleneck(finding) else []
 
 
 def is_bottleneck(finding: Finding) -> bool:
