@@ -125,9 +125,9 @@ def timed_phases(text: str) -> tuple[dict[str, float], int]:
     lap("analyze")
     render(report, "table")
     lap("table")
-    render_review(report, report.findings)
+    render_review(report)
     lap("review")
-    picture = diagram.build_diagram(graph, report, report.findings, "block", collapse=True)
+    picture = diagram.build_diagram(report, "block", collapse=True)
     diagram.render_dot(diagram.diagram_source(picture), "svg")  # None (not laid out) without `dot`
     lap("diagram")
     return times, len(graph.order) - 1

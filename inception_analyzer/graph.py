@@ -128,6 +128,83 @@ def fork_of(graph: Graph, merge: Node, position: dict[str, int]) -> str:
     return next(iter(frontier))
 
 
+def broadcast_inputs(node: Node) -> tuple[bool, ...]:
+    """Which inputs of a merge are broadcast over its grid: a gate's [C, 1, 1] branch, one value
+    per channel multiplied into every position of a larger feature map (squeeze-and-excitation).
+    Such a branch has no position of its own: it is aligned with the map by construction."""
+    out = node.out_shape
+    if not node.op.merges or len(out) != 3 or out[1] * out[2] == 1:
+        return (False,) * len(node.inputs)
+    return tuple(len(s) == 3 and s[1] * s[2] == 1 for s in node.in_shapes)
+
+
+def gate_branches(graph: Graph, position: dict[str, int] | None = None) -> set[str]:
+    """Every layer on a gate branch of a merge (from the merge's fork, excluded, to the broadcast
+    input): SE's global pooling, squeeze and excitation layers. They compute one scale per channel
+    and carry no feature map of their own, so they are not the width of the branch they gate."""
+    found: set[str] = set()
+    for node in graph.layers():
+        if not node.op.merges:
+            continue
+        wide = broadcast_inputs(node)
+        if not any(wide):
+            continue
+        position = positions(graph) if position is None else position
+        fork = fork_of(graph, node, position)
+        stack = [source for source, is_gate in zip(node.inputs, wide) if is_gate and source != fork]
+        while stack:
+            path = stack.pop()
+            if path in found or path == INPUT:
+                continue
+            found.add(path)
+            stack.extend(p for p in graph.node(path).inputs if p != fork)
+    return found
+
+
+def grid_of(shape: Shape) -> tuple[int, int] | None:
+    """The feature grid a tensor lies on, (H, W); None for a vector or a 1x1 map (the head)."""
+    return tuple(shape[1:]) if len(shape) == 3 and shape[1] * shape[2] > 1 else None
+
+
+def grid_units(graph: Graph, gates: set[str] | None = None) -> dict[str, str]:
+    """Each layer's unit on the feature grid: its block when the block changes the grid at most
+    once (a reduction block, as Inception's Mixed_6a or a stride-2 residual block, belongs to the
+    grid it outputs), else the outermost module inside the block that does and holds layers of its
+    own (a module made only of modules, such as a stage of blocks, is looked into), else the layer
+    itself. A model whose whole trunk is one module (a custom nn.Module holding every stage, or
+    RegNet's trunk_output written in a spec) is read by its grids and blocks, not its nesting. A
+    gate branch (SE's squeeze on a 1x1 map) lies on the grid it gates (`gates`: gate_branches(graph),
+    found here when not given). Linear: each layer's path prefixes are visited once or twice."""
+    members: dict[str, list[Node]] = {}
+    for node in graph.layers():
+        members.setdefault(node.block, []).append(node)
+    gates = gate_branches(graph) if gates is None else gates
+
+    def grid(node: Node):
+        return "gate" if node.path in gates else grid_of(node.out_shape) if node.role != AUX else None
+
+    unit: dict[str, str] = {}
+    for block, nodes in members.items():
+        if len({grid(n) for n in nodes} - {"gate"}) <= 2:
+            unit.update((n.path, block) for n in nodes)
+            continue
+        inner: dict[str, list[str]] = {}   # node -> the modules holding it inside the block, outermost first
+        grids: dict[str, set] = {}
+        direct: set[str] = set()            # modules that hold a layer directly (not only through modules)
+        for node in nodes:
+            parts = node.path.split(".")
+            inner[node.path] = [p for p in (".".join(parts[:depth]) for depth in range(1, len(parts)))
+                                if len(p) > len(block) and p.startswith(block + ".") and p in graph.scopes]
+            for scope in inner[node.path]:
+                grids.setdefault(scope, set()).add(grid(node))
+            if inner[node.path]:
+                direct.add(inner[node.path][-1])
+        for node in nodes:
+            fits = [scope for scope in inner[node.path] if len(grids[scope] - {"gate"}) <= 2]
+            unit[node.path] = next((scope for scope in fits if scope in direct), fits[0] if fits else node.path)
+    return unit
+
+
 # ----------------------------------------------------------------------------- arguments
 def resolve_arguments(spec: Spec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The spec's argument defaults with overrides applied; wrong names or types are errors."""

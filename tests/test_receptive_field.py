@@ -84,6 +84,34 @@ def test_global_pooling_and_linear_layers_see_the_whole_grid():
     assert rf["f"].size == (3, 3) and rf["fc"].size == (7, 7)
 
 
+def test_a_squeeze_and_excitation_gate_widens_the_field_but_moves_no_centre():
+    """A residual block whose branch is gated (SE) and then projected by a 1x1: the gate's global
+    pooling makes every unit see the whole 32x32 input (r = 1 + 2 + 31 = 34 on the branch), but the
+    branch stays centred where its 3x3 is, on pixel 0 like the identity shortcut: the add is
+    aligned, and so is what follows. By hand: 3x3 pad 1 -> centre (3 - 1) / 2 - 1 = 0."""
+    rf = fields_of(header() + textwrap.indent(textwrap.dedent("""\
+        - stem: conv(8, 1)
+        - block:
+            add:
+              - []
+              - - conv3: conv(8, 3, padding=1)
+                - se:
+                    mul:
+                      - - adaptive_avgpool
+                        - conv(2, 1)
+                        - relu
+                        - conv(8, 1)
+                        - sigmoid
+                      - []
+                - project: conv(8, 1)
+        - after: conv(8, 3, padding=1)
+    """), "  "))
+    assert rf["block.se.mul"].size == (34, 34) and rf["block.se.mul"].center == (0.0, 0.0)
+    assert rf["block.project"].center == (0.0, 0.0)  # not (34 - 1) / 2 - 1: the gate has no centre
+    assert rf["block.add"].aligned and rf["after"].aligned
+    assert rf["after"].center == (0.0, 0.0) and rf["after"].size == (36, 36)
+
+
 def test_residual_shortcut_is_the_smallest_path():
     rf = fields_of(header() + "  - r:\n      add:\n        - - conv(3, 3, padding=1)\n          - conv(3, 3, padding=1)\n"
                    "        - []\n")

@@ -112,6 +112,17 @@ def test_bottleneck_marks_come_from_p1_findings(models):
     assert bottlenecks(analysis) == {"Mixed_7a": "representation_drop", "Mixed_5b": "extreme_reduction"}
 
 
+def test_a_models_linear_bottlenecks_mark_the_blocks_that_drop_not_the_model(models):
+    """P1.linear_bottleneck is one finding for the model; the blocks it lists as keeping less than
+    half of their input are the ones P1 calls bottlenecks, and those are circled."""
+    v3 = models[0]
+    analysis = dataclasses.replace(v3, findings=[
+        Finding("P1.linear_bottleneck", "P1", "info", v3.name, "linear bottlenecks",
+                {"blocks": ["Mixed_6a", "Mixed_7a"], "drops": {"Mixed_7a": 0.37}}),
+    ])
+    assert bottlenecks(analysis) == {"Mixed_7a": "linear_bottleneck"}
+
+
 def test_report_with_stand_in_findings_only(tmp_path, models):
     v3 = models[0]
     analysis = dataclasses.replace(v3, findings=[Finding("P4.x", "P4", "error", "17x17", "a stage holds too much",

@@ -17,6 +17,7 @@ from inception_analyzer.analysis.principles import _alternatives
 from conftest import ROOT, SPECS, spec_path
 
 GOLDEN = Path(__file__).parent / "data" / "review_golden.yaml"
+GOLDEN_TORCHVISION = Path(__file__).parent / "data" / "review_golden_torchvision.yaml"
 
 
 def findings_of(text: str):
@@ -43,15 +44,30 @@ def test_findings_match_the_golden_expectations(spec):
 
 
 def test_every_check_fires_somewhere_and_nowhere_fires_everywhere():
+    """Over the bundled specs and the imported torchvision models (their golden reviews are in
+    review_golden_torchvision.yaml): each check fires somewhere, none fires on every model."""
     from inception_analyzer.analysis.principles import CHECKS
     golden = yaml.safe_load(GOLDEN.read_text())
+    golden |= {f"torchvision:{name}": list(rows) for name, rows in
+               yaml.safe_load(GOLDEN_TORCHVISION.read_text()).items()}
     fired = {row.split(" | ")[0] for rows in golden.values() for row in rows}
     per_spec = [{row.split(" | ")[0] for row in rows} for rows in golden.values()]
-    everywhere = set.intersection(*per_spec)
-    # §4.auxiliary reports presence or absence by design; §5.grid_reduction classifies every reduction
-    assert everywhere <= {"§4.auxiliary", "§5.grid_reduction"}
-    # every check fires on some spec (Inception-v4's stem has the only early asymmetric convs)
-    assert len(fired) == len(CHECKS)
+    assert set.intersection(*per_spec) == set()
+    # every check fires on some model (Inception-v4's stem has the only early asymmetric convs)
+    assert {check.__name__ for check in CHECKS} == set(CHECK_NAMES)
+    assert fired == set(CHECK_NAMES.values())
+
+
+# each registered check and the name its findings carry
+CHECK_NAMES = {
+    "check_first_layer_stride": "P1.first_layer_stride", "check_representation_drops": "P1.representation_drop",
+    "check_extreme_reductions": "P1.extreme_reduction", "check_residual_blocks": "P1.residual",
+    "check_linear_bottlenecks": "P1.linear_bottleneck", "check_grid_reductions": "§5.grid_reduction",
+    "check_coarsest_width": "P2.coarsest_width", "check_unreduced_spatial_convs": "P3.unreduced_spatial_conv",
+    "check_grouped_spatial_convs": "P3.grouped_spatial", "check_stage_balance": "P4.dominant_stage",
+    "check_large_kernels": "§3.1.large_kernel", "check_factorized_chains": "§3.factorized",
+    "check_asymmetric_opportunities": "§3.2.asymmetric", "check_early_asymmetric": "§3.2.early_asymmetric",
+    "check_auxiliary_heads": "§4.auxiliary", "check_alignment": "RF.unaligned_merge"}
 
 
 def test_inception_v3_is_mostly_clean_and_what_remains_is_in_the_stem():
@@ -172,8 +188,8 @@ def test_auxiliary_heads_with_and_without_bn():
     v2 = only(ia.analyze(spec_path("inception_v2")).findings, "§4.auxiliary")
     assert "is batch-normalized" in v3[0].message
     assert "without batch norm after AuxLogits.conv1.conv" in v2[0].message
-    off = only(ia.analyze(spec_path("inception_v3"), {"aux_logits": False}).findings, "§4.auxiliary")
-    assert off[0].figures == {"heads": 0}
+    # no auxiliary head: a training option, nothing to say about the design
+    assert not only(ia.analyze(spec_path("inception_v3"), {"aux_logits": False}).findings, "§4.auxiliary")
 
 
 # ----------------------------------------------------------------------------- rules on small nets
@@ -446,3 +462,171 @@ def test_a_conv_like_op_without_groups_or_dilation_is_reviewed_through_its_geome
           - wide: plain_conv(64, 3)
     """), "t.yaml"))
     assert "§3.1.large_kernel" in {f.check for f in ia.analyze(graph).findings if f.path == "big"}
+
+
+# ----------------------------------------------------------------------------- modern blocks
+# Squeeze-and-excitation gates (Hu et al. 2018), depthwise and grouped convs (MobileNet, ResNeXt,
+# RegNet), inverted residuals and linear bottlenecks (Sandler et al. 2018). Each reading is checked
+# on a small network against a twin that lacks the feature, figures by hand.
+def se(width: int, squeeze: int, indent: int) -> str:
+    """A squeeze-and-excitation gate as spec rows: global pooling, 1x1 squeeze, 1x1 excitation."""
+    rows = f"""\
+- se:
+    mul:
+      - - adaptive_avgpool
+        - conv({squeeze}, 1)
+        - relu
+        - conv({width}, 1)
+        - sigmoid
+      - []
+"""
+    return textwrap.indent(rows, " " * indent)
+
+
+def inverted_residual(name: str, c_in: int, t: int, c_out: int, stride: int, gate: bool = False,
+                      activation_after: bool = False) -> str:
+    """MobileNetV2's block: 1x1 expansion to t * c_in, 3x3 depthwise (stride), optional SE gate,
+    1x1 linear projection (no activation), an identity shortcut where the shape allows."""
+    wide = t * c_in
+    body = (f"    - expand: conv({wide}, 1)\n    - relu1: relu\n"
+            f"    - dw: conv({wide}, 3, stride={stride}, padding=1, groups={wide})\n    - relu2: relu\n"
+            + (se(wide, 4, 4) if gate else "")
+            + f"    - project: conv({c_out}, 1)\n    - bn: bn\n" + ("    - relu3: relu\n" if activation_after else ""))
+    if stride == 1 and c_in == c_out:
+        return f"  - {name}:\n      add:\n        - []\n        - layers:\n" + textwrap.indent(body, "          ")
+    return f"  - {name}:\n      layers:\n" + textwrap.indent(body, "      ")
+
+
+def mobile_net(gate: bool = False, activation_after: bool = False) -> str:
+    return ("name: t\ninput: [3, 64, 64]\nlayers:\n  - stem: conv(16, 3, stride=2, padding=1)\n"
+            + inverted_residual("b1", 16, 6, 24, 2, gate, activation_after)
+            + inverted_residual("b2", 24, 6, 24, 1, gate, activation_after)
+            + inverted_residual("b3", 24, 6, 32, 2, gate, activation_after))
+
+
+def test_a_gated_residual_block_is_aligned_and_its_squeeze_is_not_the_branch_width():
+    """b2 (16x16x24, identity shortcut) expands to 144, gates with a squeeze to 4 channels, projects
+    to 24. The gate's 1x1 maps are one scale per channel: the branch is 24..144 wide, not 4; the
+    gate's global pooling is not a branch centred elsewhere."""
+    findings = ia.analyze(ia.load_graph(ia.load_spec_text(mobile_net(gate=True), "t.yaml"))).findings
+    assert not only(findings, "RF.unaligned_merge")
+    (residual,) = only(findings, "P1.residual")
+    assert (residual.figures["narrowest"], residual.figures["widest"], residual.figures["expansion"]) == (24, 144, 6.0)
+    assert not only(findings, "P1.extreme_reduction")  # the squeeze 144 -> 4 gates, it does not reduce
+
+
+def test_gate_branches_are_the_layers_between_the_fork_and_the_broadcast_input():
+    from inception_analyzer.graph import broadcast_inputs, gate_branches
+    graph = ia.load_graph(ia.load_spec_text(mobile_net(gate=True), "t.yaml"))
+    gates = gate_branches(graph)
+    assert {p for p in gates if p.startswith("b2.")} == {
+        "b2.se.adaptive_avgpool", "b2.se.conv", "b2.se.relu", "b2.se.conv_1", "b2.se.sigmoid"}
+    assert broadcast_inputs(graph.node("b2.se.mul")) == (True, False)  # (gate, feature map), in spec order
+    assert broadcast_inputs(graph.node("b2.add")) == (False, False)
+
+
+def test_linear_bottlenecks_are_read_once_for_the_model_with_the_argument_on_both_sides():
+    """b1: 32x32x16 = 16,384 -> 16x16x24 = 6,144 (37.5%); b3: 16x16x24 = 6,144 -> 8x8x32 = 2,048 (33%).
+    Both end in a 1x1 projection without activation: MobileNetV2's design, stated once."""
+    findings = ia.analyze(ia.load_graph(ia.load_spec_text(mobile_net(), "t.yaml"))).findings
+    assert not only(findings, "P1.representation_drop")
+    (finding,) = only(findings, "P1.linear_bottleneck")
+    assert finding.path == "t" and finding.severity == "info"
+    assert finding.figures["blocks"] == ["b1", "b2", "b3"] and finding.figures["expansion"] == [6.0, 6.0]
+    assert finding.figures["drops"] == {"b1": round(6144 / 16384, 4), "b3": round(2048 / 6144, 4)}
+    assert "MobileNetV2's argument" in finding.message and "P1 of the Rethinking paper" in finding.message
+
+
+def test_a_narrowing_block_with_an_activation_after_its_projection_is_a_representation_drop():
+    """The same network with a ReLU after each projection: no linear bottleneck, the drops are P1's."""
+    findings = ia.analyze(ia.load_graph(ia.load_spec_text(mobile_net(activation_after=True), "t.yaml"))).findings
+    assert not only(findings, "P1.linear_bottleneck")
+    assert {(f.path, f.figures["ratio"]) for f in only(findings, "P1.representation_drop")} == \
+        {("b1", round(6144 / 16384, 4)), ("b3", round(2048 / 6144, 4))}
+
+
+def test_depthwise_convs_are_priced_as_they_cost_and_read_by_p3_not_as_factorizations():
+    """A 3x3/2 conv then a 3x3 depthwise conv (MobileNet's stem) is not a factorized 7x7: the
+    depthwise conv does not mix channels. Its cost by hand: 32x32 outputs x 32 channels x 1 x 9."""
+    findings = findings_of("""
+        name: t
+        input: [3, 64, 64]
+        layers:
+          - stem: conv(32, 3, stride=2, padding=1)
+          - dw: conv(32, 3, padding=1, groups=32)
+          - pw: conv(64, 1)
+    """)
+    assert not only(findings, "§3.factorized")
+    (finding,) = only(findings, "P3.grouped_spatial")
+    assert finding.figures["layers"] == ["dw"] and finding.figures["macs"] == 32 * 32 * 32 * 9
+    assert finding.figures["pointwise"] == ["pw"] and finding.figures["macs_pointwise"] == 32 * 32 * 64 * 32
+    # the dense twin is a factorization: 3x3/2 + 3x3 see a 7x7 field
+    dense = findings_of("""
+        name: t
+        input: [3, 64, 64]
+        layers:
+          - stem: conv(32, 3, stride=2, padding=1)
+          - c: conv(32, 3, padding=1)
+    """)
+    (chain,) = only(dense, "§3.factorized")
+    assert chain.figures["macs"] == 32 * 32 * 32 * 27 + 32 * 32 * 32 * 32 * 9
+
+
+def test_a_grouped_conv_is_judged_by_p3_on_the_width_of_its_groups():
+    """3x3 on 512 channels: dense, it aggregates over all 512 (P3 warning); in 32 groups it aggregates
+    over 16 channels each, a low-dimensional embedding: no P3 warning, one P3.grouped_spatial."""
+    def review(groups: int):
+        return findings_of(f"""
+            name: t
+            input: [512, 14, 14]
+            layers:
+              - c: conv(512, 3, padding=1, groups={groups})
+        """)
+    (dense,) = only(review(1), "P3.unreduced_spatial_conv")
+    assert dense.severity == "warning" and dense.figures["macs"] == 14 * 14 * 512 * 512 * 9
+    grouped = review(32)
+    assert not only(grouped, "P3.unreduced_spatial_conv")
+    (finding,) = only(grouped, "P3.grouped_spatial")
+    assert finding.figures["group_widths"] == [16] and finding.figures["macs"] == 14 * 14 * 512 * 16 * 9
+
+
+def basic_blocks(residual: bool) -> str:
+    """Two ResNet basic blocks (two 3x3 convs each) with identity shortcuts, or the same convs plain."""
+    branch = "- a: conv(64, 3, padding=1)\n- r: relu\n- b: conv(64, 3, padding=1)\n"
+    rows = ""
+    for name in ("block1", "block2"):
+        if residual:
+            rows += f"  - {name}:\n      add:\n        - []\n        - layers:\n" + textwrap.indent(branch, " " * 12)
+        else:
+            rows += f"  - {name}:\n      layers:\n" + textwrap.indent(branch, " " * 8)
+        rows += "  - relu\n"
+    return "name: t\ninput: [64, 32, 32]\nlayers:\n" + rows
+
+
+def test_stacked_3x3_residual_branches_are_one_remark_for_the_model_and_plain_chains_one_per_block():
+    residual = only(ia.analyze(ia.load_graph(ia.load_spec_text(basic_blocks(True), "t.yaml"))).findings,
+                    "§3.factorized")
+    plain = only(ia.analyze(ia.load_graph(ia.load_spec_text(basic_blocks(False), "t.yaml"))).findings,
+                 "§3.factorized")
+    (remark,) = residual
+    assert remark.path == "t" and remark.figures["blocks"] == ["block1", "block2"]
+    # by hand: 4 convs of 32x32x64x64x9 MACs; two single 5x5 convs 32x32x64x64x25
+    assert remark.figures["macs"] == 4 * 32 * 32 * 64 * 64 * 9
+    assert remark.figures["macs_unfactorized"] == 2 * 32 * 32 * 64 * 64 * 25
+    # without shortcuts the four 3x3s are one chain (a 9x9 field, as VGG's stages): the block's own finding
+    (chain,) = plain
+    assert chain.path == "block1" and chain.figures["chains"] == [["block1.a", "block1.b", "block2.a", "block2.b"]]
+
+
+def test_suggestion_effects_read_as_words_in_the_table_and_keep_their_keys_in_json():
+    from inception_analyzer.render.review import render_review
+    analysis = ia.analyze(spec_path("alexnet"))
+    for fmt in ("table", "markdown"):
+        text = render_review(analysis, fmt)
+        assert "macs_saved_share" not in text and "rf_after" not in text and "rf [" not in text
+    # features.0, the 11x11/4 conv as two 3x3s: 70.3M -> 26.5M MACs in the layer, the same field
+    markdown = render_review(analysis, "markdown")
+    assert "62.3% fewer MACs in the layer it changes; same 11x11 receptive field" in markdown
+    large = json.loads(render_review(analysis, "json"))["findings"]
+    effect = next(f["effect"] for f in large if f["check"] == "§3.1.large_kernel" and f["path"] == "features.0")
+    assert effect["rf"] == effect["rf_after"] == [11, 11] and effect["macs_saved_share"] == pytest.approx(0.623, abs=1e-3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ..graph import AUX, INPUT, Graph, Node
+from ..graph import AUX, INPUT, Graph, Node, grid_of, grid_units
 from ..dtypes import FP32
 from ..numbers import numel
 from ..perf import paused_gc
@@ -87,28 +87,30 @@ class CostReport:
 
 
 def _grid_label(shape: tuple) -> str:
-    if len(shape) == 3 and shape[1] * shape[2] > 1:
-        return f"{shape[1]}x{shape[2]}"
-    return "head"
+    grid = grid_of(shape)
+    return f"{grid[0]}x{grid[1]}" if grid else "head"
 
 
-def _stages_of_blocks(graph: Graph) -> dict[str, str]:
-    """Each block's stage: the grid its output is on ('35x35'), 'head' past the grids, 'aux'."""
+def stages_of_layers(graph: Graph) -> dict[str, str]:
+    """Each layer's stage: the grid its unit's output is on ('35x35'), 'head' past the grids, 'aux'.
+    The unit is the block when it changes the grid at most once, so a reduction block belongs to
+    the grid it outputs; a module holding several grids is split along them (graph.grid_units)."""
+    unit_of = grid_units(graph)
     last_node: dict[str, Node] = {}
     for node in graph.layers():
-        last_node[node.block] = node
-    return {block: ("aux" if node.role == AUX else _grid_label(node.out_shape))
-            for block, node in last_node.items()}
+        last_node[unit_of[node.path]] = node
+    return {path: ("aux" if (last := last_node[unit]).role == AUX else _grid_label(last.out_shape))
+            for path, unit in unit_of.items()}
 
 
 def layer_costs(graph: Graph) -> list[LayerCost]:
-    stage_of = _stages_of_blocks(graph)
+    stage_of = stages_of_layers(graph)
     records = []
     for node in graph.layers():
         op, a, ins, out = node.op, node.args, list(node.in_shapes), node.out_shape
         records.append(LayerCost(
             path=node.path, op=op.name, args=op.describe(a), role=node.role, block=node.block,
-            stage=stage_of[node.block], input_shapes=[list(s) for s in ins], output_shape=list(out),
+            stage=stage_of[node.path], input_shapes=[list(s) for s in ins], output_shape=list(out),
             params=op.params(a, ins, out), buffers=op.buffers(a, ins, out), macs=op.macs(a, ins, out),
             other_flops=op.other_flops(a, ins, out), fvcore_flops=op.fvcore_flops(a, ins, out),
             activations=numel(out), weighted=op.weighted, modelled=op.modelled))

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..graph import AUX, INPUT, Graph, Node, fork_of, positions
+from ..graph import AUX, INPUT, Graph, Node, broadcast_inputs, fork_of, gate_branches, grid_units, positions
 from ..numbers import grid_text, human, numel, shape_text
 from ..ops import OPS, Category, ConvGeometry, MergeKind, RFStep
 from ..perf import paused_gc
@@ -57,9 +57,23 @@ class _Residual:
     fork: str                    # the layer every branch reads (its output is the unit's input)
     shortcut: tuple[str, ...]    # the shortcut's layers: () for the identity, else the projection
     branch: tuple[str, ...]      # the layers of the other branch(es), the residual, in network order
-    narrowest: int               # the fewest channels any layer of the residual branch outputs
+    narrowest: int               # the fewest channels a layer of the residual branch outputs (gates apart)
+    widest: int                  # the most channels a layer of the residual branch outputs (gates apart)
     projection: str | None       # the projection shortcut's 1x1 conv; None for the identity
+    block: str                   # the block holding the add
     scale: float | None = None   # the branch's scaling before the sum (Inception-ResNet), if any
+
+
+@dataclass
+class _LinearBottleneck:
+    """A block that ends in a linear bottleneck (Sandler et al. 2018, MobileNetV2): a 1x1 conv that
+    projects its widest tensor down to a narrow output with no activation after it (BN, dropout and
+    a residual add may follow), after the block did its work on a tensor at least as wide as its input."""
+    block: str
+    projection: str              # the 1x1 conv
+    width_in: int                # channels entering the block
+    widest: int                  # the widest tensor inside the block (gates apart)
+    ratio: float                 # representation out / in (H x W x C)
 
 
 @dataclass
@@ -70,17 +84,25 @@ class _Context:
     main: list[Node]             # inference-path layers in order
     position: dict[str, float]   # node path -> share of weighted layers before it (0 = first)
     consumers: dict[str, list[str]]
+    # a layer's block: its module when the module changes the grid at most once, else the module
+    # inside it that does (graph.grid_units), so a trunk written as one module is read block by block
+    block_of: dict[str, str]
     block_input: dict[str, tuple]  # block -> the shape entering it
     by_block: dict[str, list[Node]]  # block -> its inference-path layers, in order
     index: dict[str, int]          # node path -> its position in `main`
     geometry: dict[str, ConvGeometry]  # conv-like layer path -> its geometry (the checks ask often)
+    gates: set[str]                # layers on the gate branch of a merge (SE's squeeze): graph.gate_branches
     residuals: dict[str, _Residual] = field(default_factory=dict)    # add path -> its residual unit
     in_residual: dict[str, _Residual] = field(default_factory=dict)  # layer inside a residual branch -> unit
     in_shortcut: dict[str, _Residual] = field(default_factory=dict)  # layer of a projection shortcut -> unit
     residual_block: dict[str, _Residual] = field(default_factory=dict)  # block holding a residual add -> unit
+    linear_bottlenecks: dict[str, _LinearBottleneck] = field(default_factory=dict)  # block -> its reading
 
     def costs(self, path: str):
         return self._by_path[path]
+
+    def block(self, node: Node) -> str:
+        return self.block_of[node.path]
 
     def geometry_of(self, node: Node | None) -> ConvGeometry | None:
         """The node's convolution geometry; None for any other op (and for no node)."""
@@ -102,32 +124,36 @@ def _context(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]
         position[node.path] = seen / weighted_total
         seen += node.op.weighted
     consumers: dict[str, list[str]] = {}
+    order = positions(graph)
+    gates = gate_branches(graph, order)
+    block_of = grid_units(graph, gates)
     block_input: dict[str, tuple] = {}
     for node in graph.layers():
         for source in node.inputs:
             consumers.setdefault(source, []).append(node.path)
-        if node.block not in block_input:
-            block_input[node.block] = node.in_shapes[0]
+        if block_of[node.path] not in block_input:
+            block_input[block_of[node.path]] = node.in_shapes[0]
     by_block: dict[str, list[Node]] = {}
     for node in main:
-        by_block.setdefault(node.block, []).append(node)
+        by_block.setdefault(block_of[node.path], []).append(node)
     fields = receptive_fields(graph) if fields is None else fields
     geometry = {node.path: g for node in graph.layers()
                 if (g := node.op.geometry(node.args, list(node.in_shapes), node.out_shape)) is not None}
-    ctx = _Context(graph, report, fields, main, position, consumers, block_input, by_block,
-                   {node.path: i for i, node in enumerate(main)}, geometry)
-    _residual_branches(ctx)
+    ctx = _Context(graph, report, fields, main, position, consumers, block_of, block_input, by_block,
+                   {node.path: i for i, node in enumerate(main)}, geometry, gates)
+    _residual_branches(ctx, order)
+    _find_linear_bottlenecks(ctx)
     return ctx
 
 
 # ----------------------------------------------------------------------------- residual units
-def _residual_branches(ctx: _Context) -> None:
+def _residual_branches(ctx: _Context, order: dict[str, int]) -> None:
     """Find every residual unit once: an `add` one of whose branches is a shortcut (the identity, or
     a projection: a chain holding one 1x1 conv, with its BN and at most a pooling, as ResNet's
     `downsample`). Fills ctx.residuals, ctx.in_residual (each layer inside a residual branch, mapped
     to the innermost unit), ctx.in_shortcut and ctx.residual_block; for an add that is a block by
-    itself (an unnamed add outside any module), the block's input becomes the unit's input."""
-    order = positions(ctx.graph)
+    itself (an unnamed add outside any module), the block's input becomes the unit's input. A gate
+    branch inside the residual branch (SE's squeeze) is not its width: one value per channel."""
     for add in ctx.graph.layers():
         if add.op.merge_kind is not MergeKind.ADD:
             continue
@@ -145,17 +171,47 @@ def _residual_branches(ctx: _Context) -> None:
         branch = tuple(sorted({p for b in others for p in b}, key=order.__getitem__))
         weighted = [p for p in shortcut if ctx.graph.node(p).op.weighted]
         layers = [ctx.graph.node(p) for p in branch]
+        widths = [n.out_shape[0] for n in layers if n.path not in ctx.gates]
         scales = [factor for n in layers if (factor := n.op.constant_factor(n.args)) is not None]
-        unit = _Residual(add.path, fork, shortcut, branch, min(n.out_shape[0] for n in layers),
-                         weighted[0] if weighted else None, scales[-1] if scales else None)
+        unit = _Residual(add.path, fork, shortcut, branch, min(widths), max(widths),
+                         weighted[0] if weighted else None, ctx.block(add), scales[-1] if scales else None)
         ctx.residuals[add.path] = unit
-        ctx.residual_block[add.block] = unit
+        ctx.residual_block[unit.block] = unit
         for path in branch:
             ctx.in_residual.setdefault(path, unit)  # adds come in network order: the innermost first
         for path in shortcut:
             ctx.in_shortcut.setdefault(path, unit)
-        if add.block == add.path:
+        if unit.block == add.path:
             ctx.block_input[add.path] = ctx.graph.node(fork).out_shape
+
+
+def _find_linear_bottlenecks(ctx: _Context) -> None:
+    """Every block whose output comes, through BN, dropout or a residual add only (no activation),
+    from a narrowing 1x1 conv of the same block, fed by at least one other weighted layer of the
+    block and reading a tensor at least as wide as the block's input: MobileNetV2's inverted residual
+    and linear bottleneck (and EfficientNet's MBConv, MobileNetV3's block). A ResNet bottleneck ends in
+    a widening 1x1 and a ReLU; an Inception module in a concat: neither is one."""
+    for name, nodes in ctx.by_block.items():
+        before = ctx.block_input[name]
+        end = node = nodes[-1]
+        if len(before) != 3 or len(end.out_shape) != 3:
+            continue
+        while node is not None and not node.op.weighted:  # back from the output to the projection
+            unit = ctx.residuals.get(node.path)
+            if unit is not None:  # a residual add: the bottleneck is the end of its branch
+                node = next((ctx.graph.node(p) for p in node.inputs if p in set(unit.branch)), None)
+            elif node.op.category is Category.ACTIVATION or not _passes_through(node) or node.inputs[0] == INPUT:
+                node = None  # not linear, or not a chain back to one layer
+            else:
+                node = ctx.graph.node(node.inputs[0])
+        geometry = ctx.geometry_of(node)
+        if geometry is None or not geometry.pointwise or ctx.block(node) != name or \
+                geometry.out_channels >= geometry.in_channels or geometry.in_channels < before[0] or \
+                sum(n.op.weighted and n.path not in ctx.gates for n in nodes) < 2:
+            continue
+        widest = max(n.out_shape[0] for n in nodes if n.path not in ctx.gates and len(n.out_shape) == 3)
+        ctx.linear_bottlenecks[name] = _LinearBottleneck(name, node.path, before[0], widest,
+                                                         numel(end.out_shape) / numel(before))
 
 
 def _branch_layers(graph: Graph, source: str, fork: str, order: dict[str, int]) -> tuple[str, ...]:
@@ -270,20 +326,20 @@ def check_first_layer_stride(ctx: _Context) -> list[Finding]:
 def check_representation_drops(ctx: _Context) -> list[Finding]:
     """P1: a main-path block that keeps less than half of its input representation (HxWxC)."""
     findings = []
-    for group, node, before in _grid_blocks(ctx):
+    for name, node, before in _grid_blocks(ctx):
         ratio = numel(node.out_shape) / numel(before)
-        if ratio >= SHARP_DROP or _is_pool_reduction(ctx, group.name):
-            continue  # pooling reductions are classified and priced by check_grid_reductions
+        if ratio >= SHARP_DROP or _is_pool_reduction(ctx, name) or name in ctx.linear_bottlenecks:
+            continue  # pooling reductions: check_grid_reductions; linear bottlenecks: check_linear_bottlenecks
         early = ctx.position[node.path] < EARLY
         severity = "error" if early and ratio < EXTREME_DROP else ("warning" if early else "info")
         figures = {"representation_in": numel(before), "representation_out": numel(node.out_shape),
                    "ratio": round(ratio, 4), "depth_position": round(ctx.position[node.path], 3)}
-        unit = ctx.residual_block.get(group.name)
+        unit = ctx.residual_block.get(name)
         if unit is not None:
             figures["shortcut"] = _shortcut_name(unit)
         findings.append(Finding(
-            "P1.representation_drop", "P1", severity, group.name,
-            f"{group.name} keeps {ratio:.0%} of its input representation "
+            "P1.representation_drop", "P1", severity, name,
+            f"{name} keeps {ratio:.0%} of its input representation "
             f"({shape_text(before)} = {numel(before):,} values -> {shape_text(node.out_shape)} = "
             f"{numel(node.out_shape):,}){' early in the network' if early else ''}"
             + (f"; a residual block, but its shortcut is a projection, {_shortcut_text(ctx, unit)}, that "
@@ -299,13 +355,13 @@ def _grid_blocks(ctx: _Context):
     classifier head, which reduces to the classes by design, is left out, and so is a block inside
     a residual unit (a branch's layer, or its projection shortcut, written outside any module): the
     unit is judged as a whole, from its input to its add."""
-    for group in ctx.report.blocks:
-        if group.role == AUX or ctx.inside_residual(group.output_path):
+    for name, nodes in ctx.by_block.items():
+        end = nodes[-1]
+        if ctx.inside_residual(end.path):
             continue
-        end = ctx.graph.node(group.output_path)
-        before = ctx.block_input[group.name]
+        before = ctx.block_input[name]
         if len(before) == 3 and len(end.out_shape) == 3 and _grid(end.out_shape) != (1, 1):
-            yield group, end, before
+            yield name, end, before
 
 
 @check
@@ -314,9 +370,12 @@ def check_extreme_reductions(ctx: _Context) -> list[Finding]:
     findings = []
     for node in ctx.main:
         geometry = ctx.geometry_of(node)
-        if geometry is None or not geometry.pointwise or node.block == node.path or node.path in ctx.in_residual:
-            continue  # inside a residual branch the shortcut carries the full width (check_residual_blocks)
-        c_block, c_out = ctx.block_input[node.block][0], geometry.out_channels
+        block = ctx.block(node)
+        if geometry is None or not geometry.pointwise or block == node.path or node.path in ctx.in_residual \
+                or node.path in ctx.gates:
+            continue  # a residual branch: the shortcut carries the full width (check_residual_blocks); a gate
+            # branch (SE's squeeze) makes one scale per channel, it carries no representation
+        c_block, c_out = ctx.block_input[block][0], geometry.out_channels
         if geometry.in_channels != c_block or c_out * EXTREME_REDUCTION > c_block:
             continue
         consumers = [ctx.graph.node(p) for p in _downstream_spatial(ctx, node)]
@@ -336,7 +395,8 @@ def check_extreme_reductions(ctx: _Context) -> list[Finding]:
 def check_residual_blocks(ctx: _Context) -> list[Finding]:
     """P1, read for residual networks: a residual branch may narrow as much as it likes, the shortcut
     carries the full representation to the add (He et al. 2016; Szegedy et al. 2017 for
-    Inception-ResNet). One finding per stage saying so, with the shortcut and the narrowest width."""
+    Inception-ResNet); a branch that widens between narrow shortcuts is an inverted residual (Sandler
+    et al. 2018). One finding per stage saying so, with the shortcut and the branch's widths."""
     per_stage: dict[str, list[_Residual]] = {}
     for unit in ctx.residuals.values():
         record = ctx.costs(unit.add)
@@ -344,37 +404,132 @@ def check_residual_blocks(ctx: _Context) -> list[Finding]:
             per_stage.setdefault(record.stage, []).append(unit)
     findings = []
     for stage, units in per_stage.items():
-        blocks = list(dict.fromkeys(ctx.graph.node(u.add).block for u in units))
+        blocks = list(dict.fromkeys(u.block for u in units))
         widths = {u.add: ctx.graph.node(u.add).out_shape[0] for u in units}
         projected = [u for u in units if u.shortcut]
         width, narrowest = max(widths.values()), min(u.narrowest for u in units)
         factor = max(widths[u.add] / u.narrowest for u in units)
+        expansion = max(u.widest / widths[u.add] for u in units)
         if not projected:
             shortcuts = "identity"
         elif len(projected) == len(units):
             shortcuts = "projection" + ("s" if len(projected) > 1 else "")
         else:
             shortcuts = (f"identity; {'a projection' if len(projected) == 1 else 'projections'} in "
-                         + ", ".join(dict.fromkeys(ctx.graph.node(u.add).block for u in projected)))
+                         + ", ".join(dict.fromkeys(u.block for u in projected)))
         plural = "s" if len(blocks) > 1 else ""
         named = blocks[0] if len(blocks) == 1 else ", ".join(blocks) if len(blocks) == 2 else \
             f"{blocks[0]} .. {blocks[-1]}"
-        narrowing = (f"the branch{'es narrow' if plural else ' narrows'} to "
-                     f"{narrowest} channels ({factor:.3g}x): not a bottleneck, the shortcut carries the block's "
-                     "input to the sum and the branch adds a residual to it (He et al. 2016)"
-                     if factor > 1 else f"the branch{'es keep' if plural else ' keeps'} the shortcut's width")
         figures = {"blocks": blocks, "projections": [_shortcut_name(u) for u in projected],
                    "shortcut_width": width, "narrowest": narrowest, "factor": round(factor, 1)}
+        if expansion > 1:
+            widest = max(u.widest for u in units)
+            figures.update(widest=widest, expansion=round(expansion, 2))
+            shape = (f"the branch{'es widen' if plural else ' widens'} to {widest} channels "
+                     f"({expansion:.3g}x {'their' if plural else 'its'} shortcut) and project{'' if plural else 's'} "
+                     "back: inverted residuals (Sandler et al. 2018), the shortcut joins the narrow ends and the "
+                     "branch does its work on the wide tensor")
+        elif factor > 1:
+            shape = (f"the branch{'es narrow' if plural else ' narrows'} to "
+                     f"{narrowest} channels ({factor:.3g}x): not a bottleneck, the shortcut carries the block's "
+                     "input to the sum and the branch adds a residual to it (He et al. 2016)")
+        else:
+            shape = f"the branch{'es keep' if plural else ' keeps'} the shortcut's width"
         scales = sorted({u.scale for u in units if u.scale is not None})
         if scales:
             figures["scales"] = scales
-            narrowing += (f"; the branches are scaled by {' or '.join(f'{x:g}' for x in scales)} before the "
-                          "sum, as Inception-ResNet does to keep wide residual stacks stable (Szegedy et al. 2017)")
+            shape += (f"; the branches are scaled by {' or '.join(f'{x:g}' for x in scales)} before the "
+                      "sum, as Inception-ResNet does to keep wide residual stacks stable (Szegedy et al. 2017)")
         findings.append(Finding(
             "P1.residual", "P1", "info", stage,
             f"{len(blocks)} residual block{plural} on the {stage if stage != 'head' else 'vector'} stage "
-            f"({named}), shortcut{plural} {width} channels wide ({shortcuts}); {narrowing}", figures))
+            f"({named}), shortcut{plural} {_range_text(widths.values())} channels wide ({shortcuts}); {shape}",
+            figures))
     return findings
+
+
+@check
+def check_linear_bottlenecks(ctx: _Context) -> list[Finding]:
+    """P1 against MobileNetV2: blocks that end in a linear bottleneck (a narrowing 1x1 without
+    activation) keep less of their input than P1 asks where the grid shrinks, by design. Said once
+    for the model, with the argument on both sides, instead of a drop per block."""
+    units = list(ctx.linear_bottlenecks.values())
+    if not units:
+        return []
+    drops = [u for u in units if u.ratio < SHARP_DROP]
+    inverted = [u for u in units if u.widest > u.width_in]
+    expansions = sorted({round(u.widest / u.width_in, 2) for u in units})
+    early_extreme = [u for u in drops if u.ratio < EXTREME_DROP and ctx.position[u.projection] < EARLY]
+    named = units[0].block if len(units) == 1 else f"{units[0].block} .. {units[-1].block}"
+    dropped = ", ".join(f"{u.block} {u.ratio:.0%}" for u in drops)
+    message = (
+        f"{len(units)} block{'s' if len(units) > 1 else ''} ({named}) end in a linear bottleneck "
+        "(Sandler et al. 2018, MobileNetV2): a 1x1 conv projects the block's widest tensor down to a narrow "
+        "output with no activation after it"
+        + (f"; {len(inverted)} of them are inverted residuals, widening their input "
+           f"{_range_text(e for e in expansions if e > 1)}x before the spatial conv" if inverted else "")
+        + (f". {len(drops)} of them keep less than half of their input representation ({dropped}): "
+           "by P1 of the Rethinking paper a representational bottleneck, since the narrow output is all the "
+           "next block sees. MobileNetV2's argument: the features lie on a low-dimensional manifold that the "
+           "narrow tensor can hold, a ReLU on it would destroy information, so it is kept linear and the "
+           "nonlinearity works on the expanded tensor (its ablation: linear bottlenecks beat ReLU ones at "
+           "equal cost). Both sides are measured here once, not as a drop per block"
+           if drops else ": every block keeps at least half of its input representation, so P1 has "
+           "nothing against the narrow ends"))
+    figures = {"blocks": [u.block for u in units], "projections": [u.projection for u in units],
+               "expansion": [min(expansions), max(expansions)],
+               "drops": {u.block: round(u.ratio, 4) for u in drops}}
+    return [Finding(
+        "P1.linear_bottleneck", "P1", "warning" if early_extreme else "info", ctx.graph.name, message, figures,
+        "if the accuracy matters more than the MACs, widen the narrow outputs of the stride-2 blocks so each "
+        "keeps half of its input (the paper's d x d x k -> d/2 x d/2 x 2k)" if drops else None)]
+
+
+def _pointwise_neighbours(ctx: _Context, node: Node) -> list[Node]:
+    """The dense 1x1 convs that feed this layer and that read it, looking through BN, activations,
+    dropout and the gated input of a gate merge (SE's product)."""
+    found = []
+    # backwards: the producer, through pass-through layers and gate merges' feature-map input
+    current = node
+    while current.inputs and current.inputs[0] != INPUT:
+        source = ctx.graph.node(_feature_input(current))
+        if source.op.weighted:
+            found.append(source)
+            break
+        if not (_passes_through(source) or _is_gate(source)):
+            break
+        current = source
+    # forwards: every reader, through the same
+    frontier = list(ctx.consumers.get(node.path, []))
+    while frontier:
+        reader = ctx.graph.node(frontier.pop())
+        if reader.path in ctx.gates:
+            continue
+        if reader.op.weighted:
+            found.append(reader)
+        elif _passes_through(reader) or _is_gate(reader):
+            frontier.extend(ctx.consumers.get(reader.path, []))
+    return [n for n in found if (g := ctx.geometry_of(n)) is not None and g.pointwise and not g.grouped]
+
+
+def _is_gate(node: Node) -> bool:
+    return node.op.merge_kind is MergeKind.GATE and any(broadcast_inputs(node))
+
+
+def _feature_input(node: Node) -> str:
+    """The input carrying the feature map: for a gate merge the one that is not broadcast."""
+    if _is_gate(node):
+        return next(p for p, wide in zip(node.inputs, broadcast_inputs(node)) if not wide)
+    return node.inputs[0]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _range_text(values) -> str:
+    values = sorted(values)
+    return f"{values[0]:g}" if values[0] == values[-1] else f"{values[0]:g} to {values[-1]:g}"
 
 
 def _shortcut_name(unit: _Residual) -> str:
@@ -418,17 +573,17 @@ def check_grid_reductions(ctx: _Context) -> list[Finding]:
                         (the paper's Figure 10: cheap and no bottleneck)
     """
     findings = []
-    for group, end, before in _grid_blocks(ctx):
+    for name, end, before in _grid_blocks(ctx):
         if numel(_grid(end.out_shape)) >= numel(before[1:]):
             continue
-        if group.name in ctx.residual_block:
+        if name in ctx.residual_block:
             continue  # a sum, not a concat: judged by its representation (check_representation_drops)
-        nodes = ctx.by_block[group.name]
+        nodes = ctx.by_block[name]
         kinds = {n.op.category for n in nodes if _reduces(n)}
         if end.op.merges and kinds >= {Category.CONV, Category.POOL}:
-            findings.append(_parallel_reduction(group.name, before, end.out_shape))
-        elif _is_pool_reduction(ctx, group.name):
-            findings.append(_pool_reduction(ctx, group.name, nodes[-1], before, end.out_shape))
+            findings.append(_parallel_reduction(name, before, end.out_shape))
+        elif _is_pool_reduction(ctx, name):
+            findings.append(_pool_reduction(ctx, name, nodes[-1], before, end.out_shape))
     return findings
 
 
@@ -468,7 +623,8 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
     widening = ctx.geometry_of(previous)
     nxt = _next_weighted(ctx, pool)
     early = ctx.position[pool.path] < EARLY
-    if widening is not None and widening.stride == (1, 1) and widening.out_channels > widening.in_channels:
+    if widening is not None and widening.stride == (1, 1) and widening.out_channels > widening.in_channels \
+            and not widening.grouped:  # the alternatives are priced as dense convs
         # conv then pool: the widening conv ran on the big grid
         conv = previous
         k, k_out = widening.in_channels, widening.out_channels
@@ -496,7 +652,7 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
         # the next conv is inside a residual unit: its branch's width is not the representation,
         # the unit's output is (ResNet's stem pools to 64 channels, layer1.0 makes them 256)
         add = ctx.graph.node(unit.add)
-        k_out, kernel, where = (add.out_shape[0] if len(add.out_shape) == 3 else k), 3, add.block
+        k_out, kernel, where = (add.out_shape[0] if len(add.out_shape) == 3 else k), 3, unit.block
     costs = _alternatives(before[1:], after[1:], k, k_out, kernel)
     ratio = numel(after) / numel(before)
     return Finding(
@@ -541,33 +697,74 @@ def check_coarsest_width(ctx: _Context) -> list[Finding]:
 # ----------------------------------------------------------------------------- P3
 @check
 def check_unreduced_spatial_convs(ctx: _Context) -> list[Finding]:
-    """P3: a spatial conv on a wide input that no 1x1 reduction made narrower."""
+    """P3: a spatial conv on a wide input that no 1x1 reduction made narrower. A grouped conv
+    aggregates over the channels of one group: its group's width is the embedding P3 reads."""
     findings = []
     for node in ctx.main:
         geometry = ctx.geometry_of(node)
-        if geometry is None or not geometry.spatial or geometry.grouped:
+        if geometry is None or not geometry.spatial:
             continue
-        c_in = geometry.in_channels
+        c_in, c_group = geometry.in_channels, geometry.in_channels // geometry.groups
         unit = ctx.in_residual.get(node.path)
-        if c_in < WIDE_INPUT or c_in < ctx.block_input[node.block][0] or \
+        if c_group < WIDE_INPUT or c_in < ctx.block_input[ctx.block(node)][0] or \
                 (unit is not None and c_in < ctx.graph.node(unit.fork).out_shape[0]):
-            continue  # narrow, or already inside a reduced embedding (a module's, or a residual branch's)
+            continue  # narrow (per group), or already inside a reduced embedding (a module's, a residual branch's)
         reduced = max(8, c_in // REDUCTION_FACTOR // 8 * 8)
+        groups = geometry.groups if reduced % geometry.groups == 0 else 1
         original = ctx.costs(node.path)
         chain = _price_convs(node.in_shapes[0], [
             {"out": reduced, "kernel": 1, "bias": geometry.bias},
             {"out": geometry.out_channels, "kernel": list(geometry.kernel), "stride": list(geometry.stride),
-             "padding": list(geometry.padding), "dilation": list(geometry.dilation), "bias": geometry.bias}])
+             "padding": list(geometry.padding), "dilation": list(geometry.dilation), "groups": groups,
+             "bias": geometry.bias}])
         saved = original.macs - chain.macs
+        per_group = f" in groups of {c_group}" if geometry.grouped else ""
         findings.append(Finding(
-            "P3.unreduced_spatial_conv", "P3", "warning" if c_in >= VERY_WIDE_INPUT else "info", node.path,
-            f"{_kernel(ctx, node)} conv on {c_in} channels with no 1x1 reduction before it: "
+            "P3.unreduced_spatial_conv", "P3", "warning" if c_group >= VERY_WIDE_INPUT else "info", node.path,
+            f"{_kernel(ctx, node)} conv on {c_in} channels{per_group} with no 1x1 reduction before it: "
             f"{human(original.macs)} MACs of spatial aggregation over the full-width embedding",
             {"channels_in": c_in, "channels_out": geometry.out_channels, "macs": original.macs},
             f"put a 1x1 conv to {reduced} channels before it ({c_in} / {c_in / reduced:.0f})",
             {"macs": chain.macs - original.macs, "params": chain.params - original.params,
              "macs_saved_share": round(saved / original.macs, 3)}))
     return findings
+
+
+@check
+def check_grouped_spatial_convs(ctx: _Context) -> list[Finding]:
+    """P3 read for depthwise and grouped convs: each output channel aggregates space over one
+    channel (depthwise) or one group of channels, a low-dimensional embedding by construction, and
+    the 1x1 convs around them do the mixing. One finding for the model, with what they cost."""
+    convs = [n for n in ctx.main if (g := ctx.geometry_of(n)) is not None and g.spatial and g.grouped]
+    if not convs:
+        return []
+    total = ctx.report.totals.macs
+    macs = sum(ctx.costs(n.path).macs for n in convs)
+    depthwise = [n for n in convs if ctx.geometry_of(n).depthwise]
+    grouped = [n for n in convs if not ctx.geometry_of(n).depthwise]
+    group_widths = sorted({ctx.geometry_of(n).in_channels // ctx.geometry_of(n).groups for n in grouped})
+    kernels = sorted({_kernel(ctx, n) for n in convs}, key=lambda k: int(k.split("x")[0]))
+    parts = []
+    if depthwise:
+        parts.append(f"{len(depthwise)} depthwise conv{'s' if len(depthwise) > 1 else ''} "
+                     f"aggregate{'' if len(depthwise) > 1 else 's'} space over one channel each")
+    if grouped:
+        parts.append(f"{len(grouped)} grouped conv{'s' if len(grouped) > 1 else ''} "
+                     f"over groups of {_range_text(group_widths)} channels")
+    # the 1x1 convs next to them (what feeds them and what reads them, through BN, activations and
+    # gates): the channel mixing that goes with aggregation per channel or group
+    partners = {p.path: p for n in convs for p in _pointwise_neighbours(ctx, n)}
+    pointwise = [n for n in ctx.main if n.path in partners]
+    mixing = sum(ctx.costs(n.path).macs for n in pointwise)
+    return [Finding(
+        "P3.grouped_spatial", "P3", "info", ctx.graph.name,
+        f"{' and '.join(parts)} ({', '.join(kernels)}): spatial aggregation over a low-dimensional embedding, "
+        f"as P3 asks, taken to {'one channel' if not grouped else 'a few channels'}; "
+        f"{'they cost' if len(convs) > 1 else 'it costs'} {human(macs)} MACs ({_pct(macs, total)} of the network), "
+        f"the {_plural(len(pointwise), '1x1 conv')} beside {'them' if len(convs) > 1 else 'it'} that mix the "
+        f"channels {human(mixing)} ({_pct(mixing, total)})",
+        {"layers": [n.path for n in convs], "macs": macs, "depthwise": len(depthwise), "grouped": len(grouped),
+         "group_widths": group_widths, "pointwise": [n.path for n in pointwise], "macs_pointwise": mixing})]
 
 
 # ----------------------------------------------------------------------------- P4
@@ -636,15 +833,21 @@ def check_large_kernels(ctx: _Context) -> list[Finding]:
     return findings
 
 
-def _next_spatial_conv(ctx: _Context, node: Node) -> Node | None:
-    """The spatial conv this conv feeds alone (through BN and activations), if it feeds one."""
+def _is_dense_spatial_conv(ctx: _Context, node: Node) -> bool:
+    """A spatial conv that mixes all its input channels (not grouped, not depthwise)."""
+    geometry = ctx.geometry_of(node)
+    return geometry is not None and geometry.spatial and not geometry.grouped
+
+
+def _next_dense_spatial_conv(ctx: _Context, node: Node) -> Node | None:
+    """The dense spatial conv this conv feeds alone (through BN and activations), if it feeds one."""
     current = node
     while True:
         readers = ctx.consumers.get(current.path, [])
         if len(readers) != 1:
             return None
         reader = ctx.graph.node(readers[0])
-        if _is_spatial_conv(ctx, reader):
+        if _is_dense_spatial_conv(ctx, reader):
             return reader
         if not _passes_through(reader):
             return None
@@ -653,32 +856,28 @@ def _next_spatial_conv(ctx: _Context, node: Node) -> Node | None:
 
 @check
 def check_factorized_chains(ctx: _Context) -> list[Finding]:
-    """§3: recognise factorizations already made: stacked 3x3s, 1xn then nx1; one finding per block."""
-    starts = [n for n in ctx.main if _is_spatial_conv(ctx, n)
-              and not ((before := _producer(ctx, n)) is not None and _is_spatial_conv(ctx, before))]
+    """§3: recognise factorizations already made: stacked 3x3s, 1xn then nx1, of dense convs (a
+    depthwise conv aggregates one channel: check_grouped_spatial_convs reads it); one finding per
+    block. Chains that are a residual block's whole branch (ResNet's basic block) are the network's
+    block design, not a choice made in one place: one finding for the model."""
+    starts = [n for n in ctx.main if _is_dense_spatial_conv(ctx, n)
+              and not ((before := _producer(ctx, n)) is not None and _is_dense_spatial_conv(ctx, before))]
     per_block: dict[str, list[list[Node]]] = {}
+    residual: list[list[Node]] = []
     for start in starts:
         chain = [start]
-        while (following := _next_spatial_conv(ctx, chain[-1])) is not None and following.role == start.role:
+        while (following := _next_dense_spatial_conv(ctx, chain[-1])) is not None and following.role == start.role:
             chain.append(following)
-        if len(chain) > 1:
-            per_block.setdefault(start.block, []).append(chain)
+        if len(chain) < 2:
+            continue
+        if _is_whole_residual_branch(ctx, chain):
+            residual.append(chain)
+        else:
+            per_block.setdefault(ctx.block(start), []).append(chain)
     findings = []
     for block, chains in per_block.items():
-        described, chain_macs, single_macs = [], 0, 0
-        for chain in chains:
-            # the chain as it is (its layers' own costs) against one conv seeing its whole field
-            rf_size = chain_size(_rf_step(c) for c in chain)
-            conv = OPS["conv"]
-            single = conv.bind([], {"out": chain[-1].out_shape[0], "kernel": list(rf_size), "bias": False})
-            macs = conv.macs(single, [chain[0].in_shapes[0]], chain[-1].out_shape)
-            chain_macs += sum(ctx.costs(c.path).macs for c in chain)
-            single_macs += macs
-            names = " + ".join(f"{_short(c.path, block) if c.block == block else c.block} ({_kernel(ctx, c)})"
-                               for c in chain)
-            size = f"{rf_size[0]}x{rf_size[1]}"
-            described.append(f"{names}: {'an' if size.startswith(('8', '11', '18')) else 'a'} {size} field")
-        where = block if any(c.path != c.block for chain in chains for c in chain) else \
+        described, chain_macs, single_macs = _describe_chains(ctx, chains, block)
+        where = block if any(c.path != ctx.block(c) for chain in chains for c in chain) else \
             f"{chains[0][0].path}..{chains[0][-1].path}"
         findings.append(Finding(
             "§3.factorized", "§3", "info", block,
@@ -686,7 +885,48 @@ def check_factorized_chains(ctx: _Context) -> list[Finding]:
             f"{human(chain_macs)} MACs where single convs with the same fields would cost {human(single_macs)}",
             {"chains": [[c.path for c in chain] for chain in chains], "macs": chain_macs,
              "macs_unfactorized": single_macs}))
+    if residual:
+        blocks = list(dict.fromkeys(ctx.in_residual[chain[0].path].block for chain in residual))
+        _, chain_macs, single_macs = _describe_chains(ctx, residual, None)
+        kinds = sorted({" + ".join(_kernel(ctx, c) for c in chain) for chain in residual})
+        fields = sorted({"x".join(map(str, chain_size(_rf_step(c) for c in chain))) for chain in residual})
+        findings.append(Finding(
+            "§3.factorized", "§3", "info", ctx.graph.name,
+            f"the residual branches of {len(blocks)} blocks ({blocks[0]} .. {blocks[-1]}) are stacked spatial "
+            f"convs ({' or '.join(kinds)}: {' or '.join(fields)} fields), the factorization of §3.1 as the "
+            f"network's block design (He et al.'s basic block); {human(chain_macs)} MACs where single convs "
+            f"with the same fields would cost {human(single_macs)}",
+            {"chains": [[c.path for c in chain] for chain in residual], "macs": chain_macs,
+             "macs_unfactorized": single_macs, "blocks": blocks}))
     return findings
+
+
+def _is_whole_residual_branch(ctx: _Context, chain: list[Node]) -> bool:
+    """The chain holds every dense spatial conv of one residual branch, and that branch has no
+    parallel paths of its own (ResNet's basic block; not Inception-ResNet's multi-branch blocks)."""
+    unit = ctx.in_residual.get(chain[0].path)
+    if unit is None or any(ctx.in_residual.get(c.path) is not unit for c in chain):
+        return False
+    layers = [ctx.graph.node(p) for p in unit.branch if p not in ctx.gates]
+    spatial = {n.path for n in layers if _is_dense_spatial_conv(ctx, n)}
+    return spatial == {c.path for c in chain} and not any(n.op.merges for n in layers)
+
+
+def _describe_chains(ctx: _Context, chains: list[list[Node]], block: str | None) -> tuple[list[str], int, int]:
+    """Each chain in words, the MACs of its layers, and what single convs with the same fields (and
+    the same input and output) would cost, priced through the registry."""
+    described, chain_macs, single_macs = [], 0, 0
+    conv = OPS["conv"]
+    for chain in chains:
+        rf_size = chain_size(_rf_step(c) for c in chain)
+        single = conv.bind([], {"out": chain[-1].out_shape[0], "kernel": list(rf_size), "bias": False})
+        single_macs += conv.macs(single, [chain[0].in_shapes[0]], chain[-1].out_shape)
+        chain_macs += sum(ctx.costs(c.path).macs for c in chain)
+        names = " + ".join(f"{_short(c.path, block) if ctx.block(c) == block else ctx.block(c)} ({_kernel(ctx, c)})"
+                           for c in chain)
+        size = f"{rf_size[0]}x{rf_size[1]}"
+        described.append(f"{names}: {'an' if size.startswith(('8', '11', '18')) else 'a'} {size} field")
+    return described, chain_macs, single_macs
 
 
 @check
@@ -710,7 +950,7 @@ def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
             {"out": geometry.out_channels, "kernel": [n, 1], "padding": [pad_h, 0], "dilation": [dilation_h, 1],
              "bias": geometry.bias}])
         if chain.macs < ctx.costs(node.path).macs:
-            per_block.setdefault(node.block, []).append((node, chain))
+            per_block.setdefault(ctx.block(node), []).append((node, chain))
     findings = []
     for block, items in per_block.items():
         before = sum(ctx.costs(node.path).macs for node, _ in items)
@@ -753,17 +993,13 @@ def check_early_asymmetric(ctx: _Context) -> list[Finding]:
 # ----------------------------------------------------------------------------- §4 auxiliary heads
 @check
 def check_auxiliary_heads(ctx: _Context) -> list[Finding]:
-    """§4: auxiliary classifiers act as regularizers, best when batch-normalized ("BN-auxiliary")."""
+    """§4: auxiliary classifiers act as regularizers, best when batch-normalized ("BN-auxiliary").
+    A network without one gets no finding: an auxiliary head is a training option, and its absence
+    says nothing about the design."""
     aux = [n for n in ctx.graph.layers() if n.role == AUX]
-    if not aux:
-        return [Finding(
-            "§4.auxiliary", "§4", "info", ctx.graph.name,
-            "no auxiliary classifier: the paper uses one on the 17x17 grid as a regularizer "
-            "(with BN it added 0.4% top-1 in Table 3)",
-            {"heads": 0}, "optional for training: a side head with BN on a middle grid")]
     findings = []
-    for head in sorted({n.block for n in aux}, key=lambda b: [n.block for n in aux].index(b)):
-        layers = [n for n in aux if n.block == head]
+    for head in dict.fromkeys(ctx.block(n) for n in aux):
+        layers = [n for n in aux if ctx.block(n) == head]
         weighted = [n for n in layers if n.op.weighted][:-1]  # all but the final classifier
         unnormalised = [n.path for n in weighted if not _followed_by_bn(ctx, n)]
         grid = next((grid_text(n.in_shapes[0]) for n in layers if len(n.in_shapes[0]) == 3), "?")
@@ -788,6 +1024,9 @@ def _followed_by_bn(ctx: _Context, node: Node) -> bool:
 
 
 # ----------------------------------------------------------------------------- receptive fields
+_MERGE_VERBS = {MergeKind.ADD: "adds", MergeKind.CONCAT: "concatenates", MergeKind.GATE: "multiplies"}
+
+
 @check
 def check_alignment(ctx: _Context) -> list[Finding]:
     """Merges whose branches see fields centred on different input pixels (reported once per block)."""
@@ -800,8 +1039,8 @@ def check_alignment(ctx: _Context) -> list[Finding]:
         if all(f.aligned for f in inputs) and not fields[node.path].aligned:
             centres = sorted({f.center for f in inputs})
             findings.append(Finding(
-                "RF.unaligned_merge", "§5", "warning", node.block,
-                f"{node.path} {'adds' if node.op.merge_kind is MergeKind.ADD else 'concatenates'} branches whose units are "
+                "RF.unaligned_merge", "§5", "warning", ctx.block(node),
+                f"{node.path} {_MERGE_VERBS.get(node.op.merge_kind, 'merges')} branches whose units are "
                 "centred on different input pixels "
                 f"({', '.join(f'{c[0]:g}' for c in centres)}): features of one position mix different places",
                 {"centres": [list(c) for c in centres]},
@@ -815,15 +1054,24 @@ def review(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]) 
         ctx = _context(graph, report, fields)
         findings = [f for check in CHECKS for f in check(ctx)]
     order = {n.path: i for i, n in enumerate(graph.order)}
-    order.update({b: i for i, b in reversed(list(enumerate(n.block for n in graph.order)))})
+    order.update({b: i for i, b in reversed(list(enumerate(ctx.block_of.get(n.path, n.block) for n in graph.order)))})
     return sorted(findings, key=lambda f: (severity_rank(f.severity), order.get(f.path, -1)))
+
+
+def bottleneck_places(finding: Finding) -> list[str]:
+    """The blocks or layers a finding marks as a representational bottleneck: its own path for the
+    findings of is_bottleneck, the blocks that keep less than half of their input for a model's
+    linear bottlenecks (P1 would call them bottlenecks, MobileNetV2 argues for them), else none."""
+    if finding.check == "P1.linear_bottleneck":
+        return list(finding.figures.get("drops", {}))
+    return [finding.path] if is_bottleneck(finding) else []
 
 
 def is_bottleneck(finding: Finding) -> bool:
     """Findings that mark a representational bottleneck (P1, and §5's pool-then-conv reductions,
     which the paper rejects for creating one); plots mark these. P1.residual says the opposite:
     a residual branch's narrowing is not one."""
-    return (finding.principle == "P1" and finding.check != "P1.residual") or \
+    return (finding.principle == "P1" and finding.check not in ("P1.residual", "P1.linear_bottleneck")) or \
         finding.figures.get("kind") == "pool_then_conv"
 
 

@@ -8,20 +8,25 @@ Fields of Convolutional Neural Networks", Distill 2019) give, per axis:
     j_out = j_in * s                       effective stride: input pixels between adjacent units
     P_out = P_in + p * j_in                effective padding: the first unit's field starts at -P
 
-The first output unit's field spans input pixels [-P, -P + r - 1]; its centre is (r - 1) / 2 - P.
+The first output unit's field spans input pixels [-P, -P + r - 1]; its centre is (r - 1) / 2 - P,
+carried along by its own recurrence, c_out = c_in + (k - 1) * d * j_in / 2 - p * j_in (the same
+number on a plain path).
 
 Where branches merge (concat, add), every path from the input is a different field. We keep the
 largest r (`size`, with the padding of that path) and the smallest (`size_min`), and flag the node
 as not `aligned` when the paths' centres (or strides) differ: units of such a merge mix features
 centred on different input pixels, the case google-research's `receptive_field` refuses. A node
-downstream of an unaligned merge is unaligned too.
+downstream of an unaligned merge is unaligned too. A branch broadcast over the grid (a
+squeeze-and-excitation gate, one value per channel: graph.broadcast_inputs) makes every unit depend
+on the whole input, so it widens r, but it has no position of its own: the merge keeps the local
+paths' padding and centre, and the layers after it move that centre, not the middle of r.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..graph import INPUT, Graph
+from ..graph import INPUT, Graph, broadcast_inputs
 from ..ops import RFStep
 from ..perf import paused_gc
 
@@ -71,18 +76,17 @@ def _plus(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
     return (a[0] + b[0], a[1] + b[1])
 
 
-def _center(size: int, padding: int) -> float:
-    return (size - 1) / 2 - padding
-
-
 def _step(field: ReceptiveField, path: str, step: RFStep | None, grid_out: tuple[int, int]) -> ReceptiveField:
     if step is None:
         return ReceptiveField(path, field.size, field.size_min, field.stride, field.padding, field.center,
                               field.aligned, grid_out)
     grown = growth(step, field.stride)
     size, padding = _plus(field.size, grown.size), _plus(field.padding, grown.padding)
-    return ReceptiveField(path, size, _plus(field.size_min, grown.size), grown.stride, padding,
-                          (_center(size[0], padding[0]), _center(size[1], padding[1])), field.aligned, grid_out)
+    # the centre moves by half the growth less the padding: (r - 1) / 2 - P on a plain path, and
+    # still the local paths' centre after a broadcast gate widened r to the whole input
+    center = tuple(c + g / 2 - p for c, g, p in zip(field.center, grown.size, grown.padding))
+    return ReceptiveField(path, size, _plus(field.size_min, grown.size), grown.stride, padding, center,
+                          field.aligned, grid_out)
 
 
 def _merge(fields: list[ReceptiveField], path: str, grid_out: tuple[int, int],
@@ -116,8 +120,7 @@ def receptive_fields(graph: Graph) -> dict[str, ReceptiveField]:
             out = node.out_shape
             if node.op.merges:
                 grid = tuple(out[1:]) if len(out) == 3 else inputs[0].grid
-                broadcast = [len(s) == 3 and tuple(s[1:]) == (1, 1) != grid for s in node.in_shapes]
-                fields[node.path] = _merge(inputs, node.path, grid, broadcast)
+                fields[node.path] = _merge(inputs, node.path, grid, list(broadcast_inputs(node)))
                 continue
             step = node.op.rf_step(node.args, list(node.in_shapes), inputs[0].grid)
             if len(out) == 3:

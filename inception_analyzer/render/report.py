@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..version import __version__
 from ..analysis.cost import AUX
-from ..analysis.principles import is_bottleneck
+from ..analysis.principles import bottleneck_places
 from ..analysis.findings import counts_by_severity, counts_text, most_serious_first
 from ..numbers import human
 from ..pipeline import ModelAnalysis
@@ -210,16 +210,15 @@ def _receptive_field_section(model: ModelAnalysis, key: str, files: dict) -> lis
 
 
 def bottlenecks(model: ModelAnalysis) -> dict[str, str]:
-    """Block -> label, for the review's representational-bottleneck findings (see is_bottleneck)."""
+    """Block -> label, for the review's representational-bottleneck findings (see bottleneck_places)."""
     block_of = {layer.path: layer.block for layer in model.cost.layers}
     blocks = {b.name for b in model.cost.blocks}
     marks: dict[str, list[str]] = {}
     for finding in model.findings:
-        if not is_bottleneck(finding):
-            continue
-        block = finding.path if finding.path in blocks else block_of.get(finding.path)
-        if block is not None:
-            marks.setdefault(block, []).append(finding.check.split(".")[-1])
+        for path in bottleneck_places(finding):
+            block = path if path in blocks else block_of.get(path)
+            if block is not None:
+                marks.setdefault(block, []).append(finding.check.split(".")[-1])
     return {block: ", ".join(dict.fromkeys(labels)) for block, labels in marks.items()}
 
 

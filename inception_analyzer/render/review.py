@@ -45,15 +45,28 @@ def figure_value(value) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
+def _field(size) -> str:
+    return "x".join(str(v) for v in size)
+
+
 def effect_text(effect: dict, totals) -> str:
-    """A suggestion's computed effect: params and MACs deltas with their share of the model."""
+    """A suggestion's computed effect in words: params and MACs deltas with their share of the
+    model, the share of the changed layer's MACs saved, the receptive field before and after. The
+    JSON keeps the raw keys (docs/review.md); any other key is spelled out with its value."""
     parts = []
     for key, total in (("params", totals.params), ("macs", totals.macs)):
         if key in effect:
             label = "MACs" if key == "macs" else key
             share = f" ({100 * effect[key] / total:+.2f}% of the model)" if total else ""  # a model of no params
             parts.append(f"{label} {_signed(effect[key])}{share}")
-    parts += [f"{key} {figure_value(value)}" for key, value in effect.items() if key not in ("params", "macs")]
+    if "macs_saved_share" in effect:
+        parts.append(f"{100 * effect['macs_saved_share']:.1f}% fewer MACs in the layer it changes")
+    if "rf" in effect:
+        before, after = effect["rf"], effect.get("rf_after", effect["rf"])
+        parts.append(f"same {_field(before)} receptive field" if list(before) == list(after)
+                     else f"receptive field {_field(before)} -> {_field(after)}")
+    parts += [f"{key.replace('_', ' ')} {figure_value(value)}" for key, value in effect.items()
+              if key not in ("params", "macs", "macs_saved_share", "rf", "rf_after")]
     return "; ".join(parts)
 
 
