@@ -19,6 +19,7 @@ TORCHVISION_PEERS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "googlenet": ("googlenet", ("num_classes", "aux_logits", "dropout", "dropout_aux"),
                   {"init_weights": False, "transform_input": False}),
     "vgg16": ("vgg16", ("num_classes", "dropout"), {"init_weights": False}),
+    "resnet50": ("resnet50", ("num_classes",), {}),
     "alexnet": ("alexnet", ("num_classes", "dropout"), {}),
 }
 

@@ -189,9 +189,9 @@ def _json(report: BenchReport) -> dict:
 
 def _csv(report: BenchReport) -> str:
     header = ["spec", "model", "batch", "implementation", "status", "note", "images_per_second",
-                     "p50_seconds", "p90_seconds", "iterations", "achieved_flops", "peak_share", "peak_memory_bytes",
-                     "estimate_seconds", "measured_over_estimate", "ours_over_torchvision",
-                     "ours_over_torchvision_ci95_low", "ours_over_torchvision_ci95_high"]
+              "p50_seconds", "p90_seconds", "iterations", "achieved_flops", "peak_share", "peak_memory_bytes",
+              "estimate_seconds", "measured_over_estimate", "ours_over_torchvision",
+              "ours_over_torchvision_ci95_low", "ours_over_torchvision_ci95_high"]
     rows = []
     for r in report.rows:
         for m in (r.ours, r.torchvision):
