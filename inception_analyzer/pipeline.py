@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import catalog
+from .catalog import CatalogError
 from .analysis.cost import CostReport, analyze_cost
 from .analysis.findings import Finding
 from .analysis.principles import review
@@ -119,10 +120,26 @@ def analyze(request: Request) -> ModelAnalysis:
 
 
 def analyze_with_baseline(sources: list[str], baseline: str) -> tuple[list[ModelAnalysis], ModelAnalysis]:
-    """Analyse every source for a comparison; the baseline is the compared model of that name, or
-    else a spec (file or bundled name) analysed on its own."""
-    models = [analyze(Request(source)) for source in sources]
+    """Analyse every source once for a comparison (a spec given twice, by name and by path alike,
+    is one model). The baseline is the compared model of that name or spec file, or else a spec
+    (file or bundled name) analysed on its own."""
+    models: list[ModelAnalysis] = []
+    seen: set[Path] = set()
+    for source in sources:
+        file = Path(catalog.resolve(source)).resolve()
+        if file not in seen:
+            seen.add(file)
+            models.append(analyze(Request(source)))
     for model in models:
-        if model.name == baseline:
+        if model.name == baseline or _same_file(model, baseline):
             return models, model
     return models, analyze(Request(baseline))
+
+
+def _same_file(model: ModelAnalysis, source: str) -> bool:
+    if model.request.spec_file is None:
+        return False
+    try:
+        return Path(model.request.spec_file).resolve() == Path(catalog.resolve(source)).resolve()
+    except CatalogError:
+        return False  # not a spec the catalog knows: the name alone decides

@@ -465,3 +465,28 @@ def test_records_and_their_renderer_stay_torch_free():
             "inception_analyzer.render.bench, inception_analyzer.commands.bench; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def test_progress_names_the_setting_and_the_time_left(monkeypatch):
+    clock = iter([100.0, 130.0, 130.0])    # the run starts at 100 s; the second row starts at 130 s
+    monkeypatch.setattr("inception_analyzer.bench.progress.time.monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    progress = Progress(4, "inference, bf16, contiguous", enabled=True, stream=stream)
+    progress.start("v3 batch 1 ours")
+    progress.start("v3 batch 32 ours")     # one row of four done in 30 s: three more, 1:30
+    assert "[2/4] (inference, bf16, contiguous, about 1:30 left) v3 batch 32 ours" in stream.getvalue()
+
+
+def test_a_busy_machine_is_said_to_make_the_figures_unreliable():
+    from inception_analyzer.bench.records import MachineLoad
+    from inception_analyzer.render.bench import render_bench
+
+    quiet = MachineLoad(cores=2, own_threads=2, samples=[1.9, 2.3])    # the run's own two threads
+    busy = MachineLoad(cores=2, own_threads=2, samples=[2.0, 3.3])     # the case: 3.3 on 2 cores
+    assert not quiet.busy and busy.busy and busy.others == pytest.approx(1.3)
+    ours = Measurement("ours", "ok", batch=1, timing=TimingStats((0.010, 0.011)))
+    row = BenchRow("t.yaml", "t", 1, None, 0, None, ours, None)
+    for load, said in ((quiet, False), (busy, True)):
+        report = BenchReport(BenchSettings(CPU), {"device": "cpu"}, None, "no profile", [row], load)
+        assert ("the machine was busy: its load average reached 3.30 on 2 core(s)" in render_bench(report)) == said
+        assert json.loads(render_bench(report, "json"))["machine_load"]["busy"] == said

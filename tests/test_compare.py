@@ -159,3 +159,11 @@ def test_command_line(tmp_path):
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 1 + len(DEFAULT_SPECS)
     bad = cli("compare", "inception_v3", "--baseline", "vg16")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_each_model_is_listed_once_however_it_is_named():
+    """The same spec by path, by bundled name and as the baseline is one row (the issue's case:
+    `compare --baseline specs/vgg16.yaml specs/vgg16.yaml ...` printed the baseline twice)."""
+    models, baseline = models_and_baseline([spec_path("vgg16"), "vgg16", spec_path("alexnet")], spec_path("vgg16"))
+    rows = comparison_rows(models, baseline)
+    assert [(r.model, r.baseline) for r in rows] == [("vgg16", True), ("alexnet", False)]

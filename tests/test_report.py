@@ -212,3 +212,47 @@ def test_command_line(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == ("inception-analyzer: specs/alexnet.yaml: output error: refusing to write the "
                                   "report over the input spec")
+
+
+def test_the_contents_link_to_every_section(written):
+    page = (written / HTML_NAME).read_text()
+    nav = page[page.index('<nav class="contents">'):page.index("</nav>")]
+    targets = re.findall(r'href="#([^"]+)"', nav)
+    headings = re.findall(r'<h[23] id="([^"]+)"', page)
+    assert targets == headings and len(targets) >= 2 + 2 * 6   # summary, comparison, six per model
+    markdown = (written / MARKDOWN_NAME).read_text()
+    for anchor in targets:   # the Markdown's own links resolve to its explicit anchors
+        assert f"](#{anchor})" in markdown and f'<a id="{anchor}"></a>' in markdown
+
+
+def test_a_baseline_nobody_asked_to_review_is_said_to_be_added(tmp_path):
+    assert run_report(spec_path("inception_v3"), "-o", str(tmp_path / "out")) == 0
+    markdown = (tmp_path / "out" / MARKDOWN_NAME).read_text()
+    assert "vgg16 is the comparison's baseline (`--baseline`), added for the ratios" in markdown
+    assert "## vgg16" not in markdown   # compared, not reviewed
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_a_report_of_imported_models_renders_and_its_links_resolve(torchvision, tmp_path):
+    """An Inception spec beside two imported non-Inception models (a ResNet and an EfficientNet):
+    the page renders in a browser, every diagram is drawn at its own scale, every link of the
+    contents leads to an element of the rendered page."""
+    import sys
+
+    specs = [spec_path("inception_v3")]
+    for name in ("resnet18", "efficientnet_b0"):
+        target = tmp_path / f"{name}.yaml"
+        proc = subprocess.run([sys.executable, "-m", "inception_analyzer", "import", f"torchvision.models:{name}",
+                               "-o", str(target)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        specs.append(str(target))
+    assert run_report(*specs, "-o", str(tmp_path / "out")) == 0
+    url = (tmp_path / "out" / HTML_NAME).resolve().as_uri()
+    dom = chromium("--dump-dom", url, profile=tmp_path / "profile").stdout
+    for name in ("inception_v3", "resnet18", "efficientnet_b0"):
+        assert f">{name}</h2>" in dom
+    ids = set(re.findall(r'\bid="([^"]+)"', dom))
+    links = re.findall(r'href="#([^"]+)"', dom)
+    assert links and set(links) <= ids
+    diagrams = re.findall(r'<figure class="diagram">\s*<svg[^>]*\bwidth="([\d.]+)pt"', dom)
+    assert len(diagrams) >= 3 and all(float(width) > 100 for width in diagrams)

@@ -1,4 +1,5 @@
-"""The status line a run keeps on stderr while it measures."""
+"""The status line a run keeps on stderr while it measures: which row of how many (model, batch,
+the setting), how far its timed iterations are, and when the whole run should end."""
 from __future__ import annotations
 
 import sys
@@ -9,10 +10,11 @@ from typing import TextIO
 class Progress:
     """One status line on stderr, rewritten in place; silent unless stderr is a terminal."""
 
-    def __init__(self, runs: int, enabled: bool | None = None, stream: TextIO | None = None):
+    def __init__(self, runs: int, setting: str = "", enabled: bool | None = None, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.runs, self.run, self.label, self._last = runs, 0, "", 0.0
+        self.runs, self.run, self.setting, self.label, self._last = runs, 0, setting, "", 0.0
+        self._started = time.monotonic()
 
     def start(self, label: str) -> None:
         self.run += 1
@@ -27,6 +29,14 @@ class Progress:
         filled = round(20 * done / total)
         self._write(f"{self.label}: [{'#' * filled}{'.' * (20 - filled)}] {done}/{total}")
 
+    def eta(self) -> str:
+        """The rest of the run at the pace of the rows done so far ('' before the first is done)."""
+        done = self.run - 1
+        if done < 1:
+            return ""
+        seconds = (time.monotonic() - self._started) / done * (self.runs - done)
+        return f", about {int(seconds // 60)}:{int(seconds % 60):02d} left"
+
     def done(self) -> None:
         if self.enabled:
             self.stream.write("\r\033[K")
@@ -34,5 +44,6 @@ class Progress:
 
     def _write(self, text: str) -> None:
         if self.enabled:
-            self.stream.write(f"\r\033[K[{self.run}/{self.runs}] {text}")
+            setting = f" ({self.setting}{self.eta()})" if self.setting or self.eta() else ""
+            self.stream.write(f"\r\033[K[{self.run}/{self.runs}]{setting} {text}")
             self.stream.flush()

@@ -105,3 +105,24 @@ class BenchReport:
     profile: DeviceProfile | None
     profile_note: str
     rows: list[BenchRow]
+    load: MachineLoad | None = None
+
+
+@dataclass
+class MachineLoad:
+    """The machine's 1-minute load average, sampled before the run and after each row: other work
+    competing for the cores skews every figure (a run at load 3.3 on 2 cores had p90 = 2.4 x p50)."""
+
+    cores: int
+    own_threads: int                 # what the run itself keeps busy: torch's threads on a CPU, one for CUDA
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def others(self) -> float:
+        """The most load that was not the run's own."""
+        return max(self.samples, default=0.0) - self.own_threads
+
+    @property
+    def busy(self) -> bool:
+        """Other work held more than half a core at some point of the run."""
+        return self.others > 0.5

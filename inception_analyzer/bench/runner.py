@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,7 +22,8 @@ from .machine import environment, resolve_profile
 from .peers import build_torchvision, has_peer
 from .profiler import layer_timings, profile_forward
 from .progress import Progress
-from .records import DOES_NOT_FIT, NOT_COMPARABLE, OK, OUT_OF_MEMORY, BenchReport, BenchRow, Measurement
+from .records import (DOES_NOT_FIT, NOT_COMPARABLE, OK, OUT_OF_MEMORY, BenchReport, BenchRow, MachineLoad,
+                      Measurement)
 from .settings import BenchSettings, check_settings, torch_settings
 from .stats import TimingStats
 from .timing import block_sizes, iterations_for, seconds_per_iteration, synchronize, time_iterations, warm_up
@@ -37,10 +39,12 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
                   progress: Progress | None = None) -> BenchReport:
     check_settings(settings)
     analyses = [analyze(request) for request in requests]  # every spec error before any timing
-    progress = progress or Progress(len(analyses) * len(batches))
+    progress = progress or Progress(len(analyses) * len(batches), settings.describe())
     rows = []
     with torch_settings(settings):
         machine = environment(settings.device)
+        load = MachineLoad(os.cpu_count() or 1, torch.get_num_threads() if settings.device.type == "cpu" else 1)
+        _sample_load(load)
         profile, profile_note = resolve_profile(profile_name, settings)  # the CPU probe uses the same threads
         # before any timing: a profile without a peak for the dtype fails here
         peak = profile.peak_flops(settings.dtype) if profile else None
@@ -48,7 +52,13 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
             for batch in batches:
                 rows.append(_bench_row(analysis, batch, settings, profile, peak, with_torchvision, per_layer,
                                        progress))
-    return BenchReport(settings, machine, profile, profile_note, rows)
+                _sample_load(load)
+    return BenchReport(settings, machine, profile, profile_note, rows, load)
+
+
+def _sample_load(load: MachineLoad) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # no load average on this system: nothing to say
+        load.samples.append(os.getloadavg()[0])
 
 
 def _bench_row(analysis: ModelAnalysis, batch: int, settings: BenchSettings, profile: DeviceProfile | None,

@@ -42,6 +42,11 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
     for row in report.rows:
         if row.layers:
             parts.append(_layers_section(row, tablefmt, heading))
+    load = report.load
+    if load is not None and load.busy:
+        parts.append(f"NOTE: the machine was busy: its load average reached {max(load.samples):.2f} on {load.cores} "
+                     f"core(s), {load.others:.1f} more than this run's own {load.own_threads} thread(s): other work "
+                     "competed for the cores, and these figures are unreliable; measure again on a quiet machine.")
     environment = "; ".join(f"{key} {value}" for key, value in report.environment.items())
     notes = "\n".join(f"- {line}" for line in CONVENTIONS)
     parts.append(f"environment: {environment}\n\n{notes}")
@@ -183,8 +188,12 @@ def _json(report: BenchReport) -> dict:
              "ours": _measurement(r, r.ours), "torchvision": _measurement(r, r.torchvision),
              "profiled_total_seconds": r.profiled_total_seconds,
              "layers": [dataclasses.asdict(layer) for layer in r.layers]} for r in report.rows]
+    load = report.load
+    machine_load = None if load is None else {"cores": load.cores, "own_threads": load.own_threads,
+                                              "load_averages": load.samples, "busy": load.busy}
     return {"schema_version": JSON_SCHEMA_VERSION, "settings": settings, "environment": report.environment,
-            "profile_note": report.profile_note, "conventions": CONVENTIONS, "rows": rows}
+            "profile_note": report.profile_note, "conventions": CONVENTIONS, "machine_load": machine_load,
+            "rows": rows}
 
 
 def _csv(report: BenchReport) -> str:

@@ -36,6 +36,7 @@ class Published:
     top1: float | None
     top5: float | None
     source: str
+    kind: str = "paper"          # "paper": the paper's own network; "weights": released weights
 
 
 @dataclass
@@ -71,7 +72,7 @@ def primary_published(metadata: dict) -> Published | None:
     if not single:
         return None
     entry = single[0]
-    return Published(entry.get("top1"), entry.get("top5"), str(entry.get("source", "")))
+    return Published(entry.get("top1"), entry.get("top5"), str(entry.get("source", "")), entry.get("kind", "paper"))
 
 
 def comparison_rows(models: list[ModelAnalysis], baseline: ModelAnalysis) -> list[ComparisonRow]:
@@ -160,7 +161,7 @@ def render_text(rows: list[ComparisonRow], tablefmt: str = "simple") -> str:
 def render_csv(rows: list[ComparisonRow]) -> str:
     fields = ["model", "spec", "input", "params", "macs", "activations", "depth", "rf_h", "rf_w", "rf_at", "top1",
               "top5", "published_source", *(f"findings_{s}" for s in MOST_SERIOUS_FIRST),
-              *(f"{name}_ratio" for name in RATIO_FIGURES), "baseline"]
+              *(f"{name}_ratio" for name in RATIO_FIGURES), "baseline", "published_kind"]
     return csv_text(fields, (_csv_row(row) for row in rows))
 
 
@@ -170,7 +171,7 @@ def _csv_row(row: ComparisonRow) -> list:
     return [row.model, row.spec, "x".join(map(str, row.input)), row.params, row.macs, row.activations, row.depth,
             *field, row.receptive_field_at or "", _blank(published.top1), _blank(published.top5), published.source,
             *(row.findings[s] for s in MOST_SERIOUS_FIRST), *(f"{row.ratios[name]:.6g}" for name in RATIO_FIGURES),
-            str(row.baseline).lower()]
+            str(row.baseline).lower(), published.kind if row.published else ""]
 
 
 def _blank(value) -> str:

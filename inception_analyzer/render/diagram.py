@@ -392,8 +392,10 @@ def _label(title: str, kind: str, cost: GroupCost, findings, font_colour: str) -
             + _finding_rows(findings) + "</table>>")
 
 
-def _tooltip(path: str, findings) -> str:
-    lines = [path] + [_abridged(f"{f.severity} {check_name(f)}: {f.message}") for f in findings[:MAX_TOOLTIP_FINDINGS]]
+def _tooltip(path: str, findings, where: bool = False) -> str:
+    """The node's path, then one line per finding (with the finding's own path when `where`)."""
+    lines = [path] + [_abridged(f"{f.severity} {check_name(f)}{f' at {f.path}' if where else ''}: {f.message}")
+                      for f in findings[:MAX_TOOLTIP_FINDINGS]]
     if len(findings) > MAX_TOOLTIP_FINDINGS:
         lines.append(f"and {len(findings) - MAX_TOOLTIP_FINDINGS} more findings")
     # DOT's own line-break escape between lines (the DOT text stays one line per node); the
@@ -416,10 +418,11 @@ def _legend(diagram: Diagram) -> str:
     severity = " ".join(f'<font color="{c}"><b>{s}</b></font>' for s, c in SEVERITY_COLOURS.items())
     rows = [f'<font point-size="14"><b>{_text(diagram.title)}</b></font>', scale,
             f"border: review finding ({severity}); dashed grey: auxiliary head (training only)"]
+    # short marks (rule, severity, where): a message would make the heading, and so the whole
+    # picture, as wide as the message; the messages are in the graph's tooltip and the report
     listed = diagram.unplaced_findings[:MAX_LEGEND_FINDINGS]
     rows += [f'<font color="{SEVERITY_COLOURS.get(f.severity, "#000000")}"><b>{_text(f.severity)}</b> '
-             f'{_text(check_name(f))} at {_text(_abridged(f.path))}: {_text(_abridged(f.message))}</font>'
-             for f in listed]
+             f'{_text(check_name(f))} at {_text(_abridged(f.path))}</font>' for f in listed]
     if len(diagram.unplaced_findings) > len(listed):
         rows.append(f"and {len(diagram.unplaced_findings) - len(listed)} more findings about the whole model")
     cells = "".join(f'<tr><td align="left">{row}</td></tr>' for row in rows)
@@ -451,7 +454,8 @@ def diagram_source(diagram: Diagram) -> str:
 
     ids = _DotIds()
     dot = graphviz.Digraph(dot_identifier(diagram.model), graph_attr={
-        "rankdir": "TB", "label": _legend(diagram), "labelloc": "t", "labeljust": "l", "fontname": FONT,
+        "rankdir": "TB", "label": _legend(diagram), "tooltip": _tooltip(diagram.model, diagram.unplaced_findings, where=True),
+        "labelloc": "t", "labeljust": "l", "fontname": FONT,
         "fontsize": "11", "nodesep": "0.18", "ranksep": "0.3", "newrank": "true", "ordering": "out"},
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "10",
                    "margin": "0.08,0.03", "color": "#555555"},

@@ -70,6 +70,22 @@ class Details:
     blocks: list = field(default_factory=list)
 
 
+@dataclass
+class Contents:
+    """A table of contents: links to the headings of `levels` that follow it in the document."""
+
+    levels: tuple[int, ...] = (2, 3)
+
+
+def _contents(blocks: list, at: int, levels: tuple[int, ...]) -> list[Heading]:
+    return [b for b in blocks[at + 1:] if isinstance(b, Heading) and b.level in levels]
+
+
+def _link_text(text: str) -> str:
+    """Inline text inside a Markdown link's brackets: a bracket of its own must not end it."""
+    return re.sub(r"(?<!\\)([\[\]])", r"\\\1", text)
+
+
 # ----------------------------------------------------------------------------- Markdown
 def _md_cell(text) -> str:
     return markdown_cell(text)
@@ -77,9 +93,14 @@ def _md_cell(text) -> str:
 
 def to_markdown(blocks: list) -> str:
     out: list[str] = []
-    for block in blocks:
+    for index, block in enumerate(blocks):
         if isinstance(block, Heading):
-            out.append(f"{'#' * block.level} {block.text}")
+            # an explicit anchor: the links of the contents work in any Markdown viewer
+            out.append(f'<a id="{html_doc.escape(block.anchor)}"></a>\n\n{"#" * block.level} {block.text}')
+        elif isinstance(block, Contents):
+            top = min(block.levels)
+            out.append("\n".join(f"{'  ' * (h.level - top)}- [{_link_text(h.text)}](#{h.anchor})"
+                                 for h in _contents(blocks, index, block.levels)))
         elif isinstance(block, Paragraph):
             out.append(f"*{block.text}*" if block.muted else block.text)
         elif isinstance(block, Bullets):
@@ -137,9 +158,11 @@ def inline(text: str) -> str:
 
 def to_html_body(blocks: list) -> str:
     out: list[str] = []
-    for block in blocks:
+    for index, block in enumerate(blocks):
         if isinstance(block, Heading):
             out.append(f'<h{block.level} id="{html_doc.escape(block.anchor)}">{inline(block.text)}</h{block.level}>')
+        elif isinstance(block, Contents):
+            out.append(_contents_html(_contents(blocks, index, block.levels)))
         elif isinstance(block, Paragraph):
             out.append(f'<p class="muted">{inline(block.text)}</p>' if block.muted else f"<p>{inline(block.text)}</p>")
         elif isinstance(block, Bullets):
@@ -157,6 +180,23 @@ def to_html_body(blocks: list) -> str:
         elif isinstance(block, Details):
             out.append(f"<details><summary>{inline(block.summary)}</summary>\n{to_html_body(block.blocks)}\n</details>")
     return "\n".join(out)
+
+
+def _contents_html(headings: list[Heading]) -> str:
+    """Nested lists of links, one level of nesting per heading level."""
+    if not headings:
+        return ""
+    out, depth = ['<nav class="contents"><ul>'], headings[0].level
+    for position, heading in enumerate(headings):
+        if position:
+            if heading.level > depth:
+                out.append("<ul>" * (heading.level - depth))
+            else:
+                out.append("</li>" + "</ul></li>" * (depth - heading.level))
+        depth = heading.level
+        out.append(f'<li><a href="#{html_doc.escape(heading.anchor)}">{inline(heading.text)}</a>')
+    out.append("</li>" + "</ul></li>" * (depth - headings[0].level) + "</ul></nav>")
+    return "".join(out)
 
 
 def _note_title(note: Note) -> str:

@@ -18,10 +18,12 @@ th, td { border: 1px solid #d0d7de; padding: .25rem .55rem; vertical-align: top;
 th { background: #f3f5f7; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.baseline td { background: #f7f7f0; }
-nav ul { columns: 2; }
 figure { margin: 1rem 0; }
 figure svg { max-width: 100%; height: auto; }
-figure.diagram { border: 1px solid #eee; padding: .5rem; }
+/* a diagram keeps its own scale, legible, and scrolls where it is larger than the page */
+figure.diagram { border: 1px solid #eee; padding: .5rem; overflow: auto; max-height: 85vh; }
+figure.diagram svg { max-width: none; }
+nav.contents { font-size: .92rem; } nav.contents ul { margin: .2rem 0; }
 details > summary { cursor: pointer; color: #1565c0; margin: .5rem 0; }
 figcaption { font-size: .86rem; color: #555; }
 .finding { border-left: 4px solid #999; padding: .2rem .8rem; margin: .8rem 0; background: #fafafa; }

@@ -18,6 +18,10 @@ from ..untrusted import visible
 PNG_DPI = 110
 ACCENT = "#c62828"        # the review's bottleneck marks
 MAX_TICK_LABELS = 60
+# a published figure's marker: what it measured (metadata.published[].kind, docs/spec-format.md)
+PUBLISHED_MARKERS = {"paper": "o", "weights": "s"}
+PUBLISHED_LABELS = {"paper": "the paper's network (its reported figure)",
+                    "weights": "released weights of this network (e.g. torchvision's)"}
 MAIN_COLOUR = "#2b6cb0"
 SECOND_COLOUR = "#8fb3de"
 BASELINE_COLOUR = "#9e9e9e"
@@ -184,7 +188,7 @@ def accuracy_vs_cost(rows) -> Plot:
         for row, value in sorted(zip(shown, values), key=lambda item: -item[1]):
             area = 40 + 900 * row.params / largest  # points squared
             axes.scatter(float(row.macs), value, s=area, alpha=0.55, color=BASELINE_COLOUR if row.baseline else MAIN_COLOUR,
-                         edgecolors="#333333", linewidths=0.6)
+                         marker=PUBLISHED_MARKERS[row.published.kind], edgecolors="#333333", linewidths=0.6)
             # labels of nearby points (within a third of a decade and 6% of the range) step down a line
             near = sum(1 for x, y in placed if abs(x - math.log10(row.macs)) < 0.33 and abs(y - value) < 0.06 * span)
             placed.append((math.log10(row.macs), value))
@@ -201,4 +205,19 @@ def accuracy_vs_cost(rows) -> Plot:
                        fontsize=9)
         axes.margins(x=0.25, y=0.18)
         axes.grid(color="#eeeeee")
+    _published_legend(figure, rows)
     return _save(figure)
+
+
+def _published_legend(figure, rows) -> None:
+    """Which marker means which kind of figure: the paper's own network, or released weights."""
+    from matplotlib.lines import Line2D
+
+    kinds = sorted({row.published.kind for row in rows if row.published}, key=list(PUBLISHED_MARKERS).index)
+    handles = [Line2D([], [], linestyle="", marker=PUBLISHED_MARKERS[kind], markersize=8, color=MAIN_COLOUR,
+                      alpha=0.55, markeredgecolor="#333333", label=PUBLISHED_LABELS[kind]) for kind in kinds]
+    if any(row.baseline for row in rows):
+        handles.append(Line2D([], [], linestyle="", marker="o", markersize=8, color=BASELINE_COLOUR, alpha=0.55,
+                              markeredgecolor="#333333", label="the baseline"))
+    if handles:
+        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)

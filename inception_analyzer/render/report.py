@@ -29,7 +29,7 @@ from ..untrusted import markdown_code, markdown_text, slug
 from . import plots
 from .compare import LEGEND, NUMERIC, ComparisonRow, comparison_rows, last_feature_map, primary_published, table_rows
 from .diagram import Diagram, build_diagram, diagram_source, render_dot
-from .document import Bullets, Details, Figure, Heading, Note, Paragraph, Table, to_html, to_markdown
+from .document import Bullets, Contents, Details, Figure, Heading, Note, Paragraph, Table, to_html, to_markdown
 from .html import inline_svg
 from .review import effect_text, figure_value
 from .tables import cost_table, rf_table, totals_table
@@ -118,16 +118,21 @@ def _summary_item(model: ModelAnalysis) -> str:
             f"Review findings: {counts_text(counts_by_severity(model.findings))}.")
 
 
-def _comparison_section(rows: list[ComparisonRow], files: dict) -> list:
+def _comparison_section(rows: list[ComparisonRow], baseline_added: bool, files: dict) -> list:
     headers, text_rows, notes = table_rows(rows)
     plot = plots.accuracy_vs_cost(rows)
     png = f"{FIGURES}/comparison-accuracy-vs-cost.png"
     files[png] = plot.png
-    return [_heading(2, "Comparison"),
+    baseline = next(row for row in rows if row.baseline)
+    added = ([Paragraph(f"{markdown_text(baseline.model)} is the comparison's baseline (`--baseline`), added for "
+                        "the ratios: it is not one of the reviewed models, and has no section of its own.")]
+             if baseline_added else [])
+    return [_heading(2, "Comparison"), *added,
             Table(headers, text_rows, NUMERIC, ["baseline" if r.baseline else "" for r in rows]),
             Paragraph(LEGEND, muted=True), Bullets([markdown_text(note) for note in notes]),
             Figure("Published accuracy against MACs per image (log scale); marker area is proportional to "
-                   "params; the baseline in grey.", png, inline_svg(plot.svg, "comparison"))]
+                   "params; circles are the papers' own networks, squares released weights of the network; the "
+                   "baseline in grey.", png, inline_svg(plot.svg, "comparison"))]
 
 
 def _stage_section(model: ModelAnalysis, key: str, files: dict) -> list:
@@ -247,12 +252,13 @@ def build_report(models: list[ModelAnalysis], baseline: ModelAnalysis) -> Report
                   "Figures are exact and per image: params are learnable parameters, MACs are the "
                   "multiply-accumulates of conv and linear layers on the inference path (the papers' "
                   "multiply-adds), activations are output elements (docs/conventions.md).", muted=True),
+        Contents(),
         _heading(2, "Summary"),
         Bullets([_summary_item(m) for m in models]),
         Paragraph("The review reads each network against the Rethinking paper's design principles "
                   "(Szegedy et al., CVPR 2016): " + "; ".join(PRINCIPLES) + "."),
     ]
-    blocks += _comparison_section(rows, files)
+    blocks += _comparison_section(rows, all(m is not baseline for m in models), files)
     for model, key in zip(models, model_keys(models)):
         blocks.append(Heading(2, markdown_text(model.name), key))
         blocks += _stage_section(model, key, files)

@@ -165,13 +165,15 @@ def parse_spec(doc: Any, filename: str) -> Spec:
     return spec
 
 
-PUBLISHED_KEYS = ("top1", "top5", "crops", "models", "source")
+PUBLISHED_KEYS = ("top1", "top5", "crops", "models", "kind", "source")
+# what a published figure measured: the paper's own network, or weights released for this one
+PUBLISHED_KINDS = ("paper", "weights")
 
 
 def _check_published(entries: Any, loc: SourceLocation) -> None:
     """metadata.published: a list of results, each with top1/top5 accuracies in percent, the
-    number of crops and of models (an ensemble), and the source (compare and report show them
-    beside the figures)."""
+    number of crops and of models (an ensemble), what it measured (`kind`: the paper's network,
+    or released weights) and the source (compare and report show them beside the figures)."""
     if not isinstance(entries, list):
         raise SpecError("'published' must be a list of results like {top1: 77.3, top5: 93.5, crops: 1, "
                         "source: \"...\"}", loc)
@@ -190,6 +192,9 @@ def _check_published(entries: Any, loc: SourceLocation) -> None:
             count = entry.get(key, 1)
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10**6:
                 raise SpecError(f"'{key}' must be a positive integer, got {shown(count)}", entry.loc_of(key))
+        if entry.get("kind", "paper") not in PUBLISHED_KINDS:
+            raise SpecError(f"'kind' is one of {', '.join(PUBLISHED_KINDS)}, got {shown(entry['kind'])}",
+                            entry.loc_of("kind"))
         if not isinstance(entry.get("source", ""), str):
             raise SpecError(f"'source' must be text, got {shown(entry['source'])}", entry.loc_of("source"))
 
