@@ -1010,22 +1010,29 @@ def import_to_spec(reference: str, input_shape: tuple[int, int, int], strict: bo
     """`inception-analyzer import`: the model `reference` names, traced, written as spec text,
     and checked: the text expands to the imported IR (every op's path, arguments and shape).
     The spec is called `name`, else after the model (ModelReference.model_name)."""
-    from .graph import build_graph
-    from .spec import load_spec_text
-    from .spec_writer import write_spec
-
     notes: list[str] = []
     model = load_callable(reference, notes, any_callable)
     imported = import_module(model, input_shape, name=name or parse_reference(reference).model_name,
                              reference=reference, strict=strict)
     imported.notes = notes + imported.notes
+    return imported, written_spec(imported)
+
+
+def written_spec(imported: ImportedModel) -> str:
+    """The spec text of an import, checked: loaded back and expanded, it must give the import's graph
+    op for op (the same ops, arguments and shapes reading the same tensors, every weight on its
+    path), or the import fails rather than write a wrong spec."""
+    from .graph import build_graph
+    from .spec import load_spec_text
+    from .spec_writer import write_spec
+
     text = write_spec(imported)
-    written = build_graph(load_spec_text(text, f"<spec written for {reference}>"))
+    written = build_graph(load_spec_text(text, f"<spec written for {imported.reference}>"))
     mismatched = _first_difference(imported.graph, written)
     if mismatched:  # a bug of ours, never the user's: say so plainly rather than write a wrong spec
         raise ModelImportError(f"the written spec does not reproduce the import at {mismatched}; "
-                               "please report this with the model", SourceLocation(reference))
-    return imported, text
+                               "please report this with the model", SourceLocation(imported.reference))
+    return text
 
 
 def _first_difference(imported: Graph, written: Graph) -> str | None:
