@@ -76,6 +76,7 @@ class Graph:
     scopes: dict[str, Scope] = field(default_factory=dict)
     output: str = INPUT
     aux_outputs: list[str] = field(default_factory=list)
+    _levels: set[str] = field(default_factory=set, repr=False)   # every proper prefix of a node's path
 
     def node(self, path: str) -> Node:
         return self.dag.nodes[path]["node"]
@@ -87,6 +88,13 @@ class Graph:
         and a node's input shapes are its inputs' output shapes."""
         if node.path in self.dag:
             raise SpecError(f"two layers are both called '{node.path}'", node.loc, node_path=node.path)
+        # a path names a layer or a level of the module tree (the built module's container), not both
+        prefixes = [node.path[:i] for i, char in enumerate(node.path) if char == "."]
+        clash = node.path if node.path in self._levels else next((p for p in prefixes if p in self.dag), None)
+        if clash is not None:
+            raise SpecError(f"'{clash}' would be both a layer and a block holding '{node.path}'" if clash != node.path
+                            else f"'{node.path}' would be both a layer and a block holding other layers",
+                            node.loc, node_path=node.path)
         for source in node.inputs:
             self.require(source, node.loc, node.path)
         op, count = node.op, len(node.inputs)
@@ -101,6 +109,11 @@ class Graph:
         for source in node.inputs:
             self.dag.add_edge(source, node.path)
         self.order.append(node)
+        self._levels.update(prefixes)
+
+    def is_level(self, path: str) -> bool:
+        """Whether `path` holds other nodes (a level of the module tree): it cannot be a node then."""
+        return path in self._levels
 
     def require(self, path: str, loc: SourceLocation | None, reader: str | None) -> None:
         """A tensor a layer reads must have been made before it."""
@@ -112,6 +125,7 @@ class Graph:
         """Drop every node not in `paths` (an import's dead code), keeping the order of the rest."""
         self.dag.remove_nodes_from([path for path in list(self.dag.nodes) if path not in paths])
         self.order = [node for node in self.order if node.path in paths]
+        self._levels = {node.path[:i] for node in self.order for i, char in enumerate(node.path) if char == "."}
 
     def layers(self) -> Iterator[Node]:
         """Every op node except the input, in execution order."""
@@ -316,9 +330,11 @@ class _Expander:
         inner = ns
         if name is not None:
             path = ns.claim(name, row.loc)
-            reserved = set().union(*(_explicit_names(b) for b in row.branches))
             numbered = len(row.branches[0]) if row.kind == "layers" and all(r.name is None for r in row.branches[0]) \
                 else 0
+            # a numbered sequence's rows are all named by their number (an unnamed block among them is
+            # a level of its own): the names written inside those blocks are not this level's
+            reserved = set() if numbered else set().union(*(_explicit_names(b) for b in row.branches))
             inner = _Namespace(path, reserved, ns, numbered=numbered)
             self.graph.scopes[path] = Scope(path, row.kind, None, row.loc)
             # a merge block is one unit; so is a sequence of named rows (a composite layer written

@@ -172,7 +172,15 @@ def _movement(node: fx.Node) -> str | None:
 class _Propagation(ShapeProp):
     """ShapeProp, and for each data movement call, which element of the tensor its chain of
     movements started from every element of its result (one image) is: meta["movement"] =
-    (that tensor's node, an index tensor of the result's per-image shape)."""
+    (that tensor's node, an index tensor of the result's per-image shape).
+
+    It interprets the traced graph on the model itself: no fx.GraphModule is made, whose generated
+    Python source would not compile for a submodule named like a keyword (`self.block.from`)."""
+
+    def __init__(self, module: nn.Module, graph: fx.Graph):
+        fx.Interpreter.__init__(self, module, graph=graph)
+        self.fake_module = self.fake_mode = None
+        self.real_module = self.module
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
@@ -255,10 +263,18 @@ def _source_location(node: fx.Node) -> SourceLocation:
 
 
 def _scope(node: fx.Node) -> str:
+    """The module a functional call runs in. A module traced through and called again (one
+    StochasticDepth applied to two branches) runs its ops in a scope of its own per call:
+    `drop_path`, then `drop_path_1` (torch.fx marks the calls `drop_path@1`)."""
     stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return ""
-    return next(reversed(stack.values()))[0]
+    original = renamed = ""
+    for key, (path, _) in stack.items():
+        relative = path[len(original) + 1:] if original and path.startswith(original + ".") else path
+        original, renamed = path, _join(renamed, relative) if relative != path or not renamed else relative
+        call = key.rpartition("@")[2]
+        if "@" in key and call.isdigit() and int(call) > 0:
+            renamed = f"{renamed}_{call}"
+    return renamed
 
 
 def _shape_of(node: Any) -> tuple | None:
@@ -280,7 +296,7 @@ class _Importer:
         self.module_ops = _module_table()
 
     # -- tracing
-    def trace(self, training: bool) -> tuple[fx.GraphModule, fx.Graph]:
+    def trace(self, training: bool) -> tuple[nn.Module, fx.Graph]:
         model = copy.deepcopy(self.model) if training else self.model
         was_training = model.training
         model.train(training)
@@ -293,21 +309,20 @@ class _Importer:
                                        f"{_first_line(err)}", SourceLocation(self.reference),
                                        hint="data-dependent Python control flow cannot be traced; "
                                        "see torch.fx's limitations") from None
-            module = fx.GraphModule(model, graph)
             # training-mode batch norm needs two values per channel; no gradients, no side effects
             # on the caller's model (the training trace runs on a copy)
             batch = 2 if training else 1
             try:
                 # ShapeProp prints the model's traceback itself before raising: keep it off the terminal
                 with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
-                    _Propagation(module).propagate(torch.zeros(batch, *self.input_shape))
+                    _Propagation(model, graph).propagate(torch.zeros(batch, *self.input_shape))
             except Exception as err:  # noqa: BLE001
                 cause = err.__cause__ or err  # ShapeProp wraps the model's own error
                 raise ModelImportError(f"{self.reference} does not run on a {list(self.input_shape)} input: "
                                        f"{type(cause).__name__}: {_first_line(cause)}",
                                        SourceLocation(self.reference), hint="give the input size it expects "
                                        "(--input-size)") from None
-            return module, graph
+            return model, graph
         finally:
             model.train(was_training)
 
@@ -323,7 +338,7 @@ class _Importer:
         return imported
 
     # -- conversion
-    def _convert(self, gm: fx.GraphModule, fx_graph: fx.Graph, mode: str) -> ImportedModel:
+    def _convert(self, gm: nn.Module, fx_graph: fx.Graph, mode: str) -> ImportedModel:
         spec = Spec(name=self.name, file=self.reference, loc=SourceLocation(self.reference),
                     description=f"imported from {self.reference} with torch.fx")
         graph = Graph(spec.name, spec, {}, self.input_shape)
@@ -338,7 +353,14 @@ class _Importer:
         self.weights_read: dict[str, str] = {}        # weight name -> the IR node that holds it
         self.calls: Counter = Counter()                # module -> calls so far (a second one shares weights)
         self.used_paths: Counter = Counter()
-        self.leaf_paths: set[str] = set()
+        self.module_names = {name for name, _ in gm.named_modules()}
+        # modules whose own weights a call reads, and whose children hold none (timm's BatchNormAct2d
+        # runs F.batch_norm, BlurPool2d F.conv2d with its filter): that call's op is the module, so the
+        # ops it runs beside that call are named beside it (`bn1_act`, `maxpool.1_opaque`)
+        owners = {self._owner(sorted({w for a in node.all_input_nodes for w in self.constants.get(a, ())}))
+                  for node in fx_graph.nodes if node.op in ("call_function", "call_method")}
+        self.leaf_paths = {owner for owner in owners - {None}
+                           if not any(True for child in gm.get_submodule(owner).children() for _ in child.parameters())}
         unmodelled: list[UnmodelledOp] = []
         outputs: list[str] = []
         for node in fx_graph.nodes:
@@ -421,7 +443,10 @@ class _Importer:
         if _is_getitem(node) and _shape_of(node.args[0]) is None:
             raise Unmodelled("unsupported", f"reads one tensor of what {node.args[0].name} returns (a tuple)")
         if any(a not in self.paths and a not in self.views for a in inputs):
-            return  # downstream of an operation already listed as unmodelled: nothing to add
+            if self.strict:
+                return  # downstream of an operation already listed as unmodelled: nothing to add
+            # without strict, nothing is dropped: an op reading what no IR node holds is kept opaque
+            raise Unmodelled("unsupported", "reads a result of an unmodelled operation that no IR node holds")
         if movement is not None:
             if candidates and not any(a in self.layouts or a in self.views for a in inputs):
                 try:   # torch.flatten(x, 1) of a plain tensor: the registry's flatten, if it takes it
@@ -535,6 +560,8 @@ class _Importer:
     def _map_one(self, node: fx.Node, inputs: list[fx.Node], op: OpKind, values: dict | None, layout,
                  imported: ImportedModel) -> None:
         in_shapes = [imported.graph.node(self.paths[a]).out_shape for a in inputs]
+        if len(in_shapes) < op.min_inputs or (op.max_inputs is not None and len(in_shapes) > op.max_inputs):
+            raise Unmodelled("unsupported", f"{op.name} applied to {len(in_shapes)} tensors computed from the input")
         traced = _shape_of(node)
         if traced is None:
             raise Unmodelled("unsupported", "returns several tensors (a tuple)")
@@ -566,10 +593,8 @@ class _Importer:
             raw = op.from_torch_call(dict(values or {}), in_shapes, traced)
             read = sorted({w.name for w in (values or {}).values() if isinstance(w, WeightRef) and w.name})
             owner = self._owner(read)
-            path = read[0] if op.builds_parameter and len(read) == 1 else owner or _join(_scope(node), op.name)
+            path = read[0] if op.builds_parameter and len(read) == 1 else owner
             weights = read
-        if len(in_shapes) < op.min_inputs or (op.max_inputs is not None and len(in_shapes) > op.max_inputs):
-            raise Unmodelled("unsupported", f"{op.name} applied to {len(in_shapes)} tensors")
         try:
             args = op.bind([], raw)
             out = op.output_shape(args, list(in_shapes))
@@ -581,14 +606,17 @@ class _Importer:
         if shared:
             raise Unmodelled("shared weights", f"{shared[0]} is read by {self.weights_read[shared[0]]} too; the IR "
                              "holds one set of weights per op")
-        path = self._unique(path)
+        path = self._unique(path) if path else self._unique(_join(_scope(node), op.name), functional=True)
         if node.op == "call_module" or weights:
             imported.module_paths.add(path)
         for weight in weights:
             self.weights_read[weight] = path
         graph = imported.graph
-        graph.add(Node(path, op, args, tuple(self.paths[a] for a in inputs), tuple(in_shapes), tuple(out), MAIN, path,
-                       _source_location(node)))
+        try:
+            graph.add(Node(path, op, args, tuple(self.paths[a] for a in inputs), tuple(in_shapes), tuple(out), MAIN,
+                           path, _source_location(node)))
+        except AnalyzerError as err:   # a path the IR cannot hold (a module both an op and a container of ops)
+            raise Unmodelled("unsupported", err.message) from None
         self.paths[node] = path
         if layout is not None and len(out) == len(layout):
             self.layouts[node] = layout
@@ -636,7 +664,7 @@ class _Importer:
                 args = op.from_movement(found, logical, shape)
                 if args is None:
                     continue
-                path = self._unique(_join(_scope(node), op.name))
+                path = self._unique(_join(_scope(node), op.name), functional=True)
                 args = op.bind([], args)
                 imported.graph.add(Node(path, op, args, (ir.path,), (logical,), op.output_shape(args, [logical]),
                                         MAIN, path, _source_location(node)))
@@ -650,8 +678,12 @@ class _Importer:
         returning a tuple (torch.sort) makes no op; the ops reading its parts (`.values`) read
         through it."""
         shape = _shape_of(node)
-        if shape is None or len(shape) not in (1, 3) or 0 in shape:
-            return   # a tuple, or a tensor no IR shape holds: the ops reading it read through it
+        if shape is None:
+            return   # a tuple (torch.sort): the ops reading its parts read through it
+        what = why.target
+        if len(shape) not in (1, 3) or 0 in shape:   # a tensor no IR shape holds: kept as its elements
+            what = f"{why.target} ({dims_text(shape) or 'a number'} per image, as a vector)"
+            shape = (max(math.prod(shape), 1),)
         if node.op == "call_module":
             module = self.gm.get_submodule(node.target)
             owner = node.target
@@ -662,15 +694,18 @@ class _Importer:
             owner = self._owner(read)
             weights = {name: self._attribute(name) for name in read}
         weights = {name: t for name, t in weights.items() if t is not None and name not in self.weights_read}
-        path = self._unique(owner or _join(_scope(node), "opaque"))
+        graph = imported.graph
+        if owner and not graph.is_level(owner):
+            path = self._unique(owner)   # a second call of a module: `conv_1`
+        else:   # no module of its own, or one that is a container of other ops already
+            path, owner = self._unique(_join(_scope(node), "opaque"), functional=True), None
         params = sum(t.numel() for t in weights.values() if isinstance(t, nn.Parameter))
         buffers = sum(t.numel() for t in weights.values() if not isinstance(t, nn.Parameter))
         for name in weights:
             self.weights_read[name] = path
         inputs = self._sources(node) or [INPUT]
         op = OPS["opaque"]
-        args = op.bind([list(shape), why.target], {"params": params, "buffers": buffers})
-        graph = imported.graph
+        args = op.bind([list(shape), what], {"params": params, "buffers": buffers})
         in_shapes = tuple(graph.node(i).out_shape for i in inputs)
         graph.add(Node(path, op, args, tuple(inputs), in_shapes, shape, MAIN, path, _source_location(node)))
         if owner:
@@ -699,20 +734,28 @@ class _Importer:
         owners = {name.rpartition(".")[0] for name in weights}
         return owners.pop() if len(owners) == 1 else None
 
-    def _unique(self, path: str) -> str:
+    def _unique(self, path: str, functional: bool = False) -> str:
         """A shared parameter-free module (ResNet's one ReLU used three times) gets one path per call.
         An op inside a module that is itself an op (timm's BatchNormAct2d runs F.batch_norm, then
         its `act` child) is named beside it (`bn_act`): a path cannot be both a layer and a level."""
+        if path.partition(".")[0] == INPUT:
+            raise ModelImportError(f"{self.reference} has a module named '{INPUT}' at its top level, the name the "
+                                   "graph and the spec language keep for the network's input",
+                                   SourceLocation(self.reference), node_path=path,
+                                   hint="rename that attribute of the model to import it")
         parts = path.split(".")
         for depth in range(1, len(parts)):
             if ".".join(parts[:depth]) in self.leaf_paths:
                 path = ".".join(parts[:depth]) + "_" + "_".join(parts[depth:])
                 break
-        self.used_paths[path] += 1
-        count = self.used_paths[path]
-        path = path if count == 1 else f"{path}_{count - 1}"
-        self.leaf_paths.add(path)
-        return path
+        while True:   # a functional op (x + y: `add`) is never named like a module (a ModuleList `add`)
+            self.used_paths[path] += 1
+            count = self.used_paths[path]
+            candidate = path if count == 1 else f"{path}_{count - 1}"
+            if not (functional and candidate in self.module_names):
+                break
+        self.leaf_paths.add(candidate)
+        return candidate
 
     # -- after conversion
     @staticmethod
@@ -867,7 +910,28 @@ def import_module(model: nn.Module, input_shape: tuple[int, int, int] = (3, 224,
     if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ModelImportError(f"input_shape is [channels, height, width], got {list(shape)}")
     label = name or type(model).__name__
+    cycle = _module_cycle(model)
+    if cycle is not None:
+        raise ModelImportError(f"{reference or label} contains itself: its module {cycle} is one of the modules "
+                               "it is inside (the module tree has a cycle; torch cannot walk it either)",
+                               SourceLocation(reference or label), node_path=cycle)
     return _Importer(model, shape, reference or label, _identifier(label), strict).run()
+
+
+def _module_cycle(model: nn.Module) -> str | None:
+    """The path of the first module that is one of its own ancestors (self.block.parent = self), if
+    any: walked without recursion, as the tree of a hostile model can be deep or cyclic."""
+    stack = [(model, "", (id(model),))]
+    while stack:
+        module, path, ancestors = stack.pop()
+        for name, child in reversed(list(module._modules.items())):
+            if child is None:
+                continue
+            child_path = _join(path, name)
+            if id(child) in ancestors:
+                return child_path
+            stack.append((child, child_path, ancestors + (id(child),)))
+    return None
 
 
 @dataclass(frozen=True)

@@ -281,20 +281,16 @@ def _output(row: _Row) -> str | None:
     return row.node
 
 
-def _numbered(row: _Row) -> bool:
-    """The expander names a named sequence's rows 0, 1, ... when none of them has a name."""
-    return row.name is not None and row.kind == "layers" and all(r.name is None for r in row.rows)
-
-
 def _levels(rows: list[_Row], level: str, numbered: bool = False):
     """(row, the level it sits in, the name the expander gives it or None), every row in order;
-    unnamed blocks and branches are in their enclosing level."""
+    unnamed blocks and branches are in their enclosing level, and a named sequence whose rows have
+    no name numbers them 0, 1, ... (as the expander does)."""
     for index, row in enumerate(rows):
         name = row.name if row.name is not None else (str(index) if numbered else None)
         yield row, level, name
         inner = _join(level, name) if name is not None and row.kind not in ("call", "from") else level
         if row.kind == "layers":
-            yield from _levels(row.rows, inner, _numbered(row))
+            yield from _levels(row.rows, inner, name is not None and all(r.name is None for r in row.rows))
         elif row.kind not in ("call", "from"):
             for branch in row.branches:
                 yield from _levels(branch, inner)

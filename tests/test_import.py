@@ -21,7 +21,9 @@ import import_models as toys  # noqa: E402 - after the torch skip
 import inception_analyzer as ia  # noqa: E402
 from conftest import ROOT, spec_path  # noqa: E402
 from inception_analyzer.graph import AUX, build_graph  # noqa: E402
-from inception_analyzer.importer import ModelImportError, import_module, load_callable, parse_reference  # noqa: E402
+from inception_analyzer.errors import SpecError  # noqa: E402
+from inception_analyzer.importer import (ModelImportError, import_module, load_callable, parse_reference,  # noqa: E402
+                                         written_spec)
 from inception_analyzer.ops import Category  # noqa: E402
 from inception_analyzer.spec import load_spec_text  # noqa: E402
 from inception_analyzer.spec_writer import SpecWriteError, write_spec  # noqa: E402
@@ -423,3 +425,56 @@ def test_other_torchvision_families_import_exactly(torchvision, fvcore_flops, na
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(built(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_modules_named_like_the_spec_languages_words_write_a_spec_that_loads(tmp_path):
+    torch.manual_seed(0)
+    model = toys.ReservedNames().eval()
+    text = write_spec(import_module(model, (3, 8, 8)))
+    for word in ("layers", "concat", "add", "mul", "call", "from"):
+        assert f"name: {word}\n" in text
+    built = ia.build_model(build_graph(load_spec_text(text, "words.yaml"))).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), rtol=0, atol=0)
+    proc = _cli("import", "import_models:ReservedNames", "--input-size", "8", "-o", str(tmp_path / "w.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert _cli("build", str(tmp_path / "w.yaml")).returncode == 0
+
+
+@pytest.mark.parametrize("model, phrases", [
+    ("ContainsItself", ["contains itself", "(at inner.parent)"]),
+    ("InputModule", ["a module named 'input' at its top level", "(at input)"]),
+])
+def test_models_that_cannot_be_imported_say_why_in_one_line(tmp_path, model, phrases):
+    proc = _cli("import", f"import_models:{model}", "--input-size", "8", "-o", str(tmp_path / "m.yaml"))
+    message = proc.stderr.strip()
+    assert proc.returncode == 2 and len(message.splitlines()) == 1 and "Traceback" not in message, message
+    assert all(phrase in message for phrase in phrases), message
+    assert not (tmp_path / "m.yaml").exists()
+
+
+# Models with operations no op kind expresses (GroupNorm, a Conv1d on a reshaped vector, weight
+# standardisation, split attention, attention in windows on channels-last tensors): without strict
+# they are kept opaque, never counted as zero, their weights counted once each, and the written
+# spec reads as the import does.
+NO_STRICT = {"resnet50_gn": ("timm", 64), "eca_vovnet39b": ("timm", 64), "nf_resnet26": ("timm", 64),
+             "resnest14d": ("timm", 64), "swin_t": ("torchvision", 224)}
+
+
+@pytest.mark.parametrize("name", NO_STRICT)
+def test_no_strict_imports_never_crash_nor_miscount(request, name):
+    package, size = NO_STRICT[name]
+    module = request.getfixturevalue(package)
+    model = module.create_model(name) if package == "timm" else module.models.get_model(name)
+    imported = import_module(model.eval(), (3, size, size), name=name, strict=False)
+    report = ia.analyze(imported.graph)
+    assert report.totals.status == "partial" and report.totals.unmodelled
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    text = written_spec(imported)   # checked op for op against the import
+    written = ia.analyze(build_graph(load_spec_text(text, f"{name}.yaml")))
+    assert (written.totals.params, written.totals.macs, len(written.totals.unmodelled)) == \
+        (report.totals.params, report.totals.macs, len(report.totals.unmodelled))
+    with pytest.raises(SpecError, match="cannot be built"):
+        ia.build_model(build_graph(load_spec_text(text, f"{name}.yaml")))
