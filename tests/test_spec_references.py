@@ -147,3 +147,18 @@ def test_series_parallel_specs_have_no_reference_and_expand_as_before():
 
     for path in sorted(SPECS.glob("*.yaml")):
         assert "from:" not in path.read_text(), path.name
+
+
+def test_the_example_of_the_spec_format_document_means_what_it_says():
+    from conftest import ROOT
+
+    document = (ROOT / "docs" / "spec-format.md").read_text()
+    section = document[document.index("### Reading earlier tensors"):]
+    example = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml"))]
+    graph = ia.load_graph(ia.load_spec_text("name: doc\ninput: [3, 64, 64]\n" + example, "doc.yaml"))
+    block = "denseblock1"
+    assert graph.node(f"{block}.denselayer3.concat").inputs == \
+        ("pool0", f"{block}.denselayer1.conv2", f"{block}.denselayer2.conv2")
+    assert graph.node(f"{block}.concat").out_shape == (3 + 3 * 32, 32, 32)   # 64x64 max-pooled by 2
+    assert graph.node("osa.concat").inputs == (f"{block}.concat", "osa.mid.0", "osa.mid.1")
+    assert graph.node("skip.concat").inputs == ("pool0", "osa.out")
