@@ -54,8 +54,16 @@ from .spec.schema import Spec
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 # Calls that ask about shapes or assert; they make no tensor and cost nothing
 SHAPE_QUERIES = {"size", "dim", "numel", "shape", "_assert", "getattr"}
-# an argument computed from the input at run time (x.size(0) // 2): no op kind takes it
-_RUNTIME = "<computed at run time>"
+
+
+class _Runtime:
+    """An argument computed from the input at run time (x.size(0) // 2): no op kind takes it."""
+
+    def __repr__(self) -> str:
+        return "<computed at run time>"
+
+
+_RUNTIME = _Runtime()
 
 
 class ModelImportError(AnalyzerError):
@@ -607,16 +615,15 @@ class _Importer:
             raise Unmodelled("shared weights", f"{shared[0]} is read by {self.weights_read[shared[0]]} too; the IR "
                              "holds one set of weights per op")
         path = self._unique(path) if path else self._unique(_join(_scope(node), op.name), functional=True)
+        try:
+            imported.graph.add(Node(path, op, args, tuple(self.paths[a] for a in inputs), tuple(in_shapes), tuple(out),
+                                    MAIN, path, _source_location(node)))
+        except AnalyzerError as err:   # a path the IR cannot hold (a module both an op and a container of ops)
+            raise Unmodelled("unsupported", err.message) from None
         if node.op == "call_module" or weights:
             imported.module_paths.add(path)
         for weight in weights:
             self.weights_read[weight] = path
-        graph = imported.graph
-        try:
-            graph.add(Node(path, op, args, tuple(self.paths[a] for a in inputs), tuple(in_shapes), tuple(out), MAIN,
-                           path, _source_location(node)))
-        except AnalyzerError as err:   # a path the IR cannot hold (a module both an op and a container of ops)
-            raise Unmodelled("unsupported", err.message) from None
         self.paths[node] = path
         if layout is not None and len(out) == len(layout):
             self.layouts[node] = layout

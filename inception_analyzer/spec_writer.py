@@ -400,14 +400,15 @@ def _slots(row: _Row, where: tuple = ()) -> list[tuple[tuple, str, _Row]]:
     return [s for i, child in enumerate(_children(row)) for s in _slots(child, where + (i,))]
 
 
-def _templates(rows: list[_Row], module_types: dict[str, str], containers: set[str],
-               names: _Names) -> dict[str, _Template]:
+def _templates(rows: list[_Row], module_types: dict[str, str], names: _Names) -> dict[str, _Template]:
     candidates: list[tuple[int, _Row]] = []
 
     def collect(row: _Row) -> int:
-        """Collect template candidates; return the row's height (0: no candidate inside)."""
+        """Collect template candidates (modules, not a Sequential's numbered rows); return the row's
+        height (0: no candidate inside)."""
         height = max((collect(child) for child in _children(row)), default=-1) + 1
-        if row.kind not in ("call", "from") and row.module in module_types and row.module not in containers:
+        numbered = row.numbered or bool(row.rows) and all(r.name is not None and r.name.isdigit() for r in row.rows)
+        if row.kind not in ("call", "from") and row.module in module_types and not numbered:
             candidates.append((height, row))
         return height
 
@@ -644,7 +645,7 @@ def write_spec(imported) -> str:
     rows = namer.rows(main, "")
     _name_targets(rows)
     names = _Names(rows)
-    templates = _templates(rows, imported.module_types, imported.containers, names)
+    templates = _templates(rows, imported.module_types, names)
     for row, _, _ in _levels(rows, ""):
         row.texts = None   # outside the templates' bodies, names are looked up from the top
     c, h, w = graph.input_shape

@@ -1,6 +1,8 @@
 """The coverage table of docs/import.md: every classification CNN of torchvision and the chosen
 timm models, imported as a user would (`inception-analyzer import MODULE:CALLABLE`, the model's
-usual input size), with its params, MACs per image and the import's wall time on this machine.
+usual input size), with its params, MACs per image and the import's wall time on this machine
+(the better of two runs: building the model with its own initialisation, tracing it, writing the
+spec and checking it).
 
 Each row is checked while it is made: params against the model's `sum(p.numel())`, MACs against
 torch's FlopCounterMode (conv and linear FLOPs / 2) at the same input size. The exactness test
@@ -31,16 +33,18 @@ SIZES = {"inception_v3": 299, "inception_v4": 299, "inception_resnet_v2": 299, "
 
 def row(package: str, reference: str, name: str) -> str:
     size = SIZES.get(name, 224)
-    start = time.perf_counter()
-    imported, text = import_to_spec(reference, (3, size, size))
-    seconds = time.perf_counter() - start
+    seconds = []
+    for _ in range(2):   # the better of two: the machine is shared
+        start = time.perf_counter()
+        imported, text = import_to_spec(reference, (3, size, size))
+        seconds.append(time.perf_counter() - start)
     totals = ia.analyze(imported.graph).totals
     model = load_callable(reference).eval()
     assert totals.params == sum(p.numel() for p in model.parameters()), name
     assert totals.macs == conv_and_linear_macs(model, torch.zeros(1, 3, size, size)), name
     lines = text.count("\n")
     return (f"| {package} | {name} | {size} | {totals.params:,} | {totals.macs / 1e9:.3f} G | {lines} | "
-            f"{seconds:.1f} s |")
+            f"{min(seconds):.1f} s |")
 
 
 def main() -> None:
