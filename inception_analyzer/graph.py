@@ -141,12 +141,11 @@ def positions(graph: Graph) -> dict[str, int]:
     return {node.path: i for i, node in enumerate(graph.order)}
 
 
-def fork_of(graph: Graph, merge: Node, position: dict[str, int], inputs: tuple[str, ...] | None = None) -> str:
+def fork_of(graph: Graph, merge: Node, position: dict[str, int]) -> str:
     """Where a merge's branches start: walking back from its inputs, latest first, until one node
     is left that every path goes through (the merge's immediate dominator). Linear in the size of
-    the merged block, so the review, the importer and the spec writer can ask it per merge.
-    `inputs`: only those of the merge's inputs."""
-    frontier = set(merge.inputs if inputs is None else inputs)
+    the merged block, so the review, the importer and the spec writer can ask it per merge."""
+    frontier = set(merge.inputs)
     heap = [(-position[p], p) for p in frontier]
     heapq.heapify(heap)
     while len(frontier) > 1:

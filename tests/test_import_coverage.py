@@ -21,6 +21,9 @@ from inception_analyzer.graph import build_graph  # noqa: E402
 from inception_analyzer.importer import import_module, written_spec  # noqa: E402
 from inception_analyzer.spec import load_spec_text  # noqa: E402
 
+# torchvision's GoogLeNet and Inception-v3 announce a change of their default initialisation
+pytestmark = pytest.mark.filterwarnings("ignore:The default weight initialization:FutureWarning")
+
 TRANSFORMERS = ("vit_", "swin_", "maxvit_")
 # timm: one or two models of each common CNN family
 TIMM_MODELS = ["resnet50", "resnet50d", "resnext50_32x4d", "efficientnet_b0", "mobilenetv3_large_100",
