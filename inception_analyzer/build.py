@@ -86,11 +86,14 @@ class SpecNetwork(SpecBlock):
             return containers[path]
 
         for node in graph.layers():
-            if not node.op.builds_module:
+            if not (node.op.builds_module or node.op.builds_parameter):
                 continue
             parent, _, name = node.path.rpartition(".")
-            module = node.op.make_module(module_arguments(graph, node), list(node.in_shapes), node.out_shape)
-            container(parent).add_module(name, module)
+            made = node.op.make_module(module_arguments(graph, node), list(node.in_shapes), node.out_shape)
+            if node.op.builds_parameter:   # a bare learnable tensor of the enclosing module (a layer scale)
+                container(parent).register_parameter(name, made)
+            else:
+                container(parent).add_module(name, made)
 
     def _install_forward(self) -> None:
         """Compile `code` and bind it as this instance's `forward`.
@@ -105,7 +108,8 @@ class SpecNetwork(SpecBlock):
         filename = f"<forward of {self.spec_name} #{next(_FORWARD_NUMBERS)}>"
         linecache.cache[filename] = (len(self.code), None, self.code.splitlines(keepends=True), filename)
         weakref.finalize(self, linecache.cache.pop, filename, None)   # the lines live as long as the model
-        namespace = {"SpecOutputs": SpecOutputs, **{f"combine_{op.name}": op.combine for op in OPS.values()}}
+        namespace = {"SpecOutputs": SpecOutputs, **{f"combine_{op.name}": op.combine for op in OPS.values()},
+                     **{f"apply_{op.name}": op.apply for op in OPS.values() if op.builds_parameter}}
         exec(compile(self.code, filename, "exec"), namespace)  # noqa: S102 - our own generated source
         # an instance attribute: nn.Module.__call__ looks `forward` up on the instance first
         object.__setattr__(self, "forward", types.MethodType(namespace["forward"], self))
@@ -146,7 +150,8 @@ def runs_in_place(graph: Graph, node) -> bool:
 
 def forward_source(graph: Graph) -> str:
     """The Python source of a network's forward pass: one line per op in the IR's order, leaf
-    modules called by their attribute path, merges through the registry's `combine`, and each
+    modules called by their attribute path, merges through the registry's `combine`, parameters
+    (a layer scale) through its `apply`, and each
     tensor dropped after its last reader (as torch.fx's generated code does). Auxiliary heads run
     only in training, where the result is `SpecOutputs(logits, aux_logits)`."""
     variables = _variable_names(graph)
@@ -164,7 +169,7 @@ def _variable_names(graph: Graph) -> dict[str, str]:
     taken = {"x", "self", "SpecOutputs", "getattr"}
     for node in graph.layers():
         base = re.sub(r"\W", "_", node.path)
-        if not base.isidentifier() or keyword.iskeyword(base) or base.startswith("combine_"):
+        if not base.isidentifier() or keyword.iskeyword(base) or base.startswith(("combine_", "apply_")):
             base = f"_{base}"
         name, number = base, 1
         while name in taken:
@@ -192,6 +197,8 @@ def _forward_lines(graph: Graph, variables: dict[str, str], with_aux: bool) -> l
         arguments = [variables[source] for source in node.inputs]
         if node.op.builds_module:
             call = f"{_module_expression(node.path)}({arguments[0]})"
+        elif node.op.builds_parameter:
+            call = f"apply_{node.op.name}({_module_expression(node.path)}, {arguments[0]})"
         else:
             call = f"combine_{node.op.name}([{', '.join(arguments)}])"
         lines.append(f"    {variables[node.path]} = {call}")

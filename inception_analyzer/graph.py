@@ -8,7 +8,10 @@ node's `inputs` keeps their order (concat order matters).
 
 Expansion is one pass over the rows: template calls are bound and expanded in place, branches
 are expanded from the same input and merged, and each node's output shape is computed the
-moment it is created, so the graph is shape-complete when expansion ends.
+moment it is created, so the graph is shape-complete when expansion ends. A row reads the tensor
+the row before it made, or the earlier tensors its `from` names (any DAG); a name is looked up in
+the levels around the row, innermost first, up to the module template it is in (a template sees
+its own rows and its `input`) or the spec's top level.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from .errors import AnalyzerError, OverrideError, SourceLocation, SpecError, did
 from .ops import MAX_SIZE, OPS, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
 from .perf import paused_gc
 from .spec.calls import Call, Ref
-from .spec.schema import BlockRow, CallRow, Condition, Spec, Template, callable_names
+from .spec.schema import BlockRow, CallRow, Condition, FromRow, Source, Spec, Template, callable_names
 
 INPUT = "input"
 MAIN, AUX = "main", "aux"
@@ -73,6 +76,7 @@ class Graph:
     scopes: dict[str, Scope] = field(default_factory=dict)
     output: str = INPUT
     aux_outputs: list[str] = field(default_factory=list)
+    _levels: set[str] = field(default_factory=set, repr=False)   # every proper prefix of a node's path
 
     def node(self, path: str) -> Node:
         return self.dag.nodes[path]["node"]
@@ -80,22 +84,48 @@ class Graph:
     def add(self, node: Node) -> None:
         """Insert a node after its inputs. The graph's invariants live here: paths are unique,
         every input exists already, so `order` (creation order) is always a topological order,
-        and the DAG's edges are exactly the nodes' inputs."""
+        the DAG's edges are exactly the nodes' inputs, each op reads as many tensors as it takes,
+        and a node's input shapes are its inputs' output shapes."""
         if node.path in self.dag:
             raise SpecError(f"two layers are both called '{node.path}'", node.loc, node_path=node.path)
-        missing = [source for source in node.inputs if source not in self.dag]
-        if missing:
-            raise SpecError(f"'{node.path}' reads '{missing[0]}', which no earlier layer makes", node.loc,
-                            node_path=node.path)
+        # a path names a layer or a level of the module tree (the built module's container), not both
+        prefixes = [node.path[:i] for i, char in enumerate(node.path) if char == "."]
+        clash = node.path if node.path in self._levels else next((p for p in prefixes if p in self.dag), None)
+        if clash is not None:
+            raise SpecError(f"'{clash}' would be both a layer and a block holding '{node.path}'" if clash != node.path
+                            else f"'{node.path}' would be both a layer and a block holding other layers",
+                            node.loc, node_path=node.path)
+        for source in node.inputs:
+            self.require(source, node.loc, node.path)
+        op, count = node.op, len(node.inputs)
+        if count < op.min_inputs or (op.max_inputs is not None and count > op.max_inputs):
+            hint = "merge them first (concat, add or mul)" if count > 1 and op.max_inputs == 1 else None
+            raise SpecError(f"{op.name} reads {op.arity_text()}, but this row gives it {count}", node.loc,
+                            node_path=node.path, hint=hint)
+        if tuple(node.in_shapes) != tuple(self.node(source).out_shape for source in node.inputs):
+            raise SpecError(f"'{node.path}' was given input shapes {list(node.in_shapes)} that are not its "
+                            "inputs' output shapes", node.loc, node_path=node.path)
         self.dag.add_node(node.path, node=node)
         for source in node.inputs:
             self.dag.add_edge(source, node.path)
         self.order.append(node)
+        self._levels.update(prefixes)
+
+    def is_level(self, path: str) -> bool:
+        """Whether `path` holds other nodes (a level of the module tree): it cannot be a node then."""
+        return path in self._levels
+
+    def require(self, path: str, loc: SourceLocation | None, reader: str | None) -> None:
+        """A tensor a layer reads must have been made before it."""
+        if path not in self.dag:
+            raise SpecError(f"'{reader}' reads '{path}', which no earlier layer makes" if reader else
+                            f"'{path}' is not made by any earlier layer", loc, node_path=reader)
 
     def keep_only(self, paths: set[str]) -> None:
         """Drop every node not in `paths` (an import's dead code), keeping the order of the rest."""
         self.dag.remove_nodes_from([path for path in list(self.dag.nodes) if path not in paths])
         self.order = [node for node in self.order if node.path in paths]
+        self._levels = {node.path[:i] for node in self.order for i, char in enumerate(node.path) if char == "."}
 
     def layers(self) -> Iterator[Node]:
         """Every op node except the input, in execution order."""
@@ -235,13 +265,21 @@ def _same_type(default: Any, value: Any) -> bool:
 
 # ----------------------------------------------------------------------------- namespaces
 class _Namespace:
-    """The names of one module level: explicit names are reserved up front, others derived."""
+    """The names of one module level: explicit names are reserved up front, others derived.
 
-    def __init__(self, prefix: str, reserved: set[str]):
+    Levels nest (`parent`); a template instance's level is a boundary for references, and knows
+    the tensor(s) the instance read (`input`). `declared` is what a reference may name here: the
+    rows' written names, and the numbers of a numbered sequence's rows."""
+
+    def __init__(self, prefix: str, reserved: set[str], parent: "_Namespace | None" = None,
+                 instance_input: str | tuple | None = None, numbered: int = 0):
         self.prefix = prefix
         self.reserved = reserved
         self.used: set[str] = set()
         self.next_suffix: dict[str, int] = {}  # base -> next suffix to try: derive stays O(1)
+        self.parent = parent
+        self.instance_input = instance_input    # set on a template instance's level (and the top level)
+        self.declared = reserved | {str(i) for i in range(numbered)}
 
     def path_of(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -280,11 +318,16 @@ def _explicit_names(rows: list) -> set[str]:
 
 # ----------------------------------------------------------------------------- expansion
 class _Expander:
+    """Expands rows in order. What a row reads (`current`) is the path of one tensor, or a tuple
+    of several (after `from: [a, b]`, or in a module called with them): only a merge, a module
+    call or another `from` can follow several."""
+
     def __init__(self, spec: Spec, arguments: dict[str, Any]):
         self.spec = spec
         self.arguments = arguments
         self.callables = callable_names(spec)
         self.template_stack: list[tuple[str, SourceLocation]] = []
+        self.outputs: dict[str, Any] = {}   # a finished named level (block, module instance) -> its output
 
     def run(self, input_shape: Shape) -> Graph:
         rows = self.spec.layers.branches[0]
@@ -298,16 +341,17 @@ class _Expander:
         input_node = Node(INPUT, OPS["input"], {}, (), (), input_shape, MAIN, INPUT,
                           self.spec.input_loc or self.spec.loc)
         self._insert(input_node)
-        root = _Namespace("", _explicit_names(self.spec.layers.branches[0]))
+        root = _Namespace("", _explicit_names(self.spec.layers.branches[0]), instance_input=INPUT)
         env = ChainMap({}, self.arguments)
-        graph.output = self._rows(self.spec.layers.branches[0], root, env, INPUT, MAIN, None, False)
+        output = self._rows(self.spec.layers.branches[0], root, env, INPUT, MAIN, None, False)
+        graph.output = self._one(output, "the network's output", self.spec.layers.loc)
         if graph.output == INPUT:
             raise SpecError("the spec has no layers (after applying 'when' conditions)", self.spec.loc)
         return graph
 
     # -- rows
-    def _rows(self, rows: list, ns: _Namespace, env, current: str, role: str,
-              unit: str | None, index_names: bool) -> str:
+    def _rows(self, rows: list, ns: _Namespace, env, current, role: str,
+              unit: str | None, index_names: bool):
         if self.nesting >= MAX_NESTING:
             modules = [name for name, _ in self.template_stack]
             chain = " -> ".join(modules if len(modules) < 6 else modules[:2] + ["..."] + modules[-2:])
@@ -320,20 +364,24 @@ class _Expander:
         finally:
             self.nesting -= 1
 
-    def _rows_in_order(self, rows: list, ns: _Namespace, env, current: str, role: str,
-                       unit: str | None, index_names: bool) -> str:
+    def _rows_in_order(self, rows: list, ns: _Namespace, env, current, role: str,
+                       unit: str | None, index_names: bool):
         for index, row in enumerate(rows):
             if row.when is not None and not self._holds(row.when, env):
                 continue
+            if isinstance(row, FromRow):
+                current = self._sources(row.sources, ns)
+                continue
             name = row.name if row.name is not None else (str(index) if index_names else None)
+            reads = self._sources(row.sources, ns) if row.sources else current
             if row.aux:
-                out = self._row(row, name, ns, env, current, AUX, unit)
-                self.graph.aux_outputs.append(out)
+                out = self._row(row, name, ns, env, reads, AUX, unit)
+                self.graph.aux_outputs.append(self._one(out, "an auxiliary head's output", row.loc))
             else:
-                current = self._row(row, name, ns, env, current, role, unit)
+                current = self._row(row, name, ns, env, reads, role, unit)
         return current
 
-    def _row(self, row, name, ns, env, current, role, unit) -> str:
+    def _row(self, row, name, ns, env, current, role, unit):
         if isinstance(row, BlockRow):
             return self._block(row, name, ns, env, current, role, unit)
         callee = row.call.callee
@@ -350,14 +398,20 @@ class _Expander:
                            {k: self._resolve(v, env, row.loc) for k, v in row.call.kwargs.items()})
         except AnalyzerError as err:
             raise self._locate(err, row.call.loc or row.loc, path) from None
-        return self._add(path, op, args, (current,), role, unit, row.loc)
+        # a merge joins every tensor the row reads; any other op reads one (Graph.add checks the count)
+        inputs = current if isinstance(current, tuple) else (current,)
+        return self._add(path, op, args, inputs, role, unit, row.loc)
 
-    def _block(self, row: BlockRow, name, ns, env, current, role, unit) -> str:
+    def _block(self, row: BlockRow, name, ns, env, current, role, unit):
         inner = ns
         if name is not None:
             path = ns.claim(name, row.loc)
-            reserved = set().union(*(_explicit_names(b) for b in row.branches))
-            inner = _Namespace(path, reserved)
+            numbered = len(row.branches[0]) if row.kind == "layers" and all(r.name is None for r in row.branches[0]) \
+                else 0
+            # a numbered sequence's rows are all named by their number (an unnamed block among them is
+            # a level of its own): the names written inside those blocks are not this level's
+            reserved = set() if numbered else set().union(*(_explicit_names(b) for b in row.branches))
+            inner = _Namespace(path, reserved, ns, numbered=numbered)
             self.graph.scopes[path] = Scope(path, row.kind, None, row.loc)
             # a merge block is one unit; so is a sequence of named rows (a composite layer written
             # inline); a sequence of numbered rows (nn.Sequential, VGG's features) is a container
@@ -367,15 +421,21 @@ class _Expander:
             # a named sequence of unnamed rows is an nn.Sequential: its rows are named 0, 1, ...;
             # where some rows have names, the others get their op's name (they make no level)
             numbered = name is not None and all(r.name is None for r in row.branches[0])
-            return self._rows(row.branches[0], inner, env, current, role, unit, index_names=numbered)
-        merge_path = inner.derive(row.kind)  # named before the branches: a block's own merge is 'concat'
-        # an unnamed merge outside any module (an imported model's torch.cat in its own forward) is
-        # still one unit, from the fork to the merge, so the review judges it whole
-        unit = unit or merge_path
-        outs = tuple(self._rows(branch, inner, env, current, role, unit, False) for branch in row.branches)
-        return self._add(merge_path, OPS[row.kind], {}, outs, role, unit, row.loc)
+            out = self._rows(row.branches[0], inner, env, current, role, unit, index_names=numbered)
+        else:
+            merge_path = inner.derive(row.kind)  # named before the branches: a block's own merge is 'concat'
+            # an unnamed merge outside any module (an imported model's torch.cat in its own forward) is
+            # still one unit, from the fork to the merge, so the review judges it whole
+            unit = unit or merge_path
+            start = self._one(current, f"the branches of '{row.kind}'", row.loc)
+            outs = tuple(self._one(self._rows(branch, inner, env, start, role, unit, False),
+                                   f"a branch of '{row.kind}'", row.loc) for branch in row.branches)
+            out = self._add(merge_path, OPS[row.kind], {}, outs, role, unit, row.loc)
+        if name is not None:
+            self.outputs[inner.prefix] = out
+        return out
 
-    def _instance(self, template: Template, row: CallRow, name, ns, env, current, role, unit) -> str:
+    def _instance(self, template: Template, row: CallRow, name, ns, env, current, role, unit):
         if any(t == template.name for t, _ in self.template_stack):
             chain = " -> ".join([t for t, _ in self.template_stack] + [template.name])
             raise SpecError(f"module '{template.name}' uses itself ({chain})", row.loc)
@@ -385,17 +445,89 @@ class _Expander:
         except AnalyzerError as err:
             raise self._locate(err, row.call.loc or row.loc, path) from None
         self.graph.scopes[path] = Scope(path, "template", template.name, row.loc)
-        inner = _Namespace(path, set().union(*(_explicit_names(b) for b in template.body.branches)))
+        inner = _Namespace(path, set().union(*(_explicit_names(b) for b in template.body.branches)), ns,
+                           instance_input=current)
         self.template_stack.append((template.name, row.loc))
         try:
             body = template.body
             unit = unit or path
             if body.kind == "layers":
-                return self._rows(body.branches[0], inner, ChainMap(bound, self.arguments), current,
-                                  role, unit, index_names=False)
-            return self._block(body, None, inner, ChainMap(bound, self.arguments), current, role, unit)
+                out = self._rows(body.branches[0], inner, ChainMap(bound, self.arguments), current,
+                                 role, unit, index_names=False)
+            else:
+                out = self._block(body, None, inner, ChainMap(bound, self.arguments), current, role, unit)
         finally:
             self.template_stack.pop()
+        self.outputs[path] = out
+        return out
+
+    # -- references
+    def _sources(self, sources: tuple[Source, ...], ns: _Namespace):
+        """The tensors `from` names: one path, or a tuple of them."""
+        paths: list[str] = []
+        for source in sources:
+            found = self._lookup(source, ns)
+            paths.extend(found if isinstance(found, tuple) else (found,))
+        return paths[0] if len(paths) == 1 else tuple(paths)
+
+    def _lookup(self, source: Source, ns: _Namespace):
+        """A reference's tensor: its first name is looked up in the levels around the row, innermost
+        first, up to the module instance the row is in (or the top); it must be written at exactly
+        one of them, and what it names must already be made."""
+        first, _, rest = source.text.partition(".")
+        level, found = ns, []
+        while True:
+            if first in level.declared:
+                found.append(level)
+            if level.instance_input is not None:
+                break
+            level = level.parent
+        where = ns.prefix or None
+        if first == INPUT and not found:
+            if rest:
+                raise SpecError(f"'{source.text}': 'input' is a tensor, it has no rows", source.loc, node_path=where)
+            return level.instance_input
+        if not found:
+            visible = set().union(*(n.declared for n in self._levels(ns)))
+            beyond = level.parent is not None and any(first in n.declared for n in self._levels(level.parent))
+            hint = did_you_mean(first, visible) or (
+                "a module template sees its own rows and its 'input' only; give it the tensor with 'from' "
+                "on the row that calls it" if beyond else "name a row written before this one")
+            raise SpecError(f"'from' names '{source.text}', which is no row here", source.loc, node_path=where,
+                            hint=hint)
+        if len(found) > 1:
+            inner, outer = found[0].path_of(first), found[1].path_of(first)
+            raise SpecError(f"'from: {source.text}' is ambiguous: it names both {inner} and {outer}", source.loc,
+                            node_path=where, hint="write more of its path, starting at a name only one level has")
+        path = found[0].path_of(source.text)
+        if path in self.outputs:
+            return self.outputs[path]
+        if path in self.graph.dag:
+            return path
+        made = found[0].path_of(first)
+        if made in self.outputs or made in self.graph.dag:
+            children = sorted(p[len(made) + 1:] for p in (*self.outputs, *self.graph.dag) if p.startswith(made + "."))
+            raise SpecError(f"'from' names '{source.text}', but {made} has no '{rest}'", source.loc, node_path=where,
+                            hint=did_you_mean(rest, children))
+        inside = ns.prefix == path or ns.prefix.startswith(path + ".")
+        raise SpecError(f"'from' names '{source.text}', " + (
+            "the block this row is part of: its output is not made yet" if inside else
+            "which is not made before this row (a reference reads an earlier tensor; a row left out by "
+            "'when' makes none)"), source.loc, node_path=where)
+
+    @staticmethod
+    def _levels(ns: _Namespace | None):
+        while ns is not None:
+            yield ns
+            if ns.instance_input is not None:
+                return
+            ns = ns.parent
+
+    def _one(self, current, what: str, loc: SourceLocation) -> str:
+        if isinstance(current, tuple):
+            raise SpecError(f"{what} must be one tensor, but the rows before it read {len(current)} "
+                            f"({', '.join(current)})", loc, hint="merge them first (concat, add or mul)")
+        return current
 
     def _bind_template(self, template: Template, call: Call, env, loc) -> dict:
         names = [p for p, _ in template.params]
@@ -470,7 +602,7 @@ def _definite_ops(rows: list, templates: dict[str, Template], sizes: dict[str, i
         return 0  # the expansion reports the nesting
     total = 0
     for row in rows:
-        if row.when is not None:
+        if row.when is not None or isinstance(row, FromRow):
             continue
         if isinstance(row, BlockRow):
             total += sum(_definite_ops(b, templates, sizes, depth + 1) for b in row.branches) + (row.kind != "layers")

@@ -1,23 +1,28 @@
 """An imported model's IR -> a readable spec (YAML text) that builds the same model.
 
-Three steps:
-  1. structure: the DAG is read as series-parallel blocks. Every merge's branches start at the
-     merge's immediate dominator (the point where they fork), so walking back from a merge's
-     inputs to that point gives the branches; an auxiliary head is the chain from the main path
-     to its output. A graph that is not series-parallel (a node feeding a merge far downstream
-     and also other layers, as DenseNet's blocks) cannot be written in the spec language and is
-     refused with the node that breaks it.
+Four steps:
+  1. structure: the DAG is read as series-parallel blocks wherever it is one. A merge whose
+     branches start at its immediate dominator (the point where they fork) and use their layers
+     alone becomes a block of branches; an auxiliary head is the chain from the main path to its
+     output. Where the graph is not series-parallel (DenseNet's layers read every earlier layer;
+     VoVNet's one-shot aggregation concatenates every layer of a chain), a merge reads earlier
+     tensors by name (`from: [...]`) and the sequence goes on along its latest input.
   2. names: the module tree decides the rows' names and levels. A run of items inside one
      module becomes a named row of that module (`Mixed_5b: {concat: ...}`), functional ops
      (F.relu) become unnamed rows, and a container's numbered children (nn.Sequential) become
-     rows numbered by position, so every weight lands on the model's own path.
+     rows numbered by position, so every weight lands on the model's own path. A module whose
+     first row reads named tensors reads them itself (`denselayer2: {call: DenseLayer(), from:
+     [pool0, denselayer1]}`), so that its body can be a template.
   3. templates: instances of one module class with the same structure become one module
      template, innermost first; the values that differ between instances become its arguments
      (with the commonest value as default), the rest stay literal. Inception-v3's 94
      conv-bn-relu units become `BasicConv2d(out, kernel, stride: 1, padding: 0)`.
+  4. references: a tensor read by name is written as the shortest name that finds it from where
+     it is read (the spec's lookup: levels innermost first, up to the module template or the top).
 
-The result loads with the spec loader and expands to the same IR: same paths for every op with
-weights, same arguments, same shapes (tests/test_import.py checks this for every model).
+The result loads with the spec loader and expands to the same IR: the same ops with the same
+arguments and shapes reading the same tensors, the same path for every op with weights
+(tests/test_import.py checks this for every model).
 """
 from __future__ import annotations
 
@@ -27,9 +32,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
+
 from .errors import AnalyzerError
 from .graph import AUX, INPUT, Graph, Node, fork_of, positions
 from .ops import OPS, REQUIRED
+from .spec.schema import ROW_KEYWORDS
+from .spec.yaml_source import parse_scalar
 
 
 class SpecWriteError(AnalyzerError):
@@ -40,12 +49,14 @@ class SpecWriteError(AnalyzerError):
 @dataclass
 class _Leaf:
     node: Node
+    sources: tuple[str, ...] = ()   # the tensors it reads by name (a merge of earlier tensors: all its inputs)
 
 
 @dataclass
 class _Merge:
     node: Node
     branches: list[list]
+    sources: tuple[str, ...] = ()   # its branches start at a tensor made earlier, read by name
 
 
 @dataclass
@@ -53,64 +64,95 @@ class _Aux:
     items: list
 
 
-def _structure(graph: Graph) -> list:
-    position = positions(graph)
-    aux_after: dict[str, list[_Aux]] = {}
-    seen: Counter = Counter()
+@dataclass
+class _Ref:
+    """A branch that is an earlier tensor (`{from: name}`)."""
 
-    def chain(end: str, stop: str) -> list:
-        items, current = [], end
-        while current != stop:
-            if current == INPUT:
-                raise SpecWriteError(f"{end} is not reached from {stop} alone: the graph is not "
-                                     "series-parallel, which the spec language needs", node_path=end)
-            node = graph.node(current)
-            seen[current] += 1
-            if seen[current] > 1:  # reached again: stop now (walking on would take exponential time)
-                raise SpecWriteError(f"{current} feeds layers in more than one block: the graph is not "
-                                     "series-parallel, which the spec language needs (a branch must start "
-                                     "where its siblings start)", node_path=current)
-            items.extend(reversed(aux_after.get(current, [])))
-            if node.op.merges:
-                fork = fork_of(graph, node, position)
-                items.append(_Merge(node, [chain(source, fork) for source in node.inputs]))
-                current = fork
-            else:
+    target: str
+
+
+class _Structure:
+    """The IR as nested items; every node is written exactly once, in an order where each row
+    comes after what it reads."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.position = positions(graph)
+        self.claimed: set[str] = set()
+        self.consumers: dict[str, list[str]] = {
+            n.path: [c for c in graph.dag.successors(n.path) if graph.node(c).role != AUX] for n in graph.order}
+
+    def items(self) -> list:
+        graph = self.graph
+        self.aux_after: dict[str, list[_Aux]] = {}
+        for output in graph.aux_outputs:
+            start = output
+            while graph.node(start).role == AUX:  # walk back to where the head leaves the main path
+                start = graph.node(start).inputs[0]
+            self.aux_after.setdefault(start, []).append(_Aux(self.chain(output, {start})))
+        main = self.chain(graph.output, {INPUT})
+        missing = sorted({n.path for n in graph.layers()} - self.claimed, key=self.position.get)
+        if missing:
+            raise SpecWriteError(f"{missing[0]} is not on a path to the model's outputs the writer can follow; "
+                                 "please report this with the model", node_path=missing[0])
+        return main
+
+    def chain(self, end: str, stops: set[str], named_start: bool = False) -> list:
+        """The items that, run from where the chain starts, make `end`: walking back from `end`
+        until a node of `stops` (a branch's fork), or a tensor written elsewhere; the chain's first
+        row then reads that tensor by name unless it is the one the rows before leave (the stop,
+        and `named_start` is false)."""
+        items: list = []
+        current = end
+        while current not in stops and current not in self.claimed and current != INPUT:
+            node = self.graph.node(current)
+            self.claimed.add(current)
+            items.extend(reversed(self.aux_after.get(current, [])))
+            if len(node.inputs) == 1:
                 items.append(_Leaf(node))
                 current = node.inputs[0]
+                continue
+            fork = self._fork(node) if node.op.merges else None
+            if fork is not None:
+                items.append(_Merge(node, [self.chain(i, {fork}) for i in node.inputs]))
+                current = fork
+                continue
+            # not a block: the merge reads its inputs by name; the chain goes on along the latest one,
+            # after the inputs that are not made on the way to it (written just before the merge)
+            latest = max(node.inputs, key=self.position.get)
+            before = nx.ancestors(self.graph.dag, latest) | {latest}
+            items.append(_Leaf(node, tuple(node.inputs)))
+            for side in sorted((i for i in set(node.inputs) if i not in before), key=self.position.get,
+                               reverse=True):
+                items.extend(reversed(self.chain(side, before, named_start=True)))
+            current = latest
         items.reverse()
+        if named_start or current not in stops:   # starts at a tensor made elsewhere: read it by name
+            if not items:
+                return [_Ref(current)]
+            items[0].sources = items[0].sources or (current,)
         return items
 
-    for output in graph.aux_outputs:
-        start = output
-        while graph.node(start).role == AUX:  # walk back to where the head leaves the main path
-            start = graph.node(start).inputs[0]
-        aux_after.setdefault(start, []).append(_Aux(chain(output, start)))
-        seen.clear()
-    main = chain(graph.output, INPUT)
-    for head in aux_after.values():
-        for aux in head:
-            _count(aux.items, seen)
-    expected = {n.path for n in graph.layers()}
-    twice = sorted(p for p, k in seen.items() if k > 1)
-    if twice or set(seen) != expected:
-        culprit = twice[0] if twice else sorted(expected - set(seen))[0]
-        raise SpecWriteError(f"{culprit} feeds layers in more than one block: the graph is not series-parallel, "
-                             "which the spec language needs (a branch must start where its siblings start)",
-                             node_path=culprit)
-    return main
-
-
-def _count(items: list, seen: Counter) -> None:
-    for item in items:
-        if isinstance(item, _Leaf):
-            seen[item.node.path] += 1
-        elif isinstance(item, _Merge):
-            seen[item.node.path] += 1
-            for branch in item.branches:
-                _count(branch, seen)
-        else:
-            _count(item.items, seen)
+    def _fork(self, merge: Node) -> str | None:
+        """The merge's fork if its branches use their layers alone (a series-parallel block)."""
+        fork = fork_of(self.graph, merge, self.position)
+        members: set[str] = set()
+        for source in merge.inputs:
+            branch: set[str] = set()
+            stack = [source] if source != fork else []
+            while stack:
+                path = stack.pop()
+                if path in branch:
+                    continue
+                if path in members or path in self.claimed or path == INPUT:
+                    return None
+                branch.add(path)
+                stack.extend(i for i in self.graph.node(path).inputs if i != fork)
+            for path in branch:
+                if any(c not in branch and c != merge.path for c in self.consumers[path]):
+                    return None
+            members |= branch
+        return fork
 
 
 def _nodes(item) -> list[Node]:
@@ -118,6 +160,8 @@ def _nodes(item) -> list[Node]:
         return [item.node]
     if isinstance(item, _Merge):
         return [item.node] + [n for branch in item.branches for i in branch for n in _nodes(i)]
+    if isinstance(item, _Ref):
+        return []
     return [n for i in item.items for n in _nodes(i)]
 
 
@@ -125,7 +169,7 @@ def _nodes(item) -> list[Node]:
 @dataclass
 class _Row:
     name: str | None
-    kind: str                          # "call", "layers", "concat", "add"
+    kind: str                          # "call", "layers", "from", or a merge: "concat", "add", "mul"
     callee: str = ""
     values: dict = field(default_factory=dict)     # call arguments, every one (defaults included)
     rows: list = field(default_factory=list)       # layers
@@ -133,6 +177,9 @@ class _Row:
     aux: bool = False
     module: str | None = None          # the module this named row is
     numbered: bool = False             # its rows are named by position (nn.Sequential)
+    sources: tuple = ()                # tensors it reads by name (IR paths)
+    texts: tuple | None = None         # ... as written, once fixed inside a template's body
+    node: str | None = None            # a call row's IR node
 
 
 class _Namer:
@@ -156,14 +203,11 @@ class _Namer:
             raise SpecWriteError(f"the ops of module {_join(prefix, repeated[0])} do not run one after another "
                                  "(other modules run in between), so it cannot be one row",
                                  node_path=_join(prefix, repeated[0]))
-        numbered = bool(keys) and all(k.isdigit() for k in keys)
-        rows = []
-        for index, (key, run) in enumerate(runs):
-            if numbered and key != str(index):
-                raise SpecWriteError(f"the numbered children of {prefix} do not run in their order "
-                                     f"(child {key} at position {index})", node_path=_join(prefix, key))
-            rows.append(self._row(key, run, prefix, numbered))
-        return rows
+        # nn.Sequential's children are numbered by position, unless some make no row (torchvision's
+        # Permute modules in ConvNeXt: a change of axis order, not an op) or run out of order: then
+        # every row is written with its number
+        numbered = bool(keys) and all(key == str(index) for index, (key, _) in enumerate(runs))
+        return [self._row(key, run, prefix, numbered) for key, run in runs]
 
     def _key(self, item, prefix: str) -> str | None:
         firsts = set()
@@ -184,31 +228,150 @@ class _Namer:
             return row
         if key is None:  # unnamed items at this level (functional ops, merges of several modules)
             if len(run) != 1:
-                return _Row(None, "layers", rows=[self._row(None, [i], prefix, False) for i in run])
+                return _hoisted(_Row(None, "layers", rows=[self._row(None, [i], prefix, False) for i in run]))
             return self._item_row(run[0], prefix, None)
         path = _join(prefix, key)
         if len(run) == 1 and isinstance(run[0], _Leaf) and run[0].node.path == path:
-            return _call_row(name, run[0].node)
-        if len(run) == 1 and isinstance(run[0], _Merge):
-            merge = run[0]
-            row = _Row(name, merge.node.kind, branches=[self.rows(b, path) for b in merge.branches], module=path)
-            return row
+            return _call_row(name, run[0])
+        if len(run) == 1 and isinstance(run[0], _Merge) and run[0].node.path.rpartition(".")[0] == path:
+            merge = run[0]   # the module's own merge (a merge deeper down is a row of an inner module)
+            return _Row(name, merge.node.kind, branches=[self.rows(b, path) for b in merge.branches], module=path,
+                        sources=merge.sources, node=merge.node.path)
         inner = self.rows(run, path)
-        return _Row(name, "layers", rows=inner, module=path,
-                    numbered=bool(inner) and all(r.name is None for r in inner) and path in self.containers)
+        return _hoisted(_Row(name, "layers", rows=inner, module=path,
+                             numbered=bool(inner) and all(r.name is None for r in inner) and path in self.containers))
 
     def _item_row(self, item, prefix: str, name: str | None) -> _Row:
         if isinstance(item, _Leaf):
-            return _call_row(name, item.node)
-        return _Row(name, item.node.kind, branches=[self.rows(b, prefix) for b in item.branches])
+            return _call_row(name, item)
+        if isinstance(item, _Ref):
+            return _Row(None, "from", sources=(item.target,))
+        return _Row(name, item.node.kind, branches=[self.rows(b, prefix) for b in item.branches],
+                    sources=item.sources, node=item.node.path)
 
 
-def _call_row(name: str | None, node: Node) -> _Row:
-    return _Row(name, "call", callee=node.kind, values=dict(node.args))
+def _hoisted(row: _Row) -> _Row:
+    """A sequence whose first row reads named tensors reads them itself: its body then starts from
+    what it is given (a merge of them, `- concat`), as a module called on several tensors does."""
+    if row.rows and row.rows[0].sources and not row.sources:
+        row.sources, row.rows[0].sources = row.rows[0].sources, ()
+    return row
+
+
+def _call_row(name: str | None, leaf: _Leaf) -> _Row:
+    return _Row(name, "call", callee=leaf.node.kind, values=dict(leaf.node.args), sources=leaf.sources,
+                node=leaf.node.path)
 
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def _children(row: _Row) -> list[_Row]:
+    return row.rows if row.kind == "layers" else [r for b in row.branches for r in b]
+
+
+def _output(row: _Row) -> str | None:
+    """The IR node whose tensor a row leaves behind."""
+    if row.kind == "from":
+        return row.sources[0] if len(row.sources) == 1 else None
+    if row.kind == "layers":
+        main = [r for r in row.rows if not r.aux]
+        return _output(main[-1]) if main else None
+    return row.node
+
+
+def _levels(rows: list[_Row], level: str, numbered: bool = False):
+    """(row, the level it sits in, the name the expander gives it or None), every row in order;
+    unnamed blocks and branches are in their enclosing level, and a named sequence whose rows have
+    no name numbers them 0, 1, ... (as the expander does)."""
+    for index, row in enumerate(rows):
+        name = row.name if row.name is not None else (str(index) if numbered else None)
+        yield row, level, name
+        inner = _join(level, name) if name is not None and row.kind not in ("call", "from") else level
+        if row.kind == "layers":
+            yield from _levels(row.rows, inner, name is not None and all(r.name is None for r in row.rows))
+        elif row.kind not in ("call", "from"):
+            for branch in row.branches:
+                yield from _levels(branch, inner)
+
+
+# ----------------------------------------------------------------------------- 4. references
+def _name_targets(rows: list[_Row]) -> None:
+    """Every tensor read by name needs a named row: an unnamed call row making one is given the last
+    part of its node's path as its name (`relu_3`), which is also where the expander puts it."""
+    targets = {source for row, _, _ in _levels(rows, "") for source in row.sources}
+    if not targets:
+        return
+    taken: dict[str, set[str]] = {}
+    for row, level, name in _levels(rows, ""):
+        if name is not None:
+            taken.setdefault(level, set()).add(name)
+    for row, level, name in list(_levels(rows, "")):
+        if row.kind == "call" and name is None and row.node in targets and not row.aux:
+            candidate = row.node.rpartition(".")[2]
+            if candidate and not candidate[0].isdigit() and candidate not in taken.setdefault(level, set()):
+                row.name = candidate
+                taken[level].add(candidate)
+
+
+class _Names:
+    """What a reference may name, as the expander's lookup sees the written rows: every level's
+    declared names, which named rows leave which tensor, where each row sits and what it reads."""
+
+    def __init__(self, rows: list[_Row]):
+        self.declared: dict[str, set[str]] = {}
+        self.rows_of: dict[str, list[str]] = {}      # IR node -> paths of the named rows leaving it
+        self.level_of: dict[int, str] = {}           # id(row) -> the level it sits in
+        self.input_of: dict[int, Any] = {}           # id(row) -> the tensor(s) it reads
+        for row, level, name in _levels(rows, ""):
+            self.level_of[id(row)] = level
+            if name is not None:
+                self.declared.setdefault(level, set()).add(name)
+                out = _output(row)
+                if out is not None and row.kind != "from":
+                    self.rows_of.setdefault(out, []).append(_join(level, name))
+        self._inputs(rows, INPUT)
+
+    def _inputs(self, rows: list[_Row], current: Any) -> Any:
+        for row in rows:
+            reads = (row.sources[0] if len(row.sources) == 1 else row.sources) if row.sources else current
+            self.input_of[id(row)] = reads
+            if row.kind == "layers":
+                out = self._inputs(row.rows, reads)
+            else:
+                for branch in row.branches:
+                    self._inputs(branch, reads)
+                out = reads if row.kind == "from" else row.node
+            if not row.aux:
+                current = out
+        return current
+
+    def text(self, target: str, level: str, boundary: str | None, boundary_input: Any = None) -> str | None:
+        """The shortest name that finds `target` from a row at `level`, looking up to `boundary`
+        (a template instance's path; None: the top), or None when no name does."""
+        if target == (INPUT if boundary is None else boundary_input):
+            return INPUT
+        chain = [level]
+        while chain[-1] != (boundary or ""):
+            if not chain[-1]:
+                return None
+            chain.append(chain[-1].rpartition(".")[0])
+        best = None
+        for candidate in self.rows_of.get(target, []):
+            for at in chain:
+                if at and not candidate.startswith(at + "."):
+                    continue
+                relative = candidate[len(at) + 1:] if at else candidate
+                first = relative.partition(".")[0]
+                if first in self.declared.get(at, ()) and sum(first in self.declared.get(o, ()) for o in chain) == 1:
+                    if best is None or len(relative) < len(best):
+                        best = relative
+        return best
+
+    def texts(self, row: _Row, boundary: str | None, boundary_input: Any = None) -> tuple | None:
+        texts = tuple(self.text(t, self.level_of[id(row)], boundary, boundary_input) for t in row.sources)
+        return None if None in texts else texts
 
 
 # ----------------------------------------------------------------------------- 3. templates
@@ -220,29 +383,32 @@ class _Template:
 
 
 def _skeleton(row: _Row) -> tuple:
+    texts = row.texts if row.sources else ()
     if row.kind == "call":
-        return (row.name, row.callee, tuple(row.values), row.aux)
-    children = row.rows if row.kind == "layers" else [r for b in row.branches for r in (b or [None])]
+        return (row.name, row.callee, tuple(row.values), row.aux, texts)
+    if row.kind == "from":
+        return ("from", texts)
+    children = _children(row) if row.kind == "layers" else [r for b in row.branches for r in (b or [None])]
     shape = tuple(len(b) for b in row.branches) if row.kind != "layers" else ()
-    return (row.name, row.kind, row.aux, shape, tuple(_skeleton(c) if c else None for c in children))
+    return (row.name, row.kind, row.aux, shape, texts, tuple(_skeleton(c) if c else None for c in children))
 
 
 def _slots(row: _Row, where: tuple = ()) -> list[tuple[tuple, str, _Row]]:
     """Every argument value in the row, as (row position, argument name, the call row)."""
     if row.kind == "call":
         return [(where, key, row) for key in row.values]
-    children = row.rows if row.kind == "layers" else [r for b in row.branches for r in b]
-    return [s for i, child in enumerate(children) for s in _slots(child, where + (i,))]
+    return [s for i, child in enumerate(_children(row)) for s in _slots(child, where + (i,))]
 
 
-def _templates(rows: list[_Row], module_types: dict[str, str]) -> dict[str, _Template]:
+def _templates(rows: list[_Row], module_types: dict[str, str], names: _Names) -> dict[str, _Template]:
     candidates: list[tuple[int, _Row]] = []
 
     def collect(row: _Row) -> int:
-        """Collect template candidates; return the row's height (0: no candidate inside)."""
-        children = row.rows if row.kind == "layers" else [r for b in row.branches for r in b]
-        height = max((collect(child) for child in children), default=-1) + 1
-        if row.kind != "call" and row.module in module_types and not row.numbered:
+        """Collect template candidates (modules, not a Sequential's numbered rows); return the row's
+        height (0: no candidate inside)."""
+        height = max((collect(child) for child in _children(row)), default=-1) + 1
+        numbered = row.numbered or bool(row.rows) and all(r.name is not None and r.name.isdigit() for r in row.rows)
+        if row.kind not in ("call", "from") and row.module in module_types and not numbered:
             candidates.append((height, row))
         return height
 
@@ -254,7 +420,7 @@ def _templates(rows: list[_Row], module_types: dict[str, str]) -> dict[str, _Tem
     for height in sorted({h for h, _ in candidates}):
         groups: dict[tuple, list[_Row]] = {}
         for h, row in candidates:
-            if h == height:
+            if h == height and _names_inside(row, names):
                 groups.setdefault((module_types[row.module], _skeleton(_anonymous(row))), []).append(row)
         for (class_name, _), members in groups.items():
             if len(members) < 2:
@@ -262,6 +428,18 @@ def _templates(rows: list[_Row], module_types: dict[str, str]) -> dict[str, _Tem
             name = _fresh(class_name, taken)
             templates[name] = _make_template(name, members)
     return templates
+
+
+def _names_inside(row: _Row, names: _Names) -> bool:
+    """Whether every tensor the rows inside a module read by name can be named from inside it (its
+    own rows, and `input`: a template sees nothing else); then those names are the rows' texts."""
+    inside = [r for r, _, _ in _levels(_children(row), "") if r.sources]
+    found = [names.texts(r, row.module, names.input_of[id(row)]) for r in inside]
+    if any(texts is None for texts in found):
+        return False
+    for r, texts in zip(inside, found):
+        r.texts = texts
+    return True
 
 
 def _anonymous(row: _Row) -> _Row:
@@ -275,8 +453,6 @@ def _fresh(base: str, taken: set[str]) -> str:
         candidate, k = f"{name}_{k}", k + 1
     taken.add(candidate)
     return candidate
-
-
 def _make_template(name: str, members: list[_Row]) -> _Template:
     slots = [_slots(m) for m in members]
 
@@ -350,7 +526,8 @@ class _Param:
 
 def _copy(row: _Row) -> _Row:
     return _Row(row.name, row.kind, row.callee, dict(row.values), [_copy(r) for r in row.rows],
-                [[_copy(r) for r in b] for b in row.branches], row.aux, row.module, row.numbered)
+                [[_copy(r) for r in b] for b in row.branches], row.aux, row.module, row.numbered, row.sources,
+                row.texts, row.node)
 
 
 def _hashable(value: Any) -> Any:
@@ -397,27 +574,55 @@ def _call_text(row: _Row, templates: dict[str, _Template]) -> str:
     return f"{row.callee}({', '.join(arguments)})" if arguments else row.callee
 
 
-def _row_lines(row: _Row, templates: dict) -> list[str]:
+def _key_text(text: str) -> str:
+    """A name as YAML reads it back: quoted where YAML would read another value (true, null, 1e3)."""
+    return text if parse_scalar(text) == text else "'" + text.replace("'", "''") + "'"
+
+
+def _from_text(row: _Row, names: _Names) -> str:
+    texts = row.texts if row.texts is not None else names.texts(row, None)
+    if texts is None:
+        raise SpecWriteError(f"{', '.join(row.sources)} cannot be named from where it is read (a tensor a "
+                             "reference reads needs a named row); please report this with the model",
+                             node_path=row.sources[0])
+    quoted = [_key_text(t) for t in texts]
+    return quoted[0] if len(quoted) == 1 else "[" + ", ".join(quoted) + "]"
+
+
+def _row_lines(row: _Row, templates: dict, names: _Names) -> list[str]:
+    if row.kind == "from":
+        return [f"from: {_from_text(row, names)}"]
     if row.kind == "call":
-        call = _call_text(row, templates)
-        if row.aux:
-            lines = [f"call: {call}", "aux: true"]
-            return [f"{row.name}:"] + ["  " + line for line in lines] if row.name else lines
-        return [f"{row.name}: {call}" if row.name else call]
-    if row.kind == "layers":
-        children = _list([_row_lines(r, templates) for r in row.rows])
+        body = [_call_text(row, templates)]
+    elif row.kind == "layers":
+        body = _list([_row_lines(r, templates, names) for r in row.rows])
     else:
-        children = _list([_branch_lines(b, templates) for b in row.branches])
-    body = [f"{row.kind}:"] + ["  " + line for line in children] + (["aux: true"] if row.aux else [])
-    return [f"{row.name}:"] + ["  " + line for line in body] if row.name else body
+        body = _list([_branch_lines(b, templates, names) for b in row.branches])
+    name = _key_text(row.name) if row.name is not None else None
+    reserved = row.name in ROW_KEYWORDS
+    if not (row.sources or row.aux or reserved):   # the short forms: `name: call(...)`, `name: {layers: ...}`
+        if row.kind == "call":
+            return [f"{name}: {body[0]}" if name else body[0]]
+        lines = [f"{row.kind}:"] + ["  " + line for line in body]
+        return [f"{name}:"] + ["  " + line for line in lines] if name else lines
+    # the long form: a mapping with call (or the block), from, aux; and the name inside it where
+    # the name is a word of the language (a layer called `layers` or `concat`)
+    entries = [f"call: {body[0]}"] if row.kind == "call" else [f"{row.kind}:"] + ["  " + line for line in body]
+    if row.sources:
+        entries.append(f"from: {_from_text(row, names)}")
+    if row.aux:
+        entries.append("aux: true")
+    if name is None or reserved:
+        return ([f"name: {name}"] if name else []) + entries
+    return [f"{name}:"] + ["  " + line for line in entries]
 
 
-def _branch_lines(rows: list[_Row], templates: dict) -> list[str]:
+def _branch_lines(rows: list[_Row], templates: dict, names: _Names) -> list[str]:
     if not rows:
         return ["[]"]     # the identity shortcut
     if len(rows) == 1:
-        return _row_lines(rows[0], templates)
-    return _list([_row_lines(r, templates) for r in rows])
+        return _row_lines(rows[0], templates, names)
+    return _list([_row_lines(r, templates, names) for r in rows])
 
 
 def _list(items: list[list[str]]) -> list[str]:
@@ -435,23 +640,21 @@ def _params_text(params: list[tuple[str, Any]]) -> str:
 def write_spec(imported) -> str:
     """The spec text of an ImportedModel (importer.import_module)."""
     graph = imported.graph
-    for node in graph.layers():
-        if not node.op.merges and len(node.inputs) > 1:  # an opaque op reading several tensors
-            what = node.op.describe(node.args) or node.kind  # an opaque op describes itself by its traced call
-            raise SpecWriteError(f"{node.path} is an unmodelled operation ({what}) on "
-                                 f"{len(node.inputs)} tensors; a spec has no row for it (analyse the model "
-                                 "with from_module instead)", node_path=node.path)
-    main = _structure(graph)
+    main = _Structure(graph).items()
     namer = _Namer(imported.module_paths, imported.module_types, imported.containers)
     rows = namer.rows(main, "")
-    templates = _templates(rows, imported.module_types)
+    _name_targets(rows)
+    names = _Names(rows)
+    templates = _templates(rows, imported.module_types, names)
+    for row, _, _ in _levels(rows, ""):
+        row.texts = None   # outside the templates' bodies, names are looked up from the top
     c, h, w = graph.input_shape
     lines = [
         f"# Imported from {imported.reference} by `inception-analyzer import` (torch.fx, traced in "
         f"{imported.traced_in} mode).",
         "# Layer names are the model's own module names, so the model's state_dict loads into the",
         "# model this spec builds. Repeated modules of one class became the templates under `modules`.",
-        f"name: {graph.name}",
+        f"name: {_key_text(graph.name)}",
         f"description: imported from {imported.reference}",
         f"input: [{c}, {h}, {w}]",
     ]
@@ -463,13 +666,13 @@ def write_spec(imported) -> str:
             lines.append(f"  {template.name}:")
             if template.params:
                 lines.append(f"    args: {_params_text(template.params)}")
-            children = (_list([_row_lines(r, templates) for r in body.rows]) if body.kind == "layers"
-                        else _list([_branch_lines(b, templates) for b in body.branches]))
+            children = (_list([_row_lines(r, templates, names) for r in body.rows]) if body.kind == "layers"
+                        else _list([_branch_lines(b, templates, names) for b in body.branches]))
             lines.append(f"    {body.kind}:")
             lines.extend("      " + line for line in children)
     lines.append("")
     lines.append("layers:")
-    lines.extend("  " + line for line in _list([_row_lines(r, templates) for r in rows]))
+    lines.extend("  " + line for line in _list([_row_lines(r, templates, names) for r in rows]))
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,3 +20,55 @@ class Scale(nn.Module):
 
     def extra_repr(self) -> str:
         return f"factor={self.factor:g}"
+
+
+class ChannelLinear(nn.Linear):
+    """torch.nn.Linear over the channels of every position of an NCHW feature map (what ConvNeXt's
+    blocks compute on a channels-last tensor); its weights are a Linear's, [out, in]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """Layer normalisation over the channels of every position of an NCHW feature map (torchvision's
+    and timm's LayerNorm2d); its weights are a LayerNorm's, [C]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class GlobalAvgPool(nn.Module):
+    """The mean over the grid as a vector: x.mean((2, 3))."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))
+
+
+class ChannelChunk(nn.Module):
+    """One piece of x.chunk(chunks, dim=1)."""
+
+    def __init__(self, chunks: int, index: int):
+        super().__init__()
+        self.chunks, self.index = chunks, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.chunk(self.chunks, 1)[self.index]
+
+    def extra_repr(self) -> str:
+        return f"chunks={self.chunks}, index={self.index}"
+
+
+class ChannelSlice(nn.Module):
+    """The channels start to end-1: x[:, start:end]."""
+
+    def __init__(self, start: int, end: int):
+        super().__init__()
+        self.start, self.end = start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.end]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, end={self.end}"

@@ -83,7 +83,7 @@ class Unmodelled(nn.Module):
 
     def forward(self, x):
         x = self.conv(x)
-        x = x[:, :4]
+        x = x[:, ::2]
         x = torch.sort(x, 1).values
         return torch.maximum(x, torch.sigmoid(x))
 
@@ -115,7 +115,7 @@ class ChannelSlice(nn.Module):
         self.conv2 = nn.Conv2d(4, 6, 3)
 
     def forward(self, x):
-        return self.conv2(self.conv1(x)[:, :4])
+        return self.conv2(self.conv1(x)[:, ::2])
 
 
 class SharedWeights(nn.Module):
@@ -173,3 +173,60 @@ class NeedsLargeInput(nn.Module):
 
     def forward(self, x):
         return self.fc(torch.flatten(self.conv(x), 1))
+
+
+# Words the spec language gives a meaning to, as module names (the writer must still write a spec
+# that loads), and Python keywords (torch.fx cannot compile code for `self.block.from`)
+RESERVED_WORDS = ("layers", "concat", "add", "mul", "call", "from", "name", "when", "aux", "doc", "args",
+                  "true", "null", "on", "yes")
+
+
+class Words(nn.Module):
+    def __init__(self, channels: int = 4):
+        super().__init__()
+        for word in RESERVED_WORDS:
+            setattr(self, word, nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x):
+        for word in RESERVED_WORDS:
+            x = getattr(self, word)(x)
+        return x
+
+
+class ReservedNames(nn.Module):
+    """Submodules called like the spec language's keywords, at every level, and a functional `add`
+    beside a ModuleList called `add`."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 1)
+        self.concat = Words()
+        self.layers = Words()
+        self.add = nn.ModuleList([Words(), Words()])
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.layers(self.concat(x)) + x
+        return self.add[1](self.add[0](x))
+
+
+class ContainsItself(nn.Module):
+    """A module that is its own descendant: torch's own tree walks (model.train()) never end."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.inner = nn.Sequential(nn.ReLU())
+        self.inner.parent = self
+
+    def forward(self, x):
+        return self.inner(self.conv(x))
+
+
+class InputModule(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.input = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return self.input(x)

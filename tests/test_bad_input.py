@@ -84,6 +84,27 @@ CASES = {
                                      ["groups=2 must divide", "in_channels 3"]),
     "same padding with stride 2": (HEADER + "layers:\n  - conv(8, 3, stride=2, padding='same')\n", 4,
                                    ["'same' needs stride 1"]),
+    # references to earlier tensors (`from`): unknown, later, ambiguous, out of a template's sight
+    "from names no row": (HEADER + "layers:\n  - stem: conv(8, 3)\n  - {call: relu, from: stme}\n", 5,
+                          ["'from' names 'stme', which is no row here", "did you mean 'stem'"]),
+    "from names a later row": (HEADER + "layers:\n  - {call: relu, from: head}\n  - head: conv(8, 3)\n", 4,
+                               ["'from' names 'head', which is not made before this row"]),
+    "from names the block it is in": (HEADER + "layers:\n  - b:\n      layers:\n        - conv(8, 3)\n"
+                                      "        - {call: relu, from: b}\n", 7,
+                                      ["the block this row is part of", "(at b)"]),
+    "from is ambiguous": (HEADER + "layers:\n  - c: conv(8, 3)\n  - b:\n      layers:\n        - c: relu\n"
+                          "        - {call: relu, from: c}\n", 8, ["ambiguous: it names both b.c and c", "(at b)"]),
+    "from names a row of another block": (HEADER + "layers:\n  - a:\n      layers:\n        - conv: conv(8, 3)\n"
+                                          "  - {call: relu, from: a.cnov}\n", 7, ["a has no 'cnov'", "did you mean 'conv'"]),
+    "template sees only its own rows": (
+        HEADER + "modules:\n  M:\n    layers:\n      - {call: relu, from: stem}\nlayers:\n  - stem: conv(8, 3)\n"
+        "  - m: M\n", 6, ["'from' names 'stem', which is no row here", "give it the tensor with 'from'", "(at m)"]),
+    "conv given two tensors": (HEADER + "layers:\n  - a: conv(8, 3)\n  - b: conv(8, 3)\n"
+                               "  - {call: conv(8, 1), from: [a, b]}\n", 6,
+                               ["conv reads 1 tensor, but this row gives it 2", "merge them first"]),
+    "add of one tensor": (HEADER + "layers:\n  - a: conv(8, 3)\n  - add\n", 5,
+                          ["add reads 2 or more tensors, but this row gives it 1", "(at add)"]),
+    "from takes names": (HEADER + "layers:\n  - {call: relu, from: [a b]}\n", 4, ["'from' takes names of earlier rows"]),
     "error inside a template names the use": (
         HEADER + "modules:\n  B:\n    args: [k]\n    layers:\n      - conv: conv(8, k)\nlayers:\n  - b1: B(0)\n", 7,
         ["(at b1.conv)", "in module B used at line 9"]),

@@ -17,7 +17,9 @@ torch = pytest.importorskip("torch")
 from inception_analyzer.build import BuildError, SpecOutputs, build_model  # noqa: E402
 
 TINY = str(Path(__file__).parent / "data" / "tiny_inception.yaml")
-ALL_SPECS = sorted(str(p) for p in SPECS.glob("*.yaml")) + [TINY]
+# the op kinds of imported CNNs (split, shuffle, channels-last block, layer scale) and references
+DAG_OPS = str(Path(__file__).parent / "data" / "dag_ops.yaml")
+ALL_SPECS = sorted(str(p) for p in SPECS.glob("*.yaml")) + [TINY, DAG_OPS]
 
 
 def spec_id(path: str) -> str:
@@ -49,7 +51,8 @@ def test_every_leaf_output_shape_equals_the_inferred_shape(built):
         model(torch.randn(2, *graph.input_shape))
     for hook in hooks:
         hook.remove()
-    expected = {r.path: tuple(r.output_shape) for r in report.layers if r.op not in ("concat", "add")}
+    # merges are done in the forward pass, a layer scale is a parameter: no module of their own
+    expected = {r.path: tuple(r.output_shape) for r in report.layers if graph.node(r.path).op.builds_module}
     assert seen == expected
 
 
@@ -61,9 +64,10 @@ def test_fvcore_counts_equal_the_analysis_per_layer_and_in_total(built, fvcore_f
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     per_module = analysis.by_module()
     for layer in report.layers:
-        if layer.role == "main" and layer.op in ("conv", "linear", "bn", "adaptive_avgpool"):
+        if layer.role == "main" and layer.op in ("conv", "linear", "channel_linear", "bn", "layer_norm",
+                                                 "adaptive_avgpool"):
             assert per_module[layer.path] == layer.fvcore_flops, layer.path
-        if layer.op in ("conv", "linear") and layer.role == "main":
+        if layer.op in ("conv", "linear", "channel_linear") and layer.role == "main":
             assert layer.fvcore_flops == layer.macs
     assert analysis.total() == report.totals.fvcore_flops
 

@@ -362,8 +362,13 @@ class Gen:
                 kwargs["count_include_pad"] = False
             return self.style(Op(op, [k], kwargs)), shape
         if kind == "misc":
+            groups = [g for g in range(2, c) if c % g == 0]
             return self.style(self.pick([Op("dropout", [0.2]), Op("identity"), Op("lrn", [self.i(1, 5)]),
-                                         Op("dropout")])), shape
+                                         Op("dropout"), Op("layer_norm", [], self.pick([{}, {"eps": 1e-6},
+                                                                                        {"affine": False, "bias": False}])),
+                                         Op("layer_scale", [], self.pick([{}, {"param_shape": "C"}])),
+                                         Op("channel_linear", [c]),
+                                         Op("channel_shuffle", [self.pick(groups)]) if groups else Op("identity")])), shape
         if kind == "block":
             return self.merge(shape, depth - 1, reduce=False)
         if kind == "layers":
@@ -703,8 +708,8 @@ def measured(model, input_shape) -> dict[str, tuple]:
         if isinstance(module, torch.nn.Conv2d):
             kh, kw = module.kernel_size
             macs = math.prod(out) * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, torch.nn.Linear):
-            macs = module.in_features * module.out_features
+        elif isinstance(module, torch.nn.Linear):   # on a vector, or at every position (channel_linear)
+            macs = math.prod(out) * module.in_features
         else:
             macs = 0
         seen[name] = (out, macs)
@@ -732,7 +737,7 @@ def test_analysis_equals_the_built_model(spec, workdir):
     assert sum(p.numel() for p in model.parameters()) == report.totals.params
     assert sum(b.numel() for b in model.buffers()) == report.totals.buffers
     seen = measured(model, graph.input_shape)
-    expected = {r.path: (tuple(r.output_shape), r.macs) for r in report.layers if not graph.node(r.path).op.merges}
+    expected = {r.path: (tuple(r.output_shape), r.macs) for r in report.layers if graph.node(r.path).op.builds_module}
     assert seen == expected
     main_macs = sum(r.macs for r in report.layers if r.role == "main")
     assert main_macs == report.totals.macs

@@ -21,7 +21,9 @@ import import_models as toys  # noqa: E402 - after the torch skip
 import inception_analyzer as ia  # noqa: E402
 from conftest import ROOT, spec_path  # noqa: E402
 from inception_analyzer.graph import AUX, build_graph  # noqa: E402
-from inception_analyzer.importer import ModelImportError, import_module, load_callable, parse_reference  # noqa: E402
+from inception_analyzer.errors import SpecError  # noqa: E402
+from inception_analyzer.importer import (ModelImportError, import_module, load_callable, parse_reference,  # noqa: E402
+                                         written_spec)
 from inception_analyzer.ops import Category  # noqa: E402
 from inception_analyzer.spec import load_spec_text  # noqa: E402
 from inception_analyzer.spec_writer import SpecWriteError, write_spec  # noqa: E402
@@ -168,7 +170,7 @@ def test_unmodelled_operations_are_listed_with_source_line_and_status():
     # the slice, the sort, the sort's .values, and the maximum of two tensors
     assert "4 operation(s)" in message and "nothing is counted as zero" in message
     lines = {line.split(": ")[1].split(" ")[0]: line for line in message.splitlines()[1:]}
-    slice_line = _line_of(source, "x = x[:, :4]")
+    slice_line = _line_of(source, "x = x[:, ::2]")
     assert f"{source}:{slice_line}" in lines["getitem"] and "unsupported" in lines["getitem"]
     assert "returns several tensors" in lines["sort"]
     assert f"{source}:{_line_of(source, 'return torch.maximum(x, torch.sigmoid(x))')}" in lines["maximum"]
@@ -206,9 +208,12 @@ def test_no_strict_keeps_unmodelled_ops_as_opaque_and_says_the_totals_are_partia
     assert report.totals.macs == 8 * 14 * 14 * 27   # the conv alone: a lower bound, said so
     assert "PARTIAL: 3 op(s) not modelled" in render(report)
     assert json.loads(render(report, "json"))["totals"]["status"] == "partial"
-    # the maximum reads two tensors: analysable, but a spec has no row for it
-    with pytest.raises(SpecWriteError, match="on 2 tensors"):
-        write_spec(import_module(toys.Unmodelled(), (3, 16, 16), strict=False))
+    # the maximum reads two tensors: its row reads them by name, and the spec analyses the same
+    text = write_spec(import_module(toys.Unmodelled(), (3, 16, 16), strict=False))
+    assert "call: opaque([4, 14, 14], 'torch.maximum')\n    from: [" in text
+    written = ia.analyze(build_graph(load_spec_text(text, "unmodelled.yaml")))
+    assert (written.totals.macs, written.totals.params, written.totals.status) == \
+        (report.totals.macs, report.totals.params, "partial")
     complete = ia.analyze(ia.from_module(toys.TinyInception(aux_logits=False), (3, 32, 32)))
     assert complete.totals.status == "complete" and complete.totals.unmodelled == []
 
@@ -245,12 +250,19 @@ def test_weights_that_never_run_are_reported():
     assert ia.analyze(imported.graph).totals.params == 3 * 4 * 9 + 4
 
 
-def test_a_dense_block_analyses_but_cannot_be_written_as_a_spec():
-    imported = import_module(toys.DenseBlock(), (3, 8, 8))
+def test_a_dense_block_is_written_with_references_and_round_trips():
+    """DenseNet's pattern is not series-parallel: its concatenations read earlier tensors by name."""
+    torch.manual_seed(0)
+    model = toys.DenseBlock().eval()
+    imported = import_module(model, (3, 8, 8))
     assert ia.analyze(imported.graph).totals.macs == 8 * 8 * (4 * 3 * 9 + 4 * 7 * 9)
-    with pytest.raises(SpecWriteError, match="not series-parallel") as caught:
-        write_spec(imported)
-    assert caught.value.node_path == "conv1"
+    text = write_spec(imported)
+    assert "from: [input, conv1]" in text and "from: [input, conv1, conv2]" in text
+    built = ia.build_model(build_graph(load_spec_text(text, "dense.yaml"))).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), rtol=0, atol=0)
 
 
 def test_load_callable_reads_literal_arguments_only():
@@ -349,10 +361,11 @@ def test_cli_import_of_unmodelled_ops_exits_2_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_cli_import_of_a_dense_block_exits_2_naming_the_layer(tmp_path):
+def test_cli_import_of_a_dense_block_writes_references(tmp_path):
     proc = _cli("import", "import_models:DenseBlock", "--input-size", "8", "-o", str(tmp_path / "d.yaml"))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "not series-parallel" in proc.stderr and "(at conv1)" in proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "from: [input, conv1, conv2]" in (tmp_path / "d.yaml").read_text()
+    assert _cli("build", str(tmp_path / "d.yaml")).returncode == 0
 
 
 def test_from_module_is_the_public_entry_point():
@@ -391,7 +404,7 @@ def test_analyze_review_and_report_read_an_imported_torchvision_model(torchvisio
 # the model's params and fvcore's conv + linear count; those the spec language can express must
 # come back as a spec that loads the model's state_dict and computes the same outputs.
 FAMILIES = {"resnet18": True, "resnext50_32x4d": True, "mobilenet_v2": True, "mobilenet_v3_small": True,
-            "efficientnet_b0": True, "squeezenet1_0": True, "regnet_x_400mf": True, "densenet121": False}
+            "efficientnet_b0": True, "squeezenet1_0": True, "regnet_x_400mf": True, "densenet121": True}
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -412,3 +425,56 @@ def test_other_torchvision_families_import_exactly(torchvision, fvcore_flops, na
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(built(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_modules_named_like_the_spec_languages_words_write_a_spec_that_loads(tmp_path):
+    torch.manual_seed(0)
+    model = toys.ReservedNames().eval()
+    text = write_spec(import_module(model, (3, 8, 8)))
+    for word in ("layers", "concat", "add", "mul", "call", "from"):
+        assert f"name: {word}\n" in text
+    built = ia.build_model(build_graph(load_spec_text(text, "words.yaml"))).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), rtol=0, atol=0)
+    proc = _cli("import", "import_models:ReservedNames", "--input-size", "8", "-o", str(tmp_path / "w.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert _cli("build", str(tmp_path / "w.yaml")).returncode == 0
+
+
+@pytest.mark.parametrize("model, phrases", [
+    ("ContainsItself", ["contains itself", "(at inner.parent)"]),
+    ("InputModule", ["a module named 'input' at its top level", "(at input)"]),
+])
+def test_models_that_cannot_be_imported_say_why_in_one_line(tmp_path, model, phrases):
+    proc = _cli("import", f"import_models:{model}", "--input-size", "8", "-o", str(tmp_path / "m.yaml"))
+    message = proc.stderr.strip()
+    assert proc.returncode == 2 and len(message.splitlines()) == 1 and "Traceback" not in message, message
+    assert all(phrase in message for phrase in phrases), message
+    assert not (tmp_path / "m.yaml").exists()
+
+
+# Models with operations no op kind expresses (GroupNorm, a Conv1d on a reshaped vector, weight
+# standardisation, split attention, attention in windows on channels-last tensors): without strict
+# they are kept opaque, never counted as zero, their weights counted once each, and the written
+# spec reads as the import does.
+NO_STRICT = {"resnet50_gn": ("timm", 64), "eca_vovnet39b": ("timm", 64), "nf_resnet26": ("timm", 64),
+             "resnest14d": ("timm", 64), "swin_t": ("torchvision", 224)}
+
+
+@pytest.mark.parametrize("name", NO_STRICT)
+def test_no_strict_imports_never_crash_nor_miscount(request, name):
+    package, size = NO_STRICT[name]
+    module = request.getfixturevalue(package)
+    model = module.create_model(name) if package == "timm" else module.models.get_model(name)
+    imported = import_module(model.eval(), (3, size, size), name=name, strict=False)
+    report = ia.analyze(imported.graph)
+    assert report.totals.status == "partial" and report.totals.unmodelled
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    text = written_spec(imported)   # checked op for op against the import
+    written = ia.analyze(build_graph(load_spec_text(text, f"{name}.yaml")))
+    assert (written.totals.params, written.totals.macs, len(written.totals.unmodelled)) == \
+        (report.totals.params, report.totals.macs, len(report.totals.unmodelled))
+    with pytest.raises(SpecError, match="cannot be built"):
+        ia.build_model(build_graph(load_spec_text(text, f"{name}.yaml")))

@@ -106,18 +106,25 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
              "lrn": ((8, 9, 9), [5], {}), "maxpool": ((3, 9, 9), [3], {"stride": 2, "ceil_mode": True}),
              "avgpool": ((3, 9, 9), [3], {"stride": 1, "padding": 1}), "adaptive_avgpool": ((3, 9, 9), [2], {}),
              "adaptive_maxpool": ((3, 9, 9), [1], {}), "dropout": ((3, 9, 9), [], {}), "flatten": ((3, 9, 9), [], {}),
-             "identity": ((3, 9, 9), [], {}), "softmax": ((10,), [], {}), "scale": ((3, 9, 9), [0.17], {})}
+             "identity": ((3, 9, 9), [], {}), "softmax": ((10,), [], {}), "scale": ((3, 9, 9), [0.17], {}),
+             "channel_linear": ((6, 5, 5), [4], {}), "layer_norm": ((6, 5, 5), [], {}),
+             "global_avgpool": ((3, 9, 9), [], {}), "chunk": ((6, 5, 5), [4, 2], {}),
+             "channel_slice": ((6, 5, 5), [1, 4], {}), "channel_shuffle": ((6, 5, 5), [3], {}),
+             "layer_scale": ((6, 5, 5), [], {})}
     activations = [name for name, op in OPS.items() if op.category is Category.ACTIVATION and name not in cases]
     cases.update({name: ((3, 9, 9), [], {}) for name in activations})
-    buildable = {name for name, op in OPS.items() if op.builds_module and op.modelled}
+    buildable = {name for name, op in OPS.items() if (op.builds_module or op.builds_parameter) and op.modelled}
     assert buildable == set(cases)
     for name, (shape, args, kwargs) in cases.items():
         op = OPS[name]
         a = op.bind(args, kwargs)
         out = op.output_shape(a, [shape])
-        module = op.make_module(a, [shape], out)
-        assert tuple(module(torch.zeros(1, *shape)).shape[1:]) == out, name
-        assert sum(p.numel() for p in module.parameters()) == op.params(a, [shape], out), name
+        made = op.make_module(a, [shape], out)
+        x = torch.zeros(1, *shape)
+        y = op.apply(made, x) if op.builds_parameter else made(x)
+        assert tuple(y.shape[1:]) == out, name
+        params = [made] if op.builds_parameter else list(made.parameters())
+        assert sum(p.numel() for p in params) == op.params(a, [shape], out), name
 
 
 def test_scale_multiplies_by_its_factor_and_costs_one_flop_per_element(torch):

@@ -5,7 +5,7 @@ import argparse
 
 from tabulate import tabulate
 
-from ..ops import OPS, REQUIRED, STRUCTURAL_OPS
+from ..ops import OPS, REQUIRED
 from .options import say
 
 NAME = "ops"
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         if name == "input":
             continue
         signature = ", ".join(a.name if a.default is REQUIRED else f"{a.name}={a.default!r}" for a in op.args)
-        usage = f"{name}: [branch, ...]" if name in STRUCTURAL_OPS else f"{name}({signature})"
+        usage = f"{name}: [branch, ...]" if op.merges else f"{name}({signature})"
         rows.append([usage, op.summary, "counted as MACs" if op.weighted else op.other_flops_rule])
     say(tabulate(rows, ["op", "what it is", "other FLOPs"], tablefmt="simple") + "\n")
     return 0

@@ -8,19 +8,21 @@ module of its family:
     args.py        argument types (the checks that normalise a spec's values)
     base.py        OpKind, the facet types, the registry
     windows.py     sliding-window arithmetic shared by convolution and pooling
-    conv.py, linear.py, norm.py, pool.py, pointwise.py, merge.py, structural.py: the op kinds
+    conv.py, linear.py, norm.py, pool.py, pointwise.py, channels.py, merge.py, structural.py: the op kinds
 
 The family modules are imported here in the order their ops are listed (`inception-analyzer ops`).
 """
 from __future__ import annotations
 
-from . import conv, linear, norm, pool, pointwise, merge, structural  # noqa: F401  (each registers its ops)
+from . import conv, linear, norm, pool, pointwise, channels, merge, structural  # noqa: F401  (each registers its ops)
 from .args import MAX_SIZE, REQUIRED, Arg
-from .base import OPS, Category, ConvGeometry, MergeKind, OpKind, RFStep, Shape, Unmodelled, get_op, register
+from .base import (OPS, Category, ConvGeometry, MergeKind, Movement, OpKind, RFStep, Shape, Unmodelled, WeightRef,
+                   get_op, register)
 
-# ops a spec may not call by name: the merges are written as blocks (`concat: [...]`), the input is given
+# the merges: written as blocks of branches (`concat: [...]`), or called on the tensors a row reads
 MERGE_OPS = tuple(name for name, op in OPS.items() if op.merges)
-STRUCTURAL_OPS = frozenset({*MERGE_OPS, "input"})
+# ops a spec may not call by name: the input is given
+STRUCTURAL_OPS = frozenset({"input"})
 
-__all__ = ["Arg", "Category", "ConvGeometry", "MAX_SIZE", "MERGE_OPS", "MergeKind", "OPS", "OpKind", "REQUIRED",
-           "RFStep", "STRUCTURAL_OPS", "Shape", "Unmodelled", "get_op", "register"]
+__all__ = ["Arg", "Category", "ConvGeometry", "MAX_SIZE", "MERGE_OPS", "MergeKind", "Movement", "OPS", "OpKind",
+           "REQUIRED", "RFStep", "STRUCTURAL_OPS", "Shape", "Unmodelled", "WeightRef", "get_op", "register"]

@@ -101,6 +101,34 @@ class ConvGeometry:
         return self.kernel[0] == self.kernel[1]
 
 
+@dataclass(frozen=True)
+class WeightRef:
+    """A weight (parameter or buffer) a traced call reads, as the importer hands it to an op's
+    `from_torch_call`: the tensor's qualified name and shape in the model, whether it is learnable,
+    and the shape of the value the call sees (`gamma.reshape(1, -1, 1, 1)` reads gamma reshaped)."""
+
+    name: str
+    shape: tuple
+    learnable: bool = True
+    value_shape: tuple | None = None
+
+    @property
+    def seen_shape(self) -> tuple:
+        return self.shape if self.value_shape is None else self.value_shape
+
+
+@dataclass(frozen=True)
+class Movement:
+    """What a chain of pure data movement (view, reshape, permute, transpose, ...) did to one
+    tensor of the IR, worked out by the importer on an index tensor:
+      "flatten"   the elements in their logical order as a vector,
+      "channels"  a permutation of whole channels; `order[i]` is the input channel of output channel i.
+    Op kinds that express such a movement say so in `from_movement`."""
+
+    kind: str
+    order: tuple = ()
+
+
 class Unmodelled(Exception):
     """A torch module or call whose settings no op kind expresses (the importer lists it)."""
 
@@ -120,6 +148,13 @@ class OpKind:
     merge_kind: ClassVar[MergeKind | None] = None  # set on the ops that take several inputs
     weighted: ClassVar[bool] = False        # counts as a layer of depth (conv, linear)
     builds_module: ClassVar[bool] = True    # merges are done by the enclosing container
+    # its torch form is a bare learnable tensor on the enclosing module (a layer scale's gamma, named
+    # as the model names it), applied in the forward pass by `apply`, not a module of its own
+    builds_parameter: ClassVar[bool] = False
+    # how many tensors it reads: one for most ops; merges two or more (a concatenation also one,
+    # as torch.cat([x]) is); None = no upper bound
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
     modelled: ClassVar[bool] = True         # False: its MACs and FLOPs are unknown (not zero)
     # its torch op returns new storage that autograd does not keep for the backward pass, so the
     # one activation that reads it may overwrite it (the builder then builds that activation with
@@ -131,6 +166,14 @@ class OpKind:
     # after the input tensor(s), so a call's positional arguments can be named
     torch_modules: ClassVar[tuple[str, ...]] = ()
     torch_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # calls returning several tensors (x.chunk(2, dim=1)), of which this op is one piece: the
+    # importer adds the piece's position as `index` to the call's named arguments
+    torch_piece_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # how the op's torch form reads a tensor laid out in another order (x.permute(0, 2, 3, 1)):
+    # elementwise ops do not care; ops that read the last axis (nn.Linear, nn.LayerNorm) act on
+    # channels when the last axis holds them. Every other op needs the model's own (C, H, W) order.
+    elementwise: ClassVar[bool] = False
+    reads_last_axis: ClassVar[bool] = False
 
     @property
     def merges(self) -> bool:
@@ -199,6 +242,12 @@ class OpKind:
         """The constant an op multiplies its input by (a residual branch's scaling), if it is one."""
         return None
 
+    def arity_text(self) -> str:
+        if self.max_inputs == self.min_inputs:
+            return f"{self.min_inputs} tensor{'s' if self.min_inputs != 1 else ''}"
+        return f"{self.min_inputs} or more tensors" if self.max_inputs is None else \
+            f"{self.min_inputs} to {self.max_inputs} tensors"
+
     # -- torch
     def make_module(self, a: dict, inputs: list[Shape], out: Shape):
         raise NotImplementedError(f"{self.name} has no torch module")
@@ -206,6 +255,10 @@ class OpKind:
     def combine(self, tensors: list):
         """For merges: the torch operation joining the branches' tensors."""
         raise NotImplementedError(f"{self.name} does not merge branches")
+
+    def apply(self, parameter, tensor):
+        """For ops that build a parameter (`builds_parameter`): the forward pass's use of it."""
+        raise NotImplementedError(f"{self.name} builds no parameter")
 
     def describe(self, a: dict) -> str:
         """A short argument summary for tables: '3x3/2', 'p=0.5'."""
@@ -226,6 +279,11 @@ class OpKind:
         if unknown:
             raise Unmodelled(f"{self.name} cannot express the argument(s) {', '.join(unknown)}")
         return {k: v for k, v in values.items() if k in names}
+
+    def from_movement(self, movement: Movement, in_shape: Shape, out_shape: Shape) -> dict | None:
+        """This op's arguments when it expresses a movement of data the importer found (a flatten
+        written as x.view(n, -1), a channel shuffle written as view/transpose/view); else None."""
+        return None
 
 
 OPS: dict[str, OpKind] = {}

@@ -1,39 +1,63 @@
-"""Fully connected layer."""
+"""Fully connected layers: on a vector (a classifier), and at every position of a feature map over
+its channels (torch.nn.Linear on a channels-last tensor, as ConvNeXt's blocks use it)."""
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..numbers import dims_text
+from ..numbers import dims_text, numel
 from .args import Arg, boolean, positive_int
-from .base import Category, OpKind, RFStep, register
+from .base import F, Category, ConvGeometry, OpKind, RFStep, WeightRef, refuse_unless, register
+from .windows import feature_map
 
 
-@register
-class Linear(OpKind):
+class _Linear(OpKind):
     fresh_output = True
-    name = "linear"
     category = Category.LINEAR
-    summary = "fully connected layer (torch.nn.Linear); in_features come from the input"
     args = (Arg("out", positive_int), Arg("bias", boolean, True))
     weighted = True
+    reads_last_axis = True   # torch.nn.Linear maps the last axis
     torch_modules = ("Linear",)
+    # timm's Linear (a subclass, traced through) calls the function with the module's weights
+    torch_calls = {F + "linear": ("weight", "bias")}
 
     def from_torch_module(self, m, in_shapes, out_shape):
+        self._check_input(in_shapes)
         return {"out": m.out_features, "bias": m.bias is not None}
 
-    def output_shape(self, a, inputs):
-        if len(inputs[0]) != 1:
-            raise ShapeError(f"linear needs a vector; got a feature map {dims_text(inputs[0])} "
-                             "(add flatten before it)")
-        return (a["out"],)
+    def from_torch_call(self, values, in_shapes, out_shape):
+        self._check_input(in_shapes)
+        weight, bias = values.get("weight"), values.get("bias")
+        refuse_unless(isinstance(weight, WeightRef) and len(weight.shape) == 2, "a linear layer without a weight matrix")
+        return {"out": weight.shape[0], "bias": bias is not None}
+
+    def _check_input(self, in_shapes) -> None:
+        pass
 
     def params(self, a, inputs, out):
         return inputs[0][0] * a["out"] + (a["out"] if a["bias"] else 0)
 
     def macs(self, a, inputs, out):
-        return inputs[0][0] * a["out"]
+        return numel(inputs[0]) * a["out"]
 
     def fvcore_flops(self, a, inputs, out, training=False):
         return self.macs(a, inputs, out)
+
+    def describe(self, a):
+        return f"{a['out']}"
+
+
+@register
+class Linear(_Linear):
+    name = "linear"
+    summary = "fully connected layer (torch.nn.Linear); in_features come from the input"
+
+    def _check_input(self, in_shapes):
+        refuse_unless(len(in_shapes[0]) == 1, "a linear layer on a feature map (see channel_linear)")
+
+    def output_shape(self, a, inputs):
+        if len(inputs[0]) != 1:
+            raise ShapeError(f"linear needs a vector; got a feature map {dims_text(inputs[0])} "
+                             "(add flatten before it, or use channel_linear to map the channels of every position)")
+        return (a["out"],)
 
     def rf_step(self, a, inputs, grid):
         # every output reads every input: one window over the whole grid the vector came from
@@ -43,5 +67,26 @@ class Linear(OpKind):
         import torch.nn as nn
         return nn.Linear(inputs[0][0], a["out"], a["bias"])
 
-    def describe(self, a):
-        return f"{a['out']}"
+
+@register
+class ChannelLinear(_Linear):
+    """torch.nn.Linear at every position of a feature map, over its channels: ConvNeXt's MLP runs on
+    a channels-last tensor. The same arithmetic as a 1x1 convolution, with the weights of a Linear
+    ([out, in], which is what the model's state_dict holds)."""
+
+    name = "channel_linear"
+    summary = "fully connected layer over the channels of every position (nn.Linear on channels-last, ConvNeXt)"
+
+    def _check_input(self, in_shapes):
+        refuse_unless(len(in_shapes[0]) == 3, "a linear layer over channels of a vector")
+
+    def output_shape(self, a, inputs):
+        _, h, w = feature_map(self.name, inputs[0])
+        return (a["out"], h, w)
+
+    def geometry(self, a, inputs, out):
+        return ConvGeometry((1, 1), (1, 1), (0, 0), inputs[0][0], a["out"], a["bias"])
+
+    def make_module(self, a, inputs, out):
+        from ..torch_modules import ChannelLinear as ChannelLinearModule
+        return ChannelLinearModule(inputs[0][0], a["out"], a["bias"])

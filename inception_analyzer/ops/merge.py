@@ -16,12 +16,14 @@ class _Merge(OpKind):
     fresh_output = True
     category = Category.MERGE
     builds_module = False
+    min_inputs, max_inputs = 2, None
 
 
 class _ElementwiseMerge(_Merge):
     """Joins the branches element by element with one binary operation."""
 
     operation: ClassVar[Callable]   # operator.add, operator.mul
+    elementwise = True
 
     def other_flops(self, a, inputs, out):
         return (len(inputs) - 1) * numel(out)
@@ -35,6 +37,7 @@ class Concat(_Merge):
     name = "concat"
     summary = "concatenates branches along channels (the Inception filter concat)"
     merge_kind = MergeKind.CONCAT
+    min_inputs = 1   # torch.cat([x]) is a copy of x (DenseNet's first layer of a block reads one tensor)
     torch_calls = {"torch.cat": ("dim",), "torch.concat": ("dim",), "torch.concatenate": ("dim",)}
 
     def from_torch_call(self, values, in_shapes, out_shape):

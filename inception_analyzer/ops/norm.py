@@ -1,7 +1,8 @@
-"""Normalisation: batch norm and local response normalisation."""
+"""Normalisation: batch norm, local response normalisation, layer norm over channels."""
 from __future__ import annotations
 
-from ..numbers import numel
+from ..errors import ShapeError
+from ..numbers import dims_text, numel
 from .args import Arg, boolean, number, optional, positive_float, positive_int, probability
 from .base import F, Category, OpKind, refuse_unless, register
 from .windows import feature_map
@@ -79,3 +80,58 @@ class LocalResponseNorm(OpKind):
 
     def describe(self, a):
         return f"size={a['size']}"
+
+
+@register
+class LayerNorm(OpKind):
+    """Layer normalisation over the channels of each position (ConvNeXt; torch.nn.LayerNorm on a
+    channels-last tensor, torchvision's and timm's LayerNorm2d), or over a vector."""
+
+    fresh_output = True
+    name = "layer_norm"
+    category = Category.NORMALIZATION
+    summary = "layer normalisation over the channels of each position, or over a vector (nn.LayerNorm, LayerNorm2d)"
+    args = (Arg("eps", positive_float, 1e-5), Arg("affine", boolean, True), Arg("bias", boolean, True))
+    other_flops_rule = ("5 per element (mean, subtract, square, variance, normalise) + 2 with affine "
+                        "(scale and shift)")
+    reads_last_axis = True   # torch normalises over the last axis (or axes)
+    torch_modules = ("LayerNorm",)
+    torch_calls = {F + "layer_norm": ("normalized_shape", "weight", "bias", "eps")}
+
+    def from_torch_module(self, m, in_shapes, out_shape):
+        return self.from_torch_call({"normalized_shape": m.normalized_shape, "eps": m.eps,
+                                     "weight": m.weight, "bias": m.bias}, in_shapes, out_shape)
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        normalized = tuple(values.get("normalized_shape") or ())
+        refuse_unless(normalized == (in_shapes[0][0],),
+                      f"a layer norm over {list(normalized)} of a {dims_text(in_shapes[0])} tensor "
+                      "(only over channels, or over a vector)")
+        weight, bias = values.get("weight"), values.get("bias")
+        refuse_unless(weight is not None or bias is None, "a layer norm with a bias but no weight")
+        return {"eps": values.get("eps", 1e-5), "affine": weight is not None, "bias": bias is not None}
+
+    def output_shape(self, a, inputs):
+        if a["bias"] and not a["affine"]:
+            raise ShapeError("layer_norm with bias=true needs affine=true")
+        return inputs[0]
+
+    def params(self, a, inputs, out):
+        return inputs[0][0] * (int(a["affine"]) + int(a["affine"] and a["bias"]))
+
+    def other_flops(self, a, inputs, out):
+        return numel(out) * (7 if a["affine"] else 5)
+
+    def fvcore_flops(self, a, inputs, out, training=False):
+        return numel(inputs[0]) * (5 if a["affine"] else 4)   # fvcore: norm_flop_counter(2)
+
+    def make_module(self, a, inputs, out):
+        import torch.nn as nn
+        channels = inputs[0][0]
+        if len(inputs[0]) == 1:
+            return nn.LayerNorm(channels, eps=a["eps"], elementwise_affine=a["affine"], bias=a["bias"])
+        from ..torch_modules import ChannelLayerNorm
+        return ChannelLayerNorm(channels, eps=a["eps"], elementwise_affine=a["affine"], bias=a["bias"])
+
+    def describe(self, a):
+        return f"eps={a['eps']:g}"

@@ -1,16 +1,18 @@
 """Ops that transform each element (or each vector) alone: activations, softmax, dropout, identity,
-constant scaling, and flatten, which only reshapes."""
+constant scaling, the learnable per-channel scale of a layer scale, and flatten, which only reshapes."""
 from __future__ import annotations
 
 from typing import ClassVar
 
 from ..numbers import dims_text, numel
+from ..errors import ShapeError
 from .args import Arg, boolean, choice, number, probability
-from .base import F, Category, OpKind, refuse_unless, register
+from .base import F, Category, OpKind, WeightRef, refuse_unless, register
 
 
 class _Activation(OpKind):
     category = Category.ACTIVATION
+    elementwise = True
     other_flops_rule = "1 per element"
     module_name: ClassVar[str] = ""
 
@@ -75,6 +77,7 @@ class Dropout(OpKind):
     name = "dropout"
     summary = "dropout (identity at inference)"
     args = (Arg("p", probability, 0.5), Arg("inplace", boolean, False))
+    elementwise = True
     torch_modules = ("Dropout", "Dropout2d")  # the same cost; identity at inference
     # torchvision's stochastic depth (EfficientNet, ConvNeXt) drops whole residual branches in
     # training and is the identity at inference, as dropout is
@@ -98,8 +101,9 @@ class Dropout(OpKind):
 class Identity(OpKind):
     name = "identity"
     summary = "passes its input through"
+    elementwise = True
     torch_modules = ("Identity",)
-    torch_calls = {".contiguous": (), ".clone": (), ".detach": ()}
+    torch_calls = {".clone": (), ".detach": ()}
 
     def from_torch_call(self, values, in_shapes, out_shape):
         return {}
@@ -115,6 +119,7 @@ class Scale(OpKind):
     name = "scale"
     summary = "multiplies by a constant factor (Inception-ResNet's residual scaling, x * 0.17)"
     args = (Arg("factor", number),)
+    elementwise = True
     other_flops_rule = "1 per element"
     # x * 0.17 (a tensor times a number; the importer passes the number as 'factor')
     torch_calls = {"_operator.mul": ("factor",), "torch.mul": ("factor",), ".mul": ("factor",),
@@ -140,18 +145,21 @@ class Flatten(OpKind):
     category = Category.RESHAPE
     summary = "flattens [C, H, W] into a vector of C*H*W"
     torch_modules = ("Flatten",)
-    # x.view(x.size(0), -1) and friends: recognised by what they do to the shape
-    torch_calls = {"torch.flatten": ("start_dim", "end_dim"), ".flatten": ("start_dim", "end_dim"),
-                   ".view": ("*shape",), ".reshape": ("*shape",), "torch.reshape": ("shape",)}
+    # x.view(x.size(0), -1) and other reshapes are data movement: the importer works out what they
+    # did to the elements and asks `from_movement`
+    torch_calls = {"torch.flatten": ("start_dim", "end_dim"), ".flatten": ("start_dim", "end_dim")}
 
     def from_torch_module(self, m, in_shapes, out_shape):
         return self.from_torch_call({"start_dim": m.start_dim, "end_dim": m.end_dim}, in_shapes, out_shape)
 
     def from_torch_call(self, values, in_shapes, out_shape):
-        flattens = tuple(out_shape) == (numel(in_shapes[0]),)
-        refuse_unless(flattens, f"a reshape of {dims_text(in_shapes[0])} to {dims_text(out_shape)} per "
-                       "image that is not a flatten")
+        flattens = len(in_shapes) == 1 and tuple(out_shape) == (numel(in_shapes[0]),)
+        refuse_unless(flattens, f"a reshape of {' and '.join(dims_text(s) for s in in_shapes) or 'no tensor'} to "
+                       f"{dims_text(out_shape)} per image that is not a flatten")
         return {}
+
+    def from_movement(self, movement, in_shape, out_shape):
+        return {} if movement.kind == "flatten" else None
 
     def output_shape(self, a, inputs):
         return (numel(inputs[0]),)
@@ -159,3 +167,57 @@ class Flatten(OpKind):
     def make_module(self, a, inputs, out):
         import torch.nn as nn
         return nn.Flatten(1)
+
+
+@register
+class LayerScale(OpKind):
+    """A learnable scale per channel (ConvNeXt's layer scale, CaiT's LayerScale): gamma * x with one
+    gamma per channel, initialised small so that a deep residual stack starts close to identity."""
+
+    fresh_output = True
+    builds_module, builds_parameter = False, True
+    name = "layer_scale"
+    summary = "multiplies each channel by a learnable factor (ConvNeXt's layer scale, gamma * x)"
+    # the parameter's shape as the model holds it: [C] (timm's gamma) or [C, 1, 1] (torchvision's)
+    args = (Arg("param_shape", choice("C", "C11"), "C11"),)
+    other_flops_rule = "1 per element"
+    # x * gamma, gamma * x, x.mul(gamma.reshape(1, -1, 1, 1)): a tensor times a parameter
+    torch_calls = {"_operator.mul": ("scale",), "_operator.imul": ("scale",), "torch.mul": ("scale",),
+                   ".mul": ("scale",), ".mul_": ("scale",)}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        gamma = values.get("scale")
+        refuse_unless(isinstance(gamma, WeightRef) and gamma.learnable, "a product with a tensor that is no parameter")
+        shape = in_shapes[0]
+        channels = shape[0]
+        per_channel = {(channels,): "C", (channels, 1, 1): "C11"}.get(tuple(gamma.shape))
+        seen = tuple(gamma.seen_shape)
+        broadcasts = len(shape) == 3 and seen[-3:] == (channels, 1, 1) and all(d == 1 for d in seen[:-3]) \
+            or len(shape) == 1 and seen[-1:] == (channels,) and all(d == 1 for d in seen[:-1])
+        refuse_unless(per_channel is not None and broadcasts,
+                      f"a product with a parameter of shape {list(gamma.shape)} (a layer scale has one per channel)")
+        return {"param_shape": per_channel}
+
+    def output_shape(self, a, inputs):
+        if a["param_shape"] == "C11" and len(inputs[0]) != 3:
+            raise ShapeError(f"layer_scale(param_shape='C11') needs a feature map, got {dims_text(inputs[0])}")
+        return inputs[0]
+
+    def params(self, a, inputs, out):
+        return inputs[0][0]
+
+    def other_flops(self, a, inputs, out):
+        return numel(out)
+
+    def make_module(self, a, inputs, out):
+        import torch
+        shape = (inputs[0][0],) if a["param_shape"] == "C" else (inputs[0][0], 1, 1)
+        return torch.nn.Parameter(torch.ones(shape))
+
+    def apply(self, parameter, tensor):
+        if parameter.dim() == 1 and tensor.dim() == 4:
+            parameter = parameter.view(1, -1, 1, 1)
+        return tensor * parameter
+
+    def describe(self, a):
+        return "per channel"

@@ -147,10 +147,8 @@ class AdaptiveAvgPool(_AdaptivePool):
 
     def from_torch_call(self, values, in_shapes, out_shape):
         if "dim" in values or "keepdim" in values:
-            dims = values.get("dim")
-            dims = {d % 4 for d in (dims if isinstance(dims, (tuple, list)) else [dims])} if dims is not None else None
-            refuse_unless(dims == {2, 3} and values.get("keepdim", False),
-                           "a mean that is not over the grid with keepdim=True (write adaptive_avgpool + flatten)")
+            refuse_unless(len(in_shapes[0]) == 3 and _grid_dims(values.get("dim")) == {2, 3}
+                          and values.get("keepdim", False), "a mean that is not over the grid")
             return {"output_size": 1}
         return super().from_torch_call(values, in_shapes, out_shape)
 
@@ -172,3 +170,49 @@ class AdaptiveMaxPool(_AdaptivePool):
     def make_module(self, a, inputs, out):
         import torch.nn as nn
         return nn.AdaptiveMaxPool2d(a["output_size"])
+
+
+@register
+class GlobalAvgPool(OpKind):
+    """The mean over the grid as a vector: x.mean((2, 3)) (MnasNet, and any head that pools and
+    flattens in one call). adaptive_avgpool(1) followed by flatten computes the same."""
+
+    fresh_output = True
+    name = "global_avgpool"
+    category = Category.POOL
+    summary = "global average pooling to a vector, x.mean((2, 3)) (a pool and a flatten in one)"
+    other_flops_rule = "one add per input element"
+    torch_calls = {"torch.mean": ("dim", "keepdim"), ".mean": ("dim", "keepdim")}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        refuse_unless(len(in_shapes[0]) == 3 and _grid_dims(values.get("dim")) == {2, 3}
+                      and not values.get("keepdim", False), "a mean that is not over the grid")
+        return {}
+
+    def output_shape(self, a, inputs):
+        c, _, _ = feature_map(self.name, inputs[0])
+        return (c,)
+
+    def other_flops(self, a, inputs, out):
+        return numel(inputs[0])
+
+    def fvcore_flops(self, a, inputs, out, training=False):
+        return 0   # aten::mean has no handle in fvcore 0.1.5 (unsupported: counted as zero)
+
+    def rf_step(self, a, inputs, grid):
+        _, h, w = inputs[0]
+        return RFStep((h, w), (h, w), (0, 0))
+
+    def make_module(self, a, inputs, out):
+        from ..torch_modules import GlobalAvgPool as GlobalAvgPoolModule
+        return GlobalAvgPoolModule()
+
+    def describe(self, a):
+        return "global"
+
+
+def _grid_dims(dims) -> set | None:
+    """{2, 3} for a mean over (2, 3), (-2, -1), [-1, -2]: the axes of a batch of feature maps."""
+    if dims is None:
+        return None
+    return {d % 4 for d in (dims if isinstance(dims, (tuple, list)) else [dims])}

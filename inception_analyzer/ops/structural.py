@@ -12,6 +12,7 @@ class Input(OpKind):
     name = "input"
     summary = "the network's input image"
     builds_module = False
+    min_inputs = max_inputs = 0
 
 
 @register
@@ -25,6 +26,7 @@ class Opaque(OpKind):
     args = (Arg("shape", tensor_shape), Arg("what", text), Arg("params", non_negative_int, 0),
             Arg("buffers", non_negative_int, 0))
     modelled = False
+    max_inputs = None   # torch.maximum(a, b): whatever the traced call read
 
     def output_shape(self, a, inputs):
         return a["shape"]

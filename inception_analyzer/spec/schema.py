@@ -9,9 +9,12 @@ The full language is described in docs/spec-format.md. In short, a row of `layer
     - concat: [branch, branch, ...]          branches merged along channels (add: summed)
     - Mixed_5b: {concat: [...], when: flag}  a named block, with optional keys
     - AuxLogits: {call: InceptionAux(num_classes), aux: true, when: aux_logits}
+    - denselayer2: {call: DenseLayer(32), from: [pool0, denselayer1]}   reads earlier tensors
+    - concat: [from: pool0, []]              a branch that is an earlier tensor
+    - concat                                 a merge of the tensors the row reads (from, or a module's input)
 
 A name makes a level in the module tree (the built module's attribute); rows without a name
-live in the enclosing level.
+live in the enclosing level. `from` names earlier rows by their path (docs/spec-format.md).
 """
 from __future__ import annotations
 
@@ -28,7 +31,18 @@ BLOCK_KINDS = ("layers", *MERGE_OPS)   # a sequence, or a merge of branches (con
 _BLOCK_NAMES = ", ".join(f"'{k}'" for k in BLOCK_KINDS[:-1]) + f" or '{BLOCK_KINDS[-1]}'"
 TOP_LEVEL_KEYS = ("name", "description", "metadata", "arguments", "input", "modules", "layers", "notes")
 TEMPLATE_KEYS = ("args", "doc", *BLOCK_KINDS)
-LONG_ROW_KEYS = ("name", "call", *BLOCK_KINDS, "when", "aux", "doc")
+LONG_ROW_KEYS = ("name", "call", *BLOCK_KINDS, "from", "when", "aux", "doc")
+# words a row's key cannot be a layer name in the short form `- word: ...` (they start a block, a
+# long row or a reference); such a layer is written `- {name: word, call: ...}`
+ROW_KEYWORDS = frozenset({*BLOCK_KINDS, "call", "from"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """A reference to an earlier tensor, by the path of the row that made it (`from: pool0`)."""
+
+    text: str
+    loc: SourceLocation
 
 
 @dataclass
@@ -47,6 +61,7 @@ class CallRow:
     loc: SourceLocation
     when: Condition | None = None
     aux: bool = False
+    sources: tuple[Source, ...] = ()   # `from`: the tensors it reads instead of the current one
 
 
 @dataclass
@@ -57,6 +72,19 @@ class BlockRow:
     kind: str
     branches: list[list]  # for 'layers': exactly one branch, the rows in order
     loc: SourceLocation
+    when: Condition | None = None
+    aux: bool = False
+    sources: tuple[Source, ...] = ()
+
+
+@dataclass
+class FromRow:
+    """`- from: name` (or a branch `{from: name}`): the current tensor becomes that earlier one;
+    no op. With several names, the next row reads them all (a merge, or a module given them)."""
+
+    sources: tuple[Source, ...]
+    loc: SourceLocation
+    name: None = None
     when: Condition | None = None
     aux: bool = False
 
@@ -103,14 +131,19 @@ def _is_identifier(name: Any) -> bool:
     return isinstance(name, str) and name.isidentifier()
 
 
-_LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|[0-9]+")
+# a reference: names joined by dots, numbered rows (an nn.Sequential's children) included
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 def _check_layer_name(name: Any, loc: SourceLocation) -> str:
-    """A layer (module attribute) name; torch allows '-' in them (torchvision's RegNet: block1-0)."""
+    """A layer (module attribute) name; torch allows '-' in them (torchvision's RegNet: block1-0),
+    and an nn.Sequential's children are numbers (`- 2: layer_norm(...)`, where child 1 makes no row)."""
+    if isinstance(name, int) and not isinstance(name, bool) and name >= 0:
+        name = str(name)
     if not isinstance(name, str) or not _LAYER_NAME.fullmatch(name):
         raise SpecError(f"'{name}' is not a valid layer name (letters, digits, _ and -, not starting "
-                        "with a digit or -)", loc)
+                        "with -, or a number)", loc)
     return name
 
 
@@ -263,6 +296,21 @@ def _parse_condition(raw: Any, loc: SourceLocation) -> Condition:
     raise SpecError(f"'when' takes an argument name or 'not name', got {shown(raw)}", loc)
 
 
+def _parse_sources(raw: Any, loc: SourceLocation) -> tuple[Source, ...]:
+    """`from: name`, `from: [a, b.c, 0]`: references to earlier rows by their path."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise SpecError("'from' takes a row's name or a list of them, got an empty list", loc)
+    sources = []
+    for index, item in enumerate(items):
+        item_loc = raw.loc_of(index) if isinstance(raw, YamlSeq) else loc
+        text = str(item) if isinstance(item, int) and not isinstance(item, bool) and item >= 0 else item
+        if not isinstance(text, str) or not _REFERENCE.fullmatch(text):
+            raise SpecError(f"'from' takes names of earlier rows (name or block.name), got {item!r}", item_loc)
+        sources.append(Source(text, item_loc))
+    return tuple(sources)
+
+
 def _parse_row(raw: Any, loc: SourceLocation):
     if isinstance(raw, str):
         return CallRow(None, parse_call(raw, loc), loc)
@@ -273,6 +321,8 @@ def _parse_row(raw: Any, loc: SourceLocation):
         value_loc = raw.loc_of(key)
         if key in BLOCK_KINDS:
             return _parse_block(None, key, value, value_loc)
+        if key == "from":  # `- from: name`: continue from an earlier tensor
+            return FromRow(_parse_sources(value, value_loc), loc)
         if key == "call":  # `- {call: conv(8, 3)}`: the long form without a name, not a layer named "call"
             return _parse_long_row(None, raw, loc)
         if isinstance(value, str):
@@ -296,12 +346,13 @@ def _parse_long_row(name: str | None, fields: YamlMap, loc: SourceLocation):
     aux = fields.get("aux", False)
     if not isinstance(aux, bool):
         raise SpecError("'aux' must be true or false", fields.loc_of("aux"))
+    sources = _parse_sources(fields["from"], fields.loc_of("from")) if "from" in fields else ()
     if key == "call":
         if not isinstance(fields["call"], str):
             raise SpecError("'call' takes a call like InceptionAux(768, num_classes)", fields.loc_of("call"))
-        return CallRow(name, parse_call(fields["call"], fields.loc_of("call")), loc, when, aux)
+        return CallRow(name, parse_call(fields["call"], fields.loc_of("call")), loc, when, aux, sources)
     block = _parse_block(name, key, fields[key], fields.loc_of(key))
-    block.when, block.aux, block.loc = when, aux, loc
+    block.when, block.aux, block.loc, block.sources = when, aux, loc, sources
     return block
 
 
@@ -351,5 +402,5 @@ def _dollar_refs(value: Any, loc: SourceLocation) -> Any:
 
 
 def callable_names(spec: Spec) -> set[str]:
-    """Everything a row may call: ops (except the structural ones) and the spec's templates."""
+    """Everything a row may call: ops (except the input) and the spec's templates."""
     return (set(OPS) - STRUCTURAL_OPS) | set(spec.templates)
