@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text
 from .args import Arg, boolean, positive_int
-from .base import Category, OpKind, RFStep, register
+from .base import BackwardMemory, Category, ForwardMemory, OpKind, RFStep, register
 
 
 @register
@@ -34,6 +34,21 @@ class Linear(OpKind):
 
     def fvcore_flops(self, a, inputs, out, training=False):
         return self.macs(a, inputs, out)
+
+    def backward_flops(self, a, inputs, out):
+        # two matrix products, each the forward's MACs (torch's FlopCounterMode counts them so)
+        return 2 * self.macs(a, inputs, out), 2 * self.macs(a, inputs, out)
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """Training keeps the input (and under autocast the weight's 16-bit copy)."""
+        if not run.training:
+            return ForwardMemory()
+        copy = inputs[0][0] * a["out"] * run.element_bytes if run.autocast else 0
+        return ForwardMemory(saves_inputs=(0,), saved_bytes=copy)
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        # under autocast the weight's gradient is made in 16 bits, then cast to the fp32 master's
+        return BackwardMemory(workspace_bytes=inputs[0][0] * a["out"] * run.element_bytes if run.autocast else 0)
 
     def rf_step(self, a, inputs, grid):
         # every output reads every input: one window over the whole grid the vector came from
