@@ -36,11 +36,23 @@ def test_conv_and_linear_flops_equal_flop_counter_modes(spec, overrides, size):
     analysis = ia.analyze(spec, overrides, size)
     batch = 2
     total, per_op = counted_training_flops(analysis, batch)
-    assert analysis.training.matmul * batch == total
+    assert analysis.training.matmul * batch == total == analysis.training.flop_counter * batch
     # the backward of the convolutions: twice the forward, less the first layer's input gradient
     convolutions = [r for r in analysis.layers if r.op == "conv"]
     first = convolutions[0]
     assert per_op["aten.convolution_backward"] == batch * (4 * sum(r.macs for r in convolutions) - 2 * first.macs)
+
+
+def test_flop_counter_mode_counts_a_grouped_convs_weight_gradient_groups_times():
+    """BN-Inception starts with a depthwise 7x7 conv (3 groups): torch's FlopCounterMode sizes its
+    weight gradient as if ungrouped, 3 x 2 x MACs. Our convention counts 2 x MACs; the
+    FlopCounterMode-compatible total reproduces its count exactly."""
+    analysis = ia.analyze("bn_inception", input_size=96)
+    batch = 2
+    total, _ = counted_training_flops(analysis, batch)
+    assert analysis.training.flop_counter * batch == total
+    depthwise = next(r for r in analysis.layers if r.path == "conv1.depthwise")
+    assert total - analysis.training.matmul * batch == batch * (3 - 1) * 2 * depthwise.macs
 
 
 def test_first_layer_computes_no_input_gradient():

@@ -15,6 +15,8 @@ The convention (docs/conventions.md, "Training FLOPs"):
 - a layer computes no gradient for an input that needs none: the image needs none, so the first
   layer's backward to its input is 0, as torch skips it (its `output_mask` says so); so is every
   layer's before the first that holds weights.
+`flop_counter` is FlopCounterMode's own total (torch 2.13), which counts a grouped convolution's
+weight gradient `groups` times over; everywhere else it is `matmul`.
 """
 from __future__ import annotations
 
@@ -45,9 +47,11 @@ class TrainingFlops:
     forward: int
     grad_input: int
     grad_weight: int
-    # the part in conv and linear layers: what torch's FlopCounterMode counts (it has no rule for
-    # the other ops), forward and backward
+    # the part in conv and linear layers, forward and backward
     matmul: int
+    # what torch's FlopCounterMode counts over the step (conv and linear only): `matmul`, but for a
+    # grouped convolution's weight gradient, which it counts `groups` times (OpKind.flop_counter_flops)
+    flop_counter: int
     status: str = "complete"     # "partial" with unmodelled ops: lower bounds
     unmodelled: list[str] = field(default_factory=list)
 
@@ -69,7 +73,7 @@ def needs_grad(graph: Graph) -> dict[str, bool]:
 
 def training_flops(graph: Graph) -> TrainingFlops:
     needs = needs_grad(graph)
-    layers, matmul, unmodelled = [], 0, []
+    layers, matmul, counter, unmodelled = [], 0, 0, []
     for node in graph.layers():
         op, a, ins, out = node.op, node.args, list(node.in_shapes), node.out_shape
         forward = 2 * op.macs(a, ins, out) + op.other_flops(a, ins, out)
@@ -79,12 +83,14 @@ def training_flops(graph: Graph) -> TrainingFlops:
         if not needs[node.path]:
             to_weights = 0
         layers.append(LayerTrainingFlops(node.path, forward, to_inputs, to_weights))
+        if needs[node.path]:
+            counter += op.flop_counter_flops(a, ins, out, any(needs[source] for source in node.inputs))
         if op.weighted:
             matmul += forward + to_inputs + to_weights
         if not op.modelled:
             unmodelled.append(node.path)
     return TrainingFlops(layers, forward=sum(l.forward for l in layers), grad_input=sum(l.grad_input for l in layers),
-                         grad_weight=sum(l.grad_weight for l in layers), matmul=matmul,
+                         grad_weight=sum(l.grad_weight for l in layers), matmul=matmul, flop_counter=counter,
                          status="partial" if unmodelled else "complete", unmodelled=unmodelled)
 
 

@@ -8,6 +8,11 @@ An op kind knows, from its resolved arguments and its input shapes alone:
   - its multiply-accumulates (conv and linear only; see docs/conventions.md),
   - its other FLOPs (pooling, normalisation, activations, merges) with the rule stated,
   - what fvcore's FlopCountAnalysis counts for it (so a total can be cross-checked),
+  - the FLOPs of its backward pass, to its inputs and to its weights (`backward_flops`),
+  - what its forward and backward calls hold in memory on an `Execution` (batch, dtype, training
+    or not, cpu or cuda): a new output or its input's storage, what autograd keeps for the
+    backward, the workspace, the gradients it makes (`forward_memory`, `backward_memory`), and
+    whether it can run in place (`in_place_capable`),
   - its receptive-field step (kernel, stride, padding, dilation per axis),
   - its facets: what kind of layer it is (`category`), how it joins branches (`merge_kind`),
     its convolution geometry (`geometry`), the constant it multiplies by (`constant_factor`),
@@ -263,6 +268,12 @@ class OpKind:
         respect to the weights), docs/conventions.md. Default: the input gradient does the forward's
         other FLOPs once more, on the gradient; no weights."""
         return self.other_flops(a, inputs, out), 0
+
+    def flop_counter_flops(self, a: dict, inputs: list[Shape], out: Shape, input_grad: bool = True) -> int:
+        """What torch's FlopCounterMode counts for this op in a training step, forward and backward,
+        per image (so a total can be cross-checked, as `fvcore_flops` for fvcore). It has rules for
+        convolutions and matrix products only: 0 for every other op."""
+        return 0
 
     # -- memory (analysis/memory.py walks the graph with these)
     # autograd keeps its output, not its input, for the backward (relu, sigmoid, softmax); so an

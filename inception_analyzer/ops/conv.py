@@ -52,6 +52,12 @@ class Conv(OpKind):
         # (torch's FlopCounterMode counts them so, bias excluded)
         return 2 * self.macs(a, inputs, out), 2 * self.macs(a, inputs, out)
 
+    def flop_counter_flops(self, a, inputs, out, input_grad=True):
+        # torch 2.13's rule for the weight gradient sizes it as a convolution of the input's channels
+        # with the gradient's, ignoring the groups: a grouped convolution's counts `groups` times over
+        macs = self.macs(a, inputs, out)
+        return 2 * macs + (2 * macs if input_grad else 0) + 2 * macs * a["groups"]
+
     def forward_memory(self, a, inputs, out, run, in_place=False):
         """Training keeps the input (and, under autocast, the weight's 16-bit copy). On the CPU the
         call needs a workspace: oneDNN copies the input and the weight into its blocked layouts

@@ -39,6 +39,9 @@ class Linear(OpKind):
         # two matrix products, each the forward's MACs (torch's FlopCounterMode counts them so)
         return 2 * self.macs(a, inputs, out), 2 * self.macs(a, inputs, out)
 
+    def flop_counter_flops(self, a, inputs, out, input_grad=True):
+        return 2 * self.macs(a, inputs, out) * (3 if input_grad else 2)    # addmm, then mm to each side
+
     def forward_memory(self, a, inputs, out, run, in_place=False):
         """Training keeps the input (and under autocast the weight's 16-bit copy)."""
         if not run.training:

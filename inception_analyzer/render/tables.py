@@ -42,7 +42,8 @@ MEMORY_CONVENTIONS = {
     "training_flops": "FLOPs of a training step per image: forward (2 x MACs + other FLOPs), backward to the "
                       "inputs (grad_input) and to the weights (grad_weight); conv and linear backward = 2 x MACs "
                       "each, no input gradient where no input needs one (the first layer); matmul = the conv and "
-                      "linear part, what torch's FlopCounterMode counts",
+                      "linear part; flop_counter = torch's FlopCounterMode's total (a grouped conv's weight "
+                      "gradient counted groups times)",
 }
 
 
@@ -153,7 +154,10 @@ def memory_rows(analysis: ModelAnalysis, memory: MemoryReport) -> list[list[str]
         rows += [["  activations kept for the backward pass", human(memory.kept_bytes, "B")],
                  ["training FLOPs per image", f"forward {human(t.forward)} + backward to inputs {human(t.grad_input)}"
                                               f" + to weights {human(t.grad_weight)} = {t.total:,}  ({human(t.total)})"],
-                 ["  of which conv + linear (FlopCounterMode's count)", f"{t.matmul:,}  ({human(t.matmul)})"]]
+                 ["  of which conv + linear", f"{t.matmul:,}  ({human(t.matmul)})"]]
+        if t.flop_counter != t.matmul:
+            rows.append(["  torch's FlopCounterMode counts", f"{t.flop_counter:,}  ({human(t.flop_counter)}): it "
+                                                              "counts a grouped conv's weight gradient groups times"])
     return rows
 
 
@@ -291,7 +295,8 @@ def report_dict(analysis: ModelAnalysis, memory: MemoryReport | None = None) -> 
         data["memory"] = memory_dict(memory)
         t = analysis.training
         data["training_flops"] = {"forward": t.forward, "grad_input": t.grad_input, "grad_weight": t.grad_weight,
-                                  "total": t.total, "matmul": t.matmul, "status": t.status,
+                                  "total": t.total, "matmul": t.matmul, "flop_counter": t.flop_counter,
+                                  "status": t.status,
                                   "unmodelled": t.unmodelled}
     return data
 
