@@ -67,6 +67,13 @@ def counted_flops(analysis, settings: BenchSettings) -> int:
     return counter.get_total_flops()
 
 
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def gib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
@@ -85,8 +92,9 @@ def main() -> int:
     batches = [int(b) for b in args.batches.split(",")]
     modes = args.modes.split(",")
     backend = device.type
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, python {platform.python_version()}, device {device}, {args.dtype}\n")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    print(f"machine: {where}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"python {platform.python_version()}, device {device}, {args.dtype}\n")
     print("| spec | mode | batch | predicted | measured | predicted / measured | peak at |")
     print("|---|---|---|---|---|---|---|")
     ratios = []

@@ -211,6 +211,17 @@ class _Pool:
         return live
 
 
+def _last_reference(counts: dict[int, int], sid: int | None) -> bool:
+    """One holder of storage `sid` lets go: True when it was the last (its count is then removed)."""
+    if sid is None:
+        return False
+    counts[sid] -= 1
+    if counts[sid]:
+        return False
+    del counts[sid]
+    return True
+
+
 class _Walk:
     """One run of the graph: tensors, the storages behind them and who holds each."""
 
@@ -249,11 +260,7 @@ class _Walk:
 
     def _drop_tensor(self, path: str) -> None:
         sid = self.storage[path]
-        if sid is None:
-            return
-        self.tensors_of[sid] -= 1
-        if self.tensors_of[sid] == 0:
-            del self.tensors_of[sid]
+        if _last_reference(self.tensors_of, sid):
             self.pool.free(sid)
 
     # -- the run
@@ -382,11 +389,7 @@ class _Walk:
         return sid
 
     def _drop_grad(self, sid: int | None) -> None:
-        if sid is None:
-            return
-        self.grad_refs[sid] -= 1
-        if self.grad_refs[sid] == 0:
-            del self.grad_refs[sid]
+        if _last_reference(self.grad_refs, sid):
             self.grad_fresh.discard(sid)
             self.pool.free(sid)
 

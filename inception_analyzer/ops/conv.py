@@ -114,18 +114,21 @@ class Conv(OpKind):
     def _backward_workspace(self, a, inputs, out, run: Execution, input_grad: bool) -> int:
         if run.backend != CPU:
             return 0
-        weights = self.params(a, inputs, out) * run.master_bytes
+        params = self.params(a, inputs, out)
+        master = params * run.master_bytes          # the .grad the analyzer counts
+        # under autocast the kernel makes the 16-bit copy's gradient; autograd then frees the saved
+        # copy and casts it to the fp32 master's: that peak is no higher than the .grad it counts
+        weights = params * (run.element_bytes if run.autocast else run.master_bytes)
         grad_input = run.bytes_of(inputs[0]) if input_grad else 0
-        half_copy = self._weight_bytes(a, inputs, run) if run.autocast else 0
-        if not self._onednn(a, inputs, run):
-            return self._columns(a, inputs, out, run) + half_copy
+        if not self._onednn(a, inputs, run):      # fp32 only: 16-bit dtypes always go to oneDNN
+            return self._columns(a, inputs, out, run)
         blocked_input, blocked_weight, blocked_output = self._blocks(a, inputs, out, run)
         peaks = [grad_input + blocked_output + blocked_input + blocked_weight,   # the weights' pass
                  grad_input + blocked_weight + weights]
         if input_grad:                                                          # the input's pass first
             blocked_grad_input = blocked_input or grad_input
             peaks += [blocked_output + blocked_weight + blocked_grad_input, blocked_grad_input + grad_input]
-        return max(peaks) - grad_input - weights + half_copy
+        return max(max(peaks) - grad_input - master, 0)
 
     def _weight_bytes(self, a, inputs, run: Execution) -> int:
         return a["out"] * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1] * run.element_bytes

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text
 from .args import Arg, boolean, positive_int
-from .base import BackwardMemory, Category, ForwardMemory, OpKind, RFStep, register
+from .base import Category, ForwardMemory, OpKind, RFStep, register
 
 
 @register
@@ -49,9 +49,6 @@ class Linear(OpKind):
         copy = inputs[0][0] * a["out"] * run.element_bytes if run.autocast else 0
         return ForwardMemory(saves_inputs=(0,), saved_bytes=copy)
 
-    def backward_memory(self, a, inputs, out, run, input_grads):
-        # under autocast the weight's gradient is made in 16 bits, then cast to the fp32 master's
-        return BackwardMemory(workspace_bytes=inputs[0][0] * a["out"] * run.element_bytes if run.autocast else 0)
 
     def rf_step(self, a, inputs, grid):
         # every output reads every input: one window over the whole grid the vector came from

@@ -213,7 +213,7 @@ def render_table(analysis: ModelAnalysis, depth: str = "layer", tablefmt: str = 
                 "starts at pixel -P; not aligned: merged paths are centred on different pixels")
         return f"{title}\n\n{body}\n\n{note}\n"
     totals = tabulated(totals_table(analysis, memory), ["total", ""], tablefmt=tablefmt)
-    legend = f"\n\n{MEMORY_LEGEND}" if memory is not None else ""
+    legend = f"\n\n{MEMORY_LEGEND if depth == 'layer' else GROUP_MEMORY_LEGEND}" if memory is not None else ""
     return f"{title}\n\n{body}\n\n{totals}{legend}\n\n{summary_line(analysis.findings)}\n"
 
 
@@ -221,6 +221,8 @@ MEMORY_LEGEND = ("memory, for the batch: activation = the output a layer writes 
                  "forward = what its forward call adds at its peak (output, tensors kept for the backward, "
                  "workspace); backward = what its backward call adds (gradients of its inputs and weights, "
                  "workspace)")
+GROUP_MEMORY_LEGEND = ("memory, for the batch: activation = the outputs its layers write (- : none run); kept for "
+                       "bwd = what of it is still alive when the forward pass ends (training)")
 
 
 def _rf_columns(analysis: ModelAnalysis, path: str) -> list:
