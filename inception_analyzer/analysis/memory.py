@@ -320,6 +320,8 @@ class _Walk:
         run, pool = self.run, self.pool
         op, a, ins, out = node.op, node.args, list(node.in_shapes), node.out_shape
         memory = op.forward_memory(a, ins, out, run, runs_in_place(self.graph, node))
+        if run.autocast and op.autocasts and INPUT in node.inputs:    # the fp32 image's 16-bit copy
+            memory = dataclasses.replace(memory, saved_bytes=memory.saved_bytes + run.bytes_of(self.graph.input_shape))
         if run.training and not needs[node.path]:     # autograd keeps nothing for it: made, then dropped
             memory = ForwardMemory(memory.output, workspace_bytes=memory.workspace_bytes + memory.saved_bytes)
         if memory.output is Storage.NEW:

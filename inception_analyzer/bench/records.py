@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # settings.py imports torch
 
 # Measurement.status
 OK = "ok"
-DOES_NOT_FIT = "does not fit"        # the estimated memory exceeds the free memory: not run
+DOES_NOT_FIT = "does not fit"        # the predicted peak memory exceeds the free memory: not run
 OUT_OF_MEMORY = "out of memory"      # it ran out of memory anyway
 NOT_COMPARABLE = "not comparable"    # torchvision's model has other parameters than the spec's
 

@@ -122,7 +122,7 @@ def measure_models(candidates: list[Candidate], graph: Graph, analysis: ModelAna
     The timed iterations of the models alternate in INTERLEAVED_ROUNDS blocks (A B, B A, A B,
     B A), so a slow drift of the machine (clocks, heat, other work) falls on all of them alike
     and their ratio keeps; a model that does not fit beside the others is timed alone. A batch
-    whose estimated memory exceeds the free memory is not run; one that runs out of memory
+    whose predicted peak memory exceeds the free memory is not run; one that runs out of memory
     anyway is reported as such, never ends the run. `memory` is the row's check, read here when
     the caller has none."""
     memory = memory or MemoryCheck.read(analysis, batch, settings)

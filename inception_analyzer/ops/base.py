@@ -279,6 +279,9 @@ class OpKind:
     # autograd keeps its output, not its input, for the backward (relu, sigmoid, softmax); so an
     # in-place run keeps what it would keep anyway, and needs no copy of the input
     saves_result: ClassVar[bool] = False
+    # torch.autocast runs it in the 16-bit dtype (conv, linear): an fp32 input (the image) is
+    # copied to 16 bits first, and the copy is what it keeps for the backward
+    autocasts: ClassVar[bool] = False
 
     def forward_memory(self, a: dict, inputs: list[Shape], out: Shape, run: Execution,
                        in_place: bool = False) -> ForwardMemory:

@@ -24,6 +24,7 @@ class Conv(OpKind):
             Arg("padding", padding_arg, 0), Arg("dilation", positive_pair, 1), Arg("groups", positive_int, 1),
             Arg("bias", boolean, True))
     weighted = True
+    autocasts = True
     torch_modules = ("Conv2d",)
 
     def from_torch_module(self, m, in_shapes, out_shape):

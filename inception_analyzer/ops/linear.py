@@ -15,6 +15,7 @@ class Linear(OpKind):
     summary = "fully connected layer (torch.nn.Linear); in_features come from the input"
     args = (Arg("out", positive_int), Arg("bias", boolean, True))
     weighted = True
+    autocasts = True
     torch_modules = ("Linear",)
 
     def from_torch_module(self, m, in_shapes, out_shape):
