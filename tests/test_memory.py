@@ -262,3 +262,38 @@ def test_json_only_adds_keys(tiny_no_aux):
     assert all(full[key] == plain[key] for key in plain if key not in ("layers", "conventions"))
     assert full["memory"]["peak_bytes"] == memory.peak_bytes
     assert sum(layer["memory"]["kept_bytes"] for layer in full["layers"]) == full["memory"]["kept_bytes"]
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from inception_analyzer import cli
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_analyze_options_describe_the_run_without_a_profile(conv_linear):
+    """--mode, --batch and --dtype mean the same with or without --device: here the table's memory."""
+    spec = conv_linear.request.source
+    code, out, _ = _cli("analyze", spec, "--mode", "train", "--batch", "2", "--backend", "cuda", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["memory"]["peak_bytes"] == 268_800            # the hand count above
+    assert data["memory"]["settings"] == {"batch": 2, "dtype": "fp32", "mode": "train", "backend": "cuda",
+                                          "optimizer": "rmsprop", "channel_block": 16}
+    code, table, _ = _cli("analyze", spec, "--mode", "train", "--batch", "2", "--backend", "cuda")
+    assert "268,800 B" in table and "backward mem" in table and "bwd FLOPs in" in table
+    code, csv_text, _ = _cli("analyze", spec, "--format", "csv", "--batch", "2", "--dtype", "bf16")
+    header, *rows = csv_text.splitlines()
+    assert header.endswith("backward_input_flops,backward_weight_flops") and len(rows) == 4
+
+
+def test_analyze_with_a_profile_gives_the_largest_batch(conv_linear):
+    spec = conv_linear.request.source
+    code, out, _ = _cli("analyze", spec, "--device", "h100", "--mode", "train", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["largest_batch"] > 1000
+    code, _, err = _cli("analyze", spec, "--device", "h100", "--backend", "cpu")
+    assert code == 2 and "does not run on device profile 'h100'" in err
