@@ -267,23 +267,20 @@ class _Walk:
     def walk(self) -> MemoryReport:
         graph, settings, run, pool = self.graph, self.settings, self.run, self.pool
         training = settings.training
-        nodes = [n for n in graph.layers() if training or n.role != AUX]
-        params = sum(n.op.params(n.args, list(n.in_shapes), n.out_shape) for n in nodes)
-        buffers = sum(n.op.buffers(n.args, list(n.in_shapes), n.out_shape) for n in nodes)
-        if not training:   # the aux heads' weights exist, though they do not run
-            params += sum(n.op.params(n.args, list(n.in_shapes), n.out_shape) for n in graph.layers()
-                          if n.role == AUX)
-            buffers += sum(n.op.buffers(n.args, list(n.in_shapes), n.out_shape) for n in graph.layers()
-                           if n.role == AUX)
-        weight_element = run.master_bytes if training else run.element_bytes
-        weights = (params + buffers) * weight_element
+        nodes = [n for n in graph.layers() if training or n.role != AUX]   # aux heads run in training only
+        sizes = [n.op.params(n.args, list(n.in_shapes), n.out_shape) for n in graph.layers()]
+        params = sum(sizes)     # the aux heads' weights exist either way
+        buffers = sum(n.op.buffers(n.args, list(n.in_shapes), n.out_shape) for n in graph.layers())
+        weights = (params + buffers) * (run.master_bytes if training else run.element_bytes)
         optimizer = OPTIMIZERS[settings.optimizer]
         state = optimizer.states * params * run.master_bytes if training else 0
         pool.alloc(weights, WEIGHTS)
         pool.alloc(state, OPTIMIZER_STATE)
         # the images are in the run's dtype at inference (the model is cast); training feeds fp32
-        image = pool.alloc(run.bytes_of(graph.input_shape, run.master_bytes if training else None), INPUTS)
+        inputs = run.bytes_of(graph.input_shape, run.master_bytes if training else None)
+        image = pool.alloc(inputs, INPUTS)
         if training:
+            inputs += settings.batch * LABEL_BYTES
             pool.alloc(settings.batch * LABEL_BYTES, INPUTS)
         pool.check("forward", INPUT)
 
@@ -303,17 +300,15 @@ class _Walk:
             for node in reversed(nodes):
                 if needs[node.path]:
                     self._backward(node, needs)
-            largest = max((n.op.params(n.args, list(n.in_shapes), n.out_shape) for n in nodes), default=0)
-            each = params if settings.backend == CUDA else largest     # foreach on CUDA: all at once
+            # the step's temporaries: one (the largest) layer's at a time on the CPU, all at once on CUDA
+            each = params if settings.backend == CUDA else max(sizes, default=0)
             pool.transient(optimizer.temporaries * each * run.master_bytes, "optimizer step", "(optimizer step)")
         phase, where = pool.where
         report = MemoryReport(
             model=graph.name, settings=settings, layers=[self.records[n.path] for n in nodes],
             peak_bytes=pool.peak, peak_phase=phase, peak_at=where, at_peak=pool.at_peak, weights_bytes=weights,
             gradient_bytes=params * run.master_bytes if training else 0, optimizer_state_bytes=state,
-            input_bytes=run.bytes_of(graph.input_shape, run.master_bytes if training else None)
-            + (settings.batch * LABEL_BYTES if training else 0),
-            kept_bytes=sum(r.kept_bytes for r in self.records.values()))
+            input_bytes=inputs, kept_bytes=sum(r.kept_bytes for r in self.records.values()))
         return report
 
     def _forward(self, node, readers: dict[str, int], heads: list[str], needs: dict[str, bool]) -> None:
