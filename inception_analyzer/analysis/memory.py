@@ -347,14 +347,11 @@ class _Walk:
             forward_bytes=activation + memory.saved_bytes + memory.workspace_bytes,
             peak_forward_bytes=peak, live_after_forward_bytes=pool.live)
 
-    def _kept(self) -> int:
+    def _kept(self) -> None:
         """Attribute what is alive at the end of the forward pass to the layers that made it."""
-        total = 0
         for sid, (nbytes, kind) in self.pool.sizes.items():
             if kind == ACTIVATIONS and sid in self.owner:
                 self.records[self.owner[sid]].kept_bytes += nbytes
-                total += nbytes
-        return total
 
     def _loss(self, heads: list[str]) -> None:
         """Each head's loss keeps its log-probabilities; the heads' outputs are let go (the step
