@@ -10,6 +10,7 @@ from typing import Any
 from . import pipeline
 from .analysis.cost import CostReport
 from .analysis.findings import Finding
+from .analysis.memory import MemorySettings
 from .analysis.receptive_field import ReceptiveField
 from .errors import AnalyzerError
 from .graph import Graph
@@ -31,7 +32,8 @@ def analyze(spec: str | Path | Spec | Graph, overrides: dict[str, Any] | None = 
     return pipeline.analyze(Request(spec, overrides or {}, input_size))
 
 
-__all__ = ["AnalyzerError", "CostReport", "Finding", "Graph", "ModelAnalysis", "ReceptiveField", "Request", "Spec",
+__all__ = ["AnalyzerError", "CostReport", "Finding", "Graph", "MemorySettings", "ModelAnalysis", "ReceptiveField",
+           "Request", "Spec",
            "analyze", "build_model", "from_module", "load_graph", "load_spec", "load_spec_text", "__version__"]
 
 

@@ -32,9 +32,9 @@ from .dtypes import get_dtype
 from .errors import AnalyzerError, SourceLocation
 from .analysis.cost import Totals
 from .dtypes import FP32
-from .graph import AUX, INPUT, Graph, Scope
+from .graph import AUX, INPUT, Graph, Scope, runs_in_place
 from .numbers import shape_text
-from .ops import OPS, Category
+from .ops import OPS
 from .pipeline import ModelAnalysis, Request, analyze
 from .spec import Spec
 
@@ -133,19 +133,11 @@ class SpecNetwork(SpecBlock):
 def module_arguments(graph: Graph, node) -> dict:
     """A node's arguments for its torch module. An activation's `inplace` is the builder's decision,
     whatever the spec wrote: in place exactly when that cannot overwrite a tensor anything else
-    needs (runs_in_place). The figures and the weights are the same either way."""
-    if node.op.category is Category.ACTIVATION and "inplace" in node.args:
+    needs (graph.runs_in_place, which the memory analysis reads too). The figures and the weights
+    are the same either way."""
+    if node.op.in_place_capable:
         return {**node.args, "inplace": runs_in_place(graph, node)}
     return node.args
-
-
-def runs_in_place(graph: Graph, node) -> bool:
-    """Whether an activation may overwrite its input: its input is new storage (the producer's
-    `fresh_output`: not a view, not kept by autograd) that nothing else reads, and neither the
-    caller's image nor a network output."""
-    (source,) = node.inputs
-    return (source != INPUT and graph.node(source).op.fresh_output and graph.dag.out_degree(source) == 1
-            and source != graph.output and source not in graph.aux_outputs)
 
 
 def forward_source(graph: Graph) -> str:

@@ -191,6 +191,20 @@ def gate_branches(graph: Graph, position: dict[str, int] | None = None) -> set[s
     return found
 
 
+def runs_in_place(graph: Graph, node: Node) -> bool:
+    """Whether an op that can overwrite its input (`in_place_capable`: the activations with torch's
+    `inplace` argument) does so: exactly when that cannot overwrite a tensor anything else needs.
+    Its input is new storage (the producer's `fresh_output`: not a view, not kept by autograd) that
+    nothing else reads, and neither the caller's image nor a network output. The builder builds such
+    an activation with inplace=True (as torchvision does) and the memory analysis counts no new
+    output for it; the figures and the weights are the same either way."""
+    if not node.op.in_place_capable or len(node.inputs) != 1:
+        return False
+    (source,) = node.inputs
+    return (source != INPUT and graph.node(source).op.fresh_output and graph.dag.out_degree(source) == 1
+            and source != graph.output and source not in graph.aux_outputs)
+
+
 def grid_of(shape: Shape) -> tuple[int, int] | None:
     """The feature grid a tensor lies on, (H, W); None for a vector or a 1x1 map (the head)."""
     return tuple(shape[1:]) if len(shape) == 3 and shape[1] * shape[2] > 1 else None

@@ -4,10 +4,14 @@ bench read.
 A `Request` names what to analyse (a spec file, a bundled spec's name, a loaded Spec, or an
 already expanded Graph, e.g. an imported model) with the spec arguments to override and the
 input size. `analyze` expands it into the graph IR and runs the pure analyzers on it once: the
-cost records, the receptive fields and the design review's findings. Torch-free.
+cost records, the receptive fields and the design review's findings. What depends on a run's
+settings (the training FLOPs, the memory of a batch, the roofline on a device) is computed when
+first asked for, once per settings. Torch-free.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,9 +20,11 @@ from . import catalog
 from .catalog import CatalogError
 from .analysis.cost import CostReport, analyze_cost
 from .analysis.findings import Finding
+from .analysis.memory import MemoryReport, MemorySettings, analyze_memory, largest_batch
 from .analysis.principles import review
 from .analysis.receptive_field import ReceptiveField, receptive_fields
-from .analysis.roofline import DeviceProfile, ModelEstimate, estimate
+from .analysis.roofline import DeviceProfile, ModelEstimate, check_settings, estimate
+from .analysis.training import DEFAULT_OPTIMIZER, OPTIMIZERS, TrainingFlops, training_flops
 from .errors import OverrideError
 from .graph import Graph, build_graph
 from .spec import Spec, load_spec
@@ -105,10 +111,33 @@ class ModelAnalysis:
     def stages(self):
         return self.cost.stages
 
+    @functools.cached_property
+    def training(self) -> TrainingFlops:
+        """FLOPs of a training step per image: forward, backward to the inputs and to the weights."""
+        return training_flops(self.graph)
+
+    def memory(self, settings: MemorySettings | None = None) -> MemoryReport:
+        """The memory of one run (analysis/memory.py), computed once per settings."""
+        settings = settings or MemorySettings()
+        cache = self.__dict__.setdefault("_memory", {})
+        if settings not in cache:
+            cache[settings] = analyze_memory(self.graph, settings)
+        return cache[settings]
+
+    def largest_batch(self, settings: MemorySettings, capacity_bytes: int) -> int:
+        """The largest batch of these settings whose peak fits in `capacity_bytes` (0: none)."""
+        return largest_batch(self.graph, settings, capacity_bytes)
+
     def estimate(self, profile: DeviceProfile, dtype: str = "fp32", batch: int = 1, mode: str = "inference",
-                 optimizer_states: int = 1) -> ModelEstimate:
-        """The roofline estimate of one batch (or training step) on a device profile."""
-        return estimate(self.cost, profile, dtype, batch, mode, optimizer_states)
+                 optimizer: str = DEFAULT_OPTIMIZER) -> ModelEstimate:
+        """The roofline estimate of one batch (or training step) on a device profile, with the
+        memory it needs on that device's backend and the largest batch its memory holds."""
+        check_settings(dtype, batch, mode)
+        settings = MemorySettings(batch=batch, dtype=dtype, mode=mode, backend=profile.backend, optimizer=optimizer)
+        memory = self.memory(settings).estimate
+        most = (self.largest_batch(dataclasses.replace(settings, batch=1), profile.memory_bytes)
+                if profile.memory_bytes else None)
+        return estimate(self.cost, profile, dtype, batch, mode, OPTIMIZERS[optimizer].states, memory, most)
 
 
 def analyze(request: Request) -> ModelAnalysis:

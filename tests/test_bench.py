@@ -264,7 +264,9 @@ def test_tiny_cpu_bench_end_to_end(tmp_path):
         ours = row["ours"]
         assert ours["status"] == "ok" and ours["iterations"] == 2 and len(ours["samples_seconds"]) == 2
         assert ours["images_per_second"] == pytest.approx(row["batch"] / ours["p50_seconds"])
-        assert ours["peak_memory_bytes"] is None                     # no allocator to ask on the CPU
+        # the CPU allocator's peak, from a profiled step, beside the memory analysis's prediction
+        assert ours["peak_memory_bytes"] == pytest.approx(row["memory_needed_bytes"], rel=0.01)
+        assert row["memory_measured_over_predicted"] == pytest.approx(1, abs=0.01)
         assert row["torchvision"] is None                            # torchvision has no tiny_inception
         assert row["estimate"]["profile"]["name"] == "cpu" and row["estimate"]["seconds"] > 0
     assert data["settings"]["train_recipe"]["aux_weight"] == 0.4
@@ -279,6 +281,8 @@ def test_tiny_cpu_bench_table_and_csv(tmp_path):
                     "-o", str(csv_file)))
     rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
     assert len(rows) == 1 and rows[0]["implementation"] == "ours" and float(rows[0]["images_per_second"]) > 0
+    assert int(rows[0]["peak_memory_bytes"]) > 0 and int(rows[0]["predicted_memory_bytes"]) > 0
+    assert "predicted memory" in text
 
 
 def test_per_layer_text_sums_the_time_per_op_kind():
@@ -357,7 +361,8 @@ def test_models_alternate_in_blocks():
     settings = BenchSettings(CPU, warmup=1, iterations=4)
     ours, theirs = measure_models([("ours", lambda: Recorder("A")), ("torchvision", lambda: Recorder("B"))],
                                   graph, report, 1, settings, None, Progress(1, enabled=False))
-    assert "".join(calls) == "AB" + "AB" "BA" "AB" "BA"
+    # warm-ups, the interleaved blocks, then one profiled step each for the CPU's peak memory
+    assert "".join(calls) == "AB" + "AB" "BA" "AB" "BA" + "AB"
     assert ours.timing.iterations == theirs.timing.iterations == 4
 
 

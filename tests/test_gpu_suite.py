@@ -15,7 +15,7 @@ from conftest import ROOT
 pytest.importorskip("torch")
 
 SUITE = ROOT / "benchmarks" / "gpu_suite"
-STEPS = ["cuda checks", "headline", "eager", "train", "per layer"]
+STEPS = ["cuda checks", "headline", "eager", "train", "memory", "per layer"]
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def test_every_step_runs_in_priority_order_and_is_logged(dry_run):
     assert started == STEPS
     assert "torch " in log and "nvidia-smi" in log          # versions, and the GPU's table or its absence
     assert "timed out" not in log and "exit 1" not in log and "exit 2" not in log
+    assert "predicted / measured" in log                     # the memory step's table
 
 
 def test_each_measuring_step_writes_bench_json_as_it_goes(dry_run):
@@ -66,4 +67,7 @@ def test_the_gpu_plan_is_the_issues():
     assert {run[run.index("--dtype") + 1] for run in plan["eager"].runs} == {"bf16", "fp32"}
     assert all("1,32,256" in run for run in plan["eager"].runs)
     assert all({"--mode", "train", "128", "--channels-last"} <= set(run) for run in plan["train"].runs)
+    memory = plan["memory"]
+    assert memory.script == "benchmarks/memory_accuracy.py" and {"cuda", "1,16", "inference,train"} <= \
+        set(memory.runs[0])
     assert sum(step.seconds for step in plan.values()) <= 8 * 60   # the issue's budget, inside a 15-minute window

@@ -18,7 +18,7 @@ import inception_analyzer as ia
 from conftest import ROOT
 from inception_analyzer.analysis.cost import CostReport, LayerCost, Totals
 from inception_analyzer.analysis.roofline import (CpuMeasurement, DeviceProfile, ProfileError, device_profile,
-                                                  estimate, estimate_layer, estimate_memory, layer_bytes,
+                                                  estimate, estimate_layer, layer_bytes,
                                                   measure_cpu_with_numpy, model_flops, optimizer_step_bytes,
                                                   profile_matching, profile_names)
 from inception_analyzer.dtypes import DTypeError
@@ -131,30 +131,21 @@ def test_training_estimate_adds_aux_heads_and_the_optimizer_step():
     assert model.model_flops == 3 * 2 * (1_000_000 + 100) * 2
 
 
-def test_memory_at_inference_by_hand():
-    report = _report([CONV, RELU])
-    fp32 = estimate_memory(report, "fp32", batch=2)
-    # weights: 4 x (1,110 params + 10 buffers); activations: 2 images x 1,000 elements (4,000 B at fp32) x 4
-    assert (fp32.weights_bytes, fp32.training_state_bytes, fp32.activation_bytes) == (4480, 0, 8000)
-    bf16 = estimate_memory(report, "bf16", batch=2)
-    assert (bf16.weights_bytes, bf16.activation_bytes) == (2240, 4000)
+def test_estimate_carries_the_memory_it_is_given():
+    """The roofline estimates no memory of its own: it carries analysis/memory.py's (tests/test_memory.py)."""
+    assert estimate(_report([CONV, RELU]), DEVICE, "fp32", batch=2).memory is None
 
 
-def test_memory_in_training_by_hand():
-    report = _report([CONV, RELU, AUX_FC])
-    m = estimate_memory(report, "bf16", batch=2, mode="train", optimizer_states=1)
-    assert m.weights_bytes == 4 * (1110 + 10)                 # fp32 master weights and buffers
-    assert m.training_state_bytes == 4 * 1110 * 2             # gradients + one RMSProp state
-    # every activation is kept: image 256 + conv 512 + relu 512 + aux 10 elements, 2 images, 2 bytes
-    assert m.activation_bytes == 2 * 2 * (256 + 512 + 512 + 10)
-    assert m.total == 4480 + 8880 + 5160
-
-
-def test_fits_or_does_not():
-    m = estimate_memory(_report([CONV, RELU]), "fp32", batch=2)   # 12,480 bytes
-    assert m.fits(12_480) is True
-    assert m.fits(12_479) is False
-    assert m.fits(None) is None
+def test_estimate_memory_and_largest_batch_come_from_the_memory_analysis(tiny_report):
+    from inception_analyzer.analysis.memory import MemorySettings
+    model = tiny_report.estimate(device_profile("h100"), "bf16", 4, "train")
+    peak = tiny_report.memory(MemorySettings(batch=4, dtype="bf16", mode="train", backend="cuda")).peak_bytes
+    assert model.memory.total == peak
+    most = model.largest_batch
+    assert tiny_report.memory(MemorySettings(batch=most, dtype="bf16", mode="train", backend="cuda")).peak_bytes \
+        <= device_profile("h100").memory_bytes
+    assert tiny_report.memory(MemorySettings(batch=most + 1, dtype="bf16", mode="train", backend="cuda")).peak_bytes \
+        > device_profile("h100").memory_bytes
 
 
 def test_model_flops_convention():

@@ -22,11 +22,10 @@ step: gradient clipping (read the gradients for their norm, read and write them 
 update (read parameter, gradient and each optimizer state; write parameter and states), in fp32
 master weights as mixed-precision training keeps them.
 
-Memory needed (to say in advance whether a batch fits): at inference the weights and buffers
-plus the largest set of activations alive at once (the analysis's peak, per image, times B); in
-training the fp32 weights, their gradients and the optimizer's states, plus every activation of
-the pass (all are kept for the backward pass) times B. Workspaces, the allocator's rounding and
-the CUDA context are not counted, so a batch estimated just under the free memory may still fail.
+Memory needed (to say in advance whether a batch fits) is not estimated here: it is the peak of
+analysis/memory.py's walk of the graph (weights, optimizer state, gradients, what autograd keeps,
+workspaces), which the pipeline computes and hands to `estimate`, with the largest batch that fits
+the profile's memory.
 """
 from __future__ import annotations
 
@@ -42,10 +41,11 @@ import yaml
 from ..errors import AnalyzerError, did_you_mean, shown
 from ..dtypes import FP32, get_dtype
 from ..numbers import numel
+from ..ops.base import CPU, CUDA
 from .cost import AUX, CostReport, LayerCost, Totals
+from .memory import MODES, MemoryEstimate
 
 DEVICES_FILE = Path(__file__).resolve().parent.parent / "devices.yaml"
-MODES = ("inference", "train")
 TRAIN_PASSES = 3                             # forward, backward to inputs, backward to weights
 MASTER_BYTES = FP32.bytes                    # weights, gradients and optimizer states in training
 TERA = 1e12
@@ -69,6 +69,12 @@ class DeviceProfile:
     match: tuple[str, ...] = ()
     source: str = ""
     measured: bool = False
+
+    @property
+    def backend(self) -> str:
+        """How eager PyTorch runs on it, for the memory analysis: the measured profile is this
+        machine's CPU, every datasheet profile a CUDA GPU."""
+        return CPU if self.measured else CUDA
 
     def peak_flops(self, dtype: str) -> float:
         if dtype not in self.matmul_flops:
@@ -196,23 +202,6 @@ class LayerEstimate:
 
 
 @dataclass
-class MemoryEstimate:
-    """Bytes a run needs on the device, by kind."""
-
-    weights_bytes: int          # parameters and buffers
-    training_state_bytes: int   # gradients and optimizer states (0 at inference)
-    activation_bytes: int       # activations alive at once, for the whole batch
-
-    @property
-    def total(self) -> int:
-        return self.weights_bytes + self.training_state_bytes + self.activation_bytes
-
-    def fits(self, free_bytes: int | None) -> bool | None:
-        """Whether it fits in `free_bytes`; None when the free memory is unknown."""
-        return None if free_bytes is None else self.total <= free_bytes
-
-
-@dataclass
 class ModelEstimate:
     model: str
     profile: DeviceProfile
@@ -220,9 +209,10 @@ class ModelEstimate:
     batch: int
     mode: str
     layers: list[LayerEstimate]
-    memory: MemoryEstimate
+    memory: MemoryEstimate | None   # the peak of analysis/memory.py (None: not computed)
     model_flops: float          # the conventional count: 2 x MACs x batch (x3 in training)
     notes: list[str] = field(default_factory=list)
+    largest_batch: int | None = None    # the largest batch whose peak fits the profile's memory
 
     @property
     def seconds(self) -> float:
@@ -302,22 +292,6 @@ def estimate_optimizer_step(params: int, profile: DeviceProfile, optimizer_state
                          memory_seconds=moved / profile.memory_bandwidth)
 
 
-def estimate_memory(report: CostReport, dtype: str, batch: int, mode: str = "inference",
-                    optimizer_states: int = 1) -> MemoryEstimate:
-    """Bytes needed on the device for one run (see the module docstring for what is counted)."""
-    t: Totals = report.totals
-    element = get_dtype(dtype).bytes
-    if mode == "train":
-        image = numel(report.input)
-        kept = image + sum(r.activations for r in report.layers)   # aux heads included
-        return MemoryEstimate(weights_bytes=MASTER_BYTES * (t.params + t.buffers),
-                              training_state_bytes=MASTER_BYTES * t.params * (1 + optimizer_states),
-                              activation_bytes=batch * kept * element)
-    peak_elements = t.peak_activation_bytes // FP32.bytes  # the analysis gives it at fp32
-    return MemoryEstimate(weights_bytes=element * (t.params + t.buffers), training_state_bytes=0,
-                          activation_bytes=batch * peak_elements * element)
-
-
 def model_flops(totals: Totals, batch: int, mode: str = "inference") -> float:
     """The conventional FLOP count of a run: 2 x MACs per image (aux heads and x3 in training)."""
     if mode == "train":
@@ -326,8 +300,10 @@ def model_flops(totals: Totals, batch: int, mode: str = "inference") -> float:
 
 
 def estimate(report: CostReport, profile: DeviceProfile, dtype: str = "fp32", batch: int = 1,
-             mode: str = "inference", optimizer_states: int = 1) -> ModelEstimate:
-    """The roofline estimate of one batch (inference) or one training step of a model."""
+             mode: str = "inference", optimizer_states: int = 1, memory: MemoryEstimate | None = None,
+             largest_batch: int | None = None) -> ModelEstimate:
+    """The roofline estimate of one batch (inference) or one training step of a model; `memory`
+    and `largest_batch` come from analysis/memory.py (ModelAnalysis.estimate computes them)."""
     check_settings(dtype, batch, mode)
     records = [r for r in report.layers if mode == "train" or r.role != AUX]
     layers = [estimate_layer(r, profile, dtype, batch, mode) for r in records]
@@ -339,5 +315,5 @@ def estimate(report: CostReport, profile: DeviceProfile, dtype: str = "fp32", ba
                      f"aux heads included, then clipping and an optimizer step with {optimizer_states} "
                      "state(s) per parameter in fp32")
     return ModelEstimate(model=report.model, profile=profile, dtype=dtype, batch=batch, mode=mode, layers=layers,
-                         memory=estimate_memory(report, dtype, batch, mode, optimizer_states),
-                         model_flops=model_flops(report.totals, batch, mode), notes=notes)
+                         memory=memory, model_flops=model_flops(report.totals, batch, mode), notes=notes,
+                         largest_batch=largest_batch)

@@ -17,14 +17,17 @@ How each figure is measured:
   the aux heads, analysis.roofline.model_flops) / p50, and its share of the device profile's
   dense matmul peak for the dtype.
 - Peak memory: the CUDA caching allocator's max_memory_allocated over the timed iterations
-  (weights and optimizer state included; cuDNN's algorithm search during warm-up excluded). Not
-  measured on the CPU (there is no allocator to ask).
+  (weights and optimizer state included; cuDNN's algorithm search during warm-up excluded). On the
+  CPU, one more step after the timed ones runs under torch's profiler with profile_memory=True: its
+  allocator events, summed in time order, give the peak above the tensors the step holds
+  (memory.py). Printed beside the memory analysis's prediction (analysis/memory.py).
 - fp32 means IEEE fp32: TF32 is switched off for matmuls and cuDNN convolutions (PyTorch lets
   cuDNN use TF32 by default); tf32 switches it on. bf16 / fp16 inference casts the model;
   training keeps fp32 master weights under autocast (fp16 with a gradient scaler).
 - Training times a full step of the Rethinking paper's recipe (recipe.TrainRecipe).
-- A batch whose estimated memory (analysis.roofline.estimate_memory) exceeds the free memory is
-  reported as not fitting and not run; one that still runs out of memory is reported as such.
+- A batch whose predicted peak memory (analysis/memory.py, on the device's backend) exceeds the
+  free memory is reported as not fitting and not run; one that still runs out of memory is
+  reported as such.
 - torchvision's model of the same architecture (where torchvision can be imported and has one)
   runs with the same settings in the same process; ours / theirs is the ratio of images/s. The
   models are built afresh for each batch size.
@@ -40,6 +43,7 @@ so importing the package costs nothing either.
     recipe     the training step of the Rethinking paper
     timing     timing a step: CUDA events or perf_counter, warm-up, sizing a run, blocks
     workload   our built model, its inputs, and the step one timed iteration runs
+    memory     the peak memory of a step: the CPU allocator's, from the profiler's memory events
     peers      torchvision's models of the same architectures
     profiler   --per-layer: each leaf module's forward time under the torch profiler
     machine    the environment lines and the device profile (the CPU probe)

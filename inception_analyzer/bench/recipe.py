@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..analysis.training import optimizer_named
 from .limits import BenchError
 
 
@@ -33,6 +34,11 @@ class TrainRecipe:
     def optimizer_states(self) -> int:
         """Tensors RMSprop keeps per parameter: the square average, and the momentum buffer if any."""
         return 1 + (self.momentum > 0)
+
+    @property
+    def optimizer(self) -> str:
+        """The optimizer's name in the memory analysis (analysis.training.OPTIMIZERS)."""
+        return optimizer_named("rmsprop", self.momentum).name
 
 
 def make_optimizer(parameters, recipe: TrainRecipe) -> torch.optim.RMSprop:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # settings.py imports torch
 
 # Measurement.status
 OK = "ok"
-DOES_NOT_FIT = "does not fit"        # the estimated memory exceeds the free memory: not run
+DOES_NOT_FIT = "does not fit"        # the predicted peak memory exceeds the free memory: not run
 OUT_OF_MEMORY = "out of memory"      # it ran out of memory anyway
 NOT_COMPARABLE = "not comparable"    # torchvision's model has other parameters than the spec's
 
@@ -69,7 +69,7 @@ class BenchRow:
     model: str
     batch: int
     estimate: ModelEstimate | None
-    memory_needed: int                   # bytes, analysis.roofline.estimate_memory
+    memory_needed: int                   # bytes: the predicted peak (analysis/memory.py) on the device's backend
     free_bytes: int | None               # the device's free memory before the row ran (None: unknown)
     ours: Measurement
     torchvision: Measurement | None
@@ -90,6 +90,13 @@ class BenchRow:
         if self.ratio is None:
             return None
         return ratio_interval(self.ours.timing.samples, self.torchvision.timing.samples)
+
+    @property
+    def memory_measured_over_predicted(self) -> float | None:
+        """Our model's measured peak memory over the predicted peak (None: not measured)."""
+        if self.ours.peak_memory_bytes is None or not self.memory_needed:
+            return None
+        return self.ours.peak_memory_bytes / self.memory_needed
 
     @property
     def measured_over_estimate(self) -> float | None:

@@ -12,13 +12,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..analysis.cost import CostReport
-from ..analysis.roofline import DeviceProfile, MemoryEstimate, estimate_memory, model_flops
+from ..analysis.memory import MemoryEstimate, MemorySettings
+from ..analysis.roofline import DeviceProfile, model_flops
 from ..build import free_memory_bytes
 from ..graph import Graph
 from ..pipeline import ModelAnalysis, Request, analyze
 from .limits import BenchError
 from .machine import environment, resolve_profile
+from .memory import step_peak_bytes
 from .peers import build_torchvision, has_peer
 from .profiler import layer_timings, profile_forward
 from .progress import Progress
@@ -27,7 +28,7 @@ from .records import (DOES_NOT_FIT, NOT_COMPARABLE, OK, OUT_OF_MEMORY, BenchRepo
 from .settings import BenchSettings, check_settings, torch_settings
 from .stats import TimingStats
 from .timing import block_sizes, iterations_for, seconds_per_iteration, synchronize, time_iterations, warm_up
-from .workload import build_ours, make_inputs, make_step
+from .workload import Step, build_ours, make_inputs, make_step
 
 INTERLEAVED_ROUNDS = 4
 
@@ -63,19 +64,19 @@ def _sample_load(load: MachineLoad) -> None:
 
 def _bench_row(analysis: ModelAnalysis, batch: int, settings: BenchSettings, profile: DeviceProfile | None,
                peak: float | None, with_torchvision: bool, per_layer: bool, progress: Progress) -> BenchRow:
-    graph, report, states = analysis.graph, analysis.cost, settings.recipe.optimizer_states
-    model_estimate = analysis.estimate(profile, settings.dtype, batch, settings.mode, states) if profile else None
-    memory = MemoryCheck.read(report, batch, settings)  # once: the fit, the row and its notes agree
+    graph, report, optimizer = analysis.graph, analysis.cost, settings.recipe.optimizer
+    model_estimate = analysis.estimate(profile, settings.dtype, batch, settings.mode, optimizer) if profile else None
+    memory = MemoryCheck.read(analysis, batch, settings)  # once: the fit, the row and its notes agree
     candidates: list[Candidate] = [("ours", lambda: build_ours(graph, settings))]
     if with_torchvision and has_peer(graph):
         candidates.append(("torchvision", lambda: build_torchvision(graph, settings)))
-    ours, *peer = measure_models(candidates, graph, report, batch, settings, peak, progress, memory)
+    ours, *peer = measure_models(candidates, graph, analysis, batch, settings, peak, progress, memory)
     row = BenchRow(analysis.spec, graph.name, batch, model_estimate, memory.need.total, memory.free_bytes,
                    ours, peer[0] if peer else None)
     if per_layer and ours.ok:
         # the forward pass at inference, whatever the mode: backward kernels run outside the module ranges
         forward_estimate = (model_estimate if settings.mode == "inference" or profile is None
-                            else analysis.estimate(profile, settings.dtype, batch, "inference", states))
+                            else analysis.estimate(profile, settings.dtype, batch, "inference", optimizer))
         measured, row.profiled_total_seconds = profile_forward(graph, batch,
                                                                dataclasses.replace(settings, mode="inference"))
         _release(settings.device)
@@ -85,14 +86,15 @@ def _bench_row(analysis: ModelAnalysis, batch: int, settings: BenchSettings, pro
 
 @dataclass(frozen=True)
 class MemoryCheck:
-    """What a batch needs (analysis.roofline.estimate_memory) and what the device has free."""
+    """What a batch needs (the peak of analysis/memory.py, on the device's backend) and what the
+    device has free."""
 
     need: MemoryEstimate
     free_bytes: int | None              # None: unknown, and then everything is tried
 
     @classmethod
-    def read(cls, report: CostReport, batch: int, settings: BenchSettings) -> MemoryCheck:
-        need = estimate_memory(report, settings.dtype, batch, settings.mode, settings.recipe.optimizer_states)
+    def read(cls, analysis: ModelAnalysis, batch: int, settings: BenchSettings) -> MemoryCheck:
+        need = analysis.memory(memory_settings(batch, settings)).estimate
         return cls(need, free_memory_bytes(settings.device))
 
     def fits(self, models: int = 1) -> bool:
@@ -109,14 +111,20 @@ class _Prepared:
     """A built, warmed-up model waiting for its timed blocks."""
 
     implementation: str
-    step: Callable[[], Any]
+    step: Step
     iterations: int
     resident_bytes: int                 # CUDA memory it holds between steps (weights, state, inputs)
     samples: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
 
 
-def measure_models(candidates: list[Candidate], graph: Graph, report: CostReport, batch: int,
+def memory_settings(batch: int, settings: BenchSettings) -> MemorySettings:
+    """The memory analysis's settings for one row: the recipe's optimizer, the device's backend."""
+    return MemorySettings(batch=batch, dtype=settings.dtype, mode=settings.mode, backend=settings.device.type,
+                          optimizer=settings.recipe.optimizer)
+
+
+def measure_models(candidates: list[Candidate], graph: Graph, analysis: ModelAnalysis, batch: int,
                    settings: BenchSettings, peak_flops: float | None, progress: Progress,
                    memory: MemoryCheck | None = None) -> list[Measurement]:
     """Time each (implementation, build) at one batch size, interleaved when several fit at once.
@@ -124,11 +132,11 @@ def measure_models(candidates: list[Candidate], graph: Graph, report: CostReport
     The timed iterations of the models alternate in INTERLEAVED_ROUNDS blocks (A B, B A, A B,
     B A), so a slow drift of the machine (clocks, heat, other work) falls on all of them alike
     and their ratio keeps; a model that does not fit beside the others is timed alone. A batch
-    whose estimated memory exceeds the free memory is not run; one that runs out of memory
+    whose predicted peak memory exceeds the free memory is not run; one that runs out of memory
     anyway is reported as such, never ends the run. `memory` is the row's check, read here when
     the caller has none."""
-    memory = memory or MemoryCheck.read(report, batch, settings)
-    base = dict(batch=batch, peak_flops=peak_flops, model_flops=model_flops(report.totals, batch, settings.mode))
+    memory = memory or MemoryCheck.read(analysis, batch, settings)
+    base = dict(batch=batch, peak_flops=peak_flops, model_flops=model_flops(analysis.totals, batch, settings.mode))
     if not memory.fits():
         return [Measurement(name, DOES_NOT_FIT, **base) for name, _ in candidates]
     groups = [candidates] if memory.fits(len(candidates)) else [[candidate] for candidate in candidates]
@@ -137,7 +145,7 @@ def measure_models(candidates: list[Candidate], graph: Graph, report: CostReport
         names = [name for name, _ in group]
         progress.start(f"{graph.name} batch {batch} {' + '.join(names)}")
         try:
-            for name, (status, timing, peak) in _prepare_and_time(group, graph, report, batch, settings,
+            for name, (status, timing, peak) in _prepare_and_time(group, graph, analysis, batch, settings,
                                                                   progress).items():
                 results[name] = Measurement(name, status, timing=timing, peak_memory_bytes=peak, **base)
         except (RuntimeError, MemoryError) as err:
@@ -150,10 +158,13 @@ def measure_models(candidates: list[Candidate], graph: Graph, report: CostReport
     return [results[name] for name, _ in candidates]
 
 
-def _prepare_and_time(group: list[Candidate], graph: Graph, report: CostReport, batch: int, settings: BenchSettings,
-                      progress: Progress) -> dict[str, tuple[str, TimingStats | None, int | None]]:
+def _prepare_and_time(group: list[Candidate], graph: Graph, analysis: ModelAnalysis, batch: int,
+                      settings: BenchSettings, progress: Progress
+                      ) -> dict[str, tuple[str, TimingStats | None, int | None]]:
     """Build, warm up and size every model of the group, then time them in interleaved blocks:
-    implementation -> (status, timing, peak memory)."""
+    implementation -> (status, timing, peak memory). On CUDA the peak is the caching allocator's
+    over the timed iterations; on the CPU one more step runs under the profiler after them
+    (bench/memory.py: the CPU allocator's peak from its memory events)."""
     cuda = settings.device.type == "cuda"
     allocated = (lambda: torch.cuda.memory_allocated(settings.device)) if cuda else (lambda: 0)
     outcome: dict[str, tuple[str, TimingStats | None, int | None]] = {}
@@ -164,7 +175,7 @@ def _prepare_and_time(group: list[Candidate], graph: Graph, report: CostReport, 
         baseline = allocated()
         for implementation, build in group:
             model = build()
-            if implementation != "ours" and sum(p.numel() for p in model.parameters()) != report.totals.params:
+            if implementation != "ours" and sum(p.numel() for p in model.parameters()) != analysis.totals.params:
                 outcome[implementation] = (NOT_COMPARABLE, None, None)
                 continue
             images, labels = make_inputs(graph, batch, settings)
@@ -178,6 +189,9 @@ def _prepare_and_time(group: list[Candidate], graph: Graph, report: CostReport, 
             prepared.append(_Prepared(implementation, step, iterations, held))
             del model, images, labels, step
         _time_interleaved(prepared, settings, progress)
+        if not cuda:
+            for p in prepared:
+                p.peak_bytes = step_peak_bytes(p.step)
     for p in prepared:
         outcome[p.implementation] = (OK, TimingStats(tuple(p.samples)), p.peak_bytes)
     return outcome

@@ -1,17 +1,27 @@
-"""`analyze SPEC`: per-layer and total cost, or (with --device) the roofline estimate."""
+"""`analyze SPEC`: per-layer and total cost with the memory of a run, or (with --device) the
+roofline estimate on a device profile. --mode, --batch and --dtype describe the run either way."""
 from __future__ import annotations
 
 import argparse
 
+from ..analysis.memory import MemorySettings
 from ..analysis.roofline import MODES, device_profile, profile_names
+from ..analysis.training import DEFAULT_OPTIMIZER, OPTIMIZERS
+from ..errors import AnalyzerError
+from ..ops.base import BACKENDS, CPU
 from ..pipeline import analyze
 from ..render.estimate import format_estimate
 from ..render.tables import DEPTHS, FORMATS, render
 from .options import add_output_argument, add_spec_arguments, dtype_name, emit, request_of
 
 NAME = "analyze"
-HELP = "per-layer shapes, params, MACs and activations"
-DESCRIPTION = "Per-layer and total cost of a spec, per image."
+HELP = "per-layer shapes, params, MACs, activations and memory"
+DESCRIPTION = ("Per-layer and total cost of a spec, per image, with the memory of one run (inference, or a "
+               "training step with its FLOPs) for a batch and dtype.")
+
+
+class OptionError(AnalyzerError):
+    kind = "option error"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,20 +33,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show how the receptive field grows, layer by layer (or per block/stage)")
     add_output_argument(parser)
     parser.add_argument("--device", metavar="PROFILE", help="roofline estimate on a device profile instead of "
-                        f"the cost table: {', '.join(profile_names())} (cpu is measured on the spot)")
-    parser.add_argument("--dtype", type=dtype_name, default="fp32", help="dtype of the estimate (default: fp32)")
+                        f"the cost table: {', '.join(profile_names())} (cpu is measured on the spot); it gives "
+                        "the memory the largest batch may use")
+    parser.add_argument("--dtype", type=dtype_name, default="fp32",
+                        help="dtype of the run: activations (and at inference the weights; training keeps fp32 "
+                             "master weights under autocast) (default: fp32)")
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="images per batch (default: 1)")
     parser.add_argument("--mode", choices=MODES, default="inference",
-                        help="inference (one batch) or train (one training step; default: inference)")
+                        help="inference (one batch) or train (one training step: FLOPs of the backward pass, "
+                             "gradients and optimizer state; default: inference)")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
+                        help="the optimizer of a training step, for its state (default: rmsprop, the paper's)")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="how eager PyTorch runs, for the workspaces: cpu (oneDNN) or cuda (default: the "
+                             "device profile's, else cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
     request = request_of(args)
     analysis = analyze(request)
     if args.device:
-        model = analysis.estimate(device_profile(args.device), args.dtype, args.batch, args.mode)
+        profile = device_profile(args.device)
+        if args.backend and args.backend != profile.backend:
+            raise OptionError(f"--backend {args.backend} does not run on device profile '{profile.name}' "
+                              f"(a {profile.backend} profile)")
+        model = analysis.estimate(profile, args.dtype, args.batch, args.mode, args.optimizer)
         text = format_estimate(model, args.format, args.depth)
     else:
-        text = render(analysis, args.format, args.depth, args.rf)
+        memory = analysis.memory(MemorySettings(batch=args.batch, dtype=args.dtype, mode=args.mode,
+                                                backend=args.backend or CPU, optimizer=args.optimizer))
+        text = render(analysis, args.format, args.depth, args.rf, memory)
     emit(text, args.output, (request.spec_file,))
     return 0

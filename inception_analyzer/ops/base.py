@@ -8,6 +8,11 @@ An op kind knows, from its resolved arguments and its input shapes alone:
   - its multiply-accumulates (conv and linear only; see docs/conventions.md),
   - its other FLOPs (pooling, normalisation, activations, merges) with the rule stated,
   - what fvcore's FlopCountAnalysis counts for it (so a total can be cross-checked),
+  - the FLOPs of its backward pass, to its inputs and to its weights (`backward_flops`),
+  - what its forward and backward calls hold in memory on an `Execution` (batch, dtype, training
+    or not, cpu or cuda): a new output or its input's storage, what autograd keeps for the
+    backward, the workspace, the gradients it makes (`forward_memory`, `backward_memory`), and
+    whether it can run in place (`in_place_capable`),
   - its receptive-field step (kernel, stride, padding, dilation per axis),
   - its facets: what kind of layer it is (`category`), how it joins branches (`merge_kind`),
     its convolution geometry (`geometry`), the constant it multiplies by (`constant_factor`),
@@ -129,6 +134,70 @@ class Movement:
     order: tuple = ()
 
 
+# Execution.backend
+CPU = "cpu"      # ATen's CPU kernels and oneDNN (mkldnn), as eager PyTorch runs them on a CPU
+CUDA = "cuda"    # ATen's CUDA kernels and cuDNN
+BACKENDS = (CPU, CUDA)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a pass runs, as far as an op's memory depends on it: the memory facets' one argument
+    besides the op's own arguments and shapes. Sizes are for the whole batch, in bytes."""
+
+    batch: int
+    element_bytes: int            # the activations' dtype (4: fp32; 2: bf16, fp16)
+    training: bool                # a training step: autograd records and keeps what the backward needs
+    backend: str = CPU
+    autocast: bool = False        # training in a 16-bit dtype over fp32 master weights (torch.autocast)
+    # oneDNN's channel block on this CPU: its blocked layouts round channels up to it (16 with
+    # AVX-512, 8 with AVX2 only)
+    channel_block: int = 16
+    master_bytes: int = 4         # the weights' and gradients' dtype in training
+
+    def bytes_of(self, shape: Shape, element_bytes: int | None = None) -> int:
+        """Bytes of one tensor of this per-image shape for the whole batch."""
+        n = self.batch * (self.element_bytes if element_bytes is None else element_bytes)
+        for d in shape:
+            n *= d
+        return n
+
+
+class Storage(enum.Enum):
+    """Where an op's result lives."""
+
+    NEW = "new"      # a tensor of its own
+    SHARED = "shared"  # its input's storage: a view, the input itself, or written in place
+
+
+@dataclass(frozen=True)
+class ForwardMemory:
+    """What an op's forward call holds, beyond what is live before it (Execution's sizes).
+
+    In training, autograd keeps some tensors alive until the op's backward runs: references to
+    its inputs or its output (no new bytes: they keep an existing tensor alive longer) and tensors
+    it makes only for the backward (max pooling's indices, dropout's mask, batch norm's batch
+    statistics: `saved_bytes`). `workspace_bytes` is held only while the op runs: the peak of its
+    temporaries above its output and saved tensors (oneDNN's reordered copies, im2col columns)."""
+
+    output: Storage = Storage.NEW
+    saves_inputs: tuple[int, ...] = ()
+    saves_output: bool = False
+    saved_bytes: int = 0
+    workspace_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class BackwardMemory:
+    """What an op's backward call makes: a gradient for each input that needs one (NEW), or the
+    output's gradient passed on as it is or as views of it (SHARED: add, concat, flatten); the
+    weights' gradients (`OpKind.params`, in the master dtype) are the analyzer's; `workspace_bytes`
+    is the peak of its temporaries above the gradients it returns."""
+
+    grad_inputs: Storage = Storage.NEW
+    workspace_bytes: int = 0
+
+
 class Unmodelled(Exception):
     """A torch module or call whose settings no op kind expresses (the importer lists it)."""
 
@@ -160,6 +229,10 @@ class OpKind:
     # one activation that reads it may overwrite it (the builder then builds that activation with
     # inplace=True, as torchvision does; measured on the CPU, an out-of-place ReLU costs twice as much)
     fresh_output: ClassVar[bool] = False
+    # it can overwrite its input (torch's inplace=True); whether it does is the graph's decision
+    # (graph.runs_in_place: only where nothing else needs the input), the builder's and the memory
+    # analysis's alike
+    in_place_capable: ClassVar[bool] = False
     other_flops_rule: ClassVar[str] = "none"
     # torch.fx import (importer.py): the torch.nn classes this op stands for, and the functions
     # ("torch.nn.functional.relu") and tensor methods (".relu") with the names of their arguments
@@ -232,6 +305,48 @@ class OpKind:
         `grid` is the spatial extent of the input's units: its H, W for feature maps, and for a
         vector the grid it was flattened from (so a linear layer can see all of it)."""
         return None
+
+    def backward_flops(self, a: dict, inputs: list[Shape], out: Shape) -> tuple[int, int]:
+        """FLOPs of the backward pass per image: (gradient with respect to the inputs, gradient with
+        respect to the weights), docs/conventions.md. Default: the input gradient does the forward's
+        other FLOPs once more, on the gradient; no weights."""
+        return self.other_flops(a, inputs, out), 0
+
+    def flop_counter_flops(self, a: dict, inputs: list[Shape], out: Shape, input_grad: bool = True) -> int:
+        """What torch's FlopCounterMode counts for this op in a training step, forward and backward,
+        per image (so a total can be cross-checked, as `fvcore_flops` for fvcore). It has rules for
+        convolutions and matrix products only: 0 for every other op."""
+        return 0
+
+    # -- memory (analysis/memory.py walks the graph with these)
+    # autograd keeps its output, not its input, for the backward (relu, sigmoid, softmax); so an
+    # in-place run keeps what it would keep anyway, and needs no copy of the input
+    saves_result: ClassVar[bool] = False
+    # torch.autocast runs it in the 16-bit dtype (conv, linear): an fp32 input (the image) is
+    # copied to 16 bits first, and the copy is what it keeps for the backward
+    autocasts: ClassVar[bool] = False
+
+    def forward_memory(self, a: dict, inputs: list[Shape], out: Shape, run: Execution,
+                       in_place: bool = False) -> ForwardMemory:
+        """What the forward call holds (ForwardMemory). `in_place`: the builder runs this op in
+        place on its input (graph.runs_in_place). Default: a new output, and in training the
+        inputs kept for the backward (or the output, `saves_result`); an in-place op whose backward
+        needs its input keeps a copy of it (autograd saves the original before it is overwritten)."""
+        if in_place:
+            copy = 0 if self.saves_result else run.bytes_of(inputs[0])
+            return ForwardMemory(Storage.SHARED, saves_output=run.training and self.saves_result,
+                                 saved_bytes=copy if run.training else 0)
+        if not run.training:
+            return ForwardMemory()
+        if self.saves_result:
+            return ForwardMemory(saves_output=True)
+        return ForwardMemory(saves_inputs=tuple(range(len(inputs))))
+
+    def backward_memory(self, a: dict, inputs: list[Shape], out: Shape, run: Execution,
+                        input_grads: tuple[bool, ...]) -> BackwardMemory:
+        """What the backward call makes (BackwardMemory); `input_grads` says which inputs need a
+        gradient (the image does not). Default: a new gradient per input, no workspace."""
+        return BackwardMemory()
 
     # -- facets
     def geometry(self, a: dict, inputs: list[Shape], out: Shape) -> ConvGeometry | None:

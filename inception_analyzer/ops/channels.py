@@ -6,11 +6,15 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text
 from .args import Arg, non_negative_int, positive_int
-from .base import F, Category, OpKind, refuse_unless, register
+from .base import F, Category, ForwardMemory, OpKind, Storage, refuse_unless, register
 
 
 class _ChannelMove(OpKind):
     category = Category.RESHAPE
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """A piece is a view of its input, and its backward needs only the shapes: nothing kept."""
+        return ForwardMemory(Storage.SHARED)
 
 
 def _dim_is_channels(values: dict, in_shapes) -> bool:
@@ -131,6 +135,10 @@ class ChannelShuffle(_ChannelMove):
         if c % a["groups"]:
             raise ShapeError(f"channel_shuffle groups={a['groups']} must divide the {c} channels")
         return inputs[0]
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """view, transpose, view: the last view of a transposed tensor copies it; nothing is kept."""
+        return ForwardMemory()
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn

@@ -4,8 +4,14 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import numel
 from .args import Arg, boolean, padding_arg, positive_int, positive_pair
-from .base import Category, ConvGeometry, OpKind, RFStep, refuse_unless, register
+from .base import (CPU, BackwardMemory, Category, ConvGeometry, Execution, ForwardMemory, OpKind, RFStep,
+                   refuse_unless, register)
 from .windows import feature_map, kernel_text, resolve_padding, window_output
+
+# ATen runs a fp32 convolution on the CPU with its own im2col kernel (`_slow_conv2d`) instead of
+# oneDNN when one image of fewer elements than this goes through a small ungrouped kernel
+# (ConvParams::use_mkldnn in aten/src/ATen/native/Convolution.cpp, torch 2.x, more than one thread)
+ONEDNN_SMALL_INPUT = 20480
 
 
 @register
@@ -18,6 +24,7 @@ class Conv(OpKind):
             Arg("padding", padding_arg, 0), Arg("dilation", positive_pair, 1), Arg("groups", positive_int, 1),
             Arg("bias", boolean, True))
     weighted = True
+    autocasts = True
     torch_modules = ("Conv2d",)
 
     def from_torch_module(self, m, in_shapes, out_shape):
@@ -40,6 +47,92 @@ class Conv(OpKind):
 
     def macs(self, a, inputs, out):
         return numel(out) * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1]
+
+    def backward_flops(self, a, inputs, out):
+        # a transposed convolution to the input and one to the weights: each the forward's MACs
+        # (torch's FlopCounterMode counts them so, bias excluded)
+        return 2 * self.macs(a, inputs, out), 2 * self.macs(a, inputs, out)
+
+    def flop_counter_flops(self, a, inputs, out, input_grad=True):
+        # torch 2.13's rule for the weight gradient sizes it as a convolution of the input's channels
+        # with the gradient's, ignoring the groups: a grouped convolution's counts `groups` times over
+        macs = self.macs(a, inputs, out)
+        return 2 * macs + (2 * macs if input_grad else 0) + 2 * macs * a["groups"]
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """Training keeps the input (and, under autocast, the weight's 16-bit copy). On the CPU the
+        call needs a workspace: oneDNN copies the input and the weight into its blocked layouts
+        (channels rounded up to the block), computes a blocked output and copies it back into the
+        plain one; ATen's own kernel instead unfolds the input into im2col columns."""
+        saved = self._weight_bytes(a, inputs, run) if run.training and run.autocast else 0
+        return ForwardMemory(saves_inputs=(0,) if run.training else (), saved_bytes=saved,
+                             workspace_bytes=self._forward_workspace(a, inputs, out, run))
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        return BackwardMemory(workspace_bytes=self._backward_workspace(a, inputs, out, run, input_grads[0]))
+
+    # -- the CPU's workspaces (measured with torch's profiler: tests/test_memory.py checks them)
+    def _onednn(self, a, inputs, run: Execution) -> bool:
+        if run.element_bytes != 4:
+            return True               # bf16 and fp16 always go to oneDNN
+        c, h, w = inputs[0]
+        kh, kw = a["kernel"]
+        return a["groups"] > 1 or (kh > 3 and kw > 3) or run.batch > 1 or c * h * w > ONEDNN_SMALL_INPUT
+
+    def _blocks(self, a, inputs, out, run: Execution) -> tuple[int, int, int]:
+        """(input, weight, output) bytes in oneDNN's blocked layouts: the output's and the weight's
+        channels rounded up to the block; the input is copied only from a block's worth of
+        channels on (an RGB image is read as it is)."""
+        block = run.channel_block
+        rounded = lambda n: -(-n // block) * block  # noqa: E731
+        c, h, w = inputs[0]
+        copies_input = c >= block
+        per_group = c // a["groups"]
+        weight_in = rounded(per_group) if copies_input else per_group
+        e = run.element_bytes
+        blocked_input = run.batch * rounded(c) * h * w * e if copies_input else 0
+        blocked_weight = rounded(a["out"]) * weight_in * a["kernel"][0] * a["kernel"][1] * e
+        blocked_output = run.batch * rounded(out[0]) * out[1] * out[2] * e
+        return blocked_input, blocked_weight, blocked_output
+
+    def _columns(self, a, inputs, out, run: Execution) -> int:
+        """ATen's im2col columns: every output position's window, unless the kernel is a plain 1x1."""
+        lead, _ = self._padding(a)
+        if a["kernel"] == (1, 1) and a["stride"] == (1, 1) and lead == (0, 0):
+            return 0
+        return run.bytes_of((inputs[0][0] * a["kernel"][0] * a["kernel"][1], out[1], out[2]))
+
+    def _forward_workspace(self, a, inputs, out, run: Execution) -> int:
+        if run.backend != CPU:
+            return 0                  # cuDNN's workspace depends on the algorithm it picks: not modelled
+        if not self._onednn(a, inputs, run):
+            return self._columns(a, inputs, out, run)
+        blocked_input, blocked_weight, blocked_output = self._blocks(a, inputs, out, run)
+        output = run.bytes_of(out)
+        # the reordered input and weight with the blocked output, then the blocked and the plain output
+        return max(blocked_input + blocked_weight + blocked_output, blocked_output + output) - output
+
+    def _backward_workspace(self, a, inputs, out, run: Execution, input_grad: bool) -> int:
+        if run.backend != CPU:
+            return 0
+        params = self.params(a, inputs, out)
+        master = params * run.master_bytes          # the .grad the analyzer counts
+        # under autocast the kernel makes the 16-bit copy's gradient; autograd then frees the saved
+        # copy and casts it to the fp32 master's: that peak is no higher than the .grad it counts
+        weights = params * (run.element_bytes if run.autocast else run.master_bytes)
+        grad_input = run.bytes_of(inputs[0]) if input_grad else 0
+        if not self._onednn(a, inputs, run):      # fp32 only: 16-bit dtypes always go to oneDNN
+            return self._columns(a, inputs, out, run)
+        blocked_input, blocked_weight, blocked_output = self._blocks(a, inputs, out, run)
+        peaks = [grad_input + blocked_output + blocked_input + blocked_weight,   # the weights' pass
+                 grad_input + blocked_weight + weights]
+        if input_grad:                                                          # the input's pass first
+            blocked_grad_input = blocked_input or grad_input
+            peaks += [blocked_output + blocked_weight + blocked_grad_input, blocked_grad_input + grad_input]
+        return max(max(peaks) - grad_input - master, 0)
+
+    def _weight_bytes(self, a, inputs, run: Execution) -> int:
+        return a["out"] * (inputs[0][0] // a["groups"]) * a["kernel"][0] * a["kernel"][1] * run.element_bytes
 
     def fvcore_flops(self, a, inputs, out, training=False):
         if self._torch_padding(a) == "same":  # runs as aten::_convolution_mode: fvcore 0.1.5 has no

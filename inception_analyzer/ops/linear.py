@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text, numel
 from .args import Arg, boolean, positive_int
-from .base import F, Category, ConvGeometry, OpKind, RFStep, WeightRef, refuse_unless, register
+from .base import F, Category, ConvGeometry, ForwardMemory, OpKind, RFStep, WeightRef, refuse_unless, register
 from .windows import feature_map
 
 
@@ -15,6 +15,7 @@ class _Linear(OpKind):
     args = (Arg("out", positive_int), Arg("bias", boolean, True))
     weighted = True
     reads_last_axis = True   # torch.nn.Linear maps the last axis
+    autocasts = True
     torch_modules = ("Linear",)
     # timm's Linear (a subclass, traced through) calls the function with the module's weights
     torch_calls = {F + "linear": ("weight", "bias")}
@@ -43,6 +44,20 @@ class _Linear(OpKind):
 
     def describe(self, a):
         return f"{a['out']}"
+
+    def backward_flops(self, a, inputs, out):
+        # two matrix products, each the forward's MACs (torch's FlopCounterMode counts them so)
+        return 2 * self.macs(a, inputs, out), 2 * self.macs(a, inputs, out)
+
+    def flop_counter_flops(self, a, inputs, out, input_grad=True):
+        return 2 * self.macs(a, inputs, out) * (3 if input_grad else 2)    # addmm, then mm to each side
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """Training keeps the input (and under autocast the weight's 16-bit copy)."""
+        if not run.training:
+            return ForwardMemory()
+        copy = inputs[0][0] * a["out"] * run.element_bytes if run.autocast else 0
+        return ForwardMemory(saves_inputs=(0,), saved_bytes=copy)
 
 
 @register

@@ -7,7 +7,7 @@ from typing import Callable, ClassVar
 
 from ..errors import ShapeError
 from ..numbers import dims_text, numel
-from .base import Category, MergeKind, OpKind, refuse_unless, register
+from .base import BackwardMemory, Category, ForwardMemory, MergeKind, OpKind, Storage, refuse_unless, register
 
 
 class _Merge(OpKind):
@@ -46,6 +46,12 @@ class Concat(_Merge):
                        f"a concatenation along dim {dim} (only channels, dim 1, of feature maps)")
         return {}
 
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        return ForwardMemory()    # its backward needs only the branches' sizes
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        return BackwardMemory(Storage.SHARED)   # each branch gets a slice (a view) of the gradient
+
     def output_shape(self, a, inputs):
         grids = {tuple(s[1:]) for s in inputs}
         if len(grids) != 1:
@@ -72,6 +78,15 @@ class Add(_ElementwiseMerge):
         refuse_unless(values.get("alpha", 1) == 1, "an add with alpha (a scaled second input)")
         return {}
 
+    def backward_flops(self, a, inputs, out):
+        return 0, 0               # every branch gets the output's gradient as it is
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        return ForwardMemory()    # keeps nothing
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        return BackwardMemory(Storage.SHARED)   # the same gradient tensor to every branch
+
     def output_shape(self, a, inputs):
         if len({tuple(s) for s in inputs}) != 1:
             listed = ", ".join(dims_text(s) for s in inputs)
@@ -87,6 +102,16 @@ class Multiply(_ElementwiseMerge):
     operation = operator.mul
     other_flops_rule = "(branches - 1) multiplies per output element"
     torch_calls = {"_operator.mul": (), "_operator.imul": (), "torch.mul": (), ".mul": (), ".mul_": ()}
+
+    def backward_flops(self, a, inputs, out):
+        # each branch's gradient: the output's gradient times the other branches (one multiply per
+        # output element each), and a broadcast branch summed back over the grid (one add each)
+        return (2 * len(inputs) - 1) * numel(out), 0
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        # a broadcast branch's gradient is made at the output's size, then summed over the grid
+        broadcast = any(tuple(s) != tuple(out) for s in inputs)
+        return BackwardMemory(workspace_bytes=run.bytes_of(out) if broadcast else 0)
 
     def output_shape(self, a, inputs):
         if len({len(s) for s in inputs}) != 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text, numel
 from .args import Arg, boolean, number, optional, positive_float, positive_int, probability
-from .base import F, Category, OpKind, refuse_unless, register
+from .base import CPU, F, BackwardMemory, Category, ForwardMemory, OpKind, refuse_unless, register
 from .windows import feature_map
 
 
@@ -49,6 +49,23 @@ class BatchNorm(OpKind):
             return numel(inputs[0]) * (5 + (4 if a["affine"] else 0))
         return numel(inputs[0]) * (2 if a["affine"] else 1)
 
+    def backward_flops(self, a, inputs, out):
+        # to the input: subtract the two channel means of the gradient and scale (4 per element);
+        # to gamma and beta: the channel sums of gradient x normalised input and of the gradient
+        return 4 * numel(out), (2 * numel(out) if a["affine"] else 0)
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """Training keeps the input and the batch's mean and inverse standard deviation (fp32, one
+        per channel); both modes make a scale and a shift per channel while they run."""
+        statistics = 2 * inputs[0][0] * 4
+        if not run.training:
+            return ForwardMemory(workspace_bytes=statistics if run.backend == CPU else 0)
+        return ForwardMemory(saves_inputs=(0,), saved_bytes=statistics, workspace_bytes=statistics)
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        # ATen's CPU kernel makes one more tensor of the input's size while it runs (measured)
+        return BackwardMemory(workspace_bytes=run.bytes_of(inputs[0]) if run.backend == CPU else 0)
+
     def make_module(self, a, inputs, out):
         import torch.nn as nn
         return nn.BatchNorm2d(inputs[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
@@ -73,6 +90,20 @@ class LocalResponseNorm(OpKind):
 
     def other_flops(self, a, inputs, out):
         return (a["size"] + 3) * numel(out)
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """torch computes it in Python from several ops: the squares, padded by size - 1 channels
+        and averaged over windows (avg_pool3d), scaled, raised to beta, and the input divided by
+        that. Training keeps the padded squares (the pooling's input), the power's base and its
+        result; at inference two input-sized temporaries are alive at its peak (measured on the CPU)."""
+        c, h, w = inputs[0]
+        if not run.training:
+            return ForwardMemory(workspace_bytes=2 * run.bytes_of(inputs[0]))
+        padded = run.bytes_of((c + a["size"] - 1, h, w))
+        return ForwardMemory(saves_inputs=(0,), saved_bytes=padded + 2 * run.bytes_of(inputs[0]))
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        return BackwardMemory(workspace_bytes=3 * run.bytes_of(inputs[0]))   # its ops' gradients (measured)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn

@@ -7,7 +7,7 @@ from typing import ClassVar
 from ..numbers import dims_text, numel
 from ..errors import ShapeError
 from .args import Arg, boolean, choice, number, probability
-from .base import F, Category, OpKind, WeightRef, refuse_unless, register
+from .base import CPU, F, BackwardMemory, Category, ForwardMemory, OpKind, Storage, WeightRef, refuse_unless, register
 
 
 class _Activation(OpKind):
@@ -24,24 +24,31 @@ class _Activation(OpKind):
         return getattr(nn, self.module_name)(**a)
 
 
-def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg, calls: dict | None = None):
+def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg, calls: dict | None = None,
+                saves_result: bool = False):
+    """An element-wise activation op kind. `saves_result`: its backward reads its output (relu,
+    sigmoid, tanh), else its input (torch's derivatives.yaml); one with an `inplace` argument can
+    run in place."""
     # the same function under torch.nn.functional, torch, and as a tensor method (x.relu(), x.relu_())
     torch_calls = {F + op_name: tuple(a.name for a in op_args if a.name != "inplace") + ("inplace",),
                    f"torch.{op_name}": (), f"torch.{op_name}_": (), f".{op_name}": (), f".{op_name}_": ()}
     torch_calls.update(calls or {})
     cls = type(f"Activation_{op_name}", (_Activation,),
                {"name": op_name, "summary": doc, "module_name": torch_name, "args": op_args,
-                "torch_modules": (torch_name,), "torch_calls": torch_calls})
+                "torch_modules": (torch_name,), "torch_calls": torch_calls, "saves_result": saves_result,
+                "in_place_capable": any(a.name == "inplace" for a in op_args)})
     return register(cls)
 
 
-_activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, False), calls={F + "relu_": ()})
-_activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False))
+_activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, False), calls={F + "relu_": ()},
+            saves_result=True)
+# ReLU6 is hardtanh: in place its backward reads the result, out of place the input
+_activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False), saves_result=True)
 _activation("leaky_relu", "LeakyReLU", "leaky ReLU", Arg("negative_slope", number, 0.01))
 _activation("gelu", "GELU", "Gaussian error linear unit", Arg("approximate", choice("none", "tanh"), "none"))
 _activation("silu", "SiLU", "sigmoid linear unit (swish)")
-_activation("sigmoid", "Sigmoid", "logistic sigmoid")
-_activation("tanh", "Tanh", "hyperbolic tangent")
+_activation("sigmoid", "Sigmoid", "logistic sigmoid", saves_result=True)
+_activation("tanh", "Tanh", "hyperbolic tangent", saves_result=True)
 _activation("hardswish", "Hardswish", "hard swish (MobileNetV3)", Arg("inplace", boolean, False))
 _activation("hardsigmoid", "Hardsigmoid", "hard sigmoid (MobileNetV3's squeeze-and-excitation gate)",
             Arg("inplace", boolean, False))
@@ -55,6 +62,7 @@ class Softmax(OpKind):
     other_flops_rule = "3 per element (exp, sum, divide)"
     torch_modules = ("Softmax",)
     torch_calls = {F + "softmax": ("dim",), "torch.softmax": ("dim",), ".softmax": ("dim",)}
+    saves_result = True
 
     def from_torch_module(self, m, in_shapes, out_shape):
         return self.from_torch_call({"dim": m.dim}, in_shapes, out_shape)
@@ -89,6 +97,21 @@ class Dropout(OpKind):
         values.pop("mode", None)
         return super().from_torch_call(values, in_shapes, out_shape)
 
+    def backward_flops(self, a, inputs, out):
+        return (numel(out) if a["p"] > 0 else 0), 0   # the gradient times the mask
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        """The identity at inference and with p = 0 (torch returns the input itself). In training on
+        the CPU torch draws a mask of the input's dtype, scaled by 1/(1-p), and multiplies: it
+        keeps the mask; on CUDA its fused kernel keeps a mask of one byte per element."""
+        if not run.training or a["p"] == 0:
+            return ForwardMemory(Storage.SHARED)
+        mask = run.bytes_of(inputs[0], None if run.backend == CPU else 1)
+        return ForwardMemory(saved_bytes=mask)
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        return BackwardMemory(Storage.SHARED if a["p"] == 0 else Storage.NEW)
+
     def make_module(self, a, inputs, out):
         import torch.nn as nn
         return nn.Dropout(a["p"], a["inplace"])
@@ -107,6 +130,12 @@ class Identity(OpKind):
 
     def from_torch_call(self, values, in_shapes, out_shape):
         return {}
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        return ForwardMemory(Storage.SHARED)
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        return BackwardMemory(Storage.SHARED)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -130,6 +159,9 @@ class Scale(OpKind):
 
     def constant_factor(self, a):
         return a["factor"]
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        return ForwardMemory()    # times a number: autograd keeps nothing
 
     def make_module(self, a, inputs, out):
         from ..torch_modules import Scale as ScaleModule
@@ -163,6 +195,12 @@ class Flatten(OpKind):
 
     def output_shape(self, a, inputs):
         return (numel(inputs[0]),)
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        return ForwardMemory(Storage.SHARED)      # a view of a contiguous input
+
+    def backward_memory(self, a, inputs, out, run, input_grads):
+        return BackwardMemory(Storage.SHARED)     # the gradient reshaped back: a view
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn

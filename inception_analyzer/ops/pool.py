@@ -4,7 +4,18 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import numel
 from .args import Arg, boolean, non_negative_pair, optional, positive_pair
-from .base import F, Category, OpKind, RFStep, refuse_unless, register
+from .base import F, Category, ForwardMemory, OpKind, RFStep, refuse_unless, register
+
+INDEX_BYTES = 8     # max pooling's indices are int64, whatever the dtype
+
+
+def _max_pool_memory(inputs, out, run) -> ForwardMemory:
+    """torch's max pooling makes the argmax indices (int64) beside its output: training keeps them
+    and the input for the backward; inference (even under inference_mode) drops them after the call."""
+    indices = run.bytes_of(out, INDEX_BYTES)
+    if run.training:
+        return ForwardMemory(saves_inputs=(0,), saved_bytes=indices)
+    return ForwardMemory(workspace_bytes=indices)
 from .windows import feature_map, kernel_text, window_output
 
 
@@ -57,6 +68,12 @@ class MaxPool(_WindowPool):
     def from_torch_call(self, values, in_shapes, out_shape):
         refuse_unless(not values.pop("return_indices", False), "max pooling that returns indices")
         return _pool_arguments(values)
+
+    def backward_flops(self, a, inputs, out):
+        return numel(out), 0      # each output's gradient goes to its window's maximum
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        return _max_pool_memory(inputs, out, run)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
@@ -155,6 +172,11 @@ class AdaptiveAvgPool(_AdaptivePool):
     def fvcore_flops(self, a, inputs, out, training=False):
         return numel(inputs[0])  # fvcore: elementwise_flop_counter(1, 0)
 
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        if run.training and a["output_size"] == (1, 1):
+            return ForwardMemory()   # torch takes the mean over the grid: its backward needs only sizes
+        return super().forward_memory(a, inputs, out, run, in_place)
+
     def make_module(self, a, inputs, out):
         import torch.nn as nn
         return nn.AdaptiveAvgPool2d(a["output_size"])
@@ -166,6 +188,12 @@ class AdaptiveMaxPool(_AdaptivePool):
     summary = "adaptive max pooling to a fixed grid (torch.nn.AdaptiveMaxPool2d)"
     torch_modules = ("AdaptiveMaxPool2d",)
     torch_calls = {F + "adaptive_max_pool2d": ("output_size", "return_indices")}
+
+    def backward_flops(self, a, inputs, out):
+        return numel(out), 0
+
+    def forward_memory(self, a, inputs, out, run, in_place=False):
+        return _max_pool_memory(inputs, out, run)
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn

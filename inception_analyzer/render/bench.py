@@ -22,6 +22,9 @@ CONVENTIONS = [
     "FLOP/s: 2 x MACs per image x images/s (x3 and with the aux heads in training), the conventional count; "
     "% of peak: of the device profile's dense matmul peak for the dtype",
     "estimate: the roofline (analyze --device), eager, one kernel per op; measured / estimate > 1: slower than it",
+    "peak memory: measured, the allocator's peak during a step (CUDA: max_memory_allocated over the timed "
+    "iterations; CPU: one more step under torch's profiler, its allocator events summed); predicted: the peak "
+    "of the memory analysis (analyze --mode ... --batch ... --dtype ...) for eager execution on the device",
     "ours / torchvision: images/s of our built model over torchvision's model of the same architecture, "
     "same settings, same process; in brackets its 95% bootstrap interval: ours is faster beyond the noise "
     "only where the interval's low end is above 1",
@@ -53,8 +56,8 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
     return "\n\n".join(parts) + "\n"
 
 
-_HEADERS = ["model", "batch", "images/s", "p50", "p90", "n", "FLOP/s", "% of peak", "peak memory", "estimate",
-            "measured / estimate", "torchvision images/s", "ours / torchvision"]
+_HEADERS = ["model", "batch", "images/s", "p50", "p90", "n", "FLOP/s", "% of peak", "peak memory",
+            "predicted memory", "estimate", "measured / estimate", "torchvision images/s", "ours / torchvision"]
 _ALIGN = ["left"] + ["right"] * (len(_HEADERS) - 1)
 
 
@@ -95,6 +98,7 @@ def _row(row: BenchRow) -> list[str]:
                     gib_text(ours.peak_memory_bytes)]
     else:
         measured = [_status(row, ours)] + ["-"] * 6
+    measured.append(_predicted_memory(row))
     ratio_to_estimate = "-" if row.measured_over_estimate is None else f"{row.measured_over_estimate:.2f}"
     if theirs is None:
         peer = ["-", "-"]
@@ -103,6 +107,12 @@ def _row(row: BenchRow) -> list[str]:
     else:
         peer = [_status(row, theirs), "-"]
     return [row.model, str(row.batch), *measured, estimate_text, ratio_to_estimate, *peer]
+
+
+def _predicted_memory(row: BenchRow) -> str:
+    """The predicted peak, and the measured one over it where measured."""
+    ratio = row.memory_measured_over_predicted
+    return gib_text(row.memory_needed) + ("" if ratio is None else f" ({ratio:.3f})")
 
 
 def _ratio_text(row: BenchRow) -> str:
@@ -182,6 +192,7 @@ def _json(report: BenchReport) -> dict:
                 "compile": s.compile, "compile_mode": s.compile_mode, "warmup": s.warmup,
                 "iterations": s.iterations, "min_time": s.min_time, "train_recipe": dataclasses.asdict(s.recipe)}
     rows = [{"spec": r.spec, "model": r.model, "batch": r.batch, "memory_needed_bytes": r.memory_needed,
+             "memory_measured_over_predicted": r.memory_measured_over_predicted,
              "free_bytes": r.free_bytes, "estimate": estimate_record(r.estimate) if r.estimate else None,
              "measured_over_estimate": r.measured_over_estimate, "ours_over_torchvision": r.ratio,
              "ours_over_torchvision_ci95": list(r.ratio_interval) if r.ratio_interval else None,
@@ -200,7 +211,7 @@ def _csv(report: BenchReport) -> str:
     header = ["spec", "model", "batch", "implementation", "status", "note", "images_per_second",
               "p50_seconds", "p90_seconds", "iterations", "achieved_flops", "peak_share", "peak_memory_bytes",
               "estimate_seconds", "measured_over_estimate", "ours_over_torchvision",
-              "ours_over_torchvision_ci95_low", "ours_over_torchvision_ci95_high"]
+              "ours_over_torchvision_ci95_low", "ours_over_torchvision_ci95_high", "predicted_memory_bytes"]
     rows = []
     for r in report.rows:
         for m in (r.ours, r.torchvision):
@@ -213,7 +224,8 @@ def _csv(report: BenchReport) -> str:
                          _num(m.achieved_flops), _num(m.peak_share), m.peak_memory_bytes or "",
                          _num(r.estimate.seconds if r.estimate else None),
                          _num(r.measured_over_estimate if ours else None), _num(r.ratio if ours else None),
-                         *(_num(end if ours else None) for end in (r.ratio_interval or (None, None)))])
+                         *(_num(end if ours else None) for end in (r.ratio_interval or (None, None))),
+                         r.memory_needed])
     return csv_text(header, rows)
 
 

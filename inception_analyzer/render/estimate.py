@@ -105,12 +105,20 @@ def _summary(model: ModelEstimate, free_bytes: int | None) -> list[list[str]]:
          "estimated time)"],
         ["time in compute-bound layers", f"{100 * model.compute_bound_share:.0f}%"],
         ["bytes moved", human(model.bytes, "B")],
-        ["memory needed", f"weights {gib_text(memory.weights_bytes)}"
-                          + (f" + gradients and optimizer state {gib_text(memory.training_state_bytes)}"
-                             if model.mode == "train" else "")
-                          + f" + activations {gib_text(memory.activation_bytes)} = {gib_text(memory.total)}"],
-        ["fits the device", memory_verdict(memory.total, available, what)],
     ]
+    if memory is not None:
+        rows += [
+            ["memory at the peak", f"weights {gib_text(memory.weights_bytes)}"
+                                   + (f" + gradients and optimizer state {gib_text(memory.training_state_bytes)}"
+                                      if model.mode == "train" else "")
+                                   + f" + activations and workspace {gib_text(memory.activation_bytes)} = "
+                                   f"{gib_text(memory.total)}"],
+            ["fits the device", memory_verdict(memory.total, available, what)],
+        ]
+    if model.largest_batch is not None:
+        rows.append(["largest batch that fits", f"{model.largest_batch:,} ({model.mode}, {dtype}, in the "
+                                                f"{gib_text(p.memory_bytes)} of the device; the memory "
+                                                "analysis's peak, found by doubling and bisection)"])
     return rows + [["assumes", note] for note in model.notes]
 
 
@@ -154,9 +162,10 @@ def estimate_record(model: ModelEstimate) -> dict:
         "seconds": model.seconds, "images_per_second": model.images_per_second,
         "model_flops": model.model_flops, "peak_share": model.peak_share,
         "compute_bound_share": model.compute_bound_share, "bytes": model.bytes,
-        "memory": {"weights_bytes": model.memory.weights_bytes,
-                   "training_state_bytes": model.memory.training_state_bytes,
-                   "activation_bytes": model.memory.activation_bytes, "total_bytes": model.memory.total},
+        "memory": None if model.memory is None else {
+            "weights_bytes": model.memory.weights_bytes, "training_state_bytes": model.memory.training_state_bytes,
+            "activation_bytes": model.memory.activation_bytes, "total_bytes": model.memory.total},
+        "largest_batch": model.largest_batch,
         "notes": model.notes,
     }
 
