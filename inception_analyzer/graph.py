@@ -76,6 +76,7 @@ class Graph:
     scopes: dict[str, Scope] = field(default_factory=dict)
     output: str = INPUT
     aux_outputs: list[str] = field(default_factory=list)
+    width: float | None = None   # the width multiplier the graph was scaled by (transform.py); None: as written
     _levels: set[str] = field(default_factory=set, repr=False)   # every proper prefix of a node's path
 
     def node(self, path: str) -> Node:

@@ -28,15 +28,19 @@ from .analysis.training import DEFAULT_OPTIMIZER, OPTIMIZERS, TrainingFlops, tra
 from .errors import OverrideError
 from .graph import Graph, build_graph
 from .spec import Spec, load_spec
+from .transform import scale_widths
 
 
 @dataclass(frozen=True)
 class Request:
-    """What to analyse: `source` with `overrides` of its spec arguments at `input_size`."""
+    """What to analyse: `source` with `overrides` of its spec arguments at `input_size`, every
+    channel count scaled by `width` (rounded to a multiple of `width_round`; transform.py)."""
 
     source: str | Path | Spec | Graph
     overrides: Mapping[str, Any] = field(default_factory=dict)
     input_size: int | None = None
+    width: float | None = None
+    width_round: int = 8
 
     @property
     def spec_file(self) -> str | None:
@@ -54,9 +58,11 @@ def load_graph(request: Request) -> Graph:
         if request.overrides or request.input_size is not None:
             raise OverrideError("spec arguments and the input size apply to a spec, not to an already "
                                 "expanded graph (an imported model: import it again at that size)")
-        return source
-    spec = source if isinstance(source, Spec) else load_spec(request.spec_file)
-    return build_graph(spec, dict(request.overrides), request.input_size)
+        graph = source
+    else:
+        spec = source if isinstance(source, Spec) else load_spec(request.spec_file)
+        graph = build_graph(spec, dict(request.overrides), request.input_size)
+    return graph if request.width is None else scale_widths(graph, request.width, request.width_round)
 
 
 @dataclass
@@ -94,6 +100,11 @@ class ModelAnalysis:
     @property
     def metadata(self) -> dict:
         return self.cost.metadata
+
+    @property
+    def width(self) -> float | None:
+        """The width multiplier the request applied (None: the spec's widths as written)."""
+        return self.graph.width
 
     @property
     def layers(self):

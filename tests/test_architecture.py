@@ -16,9 +16,10 @@ PACKAGE = ROOT / "inception_analyzer"
 LAYERS = [
     ("foundations", ("errors", "numbers", "dtypes", "perf", "output", "version", "untrusted", "spec", "ops",
                      "torch_modules")),
-    ("the IR", ("graph", "catalog")),
+    ("the IR", ("graph", "catalog", "transform")),
     ("analyzers", ("analysis",)),
     ("the pipeline", ("pipeline",)),
+    ("sweeps", ("sweep",)),
     ("torch", ("build", "importer", "spec_writer", "torchvision_compat", "bench")),
     ("renderers", ("render",)),
     ("commands", ("commands", "cli", "__main__", "__init__")),

@@ -143,6 +143,7 @@ COMMANDS = [  # how each command takes a spec
     ("analyze", []), ("analyze", ["--format", "json"]), ("review", []), ("diagram", ["-o", "{tmp}/d.dot"]),
     ("compare", ["--format", "csv"]), ("report", ["-o", "{tmp}/report"]), ("build", []),
     ("bench", ["--device", "cpu", "--iters", "1", "--warmup", "0", "--no-torchvision"]),
+    ("sweep", ["--width", "0.5,1.0", "-o", "{tmp}/sweep"]),
 ]
 
 
@@ -161,6 +162,11 @@ def test_every_command_refuses_odd_specs_in_one_line(tmp_path, command, options)
     (["analyze", TINY, "--set", "num_classes=" + "9" * 5000], "digits"),
     (["analyze", TINY, "--set", "num_classes=1:30"], "num_classes"),
     (["analyze", TINY, "--input-size", "0"], "--input-size"),
+    (["analyze", TINY, "--width", "nan"], "width multiplier"),
+    (["analyze", TINY, "--width", "0.5", "--round", "0"], "multiple"),
+    (["sweep", TINY, "--width", "0.5", "--round", "-8"], "multiple"),
+    (["sweep", TINY, "--grid", "num_classes=1,x"], "num_classes"),
+    (["sweep", TINY, "--max", "macs=1ms"], "macs"),
     (["analyze", TINY, "--device", "h10"], "h100"),
     (["analyze", TINY, "--batch", "0", "--device", "h100"], "batch"),
     (["analyze", TINY, "-o", "/no/such/dir/out.txt"], "does not exist"),

@@ -195,3 +195,11 @@ def _analyze_cost(graph: Graph) -> CostReport:
         model=graph.name, input=list(graph.input_shape), arguments=dict(graph.arguments),
         metadata=graph.metadata, layers=records, totals=totals,
         blocks=rollup(records, lambda r: r.block), stages=rollup(records, lambda r: r.stage))
+
+
+def last_feature_map(report: CostReport) -> str | None:
+    """The last inference layer whose output is still a grid (H x W > 1): where the network's
+    spatial receptive field is quoted (VGG16's pool5, Inception-v3's Mixed_7c)."""
+    grids = [r.path for r in report.layers
+             if r.role != AUX and len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1]
+    return grids[-1] if grids else None

@@ -30,7 +30,8 @@ def torchvision_version() -> str | None:
 
 
 def has_peer(graph: Graph) -> bool:
-    return graph.name in TORCHVISION_PEERS and load_torchvision().module is not None
+    """torchvision builds the architecture as written; a width-scaled variant has no peer there."""
+    return graph.width is None and graph.name in TORCHVISION_PEERS and load_torchvision().module is not None
 
 
 def build_torchvision(graph: Graph, settings: BenchSettings) -> nn.Module:

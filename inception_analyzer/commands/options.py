@@ -40,7 +40,7 @@ def dtype_name(text: str) -> str:
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, many: bool = False) -> None:
-    """SPEC (or SPEC... with `many`), --set KEY=VALUE (repeatable) and --input-size N."""
+    """SPEC (or SPEC... with `many`), --set KEY=VALUE (repeatable), --input-size N and --width W."""
     if many:
         parser.add_argument("spec", nargs="+", metavar="SPEC", help=SPEC_HELP + " (several)")
     else:
@@ -48,6 +48,10 @@ def add_spec_arguments(parser: argparse.ArgumentParser, many: bool = False) -> N
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec argument, e.g. --set aux_logits=false (repeatable)")
     parser.add_argument("--input-size", type=int, metavar="N", help="square input of N x N pixels")
+    parser.add_argument("--width", type=float, metavar="W",
+                        help="multiply every conv's output channels by W (the classes and residual ties kept)")
+    parser.add_argument("--round", dest="width_round", type=int, default=8, metavar="N",
+                        help="channels round to a multiple of N under --width (default 8)")
 
 
 def add_output_argument(parser: argparse.ArgumentParser, what: str = "FILE") -> None:
@@ -59,8 +63,9 @@ def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def request_of(args: argparse.Namespace, spec: str | None = None) -> Request:
-    """The Request a command's SPEC, --set and --input-size ask for (`spec` for one of several)."""
-    return Request(args.spec if spec is None else spec, overrides_of(args), args.input_size)
+    """The Request a command's SPEC, --set, --input-size and --width ask for (`spec` for one of several)."""
+    return Request(args.spec if spec is None else spec, overrides_of(args), args.input_size, args.width,
+                   args.width_round)
 
 
 def emit(text: str, output: str | None, protected: tuple = ()) -> None:

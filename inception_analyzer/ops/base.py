@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from ..errors import SpecError, did_you_mean
 from .args import REQUIRED, Arg
@@ -347,6 +347,14 @@ class OpKind:
         """What the backward call makes (BackwardMemory); `input_grads` says which inputs need a
         gradient (the image does not). Default: a new gradient per input, no workspace."""
         return BackwardMemory()
+
+    # -- transformations (transform.py)
+    def scaled_args(self, a: dict, old_inputs: list[Shape], new_inputs: list[Shape],
+                    width: Callable[[int], int]) -> dict:
+        """The arguments under a width multiplier: `width` maps a channel count of the original
+        network to its scaled one, and the inputs have already been scaled (`old_inputs` were the
+        shapes before). Default: no argument holds a channel count, so the op follows its inputs."""
+        return a
 
     # -- facets
     def geometry(self, a: dict, inputs: list[Shape], out: Shape) -> ConvGeometry | None:

@@ -81,6 +81,18 @@ class ChannelSlice(_ChannelMove):
         return {"start": _channel_range(values.get("index"), channels)[0],
                 "end": _channel_range(values.get("index"), channels)[1]}
 
+    def scaled_args(self, a, old_inputs, new_inputs, width):
+        """The same fraction of the scaled channels (a split into halves stays one), where it
+        falls on whole channels."""
+        old, new = old_inputs[0][0], new_inputs[0][0]
+        if old == new:
+            return a
+        start, end = a["start"] * new // old, a["end"] * new // old
+        if start * old != a["start"] * new or end * old != a["end"] * new:
+            raise ShapeError(f"channel_slice({a['start']}, {a['end']}) of {old} channels does not fall on whole "
+                             f"channels of {new}")
+        return {**a, "start": start, "end": end}
+
     def output_shape(self, a, inputs):
         c, h, w = _feature_map(self.name, inputs[0])
         if not a["start"] < a["end"] <= c:

@@ -32,6 +32,15 @@ class Conv(OpKind):
         return {"out": m.out_channels, "kernel": m.kernel_size, "stride": m.stride, "padding": m.padding,
                 "dilation": m.dilation, "groups": m.groups, "bias": m.bias is not None}
 
+    def scaled_args(self, a, old_inputs, new_inputs, width):
+        """The output channels scale; a depthwise conv (one group per input channel) stays
+        depthwise, with its channel multiplier. Other groups stay as written: output_shape says
+        where they no longer divide the scaled channels."""
+        old_in, new_in = old_inputs[0][0], new_inputs[0][0]
+        if a["groups"] == old_in and a["groups"] > 1:
+            return {**a, "groups": new_in, "out": new_in * (a["out"] // old_in)}
+        return {**a, "out": width(a["out"])}
+
     def output_shape(self, a, inputs):
         c, h, w = feature_map(self.name, inputs[0])
         if c % a["groups"] or a["out"] % a["groups"]:

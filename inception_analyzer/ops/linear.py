@@ -33,6 +33,9 @@ class _Linear(OpKind):
     def _check_input(self, in_shapes) -> None:
         pass
 
+    def scaled_args(self, a, old_inputs, new_inputs, width):
+        return {**a, "out": width(a["out"])}
+
     def params(self, a, inputs, out):
         return inputs[0][0] * a["out"] + (a["out"] if a["bias"] else 0)
 

@@ -31,6 +31,12 @@ class Opaque(OpKind):
     def output_shape(self, a, inputs):
         return a["shape"]
 
+    def scaled_args(self, a, old_inputs, new_inputs, width):
+        if list(old_inputs) != list(new_inputs):
+            raise SpecError(f"an opaque op ({a['what']}) keeps the shape the trace recorded, {a['shape']}: it "
+                            "cannot follow a width multiplier")
+        return a
+
     def params(self, a, inputs, out):
         return a["params"]
 

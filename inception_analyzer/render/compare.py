@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
-from ..analysis.cost import AUX, CostReport
+from ..analysis.cost import last_feature_map
 from ..analysis.findings import MOST_SERIOUS_FIRST, counts_by_severity, counts_text
 from ..numbers import human, shape_text
 from ..pipeline import ModelAnalysis
@@ -55,14 +55,6 @@ class ComparisonRow:
     ratios: dict[str, float]                # figure / baseline's figure
     baseline: bool
     partial: bool = False                   # some ops not modelled: macs is a lower bound
-
-
-def last_feature_map(report: CostReport) -> str | None:
-    """The last inference layer whose output is still a grid (H x W > 1): where the network's
-    spatial receptive field is quoted (VGG16's pool5, Inception-v3's Mixed_7c)."""
-    grids = [r.path for r in report.layers
-             if r.role != AUX and len(r.output_shape) == 3 and r.output_shape[1] * r.output_shape[2] > 1]
-    return grids[-1] if grids else None
 
 
 def primary_published(metadata: dict) -> Published | None:

@@ -221,3 +221,49 @@ def _published_legend(figure, rows) -> None:
                               markeredgecolor="#333333", label="the baseline"))
     if handles:
         figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+
+
+# ----------------------------------------------------------------------------- sweeps
+SEVERITY_MARKERS = {"error": ("X", "#c62828"), "warning": ("^", "#e65100"), "info": ("o", MAIN_COLOUR),
+                    None: ("o", "#7cb342")}
+
+
+def pareto(points, front: set[int], by_latency: bool) -> Plot:
+    """A sweep's valid variants: cost (predicted latency, or MACs) against params, both on log
+    scales, each marker by the worst severity the review found, the Pareto front joined."""
+    from matplotlib.lines import Line2D
+
+    figure = _figure(9, 5)
+    axes = figure.subplots()
+
+    def cost(result) -> float:
+        return result.latency_seconds * 1e3 if by_latency else float(result.macs)
+
+    # one scatter per marker and edge (a sweep has thousands of points; a call per point takes seconds)
+    groups: dict[tuple, list] = {}
+    for result in points:
+        worst = next((severity for severity, n in result.findings.items() if n), None)
+        groups.setdefault((worst, result.index in front), []).append(result)
+    seen = {worst for worst, _ in groups}
+    for (worst, on_the_front), members in groups.items():
+        marker, colour = SEVERITY_MARKERS[worst]
+        axes.scatter([float(r.params) for r in members], [cost(r) for r in members], marker=marker, color=colour,
+                     s=28, alpha=0.6, edgecolors="#333333" if on_the_front else "none", linewidths=0.8)
+    on_front = sorted((r for r in points if r.index in front), key=lambda r: r.params)
+    if on_front:
+        axes.plot([float(r.params) for r in on_front], [cost(r) for r in on_front],
+                  color="#333333", linewidth=1, zorder=0)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    _count_axis(axes.xaxis, log=True)
+    if not by_latency:
+        _count_axis(axes.yaxis, log=True)
+    axes.set_xlabel("params (log scale)", fontsize=9)
+    axes.set_ylabel("predicted latency, ms per image (log)" if by_latency else "MACs per image (log scale)", fontsize=9)
+    axes.set_title(f"{len(points)} variants; the line joins the Pareto front ({len(front)})", fontsize=10)
+    handles = [Line2D([], [], linestyle="", marker=SEVERITY_MARKERS[s][0], color=SEVERITY_MARKERS[s][1],
+                      label=f"worst finding: {s}" if s else "no finding") for s in ("error", "warning", "info", None)
+               if s in seen]
+    axes.legend(handles=handles, fontsize=8, loc="best")
+    axes.grid(color="#eeeeee")
+    return _save(figure)

@@ -20,14 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..version import __version__
-from ..analysis.cost import AUX
+from ..analysis.cost import AUX, last_feature_map
 from ..analysis.principles import bottleneck_places
 from ..analysis.findings import counts_by_severity, counts_text, most_serious_first
 from ..numbers import human
 from ..pipeline import ModelAnalysis
 from ..untrusted import markdown_code, markdown_text, slug
 from . import plots
-from .compare import LEGEND, NUMERIC, ComparisonRow, comparison_rows, last_feature_map, primary_published, table_rows
+from .compare import LEGEND, NUMERIC, ComparisonRow, comparison_rows, primary_published, table_rows
 from .diagram import Diagram, build_diagram, diagram_source, render_dot
 from .document import Bullets, Contents, Details, Figure, Heading, Note, Paragraph, Table, to_html, to_markdown
 from .html import inline_svg

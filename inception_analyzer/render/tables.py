@@ -197,7 +197,8 @@ def _title(analysis: ModelAnalysis, memory: MemoryReport | None = None, rf_view:
     c, h, w = analysis.input
     run = "" if memory is None or rf_view else f"; memory: {memory.settings.describe()}"
     flops = "FLOPs " if memory is not None and memory.settings.training and not rf_view else ""
-    return f"{analysis.model}  (input {h}x{w}x{c}, {flops}per image{run})"
+    width = "" if analysis.width is None else f" at width x{analysis.width:g}"
+    return f"{analysis.model}{width}  (input {h}x{w}x{c}, {flops}per image{run})"
 
 
 def render_table(analysis: ModelAnalysis, depth: str = "layer", tablefmt: str = "simple", rf_view: bool = False,
@@ -277,6 +278,7 @@ def report_dict(analysis: ModelAnalysis, memory: MemoryReport | None = None) -> 
         "model": analysis.model,
         "input": analysis.input,
         "arguments": analysis.arguments,
+        "width": analysis.width,
         "metadata": analysis.metadata,
         "totals": asdict(analysis.totals),
         "conventions": CONVENTIONS if memory is None else {**CONVENTIONS, **MEMORY_CONVENTIONS},

@@ -305,6 +305,11 @@ def _convert(node, filename: str, budget: _Budget, source: str | None = None, al
 
 def read_yaml_file(path: str | Path) -> Any:
     """Read and parse a spec file; a missing or unreadable file is a SpecError, not an OSError."""
+    return parse_yaml(read_text(path), str(path))
+
+
+def read_text(path: str | Path) -> str:
+    """A spec file's text, bounded and decoded; a missing or unreadable file is a SpecError."""
     name = str(path)
     try:
         with open(path, "rb") as handle:  # at most one byte past the bound: not all of /dev/zero
@@ -323,7 +328,7 @@ def read_yaml_file(path: str | Path) -> Any:
     except UnicodeDecodeError as err:
         raise SpecError(f"not UTF-8 text ({err.reason} at byte {err.start})",
                         _offset_location(name, data, err.start)) from None
-    return parse_yaml(text.replace("\r\n", "\n").replace("\r", "\n"), name)  # newlines as text mode reads them
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # newlines as text mode reads them
 
 
 def parse_scalar(text: str, label: str = "--set") -> Any:
