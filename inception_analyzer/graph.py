@@ -246,7 +246,9 @@ def grid_units(graph: Graph, gates: set[str] | None = None) -> dict[str, str]:
                 direct.add(inner[node.path][-1])
         for node in nodes:
             fits = [scope for scope in inner[node.path] if len(grids[scope] - {"gate"}) <= 2]
-            unit[node.path] = next((scope for scope in fits if scope in direct), fits[0] if fits else node.path)
+            # a template instance (a module of its own class) before a group of rows holding it
+            unit[node.path] = next((scope for scope in fits if graph.scopes[scope].kind == "template"),
+                                   next((scope for scope in fits if scope in direct), fits[0] if fits else node.path))
     return unit
 
 

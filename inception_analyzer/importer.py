@@ -811,7 +811,7 @@ class _Importer:
             node.block = node.path
             for depth in range(1, len(parts)):
                 prefix = ".".join(parts[:depth])
-                if prefix in graph.scopes and prefix not in imported.containers:
+                if prefix in graph.scopes and (prefix not in imported.containers or _holds_layers_only(modules[prefix])):
                     node.block = prefix
                     break
         # a merge in no module (torch.cat in the model's own forward) is one block from its fork
@@ -825,6 +825,13 @@ class _Importer:
                     member = graph.node(path)
                     if member.block == path or member.block in inside:
                         member.block = node.path
+
+
+def _holds_layers_only(module: nn.Module) -> bool:
+    """A container of a class of its own whose children are single layers (DenseNet's _Transition,
+    torchvision's Conv2dNormActivation): a block, as the spec it is written to reads it; a plain
+    Sequential, or one that holds blocks (RegNet's AnyStage), is looked into."""
+    return type(module) not in CONTAINERS and all(next(c.children(), None) is None for c in module.children())
 
 
 def _output_tensors(value: Any) -> list[fx.Node]:

@@ -25,8 +25,7 @@ from inception_analyzer.spec import load_spec_text  # noqa: E402
 from inception_analyzer.spec_writer import write_spec  # noqa: E402
 
 GOLDEN = yaml.safe_load((Path(__file__).parent / "data" / "review_golden_torchvision.yaml").read_text())
-# the golden file decides which models are reviewed here: convnext_tiny, densenet121 and
-# shufflenet_v2_x1_0 slot in with their entries once their op kinds import
+# the golden file decides which models are reviewed here
 MODELS = list(GOLDEN)
 INPUT = (3, 224, 224)
 
@@ -74,7 +73,7 @@ def test_findings_and_key_figures_match_the_golden_review(imported, name):
 
 def hooked_macs(model) -> dict[str, int]:
     """Each conv's and linear's multiply-accumulates, by hand from the module and the output shape a
-    forward hook sees: Cout*Hout*Wout*(Cin/groups)*kh*kw, in*out."""
+    forward hook sees: Cout*Hout*Wout*(Cin/groups)*kh*kw, and in*out at each position a linear sees."""
     found, hooks = {}, []
     for path, module in model.named_modules():
         if isinstance(module, torch.nn.Conv2d):
@@ -82,8 +81,8 @@ def hooked_macs(model) -> dict[str, int]:
                 found[path] = out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
             hooks.append(module.register_forward_hook(conv))
         elif isinstance(module, torch.nn.Linear):
-            def linear(m, _, out, path=path):
-                found[path] = m.in_features * m.out_features
+            def linear(m, _, out, path=path):  # per position: ConvNeXt's 1x1s are Linear on (N, H, W, C)
+                found[path] = out[0].numel() * m.in_features
             hooks.append(module.register_forward_hook(linear))
     with torch.no_grad():
         model(torch.zeros(1, *INPUT))
@@ -128,7 +127,7 @@ def test_every_quoted_figure_is_the_sum_of_the_layers_it_names(imported, name):
             assert sorted(fig["layers"]) == sorted(grouped)
             assert fig["macs"] == macs(grouped) and human(fig["macs"]) in f.message
             assert fig["macs_pointwise"] == macs(fig["pointwise"]) and human(fig["macs_pointwise"]) in f.message
-            assert all(records[p].args == "1x1" for p in fig["pointwise"])
+            assert all(records[p].args == "1x1" or records[p].op == "channel_linear" for p in fig["pointwise"])
         elif f.check == "P4.dominant_stage":
             stage = [r for r in analysis.layers if r.stage == f.path and r.role == "main"]
             share = sum(r.params for r in stage) / main_params if fig["what"] == "parameters" else \
@@ -143,18 +142,30 @@ def test_every_quoted_figure_is_the_sum_of_the_layers_it_names(imported, name):
                 layers = block(unit)
                 ratio = numel(layers[-1].output_shape) / numel(layers[0].input_shapes[0])
                 assert drop == round(ratio, 4) and f"{unit} {ratio:.0%}" in f.message
-            for projection in fig["projections"]:  # each a narrowing 1x1
+            for projection in fig["projections"]:  # each a narrowing 1x1 (a conv, or a Linear over channels)
                 record = records[projection]
-                assert record.args == "1x1" and record.output_shape[0] < record.input_shapes[0][0]
+                assert record.args == "1x1" or record.op == "channel_linear"
+                assert record.output_shape[0] < record.input_shapes[0][0]
         elif f.check == "P1.residual":
             layers = [r for b in fig["blocks"] for r in block(b)]
             on_grid = [r.output_shape[0] for r in layers if r.output_shape[1] * r.output_shape[2] > 1]
             assert fig["shortcut_width"] == max(block(b)[-1].output_shape[0] for b in fig["blocks"])
             assert fig["narrowest"] == min(on_grid)
             assert fig.get("widest", fig["shortcut_width"]) == max(on_grid)
-        elif f.check == "§5.grid_reduction":
-            record = records[f.path]
-            assert fig["ratio"] == round(numel(record.output_shape) / numel(record.input_shapes[0]), 4)
+        elif f.check == "P2.coarsest_width":  # the widest output on the coarsest grid and on the one before
+            widths = {}
+            for r in analysis.layers:
+                if r.role == "main" and len(r.output_shape) == 3:
+                    widths[r.stage] = max(widths.get(r.stage, 0), r.output_shape[0])
+            assert (fig["channels"], fig["channels_before"]) == (widths[f.path], list(widths.values())[-2])
+        elif f.check == "P1.first_layer_stride":
+            conv = model.get_submodule(f.path)
+            assert (fig["stride"], fig["kernel"]) == (conv.stride[0], conv.kernel_size[0])
+            assert fig["representation_ratio"] == round(numel(records[f.path].output_shape) / numel(INPUT), 4)
+        elif f.check == "§5.grid_reduction":  # a pooling layer, or a block that pools (DenseNet's transition)
+            layers = [records[f.path]] if f.path in records else block(f.path)
+            ratio = numel(layers[-1].output_shape) / numel(layers[0].input_shapes[0])
+            assert fig["ratio"] == round(ratio, 4) and f"{ratio:.0%}" in f.message
         else:
             continue
         checked.add(f.check)

@@ -74,6 +74,17 @@ class _LinearBottleneck:
     width_in: int                # channels entering the block
     widest: int                  # the widest tensor inside the block (gates apart)
     ratio: float                 # representation out / in (H x W x C)
+    spatial_width: int = 0       # the most channels a spatial conv of the block reads (0: none)
+
+    @property
+    def inverted(self) -> bool:
+        """MobileNetV2's order: the spatial conv works on the widened tensor."""
+        return self.spatial_width > self.width_in
+
+    @property
+    def widens_after_spatial(self) -> bool:
+        """ConvNeXt's order: the spatial conv on the narrow input, the widening 1x1 after it."""
+        return self.widest > self.width_in and not self.inverted
 
 
 @dataclass
@@ -132,7 +143,10 @@ def _context(graph: Graph, report: CostReport, fields: dict[str, ReceptiveField]
         for source in node.inputs:
             consumers.setdefault(source, []).append(node.path)
         if block_of[node.path] not in block_input:
-            block_input[block_of[node.path]] = node.in_shapes[0]
+            # a block that starts by concatenating what enters it (a DenseNet layer reads every
+            # earlier feature map of its block) takes the concatenation as its input
+            block_input[block_of[node.path]] = (node.out_shape if node.op.merge_kind is MergeKind.CONCAT
+                                                else node.in_shapes[0])
     by_block: dict[str, list[Node]] = {}
     for node in main:
         by_block.setdefault(block_of[node.path], []).append(node)
@@ -210,8 +224,9 @@ def _find_linear_bottlenecks(ctx: _Context) -> None:
                 sum(n.op.weighted and n.path not in ctx.gates for n in nodes) < 2:
             continue
         widest = max(n.out_shape[0] for n in nodes if n.path not in ctx.gates and len(n.out_shape) == 3)
+        spatial = [g.in_channels for n in nodes if n.path not in ctx.gates and (g := ctx.geometry_of(n)) and g.spatial]
         ctx.linear_bottlenecks[name] = _LinearBottleneck(name, node.path, before[0], widest,
-                                                         numel(end.out_shape) / numel(before))
+                                                         numel(end.out_shape) / numel(before), max(spatial, default=0))
 
 
 def _branch_layers(graph: Graph, source: str, fork: str, order: dict[str, int]) -> tuple[str, ...]:
@@ -312,12 +327,22 @@ def check_first_layer_stride(ctx: _Context) -> list[Finding]:
     h, w = first.in_shapes[0][1:]
     oh, ow = first.out_shape[1:]
     k = geometry.kernel[0]
+    ratio = numel(first.out_shape) / numel(first.in_shapes[0])
+    # a window that covers its whole stride and as many channels out as values in (a patchify stem,
+    # ConvNeXt's 4x4/4 to 96 channels) can keep all of the input: no bottleneck by P1's measure
+    keeps_all = min(geometry.kernel) >= stride and ratio >= 1
     # the paper's stem: a stride-2 3x3, then 3x3s, reaching the same stride over more layers
     return [Finding(
-        "P1.first_layer_stride", "P1", "warning", first.path,
+        "P1.first_layer_stride", "P1", "info" if keeps_all else "warning", first.path,
         f"the first layer strides by {stride}: the {h}x{w} input becomes a {oh}x{ow} grid "
-        f"({h * w / (oh * ow):.0f}x fewer positions) in one step, before any feature exists",
-        {"stride": stride, "kernel": k, "grid_in": [h, w], "grid_out": [oh, ow]},
+        f"({h * w / (oh * ow):.0f}x fewer positions) in one step, before any feature exists"
+        + (f"; its {geometry.kernel[0]}x{geometry.kernel[1]} window covers the stride and its {geometry.out_channels} "
+           f"channels hold {ratio:.0%} of the input's values, so nothing need be lost"
+           + (" (a patchify stem)" if geometry.kernel == geometry.stride else "")
+           + ", but each output sees its window through one linear map where a stem of 3x3s builds "
+           "features before it strides"
+           if keeps_all else ""),
+        {"stride": stride, "kernel": k, "grid_in": [h, w], "grid_out": [oh, ow], "representation_ratio": round(ratio, 4)},
         "reach that stride over several layers, e.g. a 3x3 stride-2 conv then 3x3 convs and a "
         "stride-2 pooling, as Inception-v3's stem does")]
 
@@ -327,7 +352,8 @@ def check_representation_drops(ctx: _Context) -> list[Finding]:
     """P1: a main-path block that keeps less than half of its input representation (HxWxC)."""
     findings = []
     for name, node, before in _grid_blocks(ctx):
-        ratio = numel(node.out_shape) / numel(before)
+        carried = _carried_past(ctx, name)
+        ratio = (numel(node.out_shape) + carried) / numel(before)
         if ratio >= SHARP_DROP or _is_pool_reduction(ctx, name) or name in ctx.linear_bottlenecks:
             continue  # pooling reductions: check_grid_reductions; linear bottlenecks: check_linear_bottlenecks
         early = ctx.position[node.path] < EARLY
@@ -337,17 +363,34 @@ def check_representation_drops(ctx: _Context) -> list[Finding]:
         unit = ctx.residual_block.get(name)
         if unit is not None:
             figures["shortcut"] = _shortcut_name(unit)
+        if carried:
+            figures["representation_carried"] = carried
         findings.append(Finding(
             "P1.representation_drop", "P1", severity, name,
             f"{name} keeps {ratio:.0%} of its input representation "
             f"({shape_text(before)} = {numel(before):,} values -> {shape_text(node.out_shape)} = "
-            f"{numel(node.out_shape):,}){' early in the network' if early else ''}"
+            f"{numel(node.out_shape):,}{f', plus {carried:,} carried past it' if carried else ''})"
+            f"{' early in the network' if early else ''}"
             + (f"; a residual block, but its shortcut is a projection, {_shortcut_text(ctx, unit)}, that "
                "does not carry the input through unchanged" if unit is not None and unit.shortcut else ""),
             figures,
             "widen the layer so the representation shrinks gently (the paper: at most by the grid "
             "reduction, with channels doubling when the grid halves)"))
     return findings
+
+
+def _carried_past(ctx: _Context, name: str) -> int:
+    """Values the network still reads after the block besides its output: what the block's input
+    and inner tensors carry past it (DenseNet's dense connections: every earlier feature map of a
+    dense block is read again by the later layers). The representation after the block is its
+    output and these; for a block whose input nothing reads again it is 0."""
+    nodes = ctx.by_block[name]
+    end = ctx.index[nodes[-1].path]
+    inside = {n.path for n in nodes}
+    tensors = {source for n in nodes for source in n.inputs} | inside
+    tensors.discard(nodes[-1].path)
+    return sum(numel(ctx.graph.node(path).out_shape) for path in tensors
+               if any(ctx.index.get(reader, -1) > end for reader in ctx.consumers.get(path, ())))
 
 
 def _grid_blocks(ctx: _Context):
@@ -457,7 +500,8 @@ def check_linear_bottlenecks(ctx: _Context) -> list[Finding]:
     if not units:
         return []
     drops = [u for u in units if u.ratio < SHARP_DROP]
-    inverted = [u for u in units if u.widest > u.width_in]
+    inverted = [u for u in units if u.inverted]
+    widened_after = [u for u in units if u.widens_after_spatial]
     expansions = sorted({round(u.widest / u.width_in, 2) for u in units})
     early_extreme = [u for u in drops if u.ratio < EXTREME_DROP and ctx.position[u.projection] < EARLY]
     named = units[0].block if len(units) == 1 else f"{units[0].block} .. {units[-1].block}"
@@ -467,7 +511,12 @@ def check_linear_bottlenecks(ctx: _Context) -> list[Finding]:
         "(Sandler et al. 2018, MobileNetV2): a 1x1 conv projects the block's widest tensor down to a narrow "
         "output with no activation after it"
         + (f"; {len(inverted)} of them are inverted residuals, widening their input "
-           f"{_range_text(e for e in expansions if e > 1)}x before the spatial conv" if inverted else "")
+           f"{_range_text(round(u.widest / u.width_in, 2) for u in inverted)}x before the spatial conv"
+           if inverted else "")
+        + (f"; {len(widened_after)} of them widen their input "
+           f"{_range_text(round(u.widest / u.width_in, 2) for u in widened_after)}x after the spatial conv, "
+           "which works on the narrow tensor (ConvNeXt's order: the expensive mixing on the wide tensor, the "
+           "spatial aggregation on the narrow one)" if widened_after else "")
         + (f". {len(drops)} of them keep less than half of their input representation ({dropped}): "
            "by P1 of the Rethinking paper a representational bottleneck, since the narrow output is all the "
            "next block sees. MobileNetV2's argument: the features lie on a low-dimensional manifold that the "
@@ -655,12 +704,17 @@ def _pool_reduction(ctx: _Context, name: str, pool: Node, before: tuple, after: 
         k_out, kernel, where = (add.out_shape[0] if len(add.out_shape) == 3 else k), 3, unit.block
     costs = _alternatives(before[1:], after[1:], k, k_out, kernel)
     ratio = numel(after) / numel(before)
+    # a block that narrows the channels before it pools (DenseNet's transition, compressing by half)
+    narrows = after[0] < before[0]
     return Finding(
         "§5.grid_reduction", "§5", "warning" if early else "info", name,
-        f"pool-then-conv: {name} pools {shape_text(before)} to {shape_text(after)} "
-        + (f"before the channels grow (to {k_out} in {where})" if k_out > k else "with the channels unchanged")
+        (f"narrow-then-pool: {name} narrows {before[0]} -> {after[0]} channels and pools "
+         f"{grid_text(before)} to {grid_text(after)}" if narrows else
+         f"pool-then-conv: {name} pools {shape_text(before)} to {shape_text(after)} "
+         + (f"before the channels grow (to {k_out} in {where})" if k_out > k else "with the channels unchanged"))
         + f": the representation drops to {ratio:.0%}, a bottleneck",
-        {"kind": "pool_then_conv", "representation_in": numel(before), "representation_out": numel(after),
+        {"kind": "narrow_then_pool" if narrows else "pool_then_conv", "representation_in": numel(before),
+         "representation_out": numel(after),
          "ratio": round(ratio, 4), "alternatives_macs": costs},
         f"let a stride-2 conv (to {max(k_out - k, k)} channels) run beside the pooling and concatenate, "
         f"so the representation grows to {numel(after[1:]) * (k + max(k_out - k, k)):,} values "
@@ -751,18 +805,23 @@ def check_grouped_spatial_convs(ctx: _Context) -> list[Finding]:
     if grouped:
         parts.append(f"{len(grouped)} grouped conv{'s' if len(grouped) > 1 else ''} "
                      f"over groups of {_range_text(group_widths)} channels")
-    # the 1x1 convs next to them (what feeds them and what reads them, through BN, activations and
-    # gates): the channel mixing that goes with aggregation per channel or group
-    partners = {p.path: p for n in convs for p in _pointwise_neighbours(ctx, n)}
-    pointwise = [n for n in ctx.main if n.path in partners]
+    # the dense 1x1 convs next to them (what feeds them and what reads them, through BN, activations
+    # and gates) and the others of their blocks (ConvNeXt's second 1x1 follows the first, not the
+    # depthwise conv): the channel mixing that goes with aggregation per channel or group
+    partners = {p.path for n in convs for p in _pointwise_neighbours(ctx, n)}
+    blocks = {ctx.block(n) for n in convs}
+    pointwise = [n for n in ctx.main if n.path in partners or (
+        ctx.block(n) in blocks and n.path not in ctx.gates and n.path not in ctx.in_shortcut
+        and (g := ctx.geometry_of(n)) is not None
+        and g.pointwise and not g.grouped)]
     mixing = sum(ctx.costs(n.path).macs for n in pointwise)
     return [Finding(
         "P3.grouped_spatial", "P3", "info", ctx.graph.name,
         f"{' and '.join(parts)} ({', '.join(kernels)}): spatial aggregation over a low-dimensional embedding, "
         f"as P3 asks, taken to {'one channel' if not grouped else 'a few channels'}; "
         f"{'they cost' if len(convs) > 1 else 'it costs'} {human(macs)} MACs ({_pct(macs, total)} of the network), "
-        f"the {_plural(len(pointwise), '1x1 conv')} beside {'them' if len(convs) > 1 else 'it'} that mix the "
-        f"channels {human(mixing)} ({_pct(mixing, total)})",
+        f"the {_plural(len(pointwise), '1x1 conv')} of {'their blocks' if len(blocks) > 1 else 'its block'} "
+        f"that mix the channels {human(mixing)} ({_pct(mixing, total)})",
         {"layers": [n.path for n in convs], "macs": macs, "depthwise": len(depthwise), "grouped": len(grouped),
          "group_widths": group_widths, "pointwise": [n.path for n in pointwise], "macs_pointwise": mixing})]
 
@@ -952,23 +1011,52 @@ def check_asymmetric_opportunities(ctx: _Context) -> list[Finding]:
         if chain.macs < ctx.costs(node.path).macs:
             per_block.setdefault(ctx.block(node), []).append((node, chain))
     findings = []
-    for block, items in per_block.items():
+    for run in _runs_of_like_blocks(ctx, per_block):
+        items = [item for block in run for item in per_block[block]]
         before = sum(ctx.costs(node.path).macs for node, _ in items)
         after = sum(chain.macs for _, chain in items)
         params_delta = sum(chain.params - ctx.costs(node.path).params for node, chain in items)
         grid = grid_text(items[0][0].out_shape)
-        names = ", ".join(f"{node.path} ({_kernel(ctx, node)})" for node, _ in items)
+        first = per_block[run[0]]
+        names = ", ".join(f"{node.path} ({_kernel(ctx, node)})" for node, _ in first)
+        where = (f"{names}" if len(run) == 1 else
+                 f"{len(run)} like blocks, {run[0]} .. {run[-1]}, {len(first)} each as {names}")
+        figures = {"convs": [node.path for node, _ in items], "macs": before, "grid": grid}
+        if len(run) > 1:
+            figures["blocks"] = list(run)
         findings.append(Finding(
-            "§3.2.asymmetric", "§3.2", "info", block,
+            "§3.2.asymmetric", "§3.2", "info", run[0],
             f"{len(items)} square spatial conv{'s' if len(items) > 1 else ''} on the {grid} grid, where the "
             "paper found 1xn then nx1 "
-            f"to work very well: {names}; factorized they cost {_pct(before - after, before)} fewer MACs "
+            f"to work very well: {where}; factorized they cost {_pct(before - after, before)} fewer MACs "
             f"({human(before)} -> {human(after)}), same receptive field",
-            {"convs": [node.path for node, _ in items], "macs": before, "grid": grid},
+            figures,
             "replace each n x n conv by a 1 x n conv then an n x 1 conv, the first to the geometric mean "
             "of the input and output widths (1 - 2/n cheaper at equal channels: 33% for 3x3, 71% for 7x7)",
             {"macs": after - before, "params": params_delta}))
     return findings
+
+
+def _runs_of_like_blocks(ctx: _Context, per_block: dict[str, list]) -> list[list[str]]:
+    """The blocks of `per_block` (block -> its (conv, ...) items, in network order) grouped into runs of
+    consecutive blocks whose items are alike (the same kernels, channels and grids: repeated
+    instances of one block, as ResNet's or DenseNet's), so a run gets one finding, not one per block."""
+    def signature(block: str) -> tuple:
+        return tuple((tuple(n.in_shapes[0]), tuple(n.out_shape), _kernel(ctx, n)) for n, *_ in per_block[block])
+
+    runs: list[list[str]] = []
+    for block in per_block:
+        if runs and signature(runs[-1][-1]) == signature(block) and _consecutive(ctx, runs[-1][-1], block):
+            runs[-1].append(block)
+        else:
+            runs.append([block])
+    return runs
+
+
+def _consecutive(ctx: _Context, earlier: str, later: str) -> bool:
+    """No other block lies between the two on the inference path."""
+    end, start = ctx.index[ctx.by_block[earlier][-1].path], ctx.index[ctx.by_block[later][0].path]
+    return all(ctx.block(node) in (earlier, later) for node in ctx.main[end + 1:start])
 
 
 @check
