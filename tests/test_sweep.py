@@ -240,3 +240,20 @@ def test_a_random_sweep_of_a_large_space():
         assert variant["arguments"]["aux_logits"] is True and variant["input_size"] < 299
         assert "(at AuxLogits." in row["error"]
     assert all(r["variant"]["input_size"] >= 299 for r in out["ranked"] if r["variant"]["arguments"]["aux_logits"])
+
+
+HOSTILE = """\
+name: "<img src=x onerror=alert(1)>"
+input: [3, 16, 16]
+layers: [conv(16, 3, padding=1), relu, "global_avgpool()", "flatten()", linear(10)]
+"""
+
+
+def test_a_hostile_name_reaches_markdown_and_html_escaped(tmp_path):
+    spec = tmp_path / "hostile.yaml"
+    spec.write_text(HOSTILE)
+    markdown = run_cli("sweep", str(spec), "--width", "0.5,1", "--format", "markdown").stdout
+    assert "<img" not in markdown.replace("\\<img", "")
+    run_cli("sweep", str(spec), "--width", "0.5,1", "-o", str(tmp_path / "out"))
+    page = (tmp_path / "out" / "sweep.html").read_text()
+    assert "<img" not in page and "&lt;img" in page

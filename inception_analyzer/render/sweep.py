@@ -10,7 +10,8 @@ from ..numbers import human
 from ..sweep.report import SweepReport
 from ..sweep.evaluate import VariantResult
 from . import html as html_doc, plots
-from .text import csv_text, json_text, tabulated
+from ..untrusted import markdown_text
+from .text import MARKDOWN, csv_text, json_text, tabulated
 
 FORMATS = ("table", "markdown", "csv", "json")
 JSON_SCHEMA_VERSION = 1
@@ -43,15 +44,18 @@ def render_sweep(report: SweepReport, fmt: str = "table") -> str:
         return json_text(sweep_dict(report))
     if fmt == "csv":
         return _csv(report)
-    tablefmt = "github" if fmt == "markdown" else "simple"
-    parts = [f"{'## ' if fmt == 'markdown' else ''}sweep of {report.model}: {report.summary()}",
-             tabulated(table_rows(report), _headers(report), tablefmt=tablefmt) if report.ranked else "no variant survives",
-             LEGEND]
+    markdown = fmt == "markdown"
+    text = markdown_text if markdown else (lambda words: words)   # a spec's names are untrusted in Markdown
+    parts = [f"{'## ' if markdown else ''}{text(f'sweep of {report.model}: {report.summary()}')}",
+             tabulated(table_rows(report), _headers(report), tablefmt=MARKDOWN if markdown else "simple")
+             if report.ranked else "no variant survives",
+             text(LEGEND)]
     if report.over_budget:
-        parts.append("over budget: " + "; ".join(f"{r.variant.label()} ({', '.join(report.exceeded(r))})"
-                                                 for r in report.over_budget))
+        parts.append(text("over budget: " + "; ".join(f"{r.variant.label()} ({', '.join(report.exceeded(r))})"
+                                                      for r in report.over_budget)))
     if report.invalid:
-        parts.append("invalid variants:\n" + "\n".join(f"- {r.variant.label()}: {r.error}" for r in report.invalid))
+        parts.append(text("invalid variants:") + "\n" + "\n".join(
+            f"- {text(f'{r.variant.label()}: {r.error}')}" for r in report.invalid))
     return "\n\n".join(parts) + "\n"
 
 
