@@ -32,7 +32,7 @@ from .dtypes import get_dtype
 from .errors import AnalyzerError, SourceLocation
 from .analysis.cost import Totals
 from .dtypes import FP32
-from .graph import AUX, INPUT, Graph, Scope
+from .graph import AUX, INPUT, Graph, Scope, runs_in_place
 from .numbers import shape_text
 from .ops import OPS, Category
 from .pipeline import ModelAnalysis, Request, analyze
@@ -133,15 +133,6 @@ def module_arguments(graph: Graph, node) -> dict:
     if node.op.category is Category.ACTIVATION and "inplace" in node.args:
         return {**node.args, "inplace": runs_in_place(graph, node)}
     return node.args
-
-
-def runs_in_place(graph: Graph, node) -> bool:
-    """Whether an activation may overwrite its input: its input is new storage (the producer's
-    `fresh_output`: not a view, not kept by autograd) that nothing else reads, and neither the
-    caller's image nor a network output."""
-    (source,) = node.inputs
-    return (source != INPUT and graph.node(source).op.fresh_output and graph.dag.out_degree(source) == 1
-            and source != graph.output and source not in graph.aux_outputs)
 
 
 def forward_source(graph: Graph) -> str:

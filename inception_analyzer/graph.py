@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import networkx as nx
 
 from .errors import AnalyzerError, OverrideError, SourceLocation, SpecError, did_you_mean, shown
-from .ops import MAX_SIZE, OPS, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
+from .ops import MAX_SIZE, OPS, Category, OpKind, REQUIRED, Shape, STRUCTURAL_OPS
 from .perf import paused_gc
 from .spec.calls import Call, Ref
 from .spec.schema import BlockRow, CallRow, Condition, Spec, Template, callable_names
@@ -159,6 +159,18 @@ def gate_branches(graph: Graph, position: dict[str, int] | None = None) -> set[s
             found.add(path)
             stack.extend(p for p in graph.node(path).inputs if p != fork)
     return found
+
+
+def runs_in_place(graph: Graph, node: Node) -> bool:
+    """Whether the builder runs an activation in place, overwriting its input: its input is new
+    storage (the producer's `fresh_output`: not a view, not kept by autograd) that nothing else
+    reads, and neither the caller's image nor a network output. The builder decides by it, and
+    the latency prediction prices the activation accordingly."""
+    if node.op.category is not Category.ACTIVATION or "inplace" not in node.args or len(node.inputs) != 1:
+        return False
+    (source,) = node.inputs
+    return (source != INPUT and graph.node(source).op.fresh_output and graph.dag.out_degree(source) == 1
+            and source != graph.output and source not in graph.aux_outputs)
 
 
 def grid_of(shape: Shape) -> tuple[int, int] | None:

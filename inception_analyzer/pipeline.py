@@ -18,6 +18,7 @@ from .analysis.cost import CostReport, analyze_cost
 from .analysis.findings import Finding
 from .analysis.principles import review
 from .analysis.receptive_field import ReceptiveField, receptive_fields
+from .analysis.latency import LatencyPrediction, LatencyProfile, predict
 from .analysis.roofline import DeviceProfile, ModelEstimate, estimate
 from .errors import OverrideError
 from .graph import Graph, build_graph
@@ -109,6 +110,10 @@ class ModelAnalysis:
                  optimizer_states: int = 1) -> ModelEstimate:
         """The roofline estimate of one batch (or training step) on a device profile."""
         return estimate(self.cost, profile, dtype, batch, mode, optimizer_states)
+
+    def predict(self, profile: LatencyProfile, batch: int = 1, dtype: str | None = None) -> LatencyPrediction:
+        """The calibrated latency of one inference batch on a device (analysis/latency.py)."""
+        return predict(self.graph, self.cost, profile, batch, dtype)
 
 
 def analyze(request: Request) -> ModelAnalysis:

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..analysis.latency import LatencyProfile
+from ..analysis.latency_file import looks_like_profile_file, read_profile
 from ..analysis.roofline import CpuMeasurement, DeviceProfile, device_profile, profile_matching, profile_names
 from ..build import resolve_dtype
 from .peers import torchvision_version
@@ -55,6 +57,9 @@ def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int
 def resolve_profile(name: str | None, settings: BenchSettings) -> tuple[DeviceProfile | None, str]:
     """(profile or None, a note on where it came from)."""
     measure_cpu = functools.partial(measure_cpu_with_torch, ("fp32", settings.dtype))
+    if name and looks_like_profile_file(name):
+        calibrated = read_profile(name)
+        return calibrated.device_profile(), f"calibrated profile {name} (--profile), its measured roofs"
     if name:
         profile = device_profile(name, measure_cpu)
         return profile, f"device profile '{name}' (--profile)"
@@ -89,3 +94,29 @@ def _cpu_name() -> str:
             if line.startswith("model name"):
                 return f"{line.split(':', 1)[1].strip()} (CPU)"
     return platform.processor() or "CPU"
+
+
+def calibrated_profile(name: str | None) -> LatencyProfile | None:
+    """The calibrated latency profile `--profile` names (a file), or None for a named datasheet profile."""
+    return read_profile(name) if name and looks_like_profile_file(name) else None
+
+
+def prediction_mismatch(profile: LatencyProfile, settings: BenchSettings) -> str | None:
+    """Why a calibrated profile's prediction does not apply to a run (None: it does). A profile
+    is fitted to eager, contiguous inference in one dtype on one kind of device (and, on a CPU,
+    one number of threads)."""
+    threads = torch.get_num_threads()
+    differences = []
+    if settings.device.type != profile.device:
+        differences.append(f"the device is {settings.device.type}, not {profile.device}")
+    if settings.dtype != profile.dtype:
+        differences.append(f"the dtype is {settings.dtype}, not {profile.dtype}")
+    if settings.mode != "inference":
+        differences.append("a training step is timed, not an inference batch")
+    if settings.compile:
+        differences.append("the model is compiled (the profile is eager)")
+    if settings.channels_last:
+        differences.append("channels_last (the profile is contiguous)")
+    if profile.device == "cpu" and profile.threads is not None and threads != profile.threads:
+        differences.append(f"torch runs {threads} threads, the profile {profile.threads}")
+    return "; ".join(differences) or None

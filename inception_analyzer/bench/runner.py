@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from ..analysis.cost import CostReport
+from ..analysis.latency import LatencyProfile
 from ..analysis.roofline import DeviceProfile, MemoryEstimate, estimate_memory, model_flops
 from ..build import free_memory_bytes
 from ..graph import Graph
 from ..pipeline import ModelAnalysis, Request, analyze
 from .limits import BenchError
-from .machine import environment, resolve_profile
+from .machine import calibrated_profile, environment, prediction_mismatch, resolve_profile
 from .peers import build_torchvision, has_peer
 from .profiler import layer_timings, profile_forward
 from .progress import Progress
@@ -39,6 +40,7 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
                   progress: Progress | None = None) -> BenchReport:
     check_settings(settings)
     analyses = [analyze(request) for request in requests]  # every spec error before any timing
+    calibrated = calibrated_profile(profile_name)          # a profile file's error too
     progress = progress or Progress(len(analyses) * len(batches), settings.describe())
     rows = []
     with torch_settings(settings):
@@ -48,12 +50,15 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
         profile, profile_note = resolve_profile(profile_name, settings)  # the CPU probe uses the same threads
         # before any timing: a profile without a peak for the dtype fails here
         peak = profile.peak_flops(settings.dtype) if profile else None
+        mismatch = prediction_mismatch(calibrated, settings) if calibrated else None
+        predicting = calibrated if calibrated and not mismatch else None
         for analysis in analyses:
             for batch in batches:
                 rows.append(_bench_row(analysis, batch, settings, profile, peak, with_torchvision, per_layer,
-                                       progress))
+                                       progress, predicting))
                 _sample_load(load)
-    return BenchReport(settings, machine, profile, profile_note, rows, load)
+    note = f"the calibrated prediction does not apply to this run: {mismatch}" if mismatch else ""
+    return BenchReport(settings, machine, profile, profile_note, rows, load, note)
 
 
 def _sample_load(load: MachineLoad) -> None:
@@ -62,16 +67,18 @@ def _sample_load(load: MachineLoad) -> None:
 
 
 def _bench_row(analysis: ModelAnalysis, batch: int, settings: BenchSettings, profile: DeviceProfile | None,
-               peak: float | None, with_torchvision: bool, per_layer: bool, progress: Progress) -> BenchRow:
+               peak: float | None, with_torchvision: bool, per_layer: bool, progress: Progress,
+               calibrated: LatencyProfile | None = None) -> BenchRow:
     graph, report, states = analysis.graph, analysis.cost, settings.recipe.optimizer_states
     model_estimate = analysis.estimate(profile, settings.dtype, batch, settings.mode, states) if profile else None
+    prediction = analysis.predict(calibrated, batch, settings.dtype) if calibrated else None
     memory = MemoryCheck.read(report, batch, settings)  # once: the fit, the row and its notes agree
     candidates: list[Candidate] = [("ours", lambda: build_ours(graph, settings))]
     if with_torchvision and has_peer(graph):
         candidates.append(("torchvision", lambda: build_torchvision(graph, settings)))
     ours, *peer = measure_models(candidates, graph, report, batch, settings, peak, progress, memory)
     row = BenchRow(analysis.spec, graph.name, batch, model_estimate, memory.need.total, memory.free_bytes,
-                   ours, peer[0] if peer else None)
+                   ours, peer[0] if peer else None, prediction=prediction)
     if per_layer and ours.ok:
         # the forward pass at inference, whatever the mode: backward kernels run outside the module ranges
         forward_estimate = (model_estimate if settings.mode == "inference" or profile is None

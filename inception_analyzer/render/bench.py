@@ -11,11 +11,13 @@ import dataclasses
 
 from ..bench.records import DOES_NOT_FIT, NOT_COMPARABLE, OUT_OF_MEMORY, BenchReport, BenchRow, Measurement
 from ..untrusted import markdown_text
-from .estimate import duration_text, estimate_record, gib_text, memory_need
+from .estimate import duration_text, estimate_record, gib_text, memory_need, prediction_record
 from .tables import human
 from .text import csv_text, json_text, tabulated
 
 JSON_SCHEMA_VERSION = 1
+PREDICTED = ("predicted (with a calibrated profile, --profile FILE): the latency the profile's fitted model predicts "
+             "(analyze --device FILE); measured / predicted > 1: slower than predicted")
 CONVENTIONS = [
     "latency: seconds per batch (per step in training), p50 = median and p90 over the timed iterations (n)",
     "images/s: batch / p50",
@@ -35,10 +37,14 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
         return _csv(report)
     tablefmt = "github" if fmt == "markdown" else "simple"
     heading = "## " if fmt == "markdown" else ""
+    predicted = any(r.prediction is not None for r in report.rows)
+    headers = _PREDICTED_HEADERS if predicted else _HEADERS
     parts = [f"{heading}bench: {report.settings.describe()} on {report.environment['device']}",
              _profile_line(report),
-             tabulated([_row(r) for r in report.rows], _HEADERS, tablefmt=tablefmt,
-                      colalign=_ALIGN)]
+             tabulated([_row(r, predicted) for r in report.rows], headers, tablefmt=tablefmt,
+                       colalign=["left"] + ["right"] * (len(headers) - 1))]
+    if report.prediction_note:
+        parts.append(f"NOTE: {report.prediction_note}; measured / estimate is against the roofline.")
     for row in report.rows:
         if row.layers:
             parts.append(_layers_section(row, tablefmt, heading))
@@ -48,14 +54,20 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
                      f"core(s), {load.others:.1f} more than this run's own {load.own_threads} thread(s): other work "
                      "competed for the cores, and these figures are unreliable; measure again on a quiet machine.")
     environment = "; ".join(f"{key} {value}" for key, value in report.environment.items())
-    notes = "\n".join(f"- {line}" for line in CONVENTIONS)
+    notes = "\n".join(f"- {line}" for line in _conventions(report))
     parts.append(f"environment: {environment}\n\n{notes}")
     return "\n\n".join(parts) + "\n"
 
 
+def _conventions(report: BenchReport) -> list[str]:
+    return CONVENTIONS + ([PREDICTED] if any(r.prediction is not None for r in report.rows) else [])
+
+
 _HEADERS = ["model", "batch", "images/s", "p50", "p90", "n", "FLOP/s", "% of peak", "peak memory", "estimate",
             "measured / estimate", "torchvision images/s", "ours / torchvision"]
-_ALIGN = ["left"] + ["right"] * (len(_HEADERS) - 1)
+# with a calibrated profile: the prediction beside the roofline, and the ratio against the prediction
+_PREDICTED_HEADERS = [*_HEADERS[:_HEADERS.index("measured / estimate")], "predicted", "measured / predicted",
+                      *_HEADERS[_HEADERS.index("measured / estimate") + 1:]]
 
 
 def _profile_line(report: BenchReport) -> str:
@@ -84,7 +96,7 @@ def _status(row: BenchRow, measurement: Measurement) -> str:
     return measurement.status + (f" ({note})" if note else "")
 
 
-def _row(row: BenchRow) -> list[str]:
+def _row(row: BenchRow, predicted: bool = False) -> list[str]:
     ours, theirs, estimate = row.ours, row.torchvision, row.estimate
     estimate_text = "-" if estimate is None else f"{duration_text(estimate.seconds)}"
     if ours.ok:
@@ -102,6 +114,9 @@ def _row(row: BenchRow) -> list[str]:
         peer = [f"{theirs.images_per_second:,.1f}", _ratio_text(row)]
     else:
         peer = [_status(row, theirs), "-"]
+    if predicted:
+        prediction = "-" if row.prediction is None else duration_text(row.prediction.seconds)
+        return [row.model, str(row.batch), *measured, estimate_text, prediction, ratio_to_estimate, *peer]
     return [row.model, str(row.batch), *measured, estimate_text, ratio_to_estimate, *peer]
 
 
@@ -183,7 +198,9 @@ def _json(report: BenchReport) -> dict:
                 "iterations": s.iterations, "min_time": s.min_time, "train_recipe": dataclasses.asdict(s.recipe)}
     rows = [{"spec": r.spec, "model": r.model, "batch": r.batch, "memory_needed_bytes": r.memory_needed,
              "free_bytes": r.free_bytes, "estimate": estimate_record(r.estimate) if r.estimate else None,
-             "measured_over_estimate": r.measured_over_estimate, "ours_over_torchvision": r.ratio,
+             "prediction": prediction_record(r.prediction) if r.prediction else None,
+             "measured_over_estimate": r.measured_over_estimate, "measured_over_roofline": r.measured_over_roofline,
+             "ours_over_torchvision": r.ratio,
              "ours_over_torchvision_ci95": list(r.ratio_interval) if r.ratio_interval else None,
              "ours": _measurement(r, r.ours), "torchvision": _measurement(r, r.torchvision),
              "profiled_total_seconds": r.profiled_total_seconds,
@@ -192,7 +209,8 @@ def _json(report: BenchReport) -> dict:
     machine_load = None if load is None else {"cores": load.cores, "own_threads": load.own_threads,
                                               "load_averages": load.samples, "busy": load.busy}
     return {"schema_version": JSON_SCHEMA_VERSION, "settings": settings, "environment": report.environment,
-            "profile_note": report.profile_note, "conventions": CONVENTIONS, "machine_load": machine_load,
+            "profile_note": report.profile_note, "prediction_note": report.prediction_note or None,
+            "conventions": _conventions(report), "machine_load": machine_load,
             "rows": rows}
 
 
