@@ -523,8 +523,14 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
             usable.append((sample, max(kernel, 0.1 * sample.seconds)))
     if not usable:
         raise LatencyError(f"no usable samples to fit '{key}'")
-    tables = {name: knots_for([s.arguments[name] for s, _ in usable], KNOT_STEPS[name]) for name in FACTORS}
-    tables = {name: knots for name, knots in tables.items() if knots}
+    scale = 1.0
+    while True:   # coarser knots where the samples are few: at least two samples per unknown
+        tables = {name: knots_for([s.arguments[name] for s, _ in usable], scale * KNOT_STEPS[name])
+                  for name in FACTORS}
+        tables = {name: knots for name, knots in tables.items() if knots}
+        if 1 + sum(map(len, tables.values())) <= max(len(usable) / 2, 1 + 2 * len(tables)) or scale > 64:
+            break
+        scale *= 2
     columns = 1 + sum(len(knots) for knots in tables.values())
     rows, targets = [], []
     for sample, kernel in usable:

@@ -120,7 +120,7 @@ class _Reader:
 
     def __init__(self, mapping: Any, where: SourceLocation, what: str):
         if not isinstance(mapping, dict):
-            raise LatencyError(f"{what} must be a mapping, got {shown(mapping)}", where)
+            raise LatencyError(f"{what} must be a mapping, got {shown(mapping)}", getattr(mapping, "loc", where))
         self.mapping = mapping
         self.where = getattr(mapping, "loc", where)
         self.what = what
@@ -246,7 +246,7 @@ def read_profile(path: str | Path) -> LatencyProfile:
 
 
 def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
-    top = _Reader(data, where, "a latency profile")
+    top = _Reader(data, SourceLocation(where.file, 1, 1), "a latency profile")
     top.only(("format", "version", "name", "title", "device", "dtype", "execution", "threads", "date", "machine",
               "calibration", "roofs", "forward_overhead_us", "fallback", "entries"))
     if top.get("format", required=False) != FORMAT:
@@ -268,7 +268,9 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
     entries: dict[str, EfficiencyEntry | CurveEntry] = {}
     for key in entries_reader.mapping:
         if not isinstance(key, str) or len(key) > MAX_TEXT:
-            raise LatencyError(f"an entry's name must be text, got {shown(key)}", entries_reader.where)
+            raise LatencyError(f"an entry's name must be text, got {shown(key)}",
+                               entries_reader.mapping.key_locs.get(key, entries_reader.where)
+                               if isinstance(entries_reader.mapping, YamlMap) else entries_reader.where)
         reader = _Reader(entries_reader.mapping[key], entries_reader.loc(key), f"entry '{key}'")
         model = reader.text("model", choices=(EFFICIENCY, CURVE))
         entries[key] = _efficiency_entry(key, reader) if model == EFFICIENCY else _curve_entry(key, reader)

@@ -299,11 +299,12 @@ class CalibrationRun:
     seconds: float = 0.0
 
 
-def measure_roofs(device: torch.device, dtype: str) -> Roofs:
+def measure_roofs(device: torch.device, dtype: str, quick: bool = False) -> Roofs:
     """The roofline's figures for the profile: on a CPU bench's probe (bench/machine.py); on CUDA a
-    large matmul and a copy timed with CUDA events."""
+    large matmul and a copy timed with CUDA events. `quick`: small probes (the quick grid's)."""
     if device.type == "cpu":
-        measured = measure_cpu_with_torch(("fp32", dtype))
+        sizes = {"matmul_size": 256, "copy_bytes": 2**22} if quick else {}
+        measured = measure_cpu_with_torch(("fp32", dtype), **sizes)
         return Roofs(rounded(measured.matmul_flops[dtype]), rounded(measured.matmul_flops["fp32"]),
                      rounded(measured.memory_bandwidth))
     torch_dtype = resolve_dtype(dtype)
@@ -334,7 +335,7 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
     min_time = min_time if min_time is not None else (0.005 if grid == "quick" else 0.03)
     cases = calibration_cases(grid)
     progress = progress or Progress(len(cases), f"calibrate {device.type} {dtype}")
-    roofs = measure_roofs(device, dtype)
+    roofs = measure_roofs(device, dtype, quick=grid == "quick")
     roofline = DeviceProfile("calibrating", "", {dtype: roofs.matmul_flops}, roofs.vector_flops,
                              roofs.memory_bandwidth)
     torch_dtype = resolve_dtype(dtype)
