@@ -15,7 +15,7 @@ from conftest import ROOT
 pytest.importorskip("torch")
 
 SUITE = ROOT / "benchmarks" / "gpu_suite"
-STEPS = ["cuda checks", "headline", "eager", "train", "per layer"]
+STEPS = ["cuda checks", "headline", "eager", "calibrate", "latency", "train", "per layer"]
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,11 @@ def test_every_step_runs_in_priority_order_and_is_logged(dry_run):
 
 def test_each_measuring_step_writes_bench_json_as_it_goes(dry_run):
     files = sorted(p.name for p in dry_run.iterdir())
-    assert files == ["eager.jsonl", "headline.json", "log.txt", "per_layer.json", "train.jsonl"]
+    assert files == ["eager.jsonl", "headline.json", "latency.jsonl", "latency_profile.yaml", "log.txt",
+                     "per_layer.json", "train.jsonl"]
     assert len(files) <= 8
     for name in files:
-        if name == "log.txt":
+        if not name.endswith((".json", ".jsonl")):
             continue
         for line in (dry_run / name).read_text().splitlines():
             report = json.loads(line)
@@ -49,6 +50,11 @@ def test_each_measuring_step_writes_bench_json_as_it_goes(dry_run):
     assert train["settings"]["mode"] == "train" and train["settings"]["channels_last"]
     per_layer = json.loads((dry_run / "per_layer.json").read_text())
     assert per_layer["rows"][0]["layers"]
+    # the latency step measured against the profile the calibrate step wrote
+    latency = json.loads((dry_run / "latency.jsonl").read_text().splitlines()[0])
+    row = latency["rows"][0]
+    assert row["prediction"]["profile"]["file"].endswith("latency_profile.yaml")
+    assert row["measured_over_estimate"] == row["ours"]["p50_seconds"] / row["prediction"]["seconds"]
 
 
 def test_the_gpu_plan_is_the_issues():
@@ -66,4 +72,9 @@ def test_the_gpu_plan_is_the_issues():
     assert {run[run.index("--dtype") + 1] for run in plan["eager"].runs} == {"bf16", "fp32"}
     assert all("1,32,256" in run for run in plan["eager"].runs)
     assert all({"--mode", "train", "128", "--channels-last"} <= set(run) for run in plan["train"].runs)
+    (calibrate,) = plan["calibrate"].runs
+    assert {"calibrate", "cuda", "fp32", "-o"} <= set(calibrate) and "--quick" not in calibrate
+    profile = calibrate[calibrate.index("-o") + 1]
+    assert all(run[run.index("--profile") + 1] == profile and "1,8,32" in run for run in plan["latency"].runs)
+    assert len(plan["latency"].runs) >= 3
     assert sum(step.seconds for step in plan.values()) <= 8 * 60   # the issue's budget, inside a 15-minute window

@@ -212,12 +212,55 @@ def curve_cases(quick: bool) -> list[Case]:
 
 
 def calibration_cases(grid: str = "full") -> list[Case]:
+    """Every case of the grid, in the order they are timed: first every entry's overhead, then
+    the samples taken round-robin across the entries, each entry's own in an order that spreads
+    them (a Halton design already is; a curve's sizes go ends first, then midpoints), so a run cut
+    short by its time budget still has every entry, each over its whole range."""
     if grid not in GRIDS:
         raise BenchError(f"unknown calibration grid '{grid}' (use {' or '.join(GRIDS)})")
     quick = grid == "quick"
     convs = QUICK_CONVS if quick else DENSE_CONVS + GROUPED_CONVS
-    return [*itertools.chain.from_iterable(conv_cases(c, quick) for c in convs), *linear_cases(quick),
-            *curve_cases(quick)]
+    cases = [*itertools.chain.from_iterable(conv_cases(c, quick) for c in convs), *linear_cases(quick),
+             *curve_cases(quick)]
+    series: dict[tuple, list[Case]] = {}
+    for case in cases:
+        if not case.overhead:
+            series.setdefault(_series_of(case), []).append(case)
+    ordered = [case for case in cases if case.overhead]
+    spread = {key: _spread(members) if members[0].op not in ("conv", "linear") else members
+              for key, members in series.items()}
+    for index in range(max(map(len, spread.values()), default=0)):
+        ordered.extend(members[index] for members in spread.values() if index < len(members))
+    return ordered
+
+
+def _series_of(case: Case) -> tuple:
+    """The cases that share an entry and a configuration (a curve's op and arguments; a conv class)."""
+    if case.op == "conv":
+        return ("conv", tuple(case.args["kernel"]), case.args["stride"], case.args["groups"] > 1,
+                case.inputs[0][0] == case.args["groups"])
+    return (case.op, tuple(sorted((k, str(v)) for k, v in case.args.items())), len(case.inputs), case.in_place)
+
+
+def _spread(members: list[Case]) -> list[Case]:
+    """Ends first, then the midpoints of what is left (a binary subdivision of the list)."""
+    if len(members) <= 2:
+        return list(members)
+    order, seen = [0, len(members) - 1], {0, len(members) - 1}
+    spans = [(0, len(members) - 1)]
+    while spans:
+        next_spans = []
+        for low, high in spans:
+            middle = (low + high) // 2
+            if middle not in seen:
+                seen.add(middle)
+                order.append(middle)
+            if middle - low > 1:
+                next_spans.append((low, middle))
+            if high - middle > 1:
+                next_spans.append((middle, high))
+        spans = next_spans
+    return [members[i] for i in order]
 
 
 # ----------------------------------------------------------------------------- timing a case
@@ -322,8 +365,10 @@ def measure_roofs(device: torch.device, dtype: str, quick: bool = False) -> Roof
 
 
 def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min_time: float | None = None,
-              name: str | None = None, progress: Progress | None = None) -> CalibrationRun:
-    """Time every case of the grid on `device` and fit the profile (analysis/latency.py's fits)."""
+              name: str | None = None, progress: Progress | None = None,
+              max_seconds: float | None = None) -> CalibrationRun:
+    """Time every case of the grid on `device` (within `max_seconds` of timing, when given: the
+    cases' order keeps a cut run balanced) and fit the profile (analysis/latency.py's fits)."""
     get_dtype(dtype)
     if device.type not in ("cpu", "cuda"):
         raise BenchError(f"calibrate times real kernels: --device cpu or cuda, not {device.type}")
@@ -343,7 +388,11 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
     models: dict[str, str] = {}
     samples: list[Sample] = []
     bounds: dict[int, float] = {}
+    cut = 0
     for case in cases:
+        if max_seconds is not None and not case.overhead and time.monotonic() - started > max_seconds:
+            cut += 1
+            continue
         progress.start(case.describe())
         prepared = prepare(case, device, torch_dtype, roofline, dtype)
         if case.overhead:
@@ -370,7 +419,8 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
         roofs=roofs, forward_overhead=forward, fallback=fallback, entries=entries,
         threads=torch.get_num_threads() if device.type == "cpu" else None, machine=machine,
         date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-        calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time})
+        calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time,
+                     **({"cut_by_time_budget": cut} if cut else {})})
     return CalibrationRun(profile, samples, elapsed)
 
 

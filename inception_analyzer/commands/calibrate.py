@@ -4,6 +4,7 @@ Building the parser stays torch-free; measuring imports torch."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ..bench.limits import MAX_THREADS, BenchError
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a tiny grid of shapes (seconds; for tests and a first look, not for predictions)")
     parser.add_argument("--name", help="the profile's name (default: DEVICE-calibrated)")
+    parser.add_argument("--max-seconds", type=float, metavar="S",
+                        help="stop timing after S seconds and fit what was measured (the cases are ordered so "
+                        "that a cut run still covers every op kind over its whole range)")
     add_output_argument(parser, "PROFILE.yaml")
 
 
@@ -41,11 +45,14 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if device.type not in ("cpu", "cuda"):
         raise BenchError(f"calibrate times real kernels: --device cpu or cuda, not {device.type}")
+    if args.max_seconds is not None and not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        raise BenchError(f"--max-seconds must be a number of seconds above 0, got {args.max_seconds:g}")
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise BenchError(f"--threads must be from 1 to {MAX_THREADS}, got {args.threads:,}")
     settings = BenchSettings(device=device, dtype=args.dtype, threads=args.threads)
     with torch_settings(settings):   # TF32 off for fp32, on for tf32; cuDNN autotuning; the threads asked for
-        run_ = calibrate(device, args.dtype, "quick" if args.quick else "full", name=args.name)
+        run_ = calibrate(device, args.dtype, "quick" if args.quick else "full", name=args.name,
+                         max_seconds=args.max_seconds)
     profile = run_.profile
     emit(profile_text(profile), args.output)
     efficiency = sum(1 for e in profile.entries.values() if hasattr(e, "peak_flops"))
