@@ -518,7 +518,7 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
     usable = []
     for sample in samples:
         kernel = sample.seconds - (overhead if subtract_overhead else 0.0)
-        if sample.flops > 0 and kernel > 0:
+        if sample.flops > 0 and sample.seconds > 0:
             # a kernel well under the overhead is mostly noise: count it at a tenth of the total
             usable.append((sample, max(kernel, 0.1 * sample.seconds)))
     if not usable:

@@ -432,7 +432,10 @@ def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], m
         by_key.setdefault(sample.key, []).append(sample)
     entries: dict[str, CurveEntry | EfficiencyEntry] = {}
     for key in models:
-        overhead = fit_overhead(overhead_times.get(key) or [min(s.seconds for s in by_key[key])])
+        fastest = min((s.seconds for s in by_key.get(key, ())), default=None)
+        overhead = fit_overhead(overhead_times.get(key) or [fastest])
+        if fastest is not None and subtract:   # no call is faster than the overhead: a slower reading was disturbed
+            overhead = min(overhead, fastest)
         if models[key] == EFFICIENCY:
             entries[key] = fit_efficiency(key, by_key[key], overhead, subtract)
         elif key in by_key:
