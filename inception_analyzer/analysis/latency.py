@@ -21,12 +21,19 @@ prices a layer follows from its op kind's facets, never from a model's name:
 
         kernel = FLOPs / (peak x f_in(C_in / groups) x f_out(C_out / groups) x f_pixels(batch x H_out x W_out)
                           x f_groups(groups))
+                 + d_in x copy(input) + d_out x copy(output) + d_weights x copy(weights)
 
     with FLOPs = 2 x MACs x batch. `peak` is the best FLOP/s the class reached when calibrated;
     each factor f (<= 1) is a table of (argument, factor) interpolated linearly in log2 of the
     argument and held at its end values beyond the measured range (a linear layer: C_in = in
-    features, C_out = out features, pixels = batch). Fitted by least squares on log(FLOP/s) over
-    the class's microbenchmarks.
+    features, C_out = out features, pixels = batch). The second line is what the layer spends
+    moving data rather than multiplying: copy(n) is the device's measured time to copy a tensor
+    of n elements (the profile's "copy" curve: it steps up where a tensor outgrows the caches,
+    or the allocator's reuse of freed memory), and d_in, d_out, d_weights how many such copies
+    the class's kernels cost (on a CPU, oneDNN converts the input, the output and the weights
+    between torch's layout and its blocked one on every call). Fitted over the class's
+    microbenchmarks by turns: least squares on log(FLOP/s) of what is left after the data term,
+    then non-negative least squares for d on what is left after the compute term.
   - every other op kind: a *curve*, its kernel time measured at sizes of one feature (the
     elements it reads and writes per batch; for pooling the window reads, batch x output
     elements x window area), interpolated linearly between the measured sizes, from zero below
@@ -99,6 +106,7 @@ class EfficiencyEntry:
     peak_flops: float                                       # FLOP/s where every factor is 1
     factors: dict[str, tuple[tuple[float, float], ...]]     # name -> ((argument, factor), ...)
     samples: int = 0
+    data: dict[str, float] = field(default_factory=dict)    # DATA name -> copies of that tensor per call
 
     def efficiency(self, arguments: dict[str, float]) -> float:
         value = self.peak_flops
@@ -106,8 +114,18 @@ class EfficiencyEntry:
             value *= interpolate_log2(points, arguments[name])
         return value
 
-    def kernel_seconds(self, flops: float, arguments: dict[str, float]) -> float:
+    def compute_seconds(self, flops: float, arguments: dict[str, float]) -> float:
         return flops / self.efficiency(arguments) if flops else 0.0
+
+    def data_seconds(self, sizes: dict[str, float], copy: CurveEntry | None) -> float:
+        """The data term: each tensor's copies at the device's copy time (none without a copy curve)."""
+        if copy is None:
+            return 0.0
+        return sum(times * copy_seconds(copy, sizes.get(name, 0.0)) for name, times in self.data.items())
+
+    def kernel_seconds(self, flops: float, arguments: dict[str, float], sizes: dict[str, float] | None = None,
+                       copy: CurveEntry | None = None) -> float:
+        return self.compute_seconds(flops, arguments) + self.data_seconds(sizes or {}, copy)
 
     def in_range(self, arguments: dict[str, float]) -> bool:
         return all(points[0][0] <= arguments[name] <= points[-1][0] for name, points in self.factors.items())
@@ -143,6 +161,13 @@ class CurveEntry:
 
 
 Entry = EfficiencyEntry | CurveEntry
+COPY_KEY = "copy"                # the device's time to copy a tensor, by elements moved (read + written)
+DATA = ("input", "output", "weights")
+
+
+def copy_seconds(copy: CurveEntry, elements: float) -> float:
+    """The time to copy a tensor of `elements` elements: the copy curve at 2 x elements moved."""
+    return copy.kernel_seconds(2.0 * elements) if elements > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -224,6 +249,7 @@ class LayerWork:
     arguments: dict[str, float] = field(default_factory=dict)   # efficiency: the factors' arguments
     feature: str = ELEMENTS                 # curve: which feature
     size: float = 0.0                       # curve: its value (0: a view or no-op)
+    data: dict[str, float] = field(default_factory=dict)        # efficiency: elements of input, output, weights
     grouping: str = ""                      # conv: "", "depthwise" or "grouped" (nearest-class search)
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
@@ -235,6 +261,8 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
     inputs = [tuple(s) for s in inputs]
     out = tuple(out)
     geometry = op.geometry(args, inputs, out)
+    data = {"input": float(batch * sum(numel(s) for s in inputs)), "output": float(batch * numel(out)),
+            "weights": float(op.params(args, inputs, out))}
     if geometry is not None:
         pixels = batch * (out[1] * out[2] if len(out) == 3 else 1)
         grouping = "depthwise" if geometry.depthwise else "grouped" if geometry.grouped else ""
@@ -242,11 +270,11 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
                          arguments={"in_channels": geometry.in_channels / geometry.groups,
                                     "out_channels": geometry.out_channels / geometry.groups,
                                     "pixels": pixels, "groups": geometry.groups},
-                         grouping=grouping, kernel=geometry.kernel, stride=geometry.stride)
+                         data=data, grouping=grouping, kernel=geometry.kernel, stride=geometry.stride)
     if op.category is Category.LINEAR:
         return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
-                                    "groups": 1})
+                                    "groups": 1}, data=data)
     key = op.name + (IN_PLACE if in_place else "")
     if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out):
         return LayerWork(key, CURVE, size=0.0)
@@ -361,8 +389,10 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
         entry = profile.entries.get(via)
     if isinstance(entry, EfficiencyEntry) and work.model == EFFICIENCY:
         how = NEAREST if via else FITTED
-        return how, via, entry.overhead, entry.kernel_seconds(work.flops, work.arguments), not entry.in_range(
-            work.arguments)
+        copy = profile.entries.get(COPY_KEY)
+        kernel = entry.kernel_seconds(work.flops, work.arguments, work.data,
+                                      copy if isinstance(copy, CurveEntry) else None)
+        return how, via, entry.overhead, kernel, not entry.in_range(work.arguments)
     if isinstance(entry, CurveEntry) and work.model == CURVE and (entry.feature == work.feature or not work.size):
         return FITTED, "", entry.overhead, entry.kernel_seconds(work.size), not entry.in_range(work.size)
     fallback = profile.fallback
@@ -432,6 +462,7 @@ class Sample:
     arguments: dict[str, float] = field(default_factory=dict)
     feature: str = ELEMENTS
     size: float = 0.0
+    data: dict[str, float] = field(default_factory=dict)
 
 
 def fit_overhead(seconds: Iterable[float]) -> float:
@@ -508,21 +539,34 @@ SMOOTHING = 0.3       # weight of each table's second differences (curvature) in
 RIDGE = 1e-3          # a little pull of every knot value towards zero, so each solve is well posed
 
 
-def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True
-                   ) -> EfficiencyEntry:
-    """An efficiency entry fitted to a class's samples: least squares on log(FLOP/s of the
-    kernel) = log(peak) + sum of the factors' log values, each factor linear in log2 of its
-    argument between knots (KNOT_STEPS), its curvature penalised (SMOOTHING). Then each factor is
-    scaled so its largest value is 1 and `peak` takes the scale: peak is the best FLOP/s the
-    class reaches, each factor what a shape keeps of it."""
-    usable = []
-    for sample in samples:
-        kernel = sample.seconds - (overhead if subtract_overhead else 0.0)
-        if sample.flops > 0 and sample.seconds > 0:
-            # a kernel well under the overhead is mostly noise: count it at a tenth of the total
-            usable.append((sample, max(kernel, 0.1 * sample.seconds)))
-    if not usable:
+def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True,
+                   copy: CurveEntry | None = None, rounds: int = 4) -> EfficiencyEntry:
+    """An efficiency entry fitted to a class's samples (module docstring). Without a copy curve
+    (or samples without data sizes) the data term stays empty; with one, `rounds` turns of: the
+    compute term fitted to what the data term leaves, the data term to what the compute term
+    leaves."""
+    base = [(s, s.seconds - (overhead if subtract_overhead else 0.0)) for s in samples if s.flops > 0 and s.seconds > 0]
+    if not base:
         raise LatencyError(f"no usable samples to fit '{key}'")
+    with_data = copy is not None and all(s.data for s, _ in base)
+    coefficients = {name: 0.0 for name in DATA} if with_data else {}
+    peak, factors = 0.0, {}
+    for _ in range(rounds if with_data else 1):
+        left = []
+        for sample, kernel in base:
+            data = sum(c * copy_seconds(copy, sample.data.get(n, 0.0)) for n, c in coefficients.items()) \
+                if with_data else 0.0
+            # a kernel well under the overhead (or the data term) is mostly noise: at least a tenth of the total
+            left.append((sample, max(kernel - data, 0.1 * sample.seconds)))
+        peak, factors = _fit_compute(left)
+        if with_data:
+            coefficients = _fit_data(base, peak, factors, copy)
+    return EfficiencyEntry(key, overhead, peak, factors, len(samples), {n: c for n, c in coefficients.items() if c})
+
+
+def _fit_compute(usable: list[tuple[Sample, float]]) -> tuple[float, dict[str, tuple[tuple[float, float], ...]]]:
+    """Least squares on log(FLOP/s) = log(peak) + the factors' log values (linear in log2 of their
+    arguments between knots, curvature penalised); each factor then scaled to a largest value of 1."""
     scale = 1.0
     while True:   # coarser knots where the samples are few: at least two samples per unknown
         tables = {name: knots_for([s.arguments[name] for s, _ in usable], scale * KNOT_STEPS[name])
@@ -565,7 +609,38 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
         log_peak += top
         factors[name] = tuple((rounded(2 ** k), rounded(math.exp(v - top))) for k, v in zip(knots, values))
         offset += len(knots)
-    return EfficiencyEntry(key, overhead, rounded(math.exp(log_peak)), factors, len(samples))
+    return rounded(math.exp(log_peak)), factors
+
+
+def _fit_data(base: list[tuple[Sample, float]], peak: float, factors: dict, copy: CurveEntry) -> dict[str, float]:
+    """d_in, d_out, d_weights >= 0 minimising the relative error of compute + data against the
+    kernels measured: every subset of the three solved by least squares, the best with no
+    negative coefficient kept (three unknowns: exhaustive non-negative least squares)."""
+    entry = EfficiencyEntry("", 0.0, peak, factors)
+    rows, targets = [], []
+    for sample, kernel in base:
+        rest = kernel - entry.compute_seconds(sample.flops, sample.arguments)
+        rows.append([copy_seconds(copy, sample.data.get(name, 0.0)) / sample.seconds for name in DATA])
+        targets.append(rest / sample.seconds)
+    best, best_error = {name: 0.0 for name in DATA}, sum(t * t for t in targets)
+    for mask in range(1, 2 ** len(DATA)):
+        chosen = [i for i in range(len(DATA)) if mask >> i & 1]
+        sub = [[row[i] for i in chosen] for row in rows]
+        if not any(any(v for v in row) for row in sub):
+            continue
+        try:
+            ridge = [[RIDGE if j == i else 0.0 for j in range(len(chosen))] for i in range(len(chosen))]
+            solution = least_squares(sub + ridge, targets + [0.0] * len(chosen))
+        except LatencyError:
+            continue
+        if min(solution) < 0:
+            continue
+        error = sum((sum(v * x for v, x in zip(row, solution)) - t) ** 2 for row, t in zip(sub, targets))
+        if error < best_error:
+            best_error = error
+            best = {name: 0.0 for name in DATA}
+            best.update({DATA[i]: rounded(x) for i, x in zip(chosen, solution)})
+    return best
 
 
 def least_squares(rows: list[list[float]], targets: list[float]) -> list[float]:

@@ -20,6 +20,7 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
         overhead_us: 21.5
         peak_gflops: 301.2
         factors: {in_channels: [[3, 0.21], ...], out_channels: [...], pixels: [...]}
+        data: {input: 1.1, output: 0.9}           # copies of each tensor, at the copy curve's time
       relu (in place):                             # curve: kernel us at sizes of a feature
         model: curve
         overhead_us: 2.9
@@ -37,7 +38,7 @@ import yaml
 from ..dtypes import DTYPES
 from ..errors import SourceLocation, SpecError, did_you_mean, shown
 from ..spec.yaml_source import YamlMap, YamlSeq, read_yaml_file
-from .latency import (CURVE, EFFICIENCY, EXECUTIONS, FACTORS, FEATURES, CurveEntry, EfficiencyEntry, Fallback,
+from .latency import (CURVE, DATA, EFFICIENCY, EXECUTIONS, FACTORS, FEATURES, CurveEntry, EfficiencyEntry, Fallback,
                       LatencyError, LatencyProfile, Roofs)
 
 FORMAT = "inception-analyzer latency profile"
@@ -81,6 +82,8 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
             entries[key] = {"model": EFFICIENCY, "overhead_us": _us(entry.overhead),
                             "peak_gflops": _number(round(entry.peak_flops / GIGA, 6)), "samples": entry.samples,
                             "factors": {name: _points(points) for name, points in entry.factors.items()}}
+            if entry.data:
+                entries[key]["data"] = {name: _number(value) for name, value in entry.data.items()}
         else:
             entries[key] = {"model": CURVE, "overhead_us": _us(entry.overhead), "feature": entry.feature,
                             "samples": entry.samples, "points": [[_number(x), _us(y)] for x, y in entry.points]}
@@ -212,7 +215,7 @@ def _point_list(value: Any, what: str, where: SourceLocation, x_positive: bool =
 
 
 def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
-    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors"))
+    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors", "data"))
     factors_reader = reader.sub("factors")
     factors_reader.only(FACTORS)
     factors = {}
@@ -223,9 +226,14 @@ def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
             if any(y <= 0 for _, y in points):
                 raise LatencyError(f"'{key}' factor '{name}': factors must be above 0", factors_reader.loc(name))
             factors[name] = points
+    data = {}
+    data_reader = reader.sub("data", required=False)
+    if data_reader is not None:
+        data_reader.only(DATA)
+        data = {name: data_reader.number(name, high=1e6) for name in DATA if name in data_reader.mapping}
     return EfficiencyEntry(key, reader.number("overhead_us", high=1e9) * US,
                            reader.number("peak_gflops", positive=True, high=1e9) * GIGA, factors,
-                           reader.integer("samples", required=False) or 0)
+                           reader.integer("samples", required=False) or 0, data)
 
 
 def _curve_entry(key: str, reader: _Reader) -> CurveEntry:

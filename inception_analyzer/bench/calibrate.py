@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..analysis.latency import (CURVE, EFFICIENCY, EXECUTIONS, QUEUE, SYNC, CurveEntry, EfficiencyEntry,
+from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, QUEUE, SYNC, CurveEntry, EfficiencyEntry,
                                 LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency, fit_fallback, fit_overhead,
                                 layer_work, rounded)
 from ..analysis.roofline import DeviceProfile
@@ -34,6 +34,7 @@ from .progress import Progress
 from .timing import iterations_for, seconds_per_iteration, synchronize, time_iterations
 
 GRIDS = ("full", "quick")
+COPY = "(copy)"               # a case that copies its input (Tensor.clone): the profile's copy curve
 MAX_ELEMENTS = 2**25          # the largest tensor a case makes (128 MiB at fp32)
 
 
@@ -89,45 +90,59 @@ BATCHES = (1, 8, 32)
 MAX_CASE_MACS = 3e9          # multiply-adds of one conv call (a few tens of ms here)
 
 
+# channel counts CNNs use (multiples of 8, and the image's 3 for a stem); a feature map per image
+# holds 2^13 to 2^21 elements (a 2048-channel 7x7 map is 2^16.6, a 64-channel 112x112 one 2^19.6)
+CHANNELS = (16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 768, 1024, 1536, 2048)
+GROUP_WIDTHS = (4, 8, 16, 24, 32, 48, 64)
+MAP_ELEMENTS = (2**13, 2**21)
+
+
+def _pick(u: float, values: tuple) -> int:
+    return values[min(int(u * len(values)), len(values) - 1)]
+
+
 def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
-    """The class's samples, spread by a Halton design over log channels, log grid and batch, and
-    its overhead case (the smallest tensors the class takes)."""
+    """The class's samples, spread by a Halton design over channels, log grid and batch within
+    the sizes CNNs use, and its overhead case (the smallest tensors the class takes)."""
     kh, kw = conv.kernel
     padding = (kh // 2, kw // 2)
-    channels = (4, 64) if quick else (3, 2048)
     cases = []
     index = 0
-    while len(cases) < conv.samples:
+    while len(cases) < conv.samples and index < 100 * conv.samples:
         index += 1
         u = [halton(index, base) for base in (2, 3, 5, 7, 11)]
         batch = (1, 2)[int(u[3] * 2)] if quick else BATCHES[int(u[3] * len(BATCHES))]
         out_grid = _log_uniform(u[2], *conv.grid)
         if conv.grouping == "depthwise":
-            groups = _log_uniform(u[0], 8, 64 if quick else 1536)
-            cin, cout = groups, groups
+            groups = cin = cout = _pick(u[0], CHANNELS[:4] if quick else CHANNELS)
         elif conv.grouping == "grouped":
-            width = _log_uniform(u[0], 2, 8 if quick else 64)      # channels per group
-            groups = _log_uniform(u[1], 2, 4 if quick else 64)
-            cin, cout = width * groups, width * groups
+            width = _pick(u[0], GROUP_WIDTHS[:3] if quick else GROUP_WIDTHS)       # channels per group
+            groups = _pick(u[1], (2, 4) if quick else (2, 4, 8, 16, 32, 64))
+            cin = cout = width * groups
         else:
             groups = 1
-            cin, cout = _log_uniform(u[0], *channels), _log_uniform(u[1], max(8, channels[0]), channels[1])
+            cin = 3 if u[4] < 0.08 else _pick(u[0], CHANNELS[:4] if quick else CHANNELS)
+            cout = _pick(u[1], CHANNELS[:4] if quick else CHANNELS)
         grid = (out_grid - 1) * conv.stride + kh - 2 * padding[0], (out_grid - 1) * conv.stride + kw - 2 * padding[1]
         grid = (max(grid[0], kh), max(grid[1], kw))
+        if not quick and not (MAP_ELEMENTS[0] <= cout * out_grid**2 <= MAP_ELEMENTS[1]
+                              and cin * grid[0] * grid[1] <= 2 * MAP_ELEMENTS[1]):
+            continue
         macs = batch * cout * out_grid**2 * (cin // groups) * kh * kw
-        # keep a call under a few tens of ms and its tensors bounded: shrink the batch, then the grid
+        # keep a call under a few tens of ms and its tensors bounded: fewer images
         while batch > 1 and (macs > MAX_CASE_MACS or batch * max(cin, cout) * grid[0] * grid[1] > MAX_ELEMENTS):
             batch //= 2
             macs //= 2
-        if macs > MAX_CASE_MACS or max(cin, cout) * grid[0] * grid[1] > MAX_ELEMENTS:
+        if macs > MAX_CASE_MACS:
             continue
         cases.append(Case("conv", {"out": cout, "kernel": list(conv.kernel), "stride": conv.stride,
                                    "padding": list(padding), "groups": groups, "bias": False},
                           ((cin, *grid),), batch))
-    smallest = 1 if conv.grouping != "grouped" else 2
-    cases.append(Case("conv", {"out": smallest, "kernel": list(conv.kernel), "stride": conv.stride,
-                               "padding": list(padding), "groups": smallest if conv.grouping else 1, "bias": False},
-                      ((smallest, kh, kw),), 1, overhead=True))
+    # the smallest conv of the class's kind: 1 channel; depthwise 2 channels in 2 groups; grouped 4 in 2
+    channels, groups = {"": (1, 1), "depthwise": (2, 2), "grouped": (4, 2)}[conv.grouping]
+    cases.append(Case("conv", {"out": channels, "kernel": list(conv.kernel), "stride": conv.stride,
+                               "padding": list(padding), "groups": groups, "bias": False},
+                      ((channels, kh, kw),), 1, overhead=True))
     return cases
 
 
@@ -208,6 +223,7 @@ def curve_cases(quick: bool) -> list[Case]:
     series("adaptive_avgpool", {})
     for name in ("flatten", "dropout", "identity"):
         cases.append(Case(name, {}, ((64, 2, 2),), 1, overhead=True))
+    series(COPY, {})        # the device's copy of a tensor: the data term of convolutions and linear layers
     return cases
 
 
@@ -280,7 +296,7 @@ def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceP
     from ..analysis.cost import LayerCost
     from ..analysis.roofline import estimate_layer
 
-    op = OPS[case.op]
+    op = OPS["identity" if case.op == COPY else case.op]
     arguments = op.bind([], dict(case.args))
     inputs = [tuple(s) for s in case.inputs]
     out = op.output_shape(arguments, inputs)
@@ -288,13 +304,18 @@ def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceP
     generator = torch.Generator(device="cpu").manual_seed(0)
     tensors = [torch.randn(case.batch, *shape, generator=generator).to(device=device, dtype=dtype)
                for shape in inputs]
+    if case.op == COPY:
+        source = tensors[0]
+        size = 2.0 * source.numel()   # elements read and written
+        return Prepared(case, COPY_KEY, CURVE, lambda: source.clone(),
+                        Sample(COPY_KEY, 0.0, feature=ELEMENTS, size=size), 0.0)
     if op.builds_module:
         module = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype).eval()
         source = tensors[0]
         step = lambda: module(source)  # noqa: E731
     else:
         step = lambda: op.combine(tensors)  # noqa: E731
-    sample = Sample(work.key, 0.0, work.flops, dict(work.arguments), work.feature, work.size)
+    sample = Sample(work.key, 0.0, work.flops, dict(work.arguments), work.feature, work.size, dict(work.data))
     record = LayerCost(path=case.op, op=case.op, args="", role="main", block="", stage="",
                        input_shapes=[list(s) for s in inputs], output_shape=list(out),
                        params=op.params(arguments, inputs, out), buffers=0, macs=op.macs(arguments, inputs, out),
@@ -402,7 +423,7 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
             seconds = time_case(prepared, device, min_time)
             bounds[len(samples)] = prepared.roofline_seconds
             samples.append(Sample(prepared.key, seconds, prepared.sample.flops, prepared.sample.arguments,
-                                  prepared.sample.feature, prepared.sample.size))
+                                  prepared.sample.feature, prepared.sample.size, prepared.sample.data))
         models[prepared.key] = prepared.model
         progress.done()
         del prepared
@@ -431,13 +452,16 @@ def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], m
     for sample in samples:
         by_key.setdefault(sample.key, []).append(sample)
     entries: dict[str, CurveEntry | EfficiencyEntry] = {}
-    for key in models:
+    # the copy curve first: the efficiency entries' data term is priced by it
+    for key in sorted(models, key=lambda k: k != COPY_KEY):
         fastest = min((s.seconds for s in by_key.get(key, ())), default=None)
         overhead = fit_overhead(overhead_times.get(key) or [fastest])
         if fastest is not None and subtract:   # no call is faster than the overhead: a slower reading was disturbed
             overhead = min(overhead, fastest)
         if models[key] == EFFICIENCY:
-            entries[key] = fit_efficiency(key, by_key[key], overhead, subtract)
+            copy = entries.get(COPY_KEY)
+            entries[key] = fit_efficiency(key, by_key[key], overhead, subtract,
+                                          copy if isinstance(copy, CurveEntry) else None)
         elif key in by_key:
             entries[key] = fit_curve(key, by_key[key], overhead, subtract)
         else:   # a view or no-op: its overhead is all it costs
