@@ -34,7 +34,7 @@ def test_the_quick_profile_has_every_entry_of_its_grid(quick_profile):
         assert isinstance(entry, EfficiencyEntry) and entry.peak_flops > 0 and entry.overhead > 0
         for points in entry.factors.values():
             assert max(f for _, f in points) == 1.0 and min(f for _, f in points) > 0   # scaled to the peak
-    for key in ("relu", "relu (in place)", "bn", "concat", "add", "maxpool", "adaptive_avgpool"):
+    for key in ("relu", "relu (in place)", "bn", "concat", "add", "maxpool 3x3/2", "adaptive_avgpool global", "copy"):
         entry = profile.entries[key]
         assert isinstance(entry, CurveEntry) and entry.points, key
         times = [t for _, t in entry.points]

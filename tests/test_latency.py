@@ -21,7 +21,7 @@ from inception_analyzer.analysis.latency import (CURVE, EFFICIENCY, ELEMENTS, FA
                                                  WINDOW_READS, CurveEntry, EfficiencyEntry, Fallback, LatencyError,
                                                  LatencyProfile, Roofs, Sample, conv_key, fit_curve, fit_efficiency,
                                                  fit_fallback, fit_overhead, interpolate_log2, isotonic, layer_work,
-                                                 least_squares, nearest_conv_entry, parse_conv_key)
+                                                 least_squares, nearest_entry, parse_window_key)
 from inception_analyzer.analysis.latency_file import (MAX_PROFILE_BYTES, looks_like_profile_file, profile_text,
                                                       read_profile)
 from inception_analyzer.cli import main
@@ -61,7 +61,7 @@ def hand_profile(execution: str = SYNC) -> LatencyProfile:
                                                "pixels": ((64.0, 0.5), (256.0, 1.0))}),
         "bn": CurveEntry("bn", 3 * US, ELEMENTS, ((1024.0, 5 * US), (4096.0, 11 * US))),
         "relu (in place)": CurveEntry("relu (in place)", 1 * US, ELEMENTS, ((2048.0, 2 * US),)),
-        "maxpool": CurveEntry("maxpool", 2 * US, WINDOW_READS, ((512.0, 1 * US), (2048.0, 4 * US))),
+        "maxpool 2x2/2": CurveEntry("maxpool 2x2/2", 2 * US, WINDOW_READS, ((512.0, 1 * US), (2048.0, 4 * US))),
         "flatten": CurveEntry("flatten", 0.5 * US, ELEMENTS, ()),
     }
     return LatencyProfile(name="hand", title="a hand-made device", device="cpu", dtype="fp32", execution=execution,
@@ -91,6 +91,7 @@ def test_small_network_by_hand():
     # max pool: 8 x 4 x 4 = 128 outputs an image, 4 reads each, 2 images: 1,024 window reads:
     # 1 + (1,024 - 512) x 3 / 1,536 = 2 us, + 2
     pool = by_path[next(path for path in by_path if path.startswith("maxpool"))]
+    assert pool.entry == "maxpool 2x2/2"
     assert pool.kernel_seconds == pytest.approx(2 * US) and pool.seconds == pytest.approx(4 * US)
     # flatten: a view, its overhead only
     flatten = by_path[next(path for path in by_path if path.startswith("flatten"))]
@@ -165,8 +166,11 @@ def test_conv_keys_from_the_geometry():
     assert key(groups=32) == "conv 3x3/1 depthwise"
     assert key(groups=4) == "conv 3x3/1 grouped"
     assert key(dilation=(2, 2)) == "conv 3x3/1 d2"
-    assert parse_conv_key("conv 1x7/2 grouped") == ((1, 7), (2, 2), "grouped")
-    assert parse_conv_key("relu") is None and parse_conv_key("conv 3x3/1 d2") is None
+    assert parse_window_key("conv 1x7/2 grouped") == ("conv grouped", (1, 7), (2, 2))
+    assert parse_window_key("maxpool 3x3/1") == ("maxpool", (3, 3), (1, 1))
+    assert parse_window_key("avgpool global") == ("avgpool", None, None)
+    assert parse_window_key("relu") is None and parse_window_key("conv 3x3/1 d2") is None
+    assert parse_window_key("relu (in place)") is None
 
 
 def test_layer_work_reads_the_facets():
@@ -186,21 +190,26 @@ def test_layer_work_reads_the_facets():
     assert layer_work(OPS["flatten"], {}, [(2, 3, 3)], (18,), 4).size == 0    # a view moves nothing
 
 
-def test_nearest_conv_class_prefers_kernel_area_then_stride():
+def test_nearest_window_prefers_area_then_stride_within_its_kind():
     entries = {key: EfficiencyEntry(key, 0.0, 1e9, {}) for key in
                ("conv 1x1/1", "conv 3x3/1", "conv 3x3/2", "conv 3x3/1 depthwise")}
+    entries.update({key: CurveEntry(key, 0.0, WINDOW_READS, ((1.0, 1.0),)) for key in
+                    ("maxpool 3x3/2", "maxpool 2x2/2", "avgpool global")})
     profile = LatencyProfile("p", "", "cpu", "fp32", SYNC, Roofs(1, 1, 1), 0.0, Fallback(0.0, 1.0), entries)
     conv = OPS["conv"]
 
-    def nearest(kernel, stride, groups=1, channels=8):
-        args = conv.bind([channels, kernel], {"stride": stride, "padding": 1, "groups": groups})
-        return nearest_conv_entry(profile, layer_work(conv, args, [(channels, 16, 16)],
-                                                      conv.output_shape(args, [(channels, 16, 16)]), 1))
+    def nearest(op, shape=(8, 16, 16), *positional, **keywords):
+        args = OPS[op].bind(list(positional), keywords)
+        return nearest_entry(profile, layer_work(OPS[op], args, [shape], OPS[op].output_shape(args, [shape]), 1))
 
-    assert nearest(5, 1) == "conv 3x3/1"
-    assert nearest(5, 2) == "conv 3x3/2"
-    assert nearest(5, 1, groups=8) == "conv 3x3/1 depthwise"
-    assert nearest(5, 1, groups=2) is None              # no grouped class at all: the fallback then
+    assert nearest("conv", (8, 16, 16), 8, 5, padding=1) == "conv 3x3/1"
+    assert nearest("conv", (8, 16, 16), 8, 5, stride=2, padding=1) == "conv 3x3/2"
+    assert nearest("conv", (8, 16, 16), 8, 5, padding=1, groups=8) == "conv 3x3/1 depthwise"
+    assert nearest("conv", (8, 16, 16), 8, 5, padding=1, groups=2) is None     # no grouped class: the fallback then
+    assert nearest("maxpool", (8, 16, 16), 3, stride=1, padding=1) == "maxpool 3x3/2"
+    assert nearest("maxpool", (8, 16, 16), 2) == "maxpool 2x2/2"
+    assert nearest("avgpool", (8, 16, 16), 3) == "avgpool global"               # the only avgpool entry
+    assert nearest("relu", (8, 16, 16)) is None and conv is OPS["conv"]
 
 
 # ----------------------------------------------------------------------------- fitting, known answers

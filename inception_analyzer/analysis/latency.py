@@ -13,7 +13,9 @@ The model (docs/benchmarks.md follows one layer through it by hand):
                  and ends kernel i later; the model's time is the last end.
 
 `overhead` is what eager execution costs beyond the kernel (the module call, torch's dispatch,
-the output's allocation): the op's time on the smallest tensors, fitted per entry. Which entry
+the output's allocation): the op's time on the smallest tensors, fitted per entry, plus the
+profile's `layer overhead`, what a layer adds when it runs among others in a model (fitted to a
+120-layer network of tiny maps, whose kernels cost next to nothing, against its prediction). Which entry
 prices a layer follows from its op kind's facets, never from a model's name:
 
   - convolution-like layers (a `ConvGeometry`) and linear layers: an *efficiency* entry per class
@@ -40,8 +42,9 @@ prices a layer follows from its op kind's facets, never from a model's name:
     the first and at the last segment's rate beyond the last. An activation the builder runs in
     place (graph.runs_in_place) has an entry of its own ("relu (in place)"). A view or no-op
     (flatten, dropout at inference) costs its overhead only.
-  - a convolution class the profile lacks takes the nearest class of the same grouping (kernel
-    area, then stride); an op kind the profile has no entry for at all falls back to the roofline
+  - a convolution class or pooling window the profile lacks takes the nearest window of the same
+    kind (a conv of the same grouping, a pool of the same op: kernel area, then stride, then
+    aspect); an op kind the profile has no entry for at all falls back to the roofline
     (analysis/roofline.py, on the profile's measured roofs) divided by the profile's fitted
     roofline efficiency, plus the median overhead. Each layer says which way it was priced (`how`).
 """
@@ -201,6 +204,7 @@ class LatencyProfile:
     forward_overhead: float          # seconds per call of the whole model, beyond its layers
     fallback: Fallback
     entries: dict[str, Entry]
+    layer_overhead: float = 0.0      # seconds a layer adds in a model beyond its entry's overhead alone
     threads: int | None = None       # torch's CPU threads when calibrated
     machine: dict[str, str] = field(default_factory=dict)
     date: str = ""
@@ -237,6 +241,7 @@ def conv_key(geometry: ConvGeometry) -> str:
 
 LINEAR_KEY = "linear"
 IN_PLACE = " (in place)"
+GLOBAL = "global"
 
 
 @dataclass(frozen=True)
@@ -250,9 +255,9 @@ class LayerWork:
     feature: str = ELEMENTS                 # curve: which feature
     size: float = 0.0                       # curve: its value (0: a view or no-op)
     data: dict[str, float] = field(default_factory=dict)        # efficiency: elements of input, output, weights
-    grouping: str = ""                      # conv: "", "depthwise" or "grouped" (nearest-class search)
-    kernel: tuple[int, int] = (1, 1)
-    stride: tuple[int, int] = (1, 1)
+    family: str = ""                        # entries that may stand in for each other: "conv", "conv depthwise",
+    kernel: tuple[int, int] | None = None   # "maxpool"...; and the window (nearest-class search)
+    stride: tuple[int, int] | None = None
 
 
 def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = False) -> LayerWork:
@@ -270,7 +275,8 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
                          arguments={"in_channels": geometry.in_channels / geometry.groups,
                                     "out_channels": geometry.out_channels / geometry.groups,
                                     "pixels": pixels, "groups": geometry.groups},
-                         data=data, grouping=grouping, kernel=geometry.kernel, stride=geometry.stride)
+                         data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
+                         stride=geometry.stride)
     if op.category is Category.LINEAR:
         return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
@@ -279,9 +285,14 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
     if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out):
         return LayerWork(key, CURVE, size=0.0)
     if op.category is Category.POOL and len(inputs[0]) == 3:
+        # a pool's entry is its window ('maxpool 3x3/2'), or 'global' where the window is the whole map
         step = op.rf_step(args, inputs, tuple(inputs[0][1:]))
-        area = step.kernel[0] * step.kernel[1] if step else 1
-        return LayerWork(key, CURVE, feature=WINDOW_READS, size=float(batch * numel(out) * area))
+        size = float(batch * numel(out) * step.kernel[0] * step.kernel[1])
+        if tuple(out[1:]) == (1, 1) and tuple(step.kernel) == tuple(inputs[0][1:]):
+            return LayerWork(f"{op.name} {GLOBAL}", CURVE, feature=WINDOW_READS, size=size, family=op.name)
+        return LayerWork(f"{op.name} {step.kernel[0]}x{step.kernel[1]}/{stride_text(step.stride)}", CURVE,
+                         feature=WINDOW_READS, size=size, family=op.name, kernel=tuple(step.kernel),
+                         stride=tuple(step.stride))
     return LayerWork(key, CURVE, feature=ELEMENTS, size=float(batch * (sum(numel(s) for s in inputs) + numel(out))))
 
 
@@ -343,30 +354,41 @@ class LatencyPrediction:
         return counts
 
 
-def nearest_conv_entry(profile: LatencyProfile, work: LayerWork) -> str | None:
-    """The calibrated conv class closest to an uncalibrated one, of the same grouping: nearest in
-    log kernel area, then in log stride, then in kernel aspect; None when there is none."""
+def nearest_entry(profile: LatencyProfile, work: LayerWork) -> str | None:
+    """The calibrated entry of the same family (a conv of the same grouping, a pool of the same
+    op) closest to a window the profile lacks: nearest in log window area, then in log stride,
+    then in aspect; an entry without a window ('maxpool global') only when no other is there.
+    None when the family has no entry at all."""
+    if not work.family:
+        return None
     best, best_distance = None, None
     for key, entry in profile.entries.items():
-        parsed = parse_conv_key(key)
-        if parsed is None or not isinstance(entry, EfficiencyEntry) or parsed[2] != work.grouping:
+        parsed = parse_window_key(key)
+        if parsed is None or parsed[0] != work.family or (isinstance(entry, EfficiencyEntry)) != (work.model == EFFICIENCY):
             continue
-        kernel, stride, _ = parsed
-        distance = (abs(math.log2(kernel[0] * kernel[1]) - math.log2(work.kernel[0] * work.kernel[1])),
-                    abs(math.log2(stride[0] * stride[1]) - math.log2(work.stride[0] * work.stride[1])),
-                    abs(math.log2(kernel[0] / kernel[1]) - math.log2(work.kernel[0] / work.kernel[1])))
+        _, kernel, stride = parsed
+        if kernel is None or work.kernel is None:
+            distance = (math.inf, math.inf, math.inf)
+        else:
+            distance = (abs(math.log2(kernel[0] * kernel[1]) - math.log2(work.kernel[0] * work.kernel[1])),
+                        abs(math.log2(stride[0] * stride[1]) - math.log2(work.stride[0] * work.stride[1])),
+                        abs(math.log2(kernel[0] / kernel[1]) - math.log2(work.kernel[0] / work.kernel[1])))
         if best_distance is None or distance < best_distance:
             best, best_distance = key, distance
     return best
 
 
-def parse_conv_key(key: str) -> tuple[tuple[int, int], tuple[int, int], str] | None:
-    """'conv 3x3/2 depthwise' -> ((3, 3), (2, 2), 'depthwise'); None for other keys (or dilated)."""
+def parse_window_key(key: str) -> tuple[str, tuple[int, int] | None, tuple[int, int] | None] | None:
+    """'conv 3x3/2 depthwise' -> ('conv depthwise', (3, 3), (2, 2)); 'maxpool 3x3/1' -> ('maxpool',
+    (3, 3), (1, 1)); 'avgpool global' -> ('avgpool', None, None); None for a key without a window
+    (or a dilated conv's)."""
     words = key.split()
-    if len(words) not in (2, 3) or words[0] != "conv" or "/" not in words[1]:
+    if len(words) == 2 and words[1] == GLOBAL:
+        return words[0], None, None
+    if len(words) not in (2, 3) or "/" not in words[1]:
         return None
     grouping = words[2] if len(words) == 3 else ""
-    if grouping not in ("", "depthwise", "grouped"):
+    if grouping not in ("", "depthwise", "grouped") or (grouping and words[0] != "conv"):
         return None
     kernel_text, stride_part = words[1].split("/", 1)
     try:
@@ -376,7 +398,7 @@ def parse_conv_key(key: str) -> tuple[tuple[int, int], tuple[int, int], str] | N
         return None
     if len(kernel) != 2 or len(stride) not in (1, 2) or min(*kernel, *stride) < 1:
         return None
-    return kernel, (stride * 2 if len(stride) == 1 else stride), grouping
+    return f"{words[0]} {grouping}".strip(), kernel, (stride * 2 if len(stride) == 1 else stride)
 
 
 def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: float
@@ -384,8 +406,8 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
     """(how, via, overhead, kernel, extrapolated) of one layer."""
     entry = profile.entries.get(work.key)
     via = ""
-    if entry is None and work.model == EFFICIENCY and work.key.startswith("conv "):
-        via = nearest_conv_entry(profile, work) or ""
+    if entry is None:
+        via = nearest_entry(profile, work) or ""
         entry = profile.entries.get(via)
     if isinstance(entry, EfficiencyEntry) and work.model == EFFICIENCY:
         how = NEAREST if via else FITTED
@@ -394,7 +416,8 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
                                       copy if isinstance(copy, CurveEntry) else None)
         return how, via, entry.overhead, kernel, not entry.in_range(work.arguments)
     if isinstance(entry, CurveEntry) and work.model == CURVE and (entry.feature == work.feature or not work.size):
-        return FITTED, "", entry.overhead, entry.kernel_seconds(work.size), not entry.in_range(work.size)
+        return (NEAREST if via else FITTED), via, entry.overhead, entry.kernel_seconds(work.size), \
+            not entry.in_range(work.size)
     fallback = profile.fallback
     return FALLBACK, "", fallback.overhead, roofline_seconds / fallback.efficiency, False
 
@@ -417,6 +440,7 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
         work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, batch, runs_in_place(graph, node))
         bound = estimate_layer(record, device, profile.dtype, batch).seconds if moves_data(record) else 0.0
         how, via, overhead, kernel, outside = predict_layer(work, profile, bound)
+        overhead += profile.layer_overhead
         layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, work.key, how,
                                       overhead, kernel, bound, outside, via))
     seconds = combine(profile, layers)
@@ -424,8 +448,8 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
     counts = {how: sum(1 for l in layers if l.how == how) for how in (FITTED, NEAREST, FALLBACK)}
     if counts[NEAREST] or counts[FALLBACK]:
         lacking = sorted({l.entry for l in layers if l.how != FITTED})
-        notes.append(f"{counts[FITTED]} layers priced by their own entry, {counts[NEAREST]} by the nearest conv "
-                     f"class, {counts[FALLBACK]} by the fallback (roofline / {profile.fallback.efficiency:.3g}); "
+        notes.append(f"{counts[FITTED]} layers priced by their own entry, {counts[NEAREST]} by the nearest window "
+                     f"of their kind, {counts[FALLBACK]} by the fallback (roofline / {profile.fallback.efficiency:.3g}); "
                      f"no entry for: {', '.join(lacking)}")
     extrapolated = sum(1 for l in layers if l.extrapolated)
     if extrapolated:

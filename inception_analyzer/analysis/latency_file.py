@@ -13,6 +13,7 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
     calibration: {grid, samples, seconds, ...}
     roofs: {matmul_gflops, vector_gflops, memory_gbps[, memory_gb]}
     forward_overhead_us: calling the built model, beyond its layers
+    layer_overhead_us: what each layer adds in a model beyond its entry's overhead
     fallback: {overhead_us, roofline_efficiency}   # op kinds without an entry
     entries:
       conv 3x3/1:                                  # efficiency: kernel = FLOPs / (peak x factors)
@@ -99,6 +100,7 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
     data.update({"date": profile.date, "machine": {str(k): str(v) for k, v in profile.machine.items()},
                  "calibration": {str(k): (v if isinstance(v, (int, float)) else str(v)) for k, v in profile.calibration.items()},
                  "roofs": roofs, "forward_overhead_us": _us(profile.forward_overhead),
+                 "layer_overhead_us": _us(profile.layer_overhead),
                  "fallback": {"overhead_us": _us(profile.fallback.overhead),
                               "roofline_efficiency": _number(profile.fallback.efficiency)},
                  "entries": entries})
@@ -256,7 +258,7 @@ def read_profile(path: str | Path) -> LatencyProfile:
 def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
     top = _Reader(data, SourceLocation(where.file, 1, 1), "a latency profile")
     top.only(("format", "version", "name", "title", "device", "dtype", "execution", "threads", "date", "machine",
-              "calibration", "roofs", "forward_overhead_us", "fallback", "entries"))
+              "calibration", "roofs", "forward_overhead_us", "layer_overhead_us", "fallback", "entries"))
     if top.get("format", required=False) != FORMAT:
         raise LatencyError(f"not a latency profile: 'format' must be '{FORMAT}' (calibrate writes it)",
                            top.loc("format") if "format" in top.mapping else top.where)
@@ -292,6 +294,7 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
                     roofs.number("memory_gbps", positive=True, high=1e9) * GIGA,
                     None if memory_gb is None else int(memory_gb * GIGA)),
         forward_overhead=top.number("forward_overhead_us", high=1e9) * US,
+        layer_overhead=(top.number("layer_overhead_us", required=False, high=1e9) or 0.0) * US,
         fallback=Fallback(fallback.number("overhead_us", high=1e9) * US,
                           fallback.number("roofline_efficiency", positive=True, high=1e6)),
         entries=entries, threads=top.integer("threads", required=False, low=1, high=1 << 20),

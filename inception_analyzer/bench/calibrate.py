@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 
 from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, QUEUE, SYNC, CurveEntry, EfficiencyEntry,
+                                Fallback,
                                 LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency, fit_fallback, fit_overhead,
                                 layer_work, rounded)
 from ..analysis.roofline import DeviceProfile
@@ -29,13 +30,17 @@ from ..build import resolve_dtype
 from ..dtypes import get_dtype
 from ..ops import OPS
 from .limits import BenchError
-from .machine import environment, measure_cpu_with_torch
+from .machine import OthersCpu, environment, measure_cpu_with_torch, wait_for_quiet
 from .progress import Progress
 from .timing import iterations_for, seconds_per_iteration, synchronize, time_iterations
 
 GRIDS = ("full", "quick")
 COPY = "(copy)"               # a case that copies its input (Tensor.clone): the profile's copy curve
 MAX_ELEMENTS = 2**25          # the largest tensor a case makes (128 MiB at fp32)
+QUIET = 0.05                  # the share of the CPUs other processes may take while a case is timed
+RETRIES = 3                   # times a disturbed case is timed again
+QUIET_WAIT = 60.0             # seconds to wait for a quiet machine before timing a case anyway
+MAX_QUIET_WAIT = 600.0        # seconds of such waiting in a whole calibration, after which it times regardless
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,8 @@ def curve_cases(quick: bool) -> list[Case]:
             shape = (c, h, w)
             inputs = (shape, (c, 1, 1)) if gate else (shape,) * arity
             cases.append(Case(op, dict(args), inputs, batch, in_place))
-        tiny = (1, max(min_side, 1), max(min_side, 1))
+        # the smallest map: one channel, 1 x 1 (a pool's: twice its window, so it is no global pool)
+        tiny = (1, 2 * min_side, 2 * min_side) if min_side > 1 else (1, 1, 1)
         inputs = (tiny, (1, 1, 1)) if gate else (tiny,) * arity
         cases.append(Case(op, dict(args), inputs, 1, in_place, overhead=True))
 
@@ -306,8 +312,9 @@ def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceP
                for shape in inputs]
     if case.op == COPY:
         source = tensors[0]
-        size = 2.0 * source.numel()   # elements read and written
-        return Prepared(case, COPY_KEY, CURVE, lambda: source.clone(),
+        target = torch.empty_like(source)   # into memory already there: the data term's copies allocate nothing
+        size = 2.0 * source.numel()         # elements read and written
+        return Prepared(case, COPY_KEY, CURVE, lambda: target.copy_(source),
                         Sample(COPY_KEY, 0.0, feature=ELEMENTS, size=size), 0.0)
     if op.builds_module:
         module = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype).eval()
@@ -387,9 +394,11 @@ def measure_roofs(device: torch.device, dtype: str, quick: bool = False) -> Roof
 
 def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min_time: float | None = None,
               name: str | None = None, progress: Progress | None = None,
-              max_seconds: float | None = None) -> CalibrationRun:
+              max_seconds: float | None = None, quiet: float = QUIET) -> CalibrationRun:
     """Time every case of the grid on `device` (within `max_seconds` of timing, when given: the
-    cases' order keeps a cut run balanced) and fit the profile (analysis/latency.py's fits)."""
+    cases' order keeps a cut run balanced) and fit the profile (analysis/latency.py's fits).
+    On a CPU, a case during which other processes used more than `quiet` of the CPUs is timed
+    again (up to RETRIES times) once they have been quiet for a few seconds."""
     get_dtype(dtype)
     if device.type not in ("cpu", "cuda"):
         raise BenchError(f"calibrate times real kernels: --device cpu or cuda, not {device.type}")
@@ -409,18 +418,32 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
     models: dict[str, str] = {}
     samples: list[Sample] = []
     bounds: dict[int, float] = {}
-    cut = 0
+    cut, retaken, others_seen, waited = 0, 0, 0.0, 0.0
+    quiet = math.inf if grid == "quick" else quiet     # the quick grid (tests, a first look) never waits
     for case in cases:
         if max_seconds is not None and not case.overhead and time.monotonic() - started > max_seconds:
             cut += 1
             continue
         progress.start(case.describe())
         prepared = prepare(case, device, torch_dtype, roofline, dtype)
+        for attempt in range(RETRIES + 1):
+            # on a CPU shared with other work, a case they disturbed is timed again once they are quiet
+            with OthersCpu() as others:
+                if case.overhead and execution == QUEUE:
+                    seconds = host_seconds(prepared, device)
+                else:
+                    seconds = time_case(prepared, device, min_time)
+            share = others.share or 0.0
+            if device.type != "cpu" or share <= quiet or attempt == RETRIES or waited > MAX_QUIET_WAIT:
+                others_seen = max(others_seen, share)
+                break
+            retaken += 1
+            start_wait = time.monotonic()
+            wait_for_quiet(quiet, give_up=min(QUIET_WAIT, MAX_QUIET_WAIT - waited))
+            waited += time.monotonic() - start_wait
         if case.overhead:
-            seconds = host_seconds(prepared, device) if execution == QUEUE else time_case(prepared, device, min_time)
             overhead_times.setdefault(prepared.key, []).append(seconds)
         else:
-            seconds = time_case(prepared, device, min_time)
             bounds[len(samples)] = prepared.roofline_seconds
             samples.append(Sample(prepared.key, seconds, prepared.sample.flops, prepared.sample.arguments,
                                   prepared.sample.feature, prepared.sample.size, prepared.sample.data))
@@ -430,6 +453,7 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
     entries = fit_entries(samples, overhead_times, models, execution)
     fallback = fit_fallback(entries, samples, bounds, subtract_overhead=execution == SYNC)
     forward = forward_overhead(device, torch_dtype, min_time)
+    layer = layer_overhead(device, torch_dtype, min_time, entries, fallback, forward, execution, roofs, dtype)
     machine = environment(device)
     machine.pop("load average at start", None)
     elapsed = time.monotonic() - started
@@ -437,11 +461,13 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
         f", {machine['threads']} threads" if device.type == "cpu" else "")
     profile = LatencyProfile(
         name=name or f"{device.type}-calibrated", title=title, device=device.type, dtype=dtype, execution=execution,
-        roofs=roofs, forward_overhead=forward, fallback=fallback, entries=entries,
+        roofs=roofs, forward_overhead=forward, layer_overhead=layer, fallback=fallback, entries=entries,
         threads=torch.get_num_threads() if device.type == "cpu" else None, machine=machine,
         date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time,
-                     **({"cut_by_time_budget": cut} if cut else {})})
+                     **({"cut_by_time_budget": cut} if cut else {}),
+                     **({"retaken_when_disturbed": retaken, "waited_for_quiet_seconds": round(waited),
+                         "others_cpu_share_at_most": round(others_seen, 3)} if device.type == "cpu" else {})})
     return CalibrationRun(profile, samples, elapsed)
 
 
@@ -486,3 +512,46 @@ def forward_overhead(device: torch.device, dtype: torch.dtype, min_time: float) 
     if device.type == "cuda":
         return rounded(max(host_seconds(whole, device) - host_seconds(alone, device), 0.0))
     return rounded(max(time_case(whole, device, min_time) - time_case(alone, device, min_time), 0.0))
+
+
+# a network of 120 layers on tiny maps (conv, batch norm, ReLU, pool, concat): its kernels cost
+# next to nothing, so what it takes beyond the layers' own overheads is what running them one
+# after another in a model adds (other modules' code and data, and the generated forward's lines)
+CHAIN = """\
+name: calibrate_chain
+input: [8, 4, 4]
+modules:
+  Unit:
+    layers:
+      - conv: conv(8, 1, bias=false)
+      - bn
+      - relu
+      - conv3: conv(8, 3, padding=1, bias=false)
+      - bn3: bn
+      - relu
+      - maxpool(3, stride=1, padding=1)
+  Mixed:
+    concat:
+      - a: Unit
+      - b: Unit
+layers:
+""" + "".join(f"  - m{i}: Mixed\n" for i in range(8))
+
+
+def layer_overhead(device: torch.device, dtype: torch.dtype, min_time: float, entries: dict, fallback: Fallback,
+                   forward: float, execution: str, roofs: Roofs, dtype_name: str) -> float:
+    """The overhead a layer adds in a model beyond its own in isolation: the CHAIN network built
+    by our builder, timed as a whole, less its prediction from the entries, per layer."""
+    from ..build import build_model
+    from ..pipeline import Request, analyze
+    from ..spec import load_spec_text
+
+    analysis = analyze(Request(load_spec_text(CHAIN, "<calibrate chain>")))
+    draft = LatencyProfile("draft", "", device.type, dtype_name, execution, roofs, forward, fallback, entries)
+    predicted = analysis.predict(draft, 1)
+    model = build_model(analysis.graph, device=device, dtype=dtype).eval()
+    x = torch.randn(1, *analysis.graph.input_shape, device=device, dtype=dtype)
+    whole = Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", lambda: model(x), Sample("", 0.0))
+    measured = host_seconds(whole, device) if execution == QUEUE else time_case(whole, device, min_time)
+    expected = predicted.overhead_seconds if execution == QUEUE else predicted.seconds
+    return rounded(max(measured - expected, 0.0) / len(predicted.layers))
