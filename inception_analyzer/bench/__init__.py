@@ -42,7 +42,8 @@ so importing the package costs nothing either.
     workload   our built model, its inputs, and the step one timed iteration runs
     peers      torchvision's models of the same architectures
     profiler   --per-layer: each leaf module's forward time under the torch profiler
-    machine    the environment lines and the device profile (the CPU probe)
+    machine    the environment lines, the device profile (the CPU probe), other processes' CPU share
     progress   the status line on stderr
     runner     run_benchmark: one row per model and batch; measure_models: fit, interleave, time
+    calibrate  `calibrate`: microbenchmarks of single ops, fitted into a latency profile
 """
