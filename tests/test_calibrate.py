@@ -64,9 +64,12 @@ def test_bench_measures_against_the_prediction(quick_profile, capsys):
     assert row["prediction"]["seconds"] > 0
     assert row["measured_over_estimate"] == pytest.approx(row["ours"]["p50_seconds"] / row["prediction"]["seconds"])
     assert row["measured_over_roofline"] == pytest.approx(row["ours"]["p50_seconds"] / row["estimate"]["seconds"])
-    assert main(common) == 0
+    assert main([*common, "--per-layer"]) == 0
     table = capsys.readouterr().out
     assert "predicted" in table and "measured / predicted" in table
+    per_layer = table[table.index("forward pass per layer"):]
+    header = next(line for line in per_layer.splitlines() if line.startswith("layer "))
+    assert header.split()[:6] == ["layer", "op", "estimate", "bound", "predicted", "measured"]
     # channels_last is not what the profile was fitted to: no prediction, and the output says so
     assert main([*common, "--channels-last", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)

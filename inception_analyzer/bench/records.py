@@ -62,6 +62,7 @@ class LayerTiming:
     estimate_seconds: float | None
     bound: str
     measured_seconds: float | None
+    predicted_seconds: float | None = None   # with a calibrated profile
 
 
 @dataclass

@@ -86,7 +86,7 @@ def _bench_row(analysis: ModelAnalysis, batch: int, settings: BenchSettings, pro
         measured, row.profiled_total_seconds = profile_forward(graph, batch,
                                                                dataclasses.replace(settings, mode="inference"))
         _release(settings.device)
-        row.layers = layer_timings(forward_estimate, report, measured)
+        row.layers = layer_timings(forward_estimate, report, measured, prediction)
     return row
 
 

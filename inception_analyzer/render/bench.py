@@ -130,20 +130,26 @@ def _ratio_text(row: BenchRow) -> str:
 def _layers_section(row: BenchRow, tablefmt: str, heading: str) -> str:
     attributed = sum(l.measured_seconds for l in row.layers if l.measured_seconds is not None)
     total = row.profiled_total_seconds or attributed or 1.0
+    predicted = row.prediction is not None
     body = []
     for layer in row.layers:
         ratio = (f"{layer.measured_seconds / layer.estimate_seconds:.2f}"
                  if layer.measured_seconds is not None and layer.estimate_seconds else "-")
-        body.append([layer.path, layer.op, duration_text(layer.estimate_seconds), layer.bound,
-                     duration_text(layer.measured_seconds), ratio,
+        cells = [layer.path, layer.op, duration_text(layer.estimate_seconds), layer.bound]
+        if predicted:
+            cells.append(duration_text(layer.predicted_seconds))
+        body.append([*cells, duration_text(layer.measured_seconds), ratio,
                      "-" if layer.measured_seconds is None else f"{100 * layer.measured_seconds / total:.1f}%"])
+    blank = [""] * (1 if predicted else 0)
     outside = (row.profiled_total_seconds or 0.0) - attributed
-    body.append(["(outside leaf modules: merges, glue)", "", "", "", duration_text(max(outside, 0.0)), "",
+    body.append(["(outside leaf modules: merges, glue)", "", "", "", *blank, duration_text(max(outside, 0.0)), "",
                  f"{100 * max(outside, 0.0) / total:.1f}%"])
-    body.append(["(whole forward pass, profiled)", "", "", "", duration_text(row.profiled_total_seconds), "", ""])
-    table = tabulated(body, ["layer", "op", "estimate", "bound", "measured", "measured / estimate", "share"],
-                     tablefmt=tablefmt,
-                     colalign=["left", "left", "right", "left", "right", "right", "right"])
+    body.append(["(whole forward pass, profiled)", "", "", "", *blank, duration_text(row.profiled_total_seconds), "",
+                 ""])
+    headers = ["layer", "op", "estimate", "bound", *(["predicted"] if predicted else []), "measured",
+               "measured / estimate", "share"]
+    table = tabulated(body, headers, tablefmt=tablefmt,
+                      colalign=["left", "left", "right", "left", *(["right"] * (len(headers) - 4))])
     model = markdown_text(row.model) if heading else row.model
     title = (f"{heading}{model}, batch {row.batch}: forward pass per layer (torch profiler, eager, inference; "
              "profiler overhead included, merges run outside any leaf module)")
