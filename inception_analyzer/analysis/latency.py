@@ -5,13 +5,16 @@ takes milliseconds.
 
 The model (docs/benchmarks.md follows one layer through it by hand):
 
-    layer time = overhead[entry] + kernel[entry](the layer's shapes, batch)
+    layer time = overhead[entry] + kernel[entry](the layer's shapes, batch) + fresh pages
     model time = forward overhead + the layers' times, as the device runs them:
                  execution 'sync' (a CPU: each op ends before the next starts): their sum;
                  execution 'queue' (CUDA: the host enqueues ops, the device runs them in order):
                  host i ends at host(i-1) + overhead i; device i starts at max(host i, end(i-1))
                  and ends kernel i later; the model's time is the last end.
 
+`fresh pages` is what the layer pays for memory the kernel hands out anew (a CPU profile with a
+host allocator: analysis/allocator.py simulates which tensors land on fresh pages in the model's
+own order of allocations; the microbenchmarks themselves run on warm memory).
 `overhead` is what eager execution costs beyond the kernel (the module call, torch's dispatch,
 the output's allocation): the op's time on the smallest tensors, fitted per entry, plus the
 profile's `layer overhead`, what a layer adds when it runs among others in a model (fitted to a
@@ -56,10 +59,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..dtypes import get_dtype
 from ..errors import AnalyzerError
 from ..graph import Graph, Node, runs_in_place
 from ..numbers import numel
 from ..ops import Category, ConvGeometry
+from .allocator import Allocator, fresh_bytes
 from .cost import AUX, CostReport
 from .roofline import DeviceProfile, estimate_layer, moves_data, shapes_move_data
 
@@ -205,6 +210,7 @@ class LatencyProfile:
     fallback: Fallback
     entries: dict[str, Entry]
     layer_overhead: float = 0.0      # seconds a layer adds in a model beyond its entry's overhead alone
+    allocator: Allocator | None = None   # the host allocator whose fresh pages a model pays for (CPU)
     threads: int | None = None       # torch's CPU threads when calibrated
     machine: dict[str, str] = field(default_factory=dict)
     date: str = ""
@@ -311,10 +317,12 @@ class LayerPrediction:
     roofline_seconds: float      # the roofline bound on the profile's roofs, for beside it
     extrapolated: bool = False   # a feature beyond the calibrated range
     via: str = ""                # NEAREST: the entry used instead
+    fresh_bytes: int = 0         # bytes it touches on fresh pages (analysis/allocator.py)
+    fresh_seconds: float = 0.0   # what they cost
 
     @property
     def seconds(self) -> float:
-        return self.overhead_seconds + self.kernel_seconds
+        return self.overhead_seconds + self.kernel_seconds + self.fresh_seconds
 
     @property
     def how_text(self) -> str:
@@ -342,6 +350,10 @@ class LatencyPrediction:
     @property
     def kernel_seconds(self) -> float:
         return sum(l.kernel_seconds for l in self.layers)
+
+    @property
+    def fresh_seconds(self) -> float:
+        return sum(l.fresh_seconds for l in self.layers)
 
     @property
     def roofline_seconds(self) -> float:
@@ -432,6 +444,8 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
         raise LatencyError(f"the profile '{profile.name}' was calibrated for {profile.dtype}, not {dtype}",
                            hint=f"calibrate again with --dtype {dtype}, or ask for {profile.dtype}")
     device = profile.device_profile()
+    allocator = profile.allocator
+    fresh = fresh_bytes(graph, batch, get_dtype(profile.dtype).bytes, allocator) if allocator else {}
     layers = []
     for record in report.layers:
         if record.role == AUX:
@@ -441,8 +455,10 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
         bound = estimate_layer(record, device, profile.dtype, batch).seconds if moves_data(record) else 0.0
         how, via, overhead, kernel, outside = predict_layer(work, profile, bound)
         overhead += profile.layer_overhead
+        touched = fresh.get(record.path, 0)
         layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, work.key, how,
-                                      overhead, kernel, bound, outside, via))
+                                      overhead, kernel, bound, outside, via, touched,
+                                      touched * allocator.fault_seconds_per_byte if allocator else 0.0))
     seconds = combine(profile, layers)
     notes = [_execution_note(profile)]
     counts = {how: sum(1 for l in layers if l.how == how) for how in (FITTED, NEAREST, FALLBACK)}
@@ -464,7 +480,7 @@ def combine(profile: LatencyProfile, layers: Iterable[LayerPrediction]) -> float
         return profile.forward_overhead + sum(l.seconds for l in layers)
     host = device = profile.forward_overhead
     for layer in layers:
-        host += layer.overhead_seconds
+        host += layer.overhead_seconds + layer.fresh_seconds
         device = max(host, device) + layer.kernel_seconds
     return max(host, device)
 
@@ -561,6 +577,7 @@ def knots_for(values: Iterable[float], step: float) -> list[float]:
 KNOT_STEPS = {"in_channels": 1.0, "out_channels": 1.0, "pixels": 2.0, "groups": 2.0}   # in log2
 SMOOTHING = 0.3       # weight of each table's second differences (curvature) in the fit
 RIDGE = 1e-3          # a little pull of every knot value towards zero, so each solve is well posed
+MIN_DATA_SAMPLES = 12 # a class fits a data term from this many samples on
 
 
 def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True,
@@ -572,7 +589,8 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
     base = [(s, s.seconds - (overhead if subtract_overhead else 0.0)) for s in samples if s.flops > 0 and s.seconds > 0]
     if not base:
         raise LatencyError(f"no usable samples to fit '{key}'")
-    with_data = copy is not None and all(s.data for s, _ in base)
+    # the data term's three coefficients want samples enough to tell them from the compute term
+    with_data = copy is not None and len(base) >= MIN_DATA_SAMPLES and all(s.data for s, _ in base)
     coefficients = {name: 0.0 for name in DATA} if with_data else {}
     peak, factors = 0.0, {}
     for _ in range(rounds if with_data else 1):
@@ -591,14 +609,18 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
 def _fit_compute(usable: list[tuple[Sample, float]]) -> tuple[float, dict[str, tuple[tuple[float, float], ...]]]:
     """Least squares on log(FLOP/s) = log(peak) + the factors' log values (linear in log2 of their
     arguments between knots, curvature penalised); each factor then scaled to a largest value of 1."""
-    scale = 1.0
-    while True:   # coarser knots where the samples are few: at least two samples per unknown
+    scale, names = 1.0, list(FACTORS)
+    while True:   # coarser knots where the samples are few, then fewer factors: two samples per unknown
         tables = {name: knots_for([s.arguments[name] for s, _ in usable], scale * KNOT_STEPS[name])
-                  for name in FACTORS}
+                  for name in names}
         tables = {name: knots for name, knots in tables.items() if knots}
-        if 1 + sum(map(len, tables.values())) <= max(len(usable) / 2, 1 + 2 * len(tables)) or scale > 64:
+        if 1 + sum(map(len, tables.values())) <= len(usable) / 2 or not tables:
             break
-        scale *= 2
+        if scale <= 64:
+            scale *= 2
+        else:   # the factor whose argument the samples spread least over goes first
+            names.remove(min(tables, key=lambda n: max(math.log2(s.arguments[n]) for s, _ in usable)
+                             - min(math.log2(s.arguments[n]) for s, _ in usable)))
     columns = 1 + sum(len(knots) for knots in tables.values())
     rows, targets = [], []
     for sample, kernel in usable:

@@ -14,6 +14,7 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
     roofs: {matmul_gflops, vector_gflops, memory_gbps[, memory_gb]}
     forward_overhead_us: calling the built model, beyond its layers
     layer_overhead_us: what each layer adds in a model beyond its entry's overhead
+    allocator: {kind: glibc, fault_ns_per_byte, ...}   # fresh pages (a CPU's; analysis/allocator.py)
     fallback: {overhead_us, roofline_efficiency}   # op kinds without an entry
     entries:
       conv 3x3/1:                                  # efficiency: kernel = FLOPs / (peak x factors)
@@ -39,6 +40,7 @@ import yaml
 from ..dtypes import DTYPES
 from ..errors import SourceLocation, SpecError, did_you_mean, shown
 from ..spec.yaml_source import YamlMap, YamlSeq, read_yaml_file
+from .allocator import Allocator
 from .latency import (CURVE, DATA, EFFICIENCY, EXECUTIONS, FACTORS, FEATURES, CurveEntry, EfficiencyEntry, Fallback,
                       LatencyError, LatencyProfile, Roofs)
 
@@ -101,6 +103,12 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
                  "calibration": {str(k): (v if isinstance(v, (int, float)) else str(v)) for k, v in profile.calibration.items()},
                  "roofs": roofs, "forward_overhead_us": _us(profile.forward_overhead),
                  "layer_overhead_us": _us(profile.layer_overhead),
+                 **({"allocator": {"kind": profile.allocator.kind,
+                                   "fault_ns_per_byte": _number(float(f"{profile.allocator.fault_seconds_per_byte * 1e9:.10g}")),
+                                   "mmap_threshold_bytes": profile.allocator.mmap_threshold,
+                                   "mmap_threshold_max_bytes": profile.allocator.mmap_threshold_max,
+                                   "top_pad_bytes": profile.allocator.top_pad,
+                                   "layout_copies": profile.allocator.layout_copies}} if profile.allocator else {}),
                  "fallback": {"overhead_us": _us(profile.fallback.overhead),
                               "roofline_efficiency": _number(profile.fallback.efficiency)},
                  "entries": entries})
@@ -258,7 +266,7 @@ def read_profile(path: str | Path) -> LatencyProfile:
 def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
     top = _Reader(data, SourceLocation(where.file, 1, 1), "a latency profile")
     top.only(("format", "version", "name", "title", "device", "dtype", "execution", "threads", "date", "machine",
-              "calibration", "roofs", "forward_overhead_us", "layer_overhead_us", "fallback", "entries"))
+              "calibration", "roofs", "forward_overhead_us", "layer_overhead_us", "allocator", "fallback", "entries"))
     if top.get("format", required=False) != FORMAT:
         raise LatencyError(f"not a latency profile: 'format' must be '{FORMAT}' (calibrate writes it)",
                            top.loc("format") if "format" in top.mapping else top.where)
@@ -284,6 +292,22 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
         reader = _Reader(entries_reader.mapping[key], entries_reader.loc(key), f"entry '{key}'")
         model = reader.text("model", choices=(EFFICIENCY, CURVE))
         entries[key] = _efficiency_entry(key, reader) if model == EFFICIENCY else _curve_entry(key, reader)
+    allocator = None
+    allocator_reader = top.sub("allocator", required=False)
+    if allocator_reader is not None:
+        allocator_reader.only(("kind", "fault_ns_per_byte", "mmap_threshold_bytes", "mmap_threshold_max_bytes",
+                               "top_pad_bytes", "layout_copies"))
+        copies = allocator_reader.get("layout_copies", required=False)
+        if copies is not None and not isinstance(copies, bool):
+            raise LatencyError(f"'layout_copies' must be true or false, got {shown(copies)}",
+                               allocator_reader.loc("layout_copies"))
+        allocator = Allocator(fault_seconds_per_byte=allocator_reader.number("fault_ns_per_byte", high=1e6) * 1e-9,
+                              kind=allocator_reader.text("kind", choices=("glibc",)),
+                              mmap_threshold=allocator_reader.integer("mmap_threshold_bytes", low=1, high=2**40),
+                              mmap_threshold_max=allocator_reader.integer("mmap_threshold_max_bytes", low=1,
+                                                                          high=2**40),
+                              top_pad=allocator_reader.integer("top_pad_bytes", high=2**40),
+                              layout_copies=bool(copies))
     machine = top.sub("machine", required=False)
     calibration = top.sub("calibration", required=False)
     return LatencyProfile(
@@ -297,7 +321,7 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
         layer_overhead=(top.number("layer_overhead_us", required=False, high=1e9) or 0.0) * US,
         fallback=Fallback(fallback.number("overhead_us", high=1e9) * US,
                           fallback.number("roofline_efficiency", positive=True, high=1e6)),
-        entries=entries, threads=top.integer("threads", required=False, low=1, high=1 << 20),
+        entries=entries, allocator=allocator, threads=top.integer("threads", required=False, low=1, high=1 << 20),
         machine=_plain_texts(machine), date=top.text("date", required=False) or "",
         calibration=_plain_texts(calibration), source=where.file)
 

@@ -144,7 +144,9 @@ def _prediction_summary(prediction: LatencyPrediction) -> list[list[str]]:
         ["calibrated profile", f"{where}{p.title}; {p.dtype}, calibrated {p.date or 'at an unknown date'}"],
         ["predicted time", f"{duration_text(prediction.seconds)} per batch  ({prediction.images_per_second:,.1f} images/s)"],
         ["of which", f"overheads {duration_text(prediction.overhead_seconds)} (dispatch, {len(prediction.layers)} "
-                     f"layers and the forward call), kernels {duration_text(prediction.kernel_seconds)}"],
+                     f"layers and the forward call), kernels {duration_text(prediction.kernel_seconds)}"
+                     + (f", fresh pages {duration_text(prediction.fresh_seconds)} "
+                        f"({human(sum(l.fresh_bytes for l in prediction.layers), 'B')})" if p.allocator else "")],
         ["roofline bound beside it", f"{duration_text(prediction.roofline_seconds)} per batch on the profile's "
                                      "measured roofs"],
         ["layers priced", how + f" (fallback: overhead {duration_text(p.fallback.overhead)} + roofline / "
@@ -226,7 +228,9 @@ def prediction_record(prediction: LatencyPrediction) -> dict:
                         "execution": p.execution, "date": p.date, "threads": p.threads},
             "batch": prediction.batch, "seconds": prediction.seconds,
             "images_per_second": prediction.images_per_second, "overhead_seconds": prediction.overhead_seconds,
-            "kernel_seconds": prediction.kernel_seconds, "roofline_seconds": prediction.roofline_seconds,
+            "kernel_seconds": prediction.kernel_seconds, "fresh_page_seconds": prediction.fresh_seconds,
+            "fresh_page_bytes": sum(l.fresh_bytes for l in prediction.layers),
+            "roofline_seconds": prediction.roofline_seconds,
             "layers_by_how": prediction.count_by_how(), "notes": prediction.notes}
 
 
