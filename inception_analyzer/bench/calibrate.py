@@ -40,7 +40,8 @@ GRIDS = ("full", "quick")
 COPY = "(copy)"               # a case that copies its input (Tensor.clone): the profile's copy curve
 MAX_ELEMENTS = 2**25          # the largest tensor a case makes (128 MiB at fp32)
 QUIET = 0.05                  # the share of the CPUs other processes may take while a case is timed
-RETRIES = 3                   # times a disturbed case is timed again
+RETRIES = 3                   # times a disturbed window of cases is timed again
+WINDOW = 0.5                  # seconds of cases checked together for other processes' work
 QUIET_WAIT = 60.0             # seconds to wait for a quiet machine before timing a case anyway
 MAX_QUIET_WAIT = 600.0        # seconds of such waiting in a whole calibration, after which it times regardless
 
@@ -293,7 +294,7 @@ class Prepared:
     case: Case
     key: str
     model: str
-    step: Callable[[], Any]
+    step: Callable[[], Any] | None       # None once timed (its tensors released)
     sample: Sample
     roofline_seconds: float = 0.0
 
@@ -430,36 +431,61 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     bounds: dict[int, float] = {}
     cut, retaken, others_seen, waited = 0, 0, 0.0, 0.0
     quiet = math.inf if grid == "quick" else quiet     # the quick grid (tests, a first look) never waits
-    for case in cases:
+    results: dict[int, tuple[Prepared, float]] = {}
+
+    def time_one(prepared: Prepared) -> float:
+        if prepared.case.overhead and execution == QUEUE:
+            return host_seconds(prepared, device)
+        return time_case(prepared, device, min_time)
+
+    # On a CPU shared with other work, the cases are checked in windows of at least WINDOW seconds
+    # (/proc/stat counts in hundredths of a second, too coarse for one short case): a window during
+    # which other processes took more than `quiet` of the CPUs is timed again once they are quiet.
+    window: list[int] = []
+    others = OthersCpu().__enter__()
+    window_start = time.monotonic()
+    for index, case in enumerate(cases):
         if max_seconds is not None and not case.overhead and time.monotonic() - started > max_seconds:
             cut += 1
             continue
         progress.start(case.describe())
         prepared = prepare(case, device, torch_dtype, roofline, dtype)
-        for attempt in range(RETRIES + 1):
-            # on a CPU shared with other work, a case they disturbed is timed again once they are quiet
-            with OthersCpu() as others:
-                if case.overhead and execution == QUEUE:
-                    seconds = host_seconds(prepared, device)
-                else:
-                    seconds = time_case(prepared, device, min_time)
-            share = others.share or 0.0
-            if device.type != "cpu" or share <= quiet or attempt == RETRIES or waited > MAX_QUIET_WAIT:
-                others_seen = max(others_seen, share)
+        results[index] = (prepared, time_one(prepared))
+        window.append(index)
+        progress.done()
+        last = index == len(cases) - 1
+        if time.monotonic() - window_start < WINDOW and not last:
+            continue
+        others.__exit__(None, None, None)
+        share = others.share or 0.0
+        for _ in range(RETRIES):
+            if device.type != "cpu" or share <= quiet or waited > MAX_QUIET_WAIT:
                 break
-            retaken += 1
+            retaken += len(window)
             start_wait = time.monotonic()
             wait_for_quiet(quiet, give_up=min(QUIET_WAIT, MAX_QUIET_WAIT - waited))
             waited += time.monotonic() - start_wait
-        if case.overhead:
+            with OthersCpu() as again:
+                for i in window:
+                    results[i] = (results[i][0], time_one(results[i][0]))
+            share = again.share or 0.0
+        others_seen = max(others_seen, share)
+        for i in window:             # the window's tensors go; its figures stay
+            prepared, seconds = results.pop(i)
+            results[i] = (Prepared(prepared.case, prepared.key, prepared.model, None, prepared.sample,
+                                   prepared.roofline_seconds), seconds)
+        window = []
+        others = OthersCpu().__enter__()
+        window_start = time.monotonic()
+    for index in sorted(results):
+        prepared, seconds = results[index]
+        if prepared.case.overhead:
             overhead_times.setdefault(prepared.key, []).append(seconds)
         else:
             bounds[len(samples)] = prepared.roofline_seconds
             samples.append(Sample(prepared.key, seconds, prepared.sample.flops, prepared.sample.arguments,
                                   prepared.sample.feature, prepared.sample.size, prepared.sample.data))
         models[prepared.key] = prepared.model
-        progress.done()
-        del prepared
     entries = fit_entries(samples, overhead_times, models, execution)
     fallback = fit_fallback(entries, samples, bounds, subtract_overhead=execution == SYNC)
     forward = forward_overhead(device, torch_dtype, min_time)
