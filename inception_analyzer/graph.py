@@ -197,8 +197,9 @@ def runs_in_place(graph: Graph, node: Node) -> bool:
     `inplace` argument) does so: exactly when that cannot overwrite a tensor anything else needs.
     Its input is new storage (the producer's `fresh_output`: not a view, not kept by autograd) that
     nothing else reads, and neither the caller's image nor a network output. The builder builds such
-    an activation with inplace=True (as torchvision does) and the memory analysis counts no new
-    output for it; the figures and the weights are the same either way."""
+    an activation with inplace=True (as torchvision does), the memory analysis counts no new
+    output for it and the latency prediction prices it as in place; the figures and the weights
+    are the same either way."""
     if not node.op.in_place_capable or len(node.inputs) != 1:
         return False
     (source,) = node.inputs

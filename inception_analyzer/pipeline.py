@@ -23,6 +23,7 @@ from .analysis.findings import Finding
 from .analysis.memory import MemoryReport, MemorySettings, analyze_memory, largest_batch
 from .analysis.principles import review
 from .analysis.receptive_field import ReceptiveField, receptive_fields
+from .analysis.latency import LatencyPrediction, LatencyProfile, predict
 from .analysis.roofline import DeviceProfile, ModelEstimate, check_settings, estimate
 from .analysis.training import DEFAULT_OPTIMIZER, OPTIMIZERS, TrainingFlops, training_flops
 from .errors import OverrideError
@@ -149,6 +150,10 @@ class ModelAnalysis:
         most = (self.largest_batch(dataclasses.replace(settings, batch=1), profile.memory_bytes)
                 if profile.memory_bytes else None)
         return estimate(self.cost, profile, dtype, batch, mode, OPTIMIZERS[optimizer].states, memory, most)
+
+    def predict(self, profile: LatencyProfile, batch: int = 1, dtype: str | None = None) -> LatencyPrediction:
+        """The calibrated latency of one inference batch on a device (analysis/latency.py)."""
+        return predict(self.graph, self.cost, profile, batch, dtype)
 
 
 def analyze(request: Request) -> ModelAnalysis:

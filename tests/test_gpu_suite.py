@@ -15,7 +15,7 @@ from conftest import ROOT
 pytest.importorskip("torch")
 
 SUITE = ROOT / "benchmarks" / "gpu_suite"
-STEPS = ["cuda checks", "headline", "eager", "train", "memory", "per layer"]
+STEPS = ["cuda checks", "headline", "eager", "train", "memory", "per layer", "calibrate", "latency"]
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +38,11 @@ def test_every_step_runs_in_priority_order_and_is_logged(dry_run):
 
 def test_each_measuring_step_writes_bench_json_as_it_goes(dry_run):
     files = sorted(p.name for p in dry_run.iterdir())
-    assert files == ["eager.jsonl", "headline.json", "log.txt", "per_layer.json", "train.jsonl"]
+    assert files == ["eager.jsonl", "headline.json", "latency.jsonl", "latency_profile.yaml", "log.txt",
+                     "per_layer.json", "train.jsonl"]
     assert len(files) <= 8
     for name in files:
-        if name == "log.txt":
+        if not name.endswith((".json", ".jsonl")):
             continue
         for line in (dry_run / name).read_text().splitlines():
             report = json.loads(line)
@@ -50,6 +51,11 @@ def test_each_measuring_step_writes_bench_json_as_it_goes(dry_run):
     assert train["settings"]["mode"] == "train" and train["settings"]["channels_last"]
     per_layer = json.loads((dry_run / "per_layer.json").read_text())
     assert per_layer["rows"][0]["layers"]
+    # the latency step measured against the profile the calibrate step wrote
+    latency = json.loads((dry_run / "latency.jsonl").read_text().splitlines()[0])
+    row = latency["rows"][0]
+    assert row["prediction"]["profile"]["file"].endswith("latency_profile.yaml")
+    assert row["measured_over_estimate"] == row["ours"]["p50_seconds"] / row["prediction"]["seconds"]
 
 
 def test_the_gpu_plan_is_the_issues():
@@ -70,4 +76,9 @@ def test_the_gpu_plan_is_the_issues():
     memory = plan["memory"]
     assert memory.script == "benchmarks/memory_accuracy.py" and {"cuda", "1,16", "inference,train"} <= \
         set(memory.runs[0])
+    (calibrate,) = plan["calibrate"].runs
+    assert {"calibrate", "cuda", "fp32", "-o"} <= set(calibrate) and "--quick" not in calibrate
+    profile = calibrate[calibrate.index("-o") + 1]
+    assert all(run[run.index("--profile") + 1] == profile and "1,8,32" in run for run in plan["latency"].runs)
+    assert len(plan["latency"].runs) >= 3
     assert sum(step.seconds for step in plan.values()) <= 8 * 60   # the issue's budget, inside a 15-minute window

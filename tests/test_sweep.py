@@ -166,6 +166,7 @@ def test_output_directory_holds_the_page_with_the_pareto_plot(tmp_path):
     (("--grid", "aux_logits=false", "--set", "aux_logits=true"), "swept twice"),
     (("--grid", "no_such_argument=1,2"), "no_such_argument"),
     (("--max", "latency=5ms"), "--profile"),
+    (("--batch", "0"), "--batch"),
     (("--jobs", "0"), "--jobs"),
     (("--random", "0"), "--random"),
     (("--engine", "dask"), "--address"),
@@ -257,3 +258,48 @@ def test_a_hostile_name_reaches_markdown_and_html_escaped(tmp_path):
     run_cli("sweep", str(spec), "--width", "0.5,1", "-o", str(tmp_path / "out"))
     page = (tmp_path / "out" / "sweep.html").read_text()
     assert "<img" not in page and "&lt;img" in page
+
+
+# -- with a calibrated device profile
+
+
+@pytest.fixture(scope="module")
+def hand_profile_file(tmp_path_factory):
+    """A profile of round figures (test_latency's): the sweep only carries its predictions."""
+    from inception_analyzer.analysis.latency_file import profile_text
+    from test_latency import hand_profile
+
+    path = tmp_path_factory.mktemp("profile") / "hand.yaml"
+    path.write_text(profile_text(hand_profile()))
+    return path
+
+
+def test_a_profile_ranks_by_predicted_latency_and_a_latency_budget_filters(hand_profile_file):
+    from inception_analyzer.analysis.latency_file import read_profile
+    from inception_analyzer.pipeline import Request, analyze
+
+    args = ("sweep", V3, "--width", "0.5,0.75,1.0", "--input-size", "224,299", "--grid", "aux_logits=false",
+            "--profile", str(hand_profile_file), "--batch", "2", "--format", "json")
+    out = json.loads(run_cli(*args).stdout)
+    assert out["objective"] == "latency" and out["latency_batch"] == 2
+    profile = read_profile(hand_profile_file)
+    for row in out["ranked"]:
+        variant = row["variant"]
+        alone = analyze(Request(V3, {"aux_logits": False}, variant["input_size"], variant["width"]))
+        assert row["latency_seconds"] == pytest.approx(alone.predict(profile, 2).seconds, rel=1e-12)
+    latencies = [r["latency_seconds"] for r in out["ranked"]]
+    assert latencies == sorted(latencies)
+    points = [(r["index"], r["latency_seconds"], r["params"]) for r in out["ranked"]]
+    assert {r["index"] for r in out["ranked"] if r["pareto"]} == brute_force_front(points)
+    # a budget between the fastest and the slowest keeps exactly those at or under it
+    limit = (latencies[0] + latencies[-1]) / 2
+    kept = json.loads(run_cli(*args, "--max", f"latency={limit * 1e3:.6f}ms").stdout)
+    assert [r["index"] for r in kept["ranked"]] == [r["index"] for r in out["ranked"] if r["latency_seconds"] <= limit]
+    assert kept["over_budget"] and all(r["latency_seconds"] > limit for r in kept["over_budget"])
+
+
+def test_a_profile_that_is_not_one_is_one_located_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: nothing\n")
+    proc = run_cli("sweep", V3, "--profile", str(bad), expect=2)
+    assert str(bad) in proc.stderr and proc.stderr.count("\n") == 1

@@ -252,9 +252,14 @@ def check_settings(dtype: str, batch: int, mode: str) -> None:
 
 def moves_data(record: LayerCost) -> bool:
     """False for a view or no-op: no arithmetic over a single input of the output's size."""
-    if record.macs or record.other_flops or len(record.input_shapes) != 1:
+    return shapes_move_data(record.macs, record.other_flops, record.input_shapes, record.output_shape)
+
+
+def shapes_move_data(macs: int, other_flops: int, input_shapes, output_shape) -> bool:
+    """moves_data from a layer's counts and shapes (the latency prediction asks before any record exists)."""
+    if macs or other_flops or len(input_shapes) != 1:
         return True
-    return numel(record.input_shapes[0]) != numel(record.output_shape)
+    return numel(input_shapes[0]) != numel(output_shape)
 
 
 def layer_bytes(record: LayerCost, dtype: str, batch: int) -> int:

@@ -46,7 +46,8 @@ so importing the package costs nothing either.
     memory     the peak memory of a step: the CPU allocator's, from the profiler's memory events
     peers      torchvision's models of the same architectures
     profiler   --per-layer: each leaf module's forward time under the torch profiler
-    machine    the environment lines and the device profile (the CPU probe)
+    machine    the environment lines, the device profile (the CPU probe), other processes' CPU share
     progress   the status line on stderr
     runner     run_benchmark: one row per model and batch; measure_models: fit, interleave, time
+    calibrate  `calibrate`: microbenchmarks of single ops, fitted into a latency profile
 """

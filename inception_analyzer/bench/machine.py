@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..analysis.latency import LatencyProfile
+from ..analysis.latency_file import looks_like_profile_file, read_profile
 from ..analysis.roofline import CpuMeasurement, DeviceProfile, device_profile, profile_matching, profile_names
 from ..build import resolve_dtype
 from .peers import torchvision_version
@@ -55,6 +57,9 @@ def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int
 def resolve_profile(name: str | None, settings: BenchSettings) -> tuple[DeviceProfile | None, str]:
     """(profile or None, a note on where it came from)."""
     measure_cpu = functools.partial(measure_cpu_with_torch, ("fp32", settings.dtype))
+    if name and looks_like_profile_file(name):
+        calibrated = read_profile(name)
+        return calibrated.device_profile(), f"calibrated profile {name} (--profile), its measured roofs"
     if name:
         profile = device_profile(name, measure_cpu)
         return profile, f"device profile '{name}' (--profile)"
@@ -89,3 +94,90 @@ def _cpu_name() -> str:
             if line.startswith("model name"):
                 return f"{line.split(':', 1)[1].strip()} (CPU)"
     return platform.processor() or "CPU"
+
+
+def calibrated_profile(name: str | None) -> LatencyProfile | None:
+    """The calibrated latency profile `--profile` names (a file), or None for a named datasheet profile."""
+    return read_profile(name) if name and looks_like_profile_file(name) else None
+
+
+def prediction_mismatch(profile: LatencyProfile, settings: BenchSettings) -> str | None:
+    """Why a calibrated profile's prediction does not apply to a run (None: it does). A profile
+    is fitted to eager, contiguous inference in one dtype on one kind of device (and, on a CPU,
+    one number of threads)."""
+    threads = torch.get_num_threads()
+    differences = []
+    if settings.device.type != profile.device:
+        differences.append(f"the device is {settings.device.type}, not {profile.device}")
+    if settings.dtype != profile.dtype:
+        differences.append(f"the dtype is {settings.dtype}, not {profile.dtype}")
+    if settings.mode != "inference":
+        differences.append("a training step is timed, not an inference batch")
+    if settings.compile:
+        differences.append("the model is compiled (the profile is eager)")
+    if settings.channels_last:
+        differences.append("channels_last (the profile is contiguous)")
+    if profile.device == "cpu" and profile.threads is not None and threads != profile.threads:
+        differences.append(f"torch runs {threads} threads, the profile {profile.threads}")
+    return "; ".join(differences) or None
+
+
+class OthersCpu:
+    """How much of the machine other processes used while a block ran: the busy time of every CPU
+    (/proc/stat: user, nice, system, irq, softirq, and steal, the time a hypervisor gave to other
+    guests) less this process's own CPU time, over the wall time times the cores. 0 on a quiet
+    machine; None where /proc/stat cannot be read. Unlike the load average, it does not count
+    this process's own threads, nor what ran before the block.
+
+        with OthersCpu() as others:
+            measure()
+        others.share     # e.g. 0.02: other work held 2% of the CPUs meanwhile
+    """
+
+    def __init__(self):
+        self.share: float | None = None
+
+    @staticmethod
+    def _busy_seconds() -> float | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as handle:
+                fields = handle.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own_seconds() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    def __enter__(self) -> OthersCpu:
+        self._start = (time.monotonic(), self._busy_seconds(), self._own_seconds())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall0, busy0, own0 = self._start
+        busy1 = self._busy_seconds()
+        wall = time.monotonic() - wall0
+        if busy0 is None or busy1 is None or wall <= 0:
+            return
+        others = (busy1 - busy0) - (self._own_seconds() - own0)
+        self.share = max(others, 0.0) / (wall * (os.cpu_count() or 1))
+
+
+def wait_for_quiet(threshold: float = 0.05, window: float = 3.0, give_up: float = 1800.0,
+                   say=None) -> float | None:
+    """Sleep until other processes use under `threshold` of the CPUs over a `window` of seconds
+    (this process idle meanwhile); give up after `give_up` seconds. Returns the last share seen."""
+    deadline = time.monotonic() + give_up
+    while True:
+        with OthersCpu() as others:
+            time.sleep(window)
+        if others.share is None or others.share < threshold or time.monotonic() > deadline:
+            return others.share
+        if say:
+            say(f"others use {100 * others.share:.0f}% of the CPUs; waiting for a quiet machine")
+        time.sleep(min(30.0, max(deadline - time.monotonic(), 0.0)))

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..analysis.cost import CostReport
+from ..analysis.latency import LatencyPrediction
 from ..analysis.roofline import ModelEstimate
 from ..graph import Graph
 from .records import LayerTiming
@@ -88,13 +89,15 @@ def profile_forward(graph: Graph, batch: int, settings: BenchSettings) -> tuple[
     return profile_layers(model, images)
 
 
-def layer_timings(estimate: ModelEstimate | None, report: CostReport, measured: dict[str, float]) -> list[LayerTiming]:
+def layer_timings(estimate: ModelEstimate | None, report: CostReport, measured: dict[str, float],
+                  prediction: LatencyPrediction | None = None) -> list[LayerTiming]:
     estimates = {layer.path: layer for layer in estimate.layers} if estimate else {}
+    predicted = {layer.path: layer.seconds for layer in prediction.layers} if prediction else {}
     rows = []
     for record in report.layers:
         if record.role != "main":
             continue  # the forward pass at inference runs no auxiliary head
         layer = estimates.get(record.path)
         rows.append(LayerTiming(record.path, record.op, layer.seconds if layer else None,
-                                layer.bound if layer else "-", measured.get(record.path)))
+                                layer.bound if layer else "-", measured.get(record.path), predicted.get(record.path)))
     return rows

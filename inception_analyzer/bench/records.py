@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..analysis.latency import LatencyPrediction
 from ..analysis.roofline import DeviceProfile, ModelEstimate
 from .stats import TimingStats, ratio_interval
 
@@ -61,6 +62,7 @@ class LayerTiming:
     estimate_seconds: float | None
     bound: str
     measured_seconds: float | None
+    predicted_seconds: float | None = None   # with a calibrated profile
 
 
 @dataclass
@@ -75,6 +77,7 @@ class BenchRow:
     torchvision: Measurement | None
     layers: list[LayerTiming] = field(default_factory=list)
     profiled_total_seconds: float | None = None   # the whole forward pass under the profiler
+    prediction: LatencyPrediction | None = None   # with a calibrated profile (--profile FILE) that applies
 
     @property
     def ratio(self) -> float | None:
@@ -100,6 +103,14 @@ class BenchRow:
 
     @property
     def measured_over_estimate(self) -> float | None:
+        """p50 over the calibrated prediction when there is one, else over the roofline estimate."""
+        if self.prediction is not None:
+            return self.ours.timing.median / self.prediction.seconds if self.ours.ok and self.prediction.seconds \
+                else None
+        return self.measured_over_roofline
+
+    @property
+    def measured_over_roofline(self) -> float | None:
         if self.estimate is None or not self.ours.ok or not self.estimate.seconds:
             return None
         return self.ours.timing.median / self.estimate.seconds
@@ -113,6 +124,7 @@ class BenchReport:
     profile_note: str
     rows: list[BenchRow]
     load: MachineLoad | None = None
+    prediction_note: str = ""        # a calibrated profile given: why its prediction does not apply, if it does not
 
 
 @dataclass

@@ -12,13 +12,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..analysis.latency import LatencyProfile
 from ..analysis.memory import MemoryEstimate, MemorySettings
 from ..analysis.roofline import DeviceProfile, model_flops
 from ..build import free_memory_bytes
 from ..graph import Graph
 from ..pipeline import ModelAnalysis, Request, analyze
 from .limits import BenchError
-from .machine import environment, resolve_profile
+from .machine import calibrated_profile, environment, prediction_mismatch, resolve_profile
 from .memory import step_peak_bytes
 from .peers import build_torchvision, has_peer
 from .profiler import layer_timings, profile_forward
@@ -40,6 +41,7 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
                   progress: Progress | None = None) -> BenchReport:
     check_settings(settings)
     analyses = [analyze(request) for request in requests]  # every spec error before any timing
+    calibrated = calibrated_profile(profile_name)          # a profile file's error too
     progress = progress or Progress(len(analyses) * len(batches), settings.describe())
     rows = []
     with torch_settings(settings):
@@ -49,12 +51,15 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
         profile, profile_note = resolve_profile(profile_name, settings)  # the CPU probe uses the same threads
         # before any timing: a profile without a peak for the dtype fails here
         peak = profile.peak_flops(settings.dtype) if profile else None
+        mismatch = prediction_mismatch(calibrated, settings) if calibrated else None
+        predicting = calibrated if calibrated and not mismatch else None
         for analysis in analyses:
             for batch in batches:
                 rows.append(_bench_row(analysis, batch, settings, profile, peak, with_torchvision, per_layer,
-                                       progress))
+                                       progress, predicting))
                 _sample_load(load)
-    return BenchReport(settings, machine, profile, profile_note, rows, load)
+    note = f"the calibrated prediction does not apply to this run: {mismatch}" if mismatch else ""
+    return BenchReport(settings, machine, profile, profile_note, rows, load, note)
 
 
 def _sample_load(load: MachineLoad) -> None:
@@ -63,16 +68,18 @@ def _sample_load(load: MachineLoad) -> None:
 
 
 def _bench_row(analysis: ModelAnalysis, batch: int, settings: BenchSettings, profile: DeviceProfile | None,
-               peak: float | None, with_torchvision: bool, per_layer: bool, progress: Progress) -> BenchRow:
+               peak: float | None, with_torchvision: bool, per_layer: bool, progress: Progress,
+               calibrated: LatencyProfile | None = None) -> BenchRow:
     graph, report, optimizer = analysis.graph, analysis.cost, settings.recipe.optimizer
     model_estimate = analysis.estimate(profile, settings.dtype, batch, settings.mode, optimizer) if profile else None
+    prediction = analysis.predict(calibrated, batch, settings.dtype) if calibrated else None
     memory = MemoryCheck.read(analysis, batch, settings)  # once: the fit, the row and its notes agree
     candidates: list[Candidate] = [("ours", lambda: build_ours(graph, settings))]
     if with_torchvision and has_peer(graph):
         candidates.append(("torchvision", lambda: build_torchvision(graph, settings)))
     ours, *peer = measure_models(candidates, graph, analysis, batch, settings, peak, progress, memory)
     row = BenchRow(analysis.spec, graph.name, batch, model_estimate, memory.need.total, memory.free_bytes,
-                   ours, peer[0] if peer else None)
+                   ours, peer[0] if peer else None, prediction=prediction)
     if per_layer and ours.ok:
         # the forward pass at inference, whatever the mode: backward kernels run outside the module ranges
         forward_estimate = (model_estimate if settings.mode == "inference" or profile is None
@@ -80,7 +87,7 @@ def _bench_row(analysis: ModelAnalysis, batch: int, settings: BenchSettings, pro
         measured, row.profiled_total_seconds = profile_forward(graph, batch,
                                                                dataclasses.replace(settings, mode="inference"))
         _release(settings.device)
-        row.layers = layer_timings(forward_estimate, report, measured)
+        row.layers = layer_timings(forward_estimate, report, measured, prediction)
     return row
 
 

@@ -6,6 +6,6 @@ Adding a command is one module here and one entry in COMMANDS (the order of `--h
 """
 from __future__ import annotations
 
-from . import analyze, bench, build, compare, diagram, import_model, list_specs, ops, report, review, sweep
+from . import analyze, bench, build, calibrate, compare, diagram, import_model, list_specs, ops, report, review, sweep
 
-COMMANDS = (analyze, review, build, bench, diagram, compare, report, sweep, import_model, list_specs, ops)
+COMMANDS = (analyze, review, build, bench, calibrate, diagram, compare, report, sweep, import_model, list_specs, ops)

@@ -1,9 +1,11 @@
 """`analyze SPEC`: per-layer and total cost with the memory of a run, or (with --device) the
-roofline estimate on a device profile. --mode, --batch and --dtype describe the run either way."""
+roofline estimate on a device profile, and with a calibrated profile file (`calibrate -o FILE`) the
+predicted latency beside it. --mode, --batch and --dtype describe the run either way."""
 from __future__ import annotations
 
 import argparse
 
+from ..analysis.latency_file import looks_like_profile_file, read_profile
 from ..analysis.memory import MemorySettings
 from ..analysis.roofline import MODES, device_profile, profile_names
 from ..analysis.training import DEFAULT_OPTIMIZER, OPTIMIZERS
@@ -33,11 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show how the receptive field grows, layer by layer (or per block/stage)")
     add_output_argument(parser)
     parser.add_argument("--device", metavar="PROFILE", help="roofline estimate on a device profile instead of "
-                        f"the cost table: {', '.join(profile_names())} (cpu is measured on the spot); it gives "
-                        "the memory the largest batch may use")
-    parser.add_argument("--dtype", type=dtype_name, default="fp32",
+                        f"the cost table: {', '.join(profile_names())} (cpu is measured on the spot), or a "
+                        "calibrated profile file (PROFILE.yaml, from `calibrate`): the predicted latency per layer "
+                        "and per model beside the roofline; it gives the memory the largest batch may use")
+    parser.add_argument("--dtype", type=dtype_name,
                         help="dtype of the run: activations (and at inference the weights; training keeps fp32 "
-                             "master weights under autocast) (default: fp32)")
+                             "master weights under autocast) (default: fp32, or a calibrated profile's own)")
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="images per batch (default: 1)")
     parser.add_argument("--mode", choices=MODES, default="inference",
                         help="inference (one batch) or train (one training step: FLOPs of the backward pass, "
@@ -53,14 +56,22 @@ def run(args: argparse.Namespace) -> int:
     request = request_of(args)
     analysis = analyze(request)
     if args.device:
-        profile = device_profile(args.device)
+        calibrated = read_profile(args.device) if looks_like_profile_file(args.device) else None
+        profile = calibrated.device_profile() if calibrated else device_profile(args.device)
         if args.backend and args.backend != profile.backend:
             raise OptionError(f"--backend {args.backend} does not run on device profile '{profile.name}' "
                               f"(a {profile.backend} profile)")
-        model = analysis.estimate(profile, args.dtype, args.batch, args.mode, args.optimizer)
-        text = format_estimate(model, args.format, args.depth)
+        dtype = args.dtype or (calibrated.dtype if calibrated else "fp32")
+        # the prediction first: it says which dtype the profile was calibrated for
+        prediction = (analysis.predict(calibrated, args.batch, dtype)
+                      if calibrated and args.mode == "inference" else None)
+        model = analysis.estimate(profile, dtype, args.batch, args.mode, args.optimizer)
+        if calibrated and prediction is None:
+            model.notes.append("a calibrated profile predicts inference batches: a training step has the roofline "
+                               "only")
+        text = format_estimate(model, args.format, args.depth, prediction=prediction)
     else:
-        memory = analysis.memory(MemorySettings(batch=args.batch, dtype=args.dtype, mode=args.mode,
+        memory = analysis.memory(MemorySettings(batch=args.batch, dtype=args.dtype or "fp32", mode=args.mode,
                                                 backend=args.backend or CPU, optimizer=args.optimizer))
         text = render(analysis, args.format, args.depth, args.rf, memory)
     emit(text, args.output, (request.spec_file,))

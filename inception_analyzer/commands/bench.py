@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-layer", action="store_true",
                         help="also profile each layer's forward (torch profiler) beside its estimate")
     parser.add_argument("--profile", metavar="NAME", help="device profile for the estimate and the share of peak "
-                        f"({', '.join(profile_names())}; default: matched from the device's name)")
+                        f"({', '.join(profile_names())}; default: matched from the device's name), or a calibrated "
+                        "profile file (PROFILE.yaml, from `calibrate`): its predicted latency beside each "
+                        "measurement, and measured / estimate against it")
     parser.add_argument("--no-torchvision", dest="torchvision", action="store_false",
                         help="do not time torchvision's model beside ours")
     parser.add_argument("--threads", type=int, metavar="N",

@@ -15,7 +15,9 @@ from ..render.sweep import FORMATS, render_sweep, sweep_page
 from ..spec import load_spec
 from ..spec.yaml_source import read_text
 from ..sweep.budgets import FIGURES, parse_budget
+from ..analysis.latency_file import read_profile
 from ..sweep.engines import ENGINES, SpecSource, run_variants
+from ..sweep.evaluate import Prediction
 from ..sweep.report import SweepReport
 from ..sweep.space import DesignSpace, SweepError
 from ..transform import check_width
@@ -29,6 +31,7 @@ DESCRIPTION = ("Analyse every variant of a design space: the product of --grid l
                "the Pareto front. Invalid variants are listed with their located reason. -o DIR writes an HTML page "
                "with the Pareto plot beside the table.")
 MAX_JOBS = 256
+MAX_BATCH = 1 << 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random", type=int, metavar="N", help="N variants drawn at random from the space")
     parser.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
     parser.add_argument("--max", dest="budgets", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"a budget, e.g. macs=6e9, params=25M, memory=512MiB ({', '.join(FIGURES)})")
+                        help=f"a budget, e.g. macs=6e9, params=25M, memory=512MiB, latency=5ms ({', '.join(FIGURES)})")
+    parser.add_argument("--profile", metavar="PROFILE.yaml",
+                        help="a calibrated device profile (from `calibrate`): each variant's predicted latency, "
+                             "the ranking and the front by it")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help="the batch the latency is predicted for (default 1)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="local worker processes (default 1)")
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="local (this machine) or dask (a Dask cluster at --address)")
@@ -90,8 +98,11 @@ def run(args: argparse.Namespace) -> int:
         raise SweepError(f"--random must be a positive number of variants, got {args.random}")
     space = design_space(args)
     budgets = [parse_budget(text) for text in args.budgets]
-    if any(b.key == "latency" for b in budgets):
+    if any(b.key == "latency" for b in budgets) and not args.profile:
         raise SweepError("--max latency needs predicted latencies: a calibrated device profile (--profile)")
+    if not 1 <= args.batch <= MAX_BATCH:
+        raise SweepError(f"--batch must be from 1 to {MAX_BATCH:,}, got {args.batch}")
+    prediction = Prediction(read_profile(args.profile), args.batch) if args.profile else None
     file = resolve(args.spec)
     spec = load_spec(file)  # every error of the spec itself before any variant runs
     for key, values in space.grid:  # and every argument named or typed wrongly: no variant could use it
@@ -104,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     progress = _progress(started) if sys.stderr.isatty() else None
     results = run_variants(SpecSource(read_text(file), file), variants, args.width_round, args.jobs, args.engine,
-                           args.address, progress)
+                           args.address, progress, prediction)
     if progress:
         sys.stderr.write("\r\033[K")
-    report = SweepReport(spec.name, file, space, budgets, results)
+    report = SweepReport(spec.name, file, space, budgets, results, by_latency=prediction is not None,
+                         batch=args.batch)
     emit(render_sweep(report, args.format), None)
     if args.output:
         write_directory({"sweep.html": sweep_page(report), "sweep.json": render_sweep(report, "json")},

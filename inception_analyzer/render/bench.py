@@ -11,11 +11,13 @@ import dataclasses
 
 from ..bench.records import DOES_NOT_FIT, NOT_COMPARABLE, OUT_OF_MEMORY, BenchReport, BenchRow, Measurement
 from ..untrusted import markdown_text
-from .estimate import duration_text, estimate_record, gib_text, memory_need
+from .estimate import duration_text, estimate_record, gib_text, memory_need, prediction_record
 from .tables import human
 from .text import csv_text, json_text, tabulated
 
 JSON_SCHEMA_VERSION = 1
+PREDICTED = ("predicted (with a calibrated profile, --profile FILE): the latency the profile's fitted model predicts "
+             "(analyze --device FILE); measured / predicted > 1: slower than predicted")
 CONVENTIONS = [
     "latency: seconds per batch (per step in training), p50 = median and p90 over the timed iterations (n)",
     "images/s: batch / p50",
@@ -38,10 +40,14 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
         return _csv(report)
     tablefmt = "github" if fmt == "markdown" else "simple"
     heading = "## " if fmt == "markdown" else ""
+    predicted = any(r.prediction is not None for r in report.rows)
+    headers = _PREDICTED_HEADERS if predicted else _HEADERS
     parts = [f"{heading}bench: {report.settings.describe()} on {report.environment['device']}",
              _profile_line(report),
-             tabulated([_row(r) for r in report.rows], _HEADERS, tablefmt=tablefmt,
-                      colalign=_ALIGN)]
+             tabulated([_row(r, predicted) for r in report.rows], headers, tablefmt=tablefmt,
+                       colalign=["left"] + ["right"] * (len(headers) - 1))]
+    if report.prediction_note:
+        parts.append(f"NOTE: {report.prediction_note}; measured / estimate is against the roofline.")
     for row in report.rows:
         if row.layers:
             parts.append(_layers_section(row, tablefmt, heading))
@@ -51,14 +57,20 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
                      f"core(s), {load.others:.1f} more than this run's own {load.own_threads} thread(s): other work "
                      "competed for the cores, and these figures are unreliable; measure again on a quiet machine.")
     environment = "; ".join(f"{key} {value}" for key, value in report.environment.items())
-    notes = "\n".join(f"- {line}" for line in CONVENTIONS)
+    notes = "\n".join(f"- {line}" for line in _conventions(report))
     parts.append(f"environment: {environment}\n\n{notes}")
     return "\n\n".join(parts) + "\n"
 
 
+def _conventions(report: BenchReport) -> list[str]:
+    return CONVENTIONS + ([PREDICTED] if any(r.prediction is not None for r in report.rows) else [])
+
+
 _HEADERS = ["model", "batch", "images/s", "p50", "p90", "n", "FLOP/s", "% of peak", "peak memory",
             "predicted memory", "estimate", "measured / estimate", "torchvision images/s", "ours / torchvision"]
-_ALIGN = ["left"] + ["right"] * (len(_HEADERS) - 1)
+# with a calibrated profile: the prediction beside the roofline, and the ratio against the prediction
+_PREDICTED_HEADERS = [*_HEADERS[:_HEADERS.index("measured / estimate")], "predicted", "measured / predicted",
+                      *_HEADERS[_HEADERS.index("measured / estimate") + 1:]]
 
 
 def _profile_line(report: BenchReport) -> str:
@@ -87,7 +99,7 @@ def _status(row: BenchRow, measurement: Measurement) -> str:
     return measurement.status + (f" ({note})" if note else "")
 
 
-def _row(row: BenchRow) -> list[str]:
+def _row(row: BenchRow, predicted: bool = False) -> list[str]:
     ours, theirs, estimate = row.ours, row.torchvision, row.estimate
     estimate_text = "-" if estimate is None else f"{duration_text(estimate.seconds)}"
     if ours.ok:
@@ -106,6 +118,9 @@ def _row(row: BenchRow) -> list[str]:
         peer = [f"{theirs.images_per_second:,.1f}", _ratio_text(row)]
     else:
         peer = [_status(row, theirs), "-"]
+    if predicted:
+        prediction = "-" if row.prediction is None else duration_text(row.prediction.seconds)
+        return [row.model, str(row.batch), *measured, estimate_text, prediction, ratio_to_estimate, *peer]
     return [row.model, str(row.batch), *measured, estimate_text, ratio_to_estimate, *peer]
 
 
@@ -125,20 +140,26 @@ def _ratio_text(row: BenchRow) -> str:
 def _layers_section(row: BenchRow, tablefmt: str, heading: str) -> str:
     attributed = sum(l.measured_seconds for l in row.layers if l.measured_seconds is not None)
     total = row.profiled_total_seconds or attributed or 1.0
+    predicted = row.prediction is not None
     body = []
     for layer in row.layers:
         ratio = (f"{layer.measured_seconds / layer.estimate_seconds:.2f}"
                  if layer.measured_seconds is not None and layer.estimate_seconds else "-")
-        body.append([layer.path, layer.op, duration_text(layer.estimate_seconds), layer.bound,
-                     duration_text(layer.measured_seconds), ratio,
+        cells = [layer.path, layer.op, duration_text(layer.estimate_seconds), layer.bound]
+        if predicted:
+            cells.append(duration_text(layer.predicted_seconds))
+        body.append([*cells, duration_text(layer.measured_seconds), ratio,
                      "-" if layer.measured_seconds is None else f"{100 * layer.measured_seconds / total:.1f}%"])
+    blank = [""] * (1 if predicted else 0)
     outside = (row.profiled_total_seconds or 0.0) - attributed
-    body.append(["(outside leaf modules: merges, glue)", "", "", "", duration_text(max(outside, 0.0)), "",
+    body.append(["(outside leaf modules: merges, glue)", "", "", "", *blank, duration_text(max(outside, 0.0)), "",
                  f"{100 * max(outside, 0.0) / total:.1f}%"])
-    body.append(["(whole forward pass, profiled)", "", "", "", duration_text(row.profiled_total_seconds), "", ""])
-    table = tabulated(body, ["layer", "op", "estimate", "bound", "measured", "measured / estimate", "share"],
-                     tablefmt=tablefmt,
-                     colalign=["left", "left", "right", "left", "right", "right", "right"])
+    body.append(["(whole forward pass, profiled)", "", "", "", *blank, duration_text(row.profiled_total_seconds), "",
+                 ""])
+    headers = ["layer", "op", "estimate", "bound", *(["predicted"] if predicted else []), "measured",
+               "measured / estimate", "share"]
+    table = tabulated(body, headers, tablefmt=tablefmt,
+                      colalign=["left", "left", "right", "left", *(["right"] * (len(headers) - 4))])
     model = markdown_text(row.model) if heading else row.model
     title = (f"{heading}{model}, batch {row.batch}: forward pass per layer (torch profiler, eager, inference; "
              "profiler overhead included, merges run outside any leaf module)")
@@ -194,7 +215,9 @@ def _json(report: BenchReport) -> dict:
     rows = [{"spec": r.spec, "model": r.model, "batch": r.batch, "memory_needed_bytes": r.memory_needed,
              "memory_measured_over_predicted": r.memory_measured_over_predicted,
              "free_bytes": r.free_bytes, "estimate": estimate_record(r.estimate) if r.estimate else None,
-             "measured_over_estimate": r.measured_over_estimate, "ours_over_torchvision": r.ratio,
+             "prediction": prediction_record(r.prediction) if r.prediction else None,
+             "measured_over_estimate": r.measured_over_estimate, "measured_over_roofline": r.measured_over_roofline,
+             "ours_over_torchvision": r.ratio,
              "ours_over_torchvision_ci95": list(r.ratio_interval) if r.ratio_interval else None,
              "ours": _measurement(r, r.ours), "torchvision": _measurement(r, r.torchvision),
              "profiled_total_seconds": r.profiled_total_seconds,
@@ -203,7 +226,8 @@ def _json(report: BenchReport) -> dict:
     machine_load = None if load is None else {"cores": load.cores, "own_threads": load.own_threads,
                                               "load_averages": load.samples, "busy": load.busy}
     return {"schema_version": JSON_SCHEMA_VERSION, "settings": settings, "environment": report.environment,
-            "profile_note": report.profile_note, "conventions": CONVENTIONS, "machine_load": machine_load,
+            "profile_note": report.profile_note, "prediction_note": report.prediction_note or None,
+            "conventions": _conventions(report), "machine_load": machine_load,
             "rows": rows}
 
 

@@ -1,7 +1,9 @@
 """The roofline estimate as text: `analyze SPEC --device h100 [--dtype bf16] [--batch 256]`.
 
 Formats a ModelEstimate (analysis/roofline.py) per layer, block or stage, with the device's roofs
-and the memory a run needs; it estimates nothing itself. Torch-free, like the analysis path.
+and the memory a run needs, and beside it, given a calibrated profile (`analyze --device FILE`),
+the LatencyPrediction (analysis/latency.py): each layer's predicted time and how it was priced.
+It estimates nothing itself. Torch-free, like the analysis path.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 
 
 from ..analysis.cost import AUX
+from ..analysis.latency import FALLBACK, FITTED, NEAREST, LatencyPrediction, LayerPrediction
 from ..analysis.roofline import LayerEstimate, ModelEstimate
 from ..numbers import human
 from ..untrusted import markdown_text
@@ -57,34 +60,52 @@ class _Row:
     seconds: float
     compute_seconds: float
     bound: str
+    predicted: float | None = None      # the calibrated prediction (None: no calibrated profile)
+    how: str = ""
 
 
-def _layer_rows(model: ModelEstimate) -> list[_Row]:
-    return [_Row(_label(l), l.op, l.flops, l.bytes, l.seconds, l.seconds if l.bound == "compute" else 0.0, l.bound)
-            for l in model.layers]
+def _layer_rows(model: ModelEstimate, prediction: LatencyPrediction | None) -> list[_Row]:
+    predicted = {l.path: l for l in prediction.layers} if prediction else {}
+    rows = []
+    for l in model.layers:
+        p = predicted.get(l.path)
+        rows.append(_Row(_label(l), l.op, l.flops, l.bytes, l.seconds, l.seconds if l.bound == "compute" else 0.0,
+                         l.bound, p.seconds if p else None, p.how_text if p else ""))
+    return rows
 
 
 def _label(layer: LayerEstimate) -> str:
     return f"{layer.path}  (aux)" if layer.role == AUX else layer.path
 
 
-def _group_rows(model: ModelEstimate, depth: str) -> list[_Row]:
+def _group_rows(model: ModelEstimate, depth: str, prediction: LatencyPrediction | None) -> list[_Row]:
     groups: dict[str, list[LayerEstimate]] = {}
     for layer in model.layers:
         key = layer.block if depth == "block" else layer.stage
         groups.setdefault(key + ("  (aux)" if layer.role == AUX and key != AUX else ""), []).append(layer)
+    predicted = {l.path: l for l in prediction.layers} if prediction else {}
     rows = []
     for name, layers in groups.items():
         seconds = sum(l.seconds for l in layers)
         compute = sum(l.seconds for l in layers if l.bound == "compute")
         bound = f"compute {100 * compute / seconds:.0f}%" if seconds else "-"
+        mine = [predicted[l.path] for l in layers if l.path in predicted]
         rows.append(_Row(name, str(len(layers)), sum(l.flops for l in layers), sum(l.bytes for l in layers),
-                         seconds, compute, bound))
+                         seconds, compute, bound, sum(p.seconds for p in mine) if mine else None, _how_counts(mine)))
     return rows
 
 
-def _rows(model: ModelEstimate, depth: str) -> list[_Row]:
-    return _layer_rows(model) if depth == "layer" else _group_rows(model, depth)
+def _how_counts(layers: list[LayerPrediction]) -> str:
+    """'fitted', or '12 fitted, 1 fallback' when a group's layers were priced in several ways."""
+    counts = {how: sum(1 for l in layers if l.how == how) for how in (FITTED, NEAREST, FALLBACK)}
+    present = {how: n for how, n in counts.items() if n}
+    if len(present) <= 1:
+        return next(iter(present), "")
+    return ", ".join(f"{n} {how}" for how, n in present.items())
+
+
+def _rows(model: ModelEstimate, depth: str, prediction: LatencyPrediction | None = None) -> list[_Row]:
+    return _layer_rows(model, prediction) if depth == "layer" else _group_rows(model, depth, prediction)
 
 
 def _summary(model: ModelEstimate, free_bytes: int | None) -> list[list[str]]:
@@ -122,34 +143,73 @@ def _summary(model: ModelEstimate, free_bytes: int | None) -> list[list[str]]:
     return rows + [["assumes", note] for note in model.notes]
 
 
+def _prediction_summary(prediction: LatencyPrediction) -> list[list[str]]:
+    p = prediction.profile
+    counts = prediction.count_by_how()
+    how = ", ".join(f"{counts[h]} {h}" for h in (FITTED, NEAREST, FALLBACK) if counts.get(h))
+    where = f"{p.source}: " if p.source else ""
+    rows = [
+        ["calibrated profile", f"{where}{p.title}; {p.dtype}, calibrated {p.date or 'at an unknown date'}"],
+        ["predicted time", f"{duration_text(prediction.seconds)} per batch  ({prediction.images_per_second:,.1f} images/s)"],
+        ["of which", f"overheads {duration_text(prediction.overhead_seconds)} (dispatch, {len(prediction.layers)} "
+                     f"layers and the forward call), kernels {duration_text(prediction.kernel_seconds)}"
+                     + (f", fresh pages {duration_text(prediction.fresh_seconds)} "
+                        f"({human(sum(l.fresh_bytes for l in prediction.layers), 'B')})" if p.allocator else "")],
+        ["roofline bound beside it", f"{duration_text(prediction.roofline_seconds)} per batch on the profile's "
+                                     "measured roofs"],
+        ["layers priced", how + f" (fallback: overhead {duration_text(p.fallback.overhead)} + roofline / "
+                                f"{p.fallback.efficiency:.3g})"],
+    ]
+    return rows + [["predicts", note] for note in prediction.notes]
+
+
 def format_estimate(model: ModelEstimate, fmt: str = "table", depth: str = "layer",
-                    free_bytes: int | None = None) -> str:
-    """Render an estimate; `free_bytes` (when known) replaces the profile's memory in the fit check."""
+                    free_bytes: int | None = None, prediction: LatencyPrediction | None = None) -> str:
+    """Render an estimate; `free_bytes` (when known) replaces the profile's memory in the fit check;
+    `prediction` (from a calibrated profile) adds each layer's predicted time beside its bound."""
     if fmt == "json":
-        return _json(model, depth) + "\n"
-    rows = _rows(model, depth)
-    total = model.seconds or 1.0
+        return _json(model, depth, prediction) + "\n"
+    rows = _rows(model, depth, prediction)
     if fmt == "csv":
-        return _csv(rows, depth)
+        return _csv(rows, depth, prediction is not None)
     tablefmt = "github" if fmt == "markdown" else "simple"
     headers = [depth, "op" if depth == "layer" else "layers", "FLOPs", "bytes moved", "FLOP/byte", "bound",
-               "est. time", "share"]
-    body = [[r.name, r.detail, human(r.flops), human(r.bytes, "B"), f"{r.flops / r.bytes:.1f}" if r.bytes else "-",
-             r.bound, duration_text(r.seconds), f"{100 * r.seconds / total:.1f}%"] for r in rows]
-    table = tabulated(body, headers, tablefmt=tablefmt,
-                     colalign=["left", "left", "right", "right", "right", "left", "right", "right"])
-    summary = tabulated(_summary(model, free_bytes), ["roofline estimate", ""], tablefmt=tablefmt,
-                       )
+               "est. time"]
+    align = ["left", "left", "right", "right", "right", "left", "right"]
+    if prediction is None:
+        total = model.seconds or 1.0
+        body = [[*_cells(r), f"{100 * r.seconds / total:.1f}%"] for r in rows]
+        headers, align = headers + ["share"], align + ["right"]
+    else:
+        total = prediction.seconds or 1.0
+        body = [[*_cells(r), duration_text(r.predicted), r.how,
+                 "-" if r.predicted is None else f"{100 * r.predicted / total:.1f}%"] for r in rows]
+        headers, align = headers + ["predicted", "how", "share"], align + ["right", "left", "right"]
+    table = tabulated(body, headers, tablefmt=tablefmt, colalign=align)
+    summary = tabulated(_summary(model, free_bytes), ["roofline estimate", ""], tablefmt=tablefmt)
     title = f"{model.model}: roofline estimate on {model.profile.name}, {model.mode}, batch {model.batch}, {model.dtype}"
+    if prediction is not None:
+        summary = tabulated(_prediction_summary(prediction), ["calibrated prediction", ""], tablefmt=tablefmt) \
+            + "\n\n" + summary
+        title = (f"{model.model}: predicted latency on {model.profile.name} (calibrated) beside the roofline, "
+                 f"{model.mode}, batch {model.batch}, {model.dtype}")
     title = f"## {markdown_text(title)}" if fmt == "markdown" else title
     return f"{title}\n\n{table}\n\n{summary}\n"
 
 
-def _csv(rows: list[_Row], depth: str) -> str:
+def _cells(r: _Row) -> list[str]:
+    return [r.name, r.detail, human(r.flops), human(r.bytes, "B"), f"{r.flops / r.bytes:.1f}" if r.bytes else "-",
+            r.bound, duration_text(r.seconds)]
+
+
+def _csv(rows: list[_Row], depth: str, predicted: bool = False) -> str:
+    extra = ["predicted_seconds", "how"] if predicted else []
     return csv_text([depth, "op" if depth == "layer" else "layers", "flops", "bytes", "seconds",
-                     "compute_bound_seconds", "bound"],
+                     "compute_bound_seconds", "bound", *extra],
                     ([r.name, r.detail, f"{r.flops:.0f}", f"{r.bytes:.0f}", f"{r.seconds:.6e}",
-                      f"{r.compute_seconds:.6e}", r.bound] for r in rows))
+                      f"{r.compute_seconds:.6e}", r.bound,
+                      *([("" if r.predicted is None else f"{r.predicted:.6e}"), r.how] if predicted else [])]
+                     for r in rows))
 
 
 def estimate_record(model: ModelEstimate) -> dict:
@@ -170,11 +230,31 @@ def estimate_record(model: ModelEstimate) -> dict:
     }
 
 
-def _json(model: ModelEstimate, depth: str) -> str:
+def prediction_record(prediction: LatencyPrediction) -> dict:
+    """The calibrated prediction's totals as plain data (also embedded in `bench --format json`)."""
+    p = prediction.profile
+    return {"profile": {"name": p.name, "title": p.title, "file": p.source, "device": p.device, "dtype": p.dtype,
+                        "execution": p.execution, "date": p.date, "threads": p.threads},
+            "batch": prediction.batch, "seconds": prediction.seconds,
+            "images_per_second": prediction.images_per_second, "overhead_seconds": prediction.overhead_seconds,
+            "kernel_seconds": prediction.kernel_seconds, "fresh_page_seconds": prediction.fresh_seconds,
+            "fresh_page_bytes": sum(l.fresh_bytes for l in prediction.layers),
+            "roofline_seconds": prediction.roofline_seconds,
+            "layers_by_how": prediction.count_by_how(), "notes": prediction.notes}
+
+
+def _json(model: ModelEstimate, depth: str, prediction: LatencyPrediction | None = None) -> str:
+    rows = []
+    for r in _rows(model, depth, prediction):
+        row = {"name": r.name, "detail": r.detail, "flops": r.flops, "bytes": r.bytes, "seconds": r.seconds,
+               "compute_bound_seconds": r.compute_seconds, "bound": r.bound}
+        if prediction is not None:
+            row.update(predicted_seconds=r.predicted, how=r.how)
+        rows.append(row)
     data = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model, **estimate_record(model),
             "units": {"flops": "FLOP per batch (1 MAC = 2 FLOP)", "bytes": "bytes per batch",
                       "seconds": "seconds per batch", "bandwidth": "bytes/s"},
-            depth + "s": [{"name": r.name, "detail": r.detail, "flops": r.flops, "bytes": r.bytes,
-                           "seconds": r.seconds, "compute_bound_seconds": r.compute_seconds, "bound": r.bound}
-                          for r in _rows(model, depth)]}
+            depth + "s": rows}
+    if prediction is not None:
+        data["prediction"] = prediction_record(prediction)
     return json_text(data, indent=2).rstrip("\n")

@@ -259,7 +259,7 @@ def pareto(points, front: set[int], by_latency: bool) -> Plot:
     if not by_latency:
         _count_axis(axes.yaxis, log=True)
     axes.set_xlabel("params (log scale)", fontsize=9)
-    axes.set_ylabel("predicted latency, ms per image (log)" if by_latency else "MACs per image (log scale)", fontsize=9)
+    axes.set_ylabel("predicted latency of a batch, ms (log scale)" if by_latency else "MACs per image (log scale)", fontsize=9)
     axes.set_title(f"{len(points)} variants; the line joins the Pareto front ({len(front)})", fontsize=10)
     handles = [Line2D([], [], linestyle="", marker=SEVERITY_MARKERS[s][0], color=SEVERITY_MARKERS[s][1],
                       label=f"worst finding: {s}" if s else "no finding") for s in ("error", "warning", "info", None)

@@ -23,7 +23,7 @@ LEGEND = ("rank: cheapest first (predicted latency with --profile, else MACs), t
 
 def _headers(report: SweepReport) -> list[str]:
     return (["rank", "front", "variant", "params", "MACs", "activations", "peak memory", "RF (px)", "findings"]
-            + (["latency"] if report.by_latency else []))
+            + ([f"latency (batch {report.batch})"] if report.by_latency else []))
 
 
 def _cells(report: SweepReport, rank: int | str, result: VariantResult) -> list[str]:
@@ -87,6 +87,7 @@ def sweep_dict(report: SweepReport) -> dict:
 
     return {"schema_version": JSON_SCHEMA_VERSION, "model": report.model, "spec": report.spec,
             "space_size": report.space.size, "evaluated": len(report.results), "objective": report.objective,
+            "latency_batch": report.batch if report.by_latency else None,
             "budgets": {b.key: b.limit for b in report.budgets}, "ranked": [record(r) for r in report.ranked],
             "over_budget": [{**record(r), "exceeded": report.exceeded(r)} for r in report.over_budget],
             "invalid": [record(r) for r in report.invalid], "legend": LEGEND}

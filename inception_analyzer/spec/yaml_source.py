@@ -137,8 +137,9 @@ def _offset_location(filename: str, text: str | bytes, offset: int) -> SourceLoc
     return SourceLocation(filename, text.count(newline, 0, offset) + 1, column + 1)
 
 
-def parse_yaml(text: str, filename: str) -> Any:
-    """Parse YAML text into plain values with locations; raise SpecSyntaxError/SpecError."""
+def parse_yaml(text: str, filename: str, what: str = "spec") -> Any:
+    """Parse YAML text into plain values with locations; raise SpecSyntaxError/SpecError. `what`
+    names the kind of document in the messages (a spec, a device profile)."""
     try:
         _check_bounds(text, filename)
         root = yaml.compose(text, Loader=_Loader)
@@ -152,7 +153,7 @@ def parse_yaml(text: str, filename: str) -> Any:
     except yaml.YAMLError as err:
         raise SpecSyntaxError(str(err).splitlines()[0], SourceLocation(filename)) from None
     if root is None:
-        raise SpecError("the spec is empty", SourceLocation(filename, 1, 1))
+        raise SpecError(f"the {what} is empty", SourceLocation(filename, 1, 1))
     return _convert(root, filename, _Budget(), text)
 
 
@@ -303,26 +304,27 @@ def _convert(node, filename: str, budget: _Budget, source: str | None = None, al
     raise SpecError("unsupported YAML node", loc)  # pragma: no cover - composer yields only these
 
 
-def read_yaml_file(path: str | Path) -> Any:
-    """Read and parse a spec file; a missing or unreadable file is a SpecError, not an OSError."""
-    return parse_yaml(read_text(path), str(path))
+def read_yaml_file(path: str | Path, what: str = "spec", max_bytes: int = MAX_SPEC_BYTES) -> Any:
+    """Read and parse a YAML file (a spec, or another document `what` names, of at most
+    `max_bytes`); a missing or unreadable file is a SpecError, not an OSError."""
+    return parse_yaml(read_text(path, what, max_bytes), str(path), what)
 
 
-def read_text(path: str | Path) -> str:
-    """A spec file's text, bounded and decoded; a missing or unreadable file is a SpecError."""
+def read_text(path: str | Path, what: str = "spec", max_bytes: int = MAX_SPEC_BYTES) -> str:
+    """A YAML file's text, bounded and decoded; a missing or unreadable file is a SpecError."""
     name = str(path)
     try:
         with open(path, "rb") as handle:  # at most one byte past the bound: not all of /dev/zero
-            data = handle.read(MAX_SPEC_BYTES + 1)
+            data = handle.read(max_bytes + 1)
     except FileNotFoundError:
-        raise SpecError("no such spec file", SourceLocation(name)) from None
+        raise SpecError(f"no such {what} file", SourceLocation(name)) from None
     except IsADirectoryError:
-        raise SpecError("is a directory, not a spec file", SourceLocation(name)) from None
+        raise SpecError(f"is a directory, not a {what} file", SourceLocation(name)) from None
     except OSError as err:
-        raise SpecError(f"cannot read the spec ({err.strerror})", SourceLocation(name)) from None
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecError(f"the spec is larger than {MAX_SPEC_BYTES // 2**20} MiB; refusing to read it",
-                        SourceLocation(name))
+        raise SpecError(f"cannot read the {what} ({err.strerror})", SourceLocation(name)) from None
+    if len(data) > max_bytes:
+        size = f"{max_bytes // 2**20} MiB" if max_bytes >= 2**20 else f"{max_bytes // 2**10} KiB"
+        raise SpecError(f"the {what} is larger than {size}; refusing to read it", SourceLocation(name))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -15,7 +15,7 @@ FIGURES = {"macs": ("macs", "multiply-accumulates per image"),
            "params": ("params", "learnable parameters"),
            "activations": ("activations", "output elements per image"),
            "memory": ("peak_memory_bytes", "peak memory of an inference pass, bytes"),
-           "latency": ("latency_seconds", "predicted seconds per image (needs --profile)")}
+           "latency": ("latency_seconds", "predicted latency of one batch (--batch), seconds (needs --profile)")}
 _NUMBER = re.compile(r"(?P<number>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>[A-Za-z]*)")
 _COUNT = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _BYTES = {**_COUNT, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..spec import load_spec_text
-from .evaluate import VariantResult, evaluate
+from .evaluate import Prediction, VariantResult, evaluate
 from .space import SweepError, Variant
 
 ENGINES = ("local", "dask")
@@ -31,10 +31,11 @@ class SpecSource:
     file: str
 
 
-def evaluate_chunk(source: SpecSource, first: int, variants: list[Variant], multiple: int) -> list[VariantResult]:
+def evaluate_chunk(source: SpecSource, first: int, variants: list[Variant], multiple: int,
+                   prediction: Prediction | None = None) -> list[VariantResult]:
     """The task every engine runs: the variants `first`, `first + 1`, ... of one sweep."""
     spec = load_spec_text(source.text, source.file)
-    return [evaluate(spec, first + offset, variant, multiple) for offset, variant in enumerate(variants)]
+    return [evaluate(spec, first + offset, variant, multiple, prediction) for offset, variant in enumerate(variants)]
 
 
 def _chunks(variants: list[Variant]) -> Iterator[tuple[int, list[Variant]]]:
@@ -43,7 +44,8 @@ def _chunks(variants: list[Variant]) -> Iterator[tuple[int, list[Variant]]]:
 
 
 def run_variants(source: SpecSource, variants: list[Variant], multiple: int, jobs: int = 1, engine: str = "local",
-                 address: str | None = None, progress: Callable[[int, int], None] | None = None) -> list[VariantResult]:
+                 address: str | None = None, progress: Callable[[int, int], None] | None = None,
+                 prediction: Prediction | None = None) -> list[VariantResult]:
     """Every variant's result, in the sweep's order; `progress(done, total)` after each chunk."""
     chunks = list(_chunks(variants))
     total, done = len(variants), 0
@@ -57,20 +59,21 @@ def run_variants(source: SpecSource, variants: list[Variant], multiple: int, job
             progress(done, total)
 
     if engine == "dask":
-        for chunk_results in _on_dask(source, chunks, multiple, address):
+        for chunk_results in _on_dask(source, chunks, multiple, address, prediction):
             collect(chunk_results)
     elif jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(evaluate_chunk, source, first, chunk, multiple) for first, chunk in chunks]
+            futures = [pool.submit(evaluate_chunk, source, first, chunk, multiple, prediction)
+                       for first, chunk in chunks]
             for future in futures:
                 collect(future.result())
     else:
         for first, chunk in chunks:
-            collect(evaluate_chunk(source, first, chunk, multiple))
+            collect(evaluate_chunk(source, first, chunk, multiple, prediction))
     return sorted(results, key=lambda r: r.index)
 
 
-def _on_dask(source: SpecSource, chunks, multiple: int, address: str | None):
+def _on_dask(source: SpecSource, chunks, multiple: int, address: str | None, prediction: Prediction | None):
     try:
         from distributed import Client
     except ImportError:
@@ -84,7 +87,8 @@ def _on_dask(source: SpecSource, chunks, multiple: int, address: str | None):
     except (OSError, TimeoutError) as err:
         raise SweepError(f"cannot reach the Dask scheduler at {address}: {type(err).__name__}: {err}") from None
     try:
-        futures = [client.submit(evaluate_chunk, source, first, chunk, multiple, pure=False) for first, chunk in chunks]
+        futures = [client.submit(evaluate_chunk, source, first, chunk, multiple, prediction, pure=False)
+                   for first, chunk in chunks]
         for future in futures:
             yield future.result()
     finally:

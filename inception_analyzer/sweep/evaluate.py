@@ -3,17 +3,23 @@ predicted latency), or the located one-line reason it is not a network at all.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..analysis.cost import last_feature_map
+from ..analysis.latency import LatencyProfile
 from ..analysis.findings import counts_by_severity
 from ..errors import AnalyzerError
-from ..pipeline import ModelAnalysis, Request, analyze
+from ..pipeline import Request, analyze
 from ..spec import Spec
 from .space import Variant
 
-# a variant's predicted latency, in seconds per image, from a calibrated device profile
-Predictor = Callable[[ModelAnalysis], float]
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a sweep predicts latency with: a calibrated device profile and the batch it is asked for
+    (plain data, so a worker process or a cluster task can carry it)."""
+
+    profile: LatencyProfile
+    batch: int = 1
 
 
 @dataclass
@@ -26,7 +32,7 @@ class VariantResult:
     peak_memory_bytes: int = 0        # an inference pass, batch 1, fp32 (analysis/memory.py)
     receptive_field: int | None = None  # of the last feature map, largest path, px (the larger axis)
     findings: dict[str, int] = field(default_factory=dict)   # count per severity, most serious first
-    latency_seconds: float | None = None
+    latency_seconds: float | None = None  # predicted for one batch (--batch) on the --profile device
     partial: bool = False             # some op not modelled: MACs are a lower bound
     error: str | None = None          # why the variant is invalid (one located line)
 
@@ -36,7 +42,7 @@ class VariantResult:
 
 
 def evaluate(spec: Spec, index: int, variant: Variant, multiple: int = 8,
-             predictor: Predictor | None = None) -> VariantResult:
+             prediction: Prediction | None = None) -> VariantResult:
     """The variant analysed; an error the variant causes (a grid that collapses, widths that no
     longer divide the groups) is its result, never an exception."""
     result = VariantResult(index, variant)
@@ -50,7 +56,8 @@ def evaluate(spec: Spec, index: int, variant: Variant, multiple: int = 8,
         result.receptive_field = max(field_.size) if field_ else None
         result.findings = counts_by_severity(analysis.findings)
         result.partial = totals.status == "partial"
-        result.latency_seconds = predictor(analysis) if predictor else None
+        if prediction is not None:
+            result.latency_seconds = analysis.predict(prediction.profile, prediction.batch).seconds
     except AnalyzerError as err:
         result.error = str(err).split("\n")[0]
     return result

@@ -18,6 +18,7 @@ class SweepReport:
     budgets: list[Budget]
     results: list[VariantResult]          # every evaluated variant, in the sweep's order
     by_latency: bool = False              # rank by predicted latency (a profile was given), else MACs
+    batch: int = 1                        # the batch the latency is predicted for
     valid: list[VariantResult] = field(init=False)
     invalid: list[VariantResult] = field(init=False)
     over_budget: list[VariantResult] = field(init=False)

@@ -1,0 +1,194 @@
+"""How close is the calibrated latency prediction to the measurement? Every bundled spec and
+imported torchvision / timm models (none of which the calibration ever ran: it times single ops),
+at several batch sizes, predicted from a profile and measured with bench's timing.
+
+    python benchmarks/latency_accuracy.py --profile PROFILE.yaml [--device cpu] [--batch 1,8,32]
+        [--models all|specs|imported|NAME,...] [--results FILE.jsonl] [--max-others 0.05]
+    python benchmarks/latency_accuracy.py --table FILE.jsonl     # the table of results already taken
+
+For each model and batch: the prediction (analysis/latency.py, timed: it is the analysis path,
+no torch), then the measurement as `bench SPEC --no-torchvision` takes it (bench/runner.py's
+measure_models: warm-up, iterations for --min-time, the median), one process, one model at a
+time. On a shared machine each measurement waits until other processes use under --max-others
+of the CPUs over a few seconds, and is retaken (up to --retries times) when they used more
+while it ran (bench/machine.py's OthersCpu: /proc/stat's busy time less this process's own).
+Each result is appended to --results as one JSON line as soon as it exists, so a long run can
+be resumed (`--resume` skips what the file holds) and printed later with --table.
+
+Prints a Markdown table (predicted, measured, error = predicted / measured - 1) and the summary:
+the median absolute error, the worst, and how many lie within +-15%.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SPECS = ["inception_v1", "googlenet", "bn_inception", "inception_v2", "inception_v3", "inception_v4",
+         "inception_resnet_v2", "resnet50", "vgg16", "vgg19", "alexnet"]
+# imported with torch.fx (inception_analyzer/importer.py), never seen by the calibration
+IMPORTED = ["torchvision:resnet18", "torchvision:mobilenet_v2", "torchvision:mobilenet_v3_large",
+            "torchvision:efficientnet_b0", "torchvision:regnet_x_400mf", "torchvision:resnext50_32x4d",
+            "torchvision:densenet121", "timm:dla34", "timm:xception41", "timm:fbnetc_100"]
+TARGET = 0.15
+
+
+def graph_of(name: str):
+    """A bundled spec's analysis, or an imported model's (`torchvision:NAME`, `timm:NAME`)."""
+    import inception_analyzer as ia
+    from inception_analyzer.pipeline import Request, analyze
+
+    if ":" not in name:
+        return analyze(Request(name))
+    package, model_name = name.split(":", 1)
+    import torch
+
+    from inception_analyzer.importer import import_module
+    from inception_analyzer.torchvision_compat import load_torchvision
+
+    torch.manual_seed(0)
+    if package == "torchvision":
+        model = getattr(load_torchvision().module.models, model_name)(weights=None)
+    elif package == "timm":
+        import timm
+        model = timm.create_model(model_name, pretrained=False)
+    else:
+        raise SystemExit(f"unknown package in {name} (torchvision:NAME or timm:NAME)")
+    imported = import_module(model.eval(), (3, 224, 224), name=f"{package}_{model_name}")
+    return ia.analyze(imported.graph)
+
+
+def measure(analysis, batch: int, settings, max_others: float, retries: int, say) -> dict:
+    from inception_analyzer.bench.machine import OthersCpu, wait_for_quiet
+    from inception_analyzer.bench.progress import Progress
+    from inception_analyzer.bench.runner import measure_models
+    from inception_analyzer.bench.workload import build_ours
+
+    graph, report = analysis.graph, analysis.cost
+    for attempt in range(1, retries + 1):
+        quiet = wait_for_quiet(max_others, say=say)
+        load_before = os.getloadavg()[0]
+        with OthersCpu() as others:
+            (ours,) = measure_models([("ours", lambda: build_ours(graph, settings))], graph, report, batch, settings,
+                                     None, Progress(1, enabled=False))
+        if not ours.ok:
+            raise SystemExit(f"{graph.name} batch {batch}: {ours.status}")
+        result = {"p50": ours.timing.median, "p90": ours.timing.p90, "n": ours.timing.iterations,
+                  "others_before": quiet, "others_during": others.share, "load_before": load_before,
+                  "load_after": os.getloadavg()[0], "attempt": attempt}
+        if others.share is None or others.share <= max_others:
+            return result
+        say(f"{graph.name} batch {batch}: others used {100 * others.share:.0f}% of the CPUs meanwhile; again")
+    result["disturbed"] = True
+    return result
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from inception_analyzer.analysis.latency_file import read_profile
+    from inception_analyzer.bench.settings import BenchSettings, torch_settings
+
+    profile = read_profile(args.profile)
+    names = {"all": SPECS + IMPORTED, "specs": SPECS, "imported": IMPORTED}.get(args.models) or args.models.split(",")
+    batches = [int(b) for b in args.batch.split(",")]
+    done = set()
+    results = Path(args.results)
+    if args.resume and results.exists():
+        done = {(r["model_source"], r["batch"]) for r in map(json.loads, results.read_text().splitlines())}
+
+    def say(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    settings = BenchSettings(device=torch.device(args.device), dtype=profile.dtype, warmup=args.warmup,
+                             min_time=args.min_time, threads=profile.threads if args.device == "cpu" else None)
+    with torch_settings(settings):
+        for name in names:
+            analysis = graph_of(name)
+            for batch in batches:
+                if (name, batch) in done:
+                    continue
+                start = time.perf_counter()
+                prediction = analysis.predict(profile, batch, profile.dtype)
+                predict_ms = 1e3 * (time.perf_counter() - start)
+                measured = measure(analysis, batch, settings, args.max_others, args.retries, say)
+                row = {"model_source": name, "model": analysis.name, "batch": batch,
+                       "imported": ":" in name, "predicted": prediction.seconds,
+                       "predicted_overhead": prediction.overhead_seconds, "roofline": prediction.roofline_seconds,
+                       "by_how": prediction.count_by_how(), "predict_ms": predict_ms, **measured,
+                       "error": prediction.seconds / measured["p50"] - 1,
+                       "threads": torch.get_num_threads(), "torch": torch.__version__,
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S"), "profile": str(args.profile)}
+                with results.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                say(f"{analysis.name:<28} batch {batch:>3}: predicted {1e3 * row['predicted']:9.2f} ms, measured "
+                    f"{1e3 * row['p50']:9.2f} ms, error {100 * row['error']:+6.1f}%  (others "
+                    f"{100 * (row['others_during'] or 0):.1f}%, load {row['load_before']:.2f})")
+    print(table(results))
+
+
+def table(path: Path) -> str:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = ["| model | batch | predicted | measured (p50) | error | roofline | others' CPU share | 1-min load |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = r["model"] + (" (imported)" if r.get("imported") else "")
+        lines.append(f"| {name} | {r['batch']} | {_ms(r['predicted'])} | {_ms(r['p50'])} | {100 * r['error']:+.1f}% | "
+                     f"{_ms(r['roofline'])} | {100 * (r.get('others_during') or 0):.1f}% | {r['load_before']:.2f} |")
+    errors = [abs(r["error"]) for r in rows]
+    if errors:
+        worst = max(rows, key=lambda r: abs(r["error"]))
+        within = sum(e <= TARGET for e in errors)
+        lines.append("")
+        lines.append(f"{len(rows)} measurements ({len({r['model'] for r in rows})} models): median absolute error "
+                     f"{100 * statistics.median(errors):.1f}%, worst {100 * worst['error']:+.1f}% ({worst['model']} "
+                     f"batch {worst['batch']}), {within} of {len(rows)} within +-{100 * TARGET:.0f}%; prediction "
+                     f"{statistics.median(r['predict_ms'] for r in rows):.1f} ms per model and batch (median)")
+        for group, label in ((False, "specs"), (True, "imported models")):
+            subset = [abs(r["error"]) for r in rows if bool(r.get("imported")) == group]
+            if subset:
+                lines.append(f"{label}: median absolute error {100 * statistics.median(subset):.1f}%, worst "
+                             f"{100 * max(subset):.1f}%")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    return f"{1e3 * seconds:,.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", help="a calibrated profile (inception-analyzer calibrate -o PROFILE.yaml)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", default="1,8,32")
+    parser.add_argument("--models", default="all", help="all, specs, imported, or names separated by commas")
+    parser.add_argument("--results", default="latency_accuracy.jsonl", help="JSON lines, one per measurement")
+    parser.add_argument("--resume", action="store_true", help="skip what --results already holds")
+    parser.add_argument("--max-others", type=float, default=0.05,
+                        help="the share of the CPUs other processes may use while a measurement runs")
+    parser.add_argument("--retries", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--min-time", type=float, default=2.0)
+    parser.add_argument("--table", metavar="FILE", help="print the table of a results file and exit")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table(Path(args.table)))
+        return 0
+    if not args.profile:
+        parser.error("--profile is needed (or --table FILE)")
+    print(f"# {platform.node() or 'machine'}: {platform.platform()}, python {platform.python_version()}",
+          file=sys.stderr)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

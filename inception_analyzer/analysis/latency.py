@@ -1,0 +1,733 @@
+"""Calibrated latency: how long a model takes on one device, predicted from the cost records, the
+graph's facets and a profile fitted to microbenchmarks of single ops on that device
+(`inception-analyzer calibrate`, bench/calibrate.py). Pure arithmetic, no torch: a prediction
+takes milliseconds.
+
+The model (docs/benchmarks.md follows one layer through it by hand):
+
+    layer time = overhead[entry] + kernel[entry](the layer's shapes, batch) + fresh pages
+    model time = forward overhead + the layers' times, as the device runs them:
+                 execution 'sync' (a CPU: each op ends before the next starts): their sum;
+                 execution 'queue' (CUDA: the host enqueues ops, the device runs them in order):
+                 host i ends at host(i-1) + overhead i; device i starts at max(host i, end(i-1))
+                 and ends kernel i later; the model's time is the last end.
+
+`fresh pages` is what the layer pays for memory the kernel hands out anew (a CPU profile with a
+host allocator: analysis/allocator.py simulates which tensors land on fresh pages in the model's
+own order of allocations; the microbenchmarks themselves run on warm memory).
+`overhead` is what eager execution costs beyond the kernel (the module call, torch's dispatch,
+the output's allocation): the op's time on the smallest tensors, fitted per entry, plus the
+profile's `layer overhead`, what a layer adds when it runs among others in a model (fitted to a
+120-layer network of tiny maps, whose kernels cost next to nothing, against its prediction). Which entry
+prices a layer follows from its op kind's facets, never from a model's name:
+
+  - convolution-like layers (a `ConvGeometry`) and linear layers: an *efficiency* entry per class
+    (kernel h x w / stride, and dense, grouped or depthwise; linear is one class):
+
+        kernel = FLOPs / (peak x f_in(C_in / groups) x f_out(C_out / groups) x f_pixels(batch x H_out x W_out)
+                          x f_groups(groups))
+                 + d_in x copy(input) + d_out x copy(output) + d_weights x copy(weights)
+
+    with FLOPs = 2 x MACs x batch. `peak` is the best FLOP/s the class reached when calibrated;
+    each factor f (<= 1) is a table of (argument, factor) interpolated linearly in log2 of the
+    argument and held at its end values beyond the measured range (a linear layer: C_in = in
+    features, C_out = out features, pixels = batch). The second line is what the layer spends
+    moving data rather than multiplying: copy(n) is the device's measured time to copy a tensor
+    of n elements (the profile's "copy" curve: it steps up where a tensor outgrows the caches,
+    or the allocator's reuse of freed memory), and d_in, d_out, d_weights how many such copies
+    the class's kernels cost (on a CPU, oneDNN converts the input, the output and the weights
+    between torch's layout and its blocked one on every call). Fitted over the class's
+    microbenchmarks by turns: least squares on log(FLOP/s) of what is left after the data term,
+    then non-negative least squares for d on what is left after the compute term.
+  - every other op kind: a *curve*, its kernel time measured at sizes of one feature (the
+    elements it reads and writes per batch; for pooling the window reads, batch x output
+    elements x window area), interpolated linearly between the measured sizes, from zero below
+    the first and at the last segment's rate beyond the last. An activation the builder runs in
+    place (graph.runs_in_place) has an entry of its own ("relu (in place)"). A view or no-op
+    (flatten, dropout at inference) costs its overhead only.
+  - a convolution class or pooling window the profile lacks takes the nearest window of the same
+    kind (a conv of the same grouping, a pool of the same op: kernel area, then stride, then
+    aspect); an op kind the profile has no entry for at all falls back to the roofline
+    (analysis/roofline.py, on the profile's measured roofs) divided by the profile's fitted
+    roofline efficiency, plus the median overhead. Each layer says which way it was priced (`how`).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..dtypes import get_dtype
+from ..errors import AnalyzerError
+from ..graph import Graph, Node, runs_in_place
+from ..numbers import numel
+from ..ops import Category, ConvGeometry
+from .allocator import Allocator, fresh_bytes
+from .cost import AUX, CostReport
+from .roofline import DeviceProfile, estimate_layer, moves_data, shapes_move_data
+
+SYNC = "sync"        # each op runs to its end before the next starts (CPU)
+QUEUE = "queue"      # the host enqueues, the device runs in order (CUDA)
+EXECUTIONS = (SYNC, QUEUE)
+EFFICIENCY = "efficiency"
+CURVE = "curve"
+# the factors of an efficiency entry, in the order the formula multiplies them
+FACTORS = ("in_channels", "out_channels", "pixels", "groups")
+ELEMENTS = "elements"            # a curve's feature: elements read and written per batch
+WINDOW_READS = "window reads"    # a pool's: batch x output elements x window area
+FEATURES = (ELEMENTS, WINDOW_READS)
+FITTED, NEAREST, FALLBACK = "fitted", "nearest", "fallback"
+SIGNIFICANT = 4                  # digits a fitted figure keeps (the profile file shows them all)
+
+
+class LatencyError(AnalyzerError):
+    kind = "latency profile error"
+
+
+def rounded(value: float, digits: int = SIGNIFICANT) -> float:
+    """A fitted figure as the profile keeps it: `digits` significant digits, so the profile in
+    memory and the one read back from its file predict the same."""
+    return float(f"{value:.{digits}g}") if value else 0.0
+
+
+# ----------------------------------------------------------------------------- entries
+def interpolate_log2(points: tuple[tuple[float, float], ...], x: float) -> float:
+    """A factor table's value at x: linear in log2 x between its points, held beyond the ends."""
+    if x <= points[0][0]:
+        return points[0][1]
+    if x >= points[-1][0]:
+        return points[-1][1]
+    index = bisect.bisect_right([p[0] for p in points], x)
+    (x0, y0), (x1, y1) = points[index - 1], points[index]
+    t = (math.log2(x) - math.log2(x0)) / (math.log2(x1) - math.log2(x0))
+    return y0 + t * (y1 - y0)
+
+
+@dataclass(frozen=True)
+class EfficiencyEntry:
+    """A convolution class (or linear): kernel = FLOPs / (peak x product of factors)."""
+
+    key: str
+    overhead: float                                         # seconds per call
+    peak_flops: float                                       # FLOP/s where every factor is 1
+    factors: dict[str, tuple[tuple[float, float], ...]]     # name -> ((argument, factor), ...)
+    samples: int = 0
+    data: dict[str, float] = field(default_factory=dict)    # DATA name -> copies of that tensor per call
+
+    def efficiency(self, arguments: dict[str, float]) -> float:
+        value = self.peak_flops
+        for name, points in self.factors.items():
+            value *= interpolate_log2(points, arguments[name])
+        return value
+
+    def compute_seconds(self, flops: float, arguments: dict[str, float]) -> float:
+        return flops / self.efficiency(arguments) if flops else 0.0
+
+    def data_seconds(self, sizes: dict[str, float], copy: CurveEntry | None) -> float:
+        """The data term: each tensor's copies at the device's copy time (none without a copy curve)."""
+        if copy is None:
+            return 0.0
+        return sum(times * copy_seconds(copy, sizes.get(name, 0.0)) for name, times in self.data.items())
+
+    def kernel_seconds(self, flops: float, arguments: dict[str, float], sizes: dict[str, float] | None = None,
+                       copy: CurveEntry | None = None) -> float:
+        return self.compute_seconds(flops, arguments) + self.data_seconds(sizes or {}, copy)
+
+    def in_range(self, arguments: dict[str, float]) -> bool:
+        return all(points[0][0] <= arguments[name] <= points[-1][0] for name, points in self.factors.items())
+
+
+@dataclass(frozen=True)
+class CurveEntry:
+    """Any other op kind: kernel seconds measured at sizes of one feature, linear between them."""
+
+    key: str
+    overhead: float                                  # seconds per call
+    feature: str                                     # ELEMENTS or WINDOW_READS
+    points: tuple[tuple[float, float], ...]          # (feature value, kernel seconds), ascending
+    samples: int = 0
+
+    def kernel_seconds(self, x: float) -> float:
+        if x <= 0 or not self.points:
+            return 0.0
+        xs = [p[0] for p in self.points]
+        if x <= xs[0]:                                   # from zero at no work to the first point
+            return self.points[0][1] * x / xs[0]
+        if x >= xs[-1]:                                  # beyond: at the last segment's rate
+            if len(self.points) == 1:
+                return self.points[-1][1] * x / xs[-1]
+            (x0, y0), (x1, y1) = self.points[-2], self.points[-1]
+            return y1 + (x - x1) * max(y1 - y0, 0.0) / (x1 - x0)
+        index = bisect.bisect_right(xs, x)
+        (x0, y0), (x1, y1) = self.points[index - 1], self.points[index]
+        return y0 + (x - x0) * (y1 - y0) / (x1 - x0)
+
+    def in_range(self, x: float) -> bool:
+        return not self.points or x <= self.points[-1][0]
+
+
+Entry = EfficiencyEntry | CurveEntry
+COPY_KEY = "copy"                # the device's time to copy a tensor, by elements moved (read + written)
+DATA = ("input", "output", "weights")
+
+
+def copy_seconds(copy: CurveEntry, elements: float) -> float:
+    """The time to copy a tensor of `elements` elements: the copy curve at 2 x elements moved."""
+    return copy.kernel_seconds(2.0 * elements) if elements > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Roofs:
+    """The roofline's figures for the profile's dtype, measured when it was calibrated."""
+
+    matmul_flops: float
+    vector_flops: float
+    memory_bandwidth: float
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """How an op kind without an entry is priced: overhead + roofline time / efficiency."""
+
+    overhead: float
+    efficiency: float
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """A device calibrated for one dtype: its machine, its roofs and the fitted entries."""
+
+    name: str
+    title: str
+    device: str                      # "cpu" or "cuda"
+    dtype: str
+    execution: str                   # SYNC or QUEUE
+    roofs: Roofs
+    forward_overhead: float          # seconds per call of the whole model, beyond its layers
+    fallback: Fallback
+    entries: dict[str, Entry]
+    layer_overhead: float = 0.0      # seconds a layer adds in a model beyond its entry's overhead alone
+    allocator: Allocator | None = None   # the host allocator whose fresh pages a model pays for (CPU)
+    threads: int | None = None       # torch's CPU threads when calibrated
+    machine: dict[str, str] = field(default_factory=dict)
+    date: str = ""
+    calibration: dict[str, object] = field(default_factory=dict)
+    source: str = ""                 # the file it was read from
+
+    def device_profile(self) -> DeviceProfile:
+        """The roofline's view of this device (the measured roofs) for the bound shown beside."""
+        return DeviceProfile(name=self.name, title=self.title, matmul_flops={self.dtype: self.roofs.matmul_flops},
+                             vector_flops=self.roofs.vector_flops, memory_bandwidth=self.roofs.memory_bandwidth,
+                             memory_bytes=self.roofs.memory_bytes, source=self.source or "calibrated")
+
+    def efficiency_entries(self) -> dict[str, EfficiencyEntry]:
+        return {k: e for k, e in self.entries.items() if isinstance(e, EfficiencyEntry)}
+
+
+# ----------------------------------------------------------------------------- which entry, which features
+def stride_text(stride: tuple[int, int]) -> str:
+    return str(stride[0]) if stride[0] == stride[1] else f"{stride[0]}x{stride[1]}"
+
+
+def conv_key(geometry: ConvGeometry) -> str:
+    """'conv 3x3/2', 'conv 3x3/1 depthwise', 'conv 3x3/1 grouped', 'conv 3x3/1 d2'."""
+    key = f"conv {geometry.kernel[0]}x{geometry.kernel[1]}/{stride_text(geometry.stride)}"
+    if geometry.dilation != (1, 1):
+        key += f" d{geometry.dilation[0]}" + ("" if geometry.dilation[0] == geometry.dilation[1]
+                                               else f"x{geometry.dilation[1]}")
+    if geometry.depthwise:
+        key += " depthwise"
+    elif geometry.grouped:
+        key += " grouped"
+    return key
+
+
+LINEAR_KEY = "linear"
+IN_PLACE = " (in place)"
+GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class LayerWork:
+    """What prices one layer: its entry's key, and the figures the entry reads."""
+
+    key: str
+    model: str                              # EFFICIENCY or CURVE
+    flops: float = 0.0                      # efficiency: 2 x MACs x batch
+    arguments: dict[str, float] = field(default_factory=dict)   # efficiency: the factors' arguments
+    feature: str = ELEMENTS                 # curve: which feature
+    size: float = 0.0                       # curve: its value (0: a view or no-op)
+    data: dict[str, float] = field(default_factory=dict)        # efficiency: elements of input, output, weights
+    family: str = ""                        # entries that may stand in for each other: "conv", "conv depthwise",
+    kernel: tuple[int, int] | None = None   # "maxpool"...; and the window (nearest-class search)
+    stride: tuple[int, int] | None = None
+
+
+def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = False) -> LayerWork:
+    """The entry and features of one layer (an op kind with its resolved arguments and shapes,
+    per image) at a batch size; the calibration computes its samples' features by this too."""
+    inputs = [tuple(s) for s in inputs]
+    out = tuple(out)
+    geometry = op.geometry(args, inputs, out)
+    data = {"input": float(batch * sum(numel(s) for s in inputs)), "output": float(batch * numel(out)),
+            "weights": float(op.params(args, inputs, out))}
+    if geometry is not None:
+        pixels = batch * (out[1] * out[2] if len(out) == 3 else 1)
+        grouping = "depthwise" if geometry.depthwise else "grouped" if geometry.grouped else ""
+        return LayerWork(conv_key(geometry), EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
+                         arguments={"in_channels": geometry.in_channels / geometry.groups,
+                                    "out_channels": geometry.out_channels / geometry.groups,
+                                    "pixels": pixels, "groups": geometry.groups},
+                         data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
+                         stride=geometry.stride)
+    if op.category is Category.LINEAR:
+        return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
+                         arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
+                                    "groups": 1}, data=data)
+    key = op.name + (IN_PLACE if in_place else "")
+    if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out):
+        return LayerWork(key, CURVE, size=0.0)
+    if op.category is Category.POOL and len(inputs[0]) == 3:
+        # a pool's entry is its window ('maxpool 3x3/2'), or 'global' where the window is the whole map
+        step = op.rf_step(args, inputs, tuple(inputs[0][1:]))
+        size = float(batch * numel(out) * step.kernel[0] * step.kernel[1])
+        if tuple(out[1:]) == (1, 1) and tuple(step.kernel) == tuple(inputs[0][1:]):
+            return LayerWork(f"{op.name} {GLOBAL}", CURVE, feature=WINDOW_READS, size=size, family=op.name)
+        return LayerWork(f"{op.name} {step.kernel[0]}x{step.kernel[1]}/{stride_text(step.stride)}", CURVE,
+                         feature=WINDOW_READS, size=size, family=op.name, kernel=tuple(step.kernel),
+                         stride=tuple(step.stride))
+    return LayerWork(key, CURVE, feature=ELEMENTS, size=float(batch * (sum(numel(s) for s in inputs) + numel(out))))
+
+
+# ----------------------------------------------------------------------------- prediction
+@dataclass
+class LayerPrediction:
+    path: str
+    op: str
+    role: str
+    block: str
+    stage: str
+    entry: str                   # the profile entry that priced it (or the one it lacked)
+    how: str                     # FITTED, NEAREST or FALLBACK
+    overhead_seconds: float
+    kernel_seconds: float
+    roofline_seconds: float      # the roofline bound on the profile's roofs, for beside it
+    extrapolated: bool = False   # a feature beyond the calibrated range
+    via: str = ""                # NEAREST: the entry used instead
+    fresh_bytes: int = 0         # bytes it touches on fresh pages (analysis/allocator.py)
+    fresh_seconds: float = 0.0   # what they cost
+
+    @property
+    def seconds(self) -> float:
+        return self.overhead_seconds + self.kernel_seconds + self.fresh_seconds
+
+    @property
+    def how_text(self) -> str:
+        text = f"{self.how} {self.via}" if self.via else self.how
+        return text + (", extrapolated" if self.extrapolated else "")
+
+
+@dataclass
+class LatencyPrediction:
+    model: str
+    profile: LatencyProfile
+    batch: int
+    layers: list[LayerPrediction]
+    seconds: float               # the model's time per batch (execution rule applied)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.batch / self.seconds if self.seconds else math.inf
+
+    @property
+    def overhead_seconds(self) -> float:
+        return self.profile.forward_overhead + sum(l.overhead_seconds for l in self.layers)
+
+    @property
+    def kernel_seconds(self) -> float:
+        return sum(l.kernel_seconds for l in self.layers)
+
+    @property
+    def fresh_seconds(self) -> float:
+        return sum(l.fresh_seconds for l in self.layers)
+
+    @property
+    def roofline_seconds(self) -> float:
+        return sum(l.roofline_seconds for l in self.layers)
+
+    def count_by_how(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            counts[layer.how] = counts.get(layer.how, 0) + 1
+        return counts
+
+
+def nearest_entry(profile: LatencyProfile, work: LayerWork) -> str | None:
+    """The calibrated entry of the same family (a conv of the same grouping, a pool of the same
+    op) closest to a window the profile lacks: nearest in log window area, then in log stride,
+    then in aspect; an entry without a window ('maxpool global') only when no other is there.
+    None when the family has no entry at all."""
+    if not work.family:
+        return None
+    best, best_distance = None, None
+    for key, entry in profile.entries.items():
+        parsed = parse_window_key(key)
+        if parsed is None or parsed[0] != work.family or (isinstance(entry, EfficiencyEntry)) != (work.model == EFFICIENCY):
+            continue
+        _, kernel, stride = parsed
+        if kernel is None or work.kernel is None:
+            distance = (math.inf, math.inf, math.inf)
+        else:
+            distance = (abs(math.log2(kernel[0] * kernel[1]) - math.log2(work.kernel[0] * work.kernel[1])),
+                        abs(math.log2(stride[0] * stride[1]) - math.log2(work.stride[0] * work.stride[1])),
+                        abs(math.log2(kernel[0] / kernel[1]) - math.log2(work.kernel[0] / work.kernel[1])))
+        if best_distance is None or distance < best_distance:
+            best, best_distance = key, distance
+    return best
+
+
+def parse_window_key(key: str) -> tuple[str, tuple[int, int] | None, tuple[int, int] | None] | None:
+    """'conv 3x3/2 depthwise' -> ('conv depthwise', (3, 3), (2, 2)); 'maxpool 3x3/1' -> ('maxpool',
+    (3, 3), (1, 1)); 'avgpool global' -> ('avgpool', None, None); None for a key without a window
+    (or a dilated conv's)."""
+    words = key.split()
+    if len(words) == 2 and words[1] == GLOBAL:
+        return words[0], None, None
+    if len(words) not in (2, 3) or "/" not in words[1]:
+        return None
+    grouping = words[2] if len(words) == 3 else ""
+    if grouping not in ("", "depthwise", "grouped") or (grouping and words[0] != "conv"):
+        return None
+    kernel_text, stride_part = words[1].split("/", 1)
+    try:
+        kernel = tuple(int(v) for v in kernel_text.split("x"))
+        stride = tuple(int(v) for v in stride_part.split("x"))
+    except ValueError:
+        return None
+    if len(kernel) != 2 or len(stride) not in (1, 2) or min(*kernel, *stride) < 1:
+        return None
+    return f"{words[0]} {grouping}".strip(), kernel, (stride * 2 if len(stride) == 1 else stride)
+
+
+def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: float
+                  ) -> tuple[str, str, float, float, bool]:
+    """(how, via, overhead, kernel, extrapolated) of one layer."""
+    entry = profile.entries.get(work.key)
+    via = ""
+    if entry is None:
+        via = nearest_entry(profile, work) or ""
+        entry = profile.entries.get(via)
+    if isinstance(entry, EfficiencyEntry) and work.model == EFFICIENCY:
+        how = NEAREST if via else FITTED
+        copy = profile.entries.get(COPY_KEY)
+        kernel = entry.kernel_seconds(work.flops, work.arguments, work.data,
+                                      copy if isinstance(copy, CurveEntry) else None)
+        return how, via, entry.overhead, kernel, not entry.in_range(work.arguments)
+    if isinstance(entry, CurveEntry) and work.model == CURVE and (entry.feature == work.feature or not work.size):
+        return (NEAREST if via else FITTED), via, entry.overhead, entry.kernel_seconds(work.size), \
+            not entry.in_range(work.size)
+    fallback = profile.fallback
+    return FALLBACK, "", fallback.overhead, roofline_seconds / fallback.efficiency, False
+
+
+def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: int = 1,
+            dtype: str | None = None) -> LatencyPrediction:
+    """The calibrated prediction of one inference batch: every main-path layer priced by its
+    entry (module docstring), combined as the profile's execution runs them."""
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise LatencyError(f"the batch size must be a positive integer, got {batch!r}")
+    if dtype is not None and dtype != profile.dtype:
+        raise LatencyError(f"the profile '{profile.name}' was calibrated for {profile.dtype}, not {dtype}",
+                           hint=f"calibrate again with --dtype {dtype}, or ask for {profile.dtype}")
+    device = profile.device_profile()
+    allocator = profile.allocator
+    fresh = fresh_bytes(graph, batch, get_dtype(profile.dtype).bytes, allocator) if allocator else {}
+    layers = []
+    for record in report.layers:
+        if record.role == AUX:
+            continue
+        node: Node = graph.node(record.path)
+        work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, batch, runs_in_place(graph, node))
+        bound = estimate_layer(record, device, profile.dtype, batch).seconds if moves_data(record) else 0.0
+        how, via, overhead, kernel, outside = predict_layer(work, profile, bound)
+        overhead += profile.layer_overhead
+        touched = fresh.get(record.path, 0)
+        layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, work.key, how,
+                                      overhead, kernel, bound, outside, via, touched,
+                                      touched * allocator.fault_seconds_per_byte if allocator else 0.0))
+    seconds = combine(profile, layers)
+    notes = [_execution_note(profile)]
+    counts = {how: sum(1 for l in layers if l.how == how) for how in (FITTED, NEAREST, FALLBACK)}
+    if counts[NEAREST] or counts[FALLBACK]:
+        lacking = sorted({l.entry for l in layers if l.how != FITTED})
+        notes.append(f"{counts[FITTED]} layers priced by their own entry, {counts[NEAREST]} by the nearest window "
+                     f"of their kind, {counts[FALLBACK]} by the fallback (roofline / {profile.fallback.efficiency:.3g}); "
+                     f"no entry for: {', '.join(lacking)}")
+    extrapolated = sum(1 for l in layers if l.extrapolated)
+    if extrapolated:
+        notes.append(f"{extrapolated} layer(s) lie beyond the calibrated sizes (held at the edge of the "
+                     "measured range)")
+    return LatencyPrediction(report.model, profile, batch, layers, seconds, notes)
+
+
+def combine(profile: LatencyProfile, layers: Iterable[LayerPrediction]) -> float:
+    """The model's time from its layers' overheads and kernels (module docstring)."""
+    if profile.execution == SYNC:
+        return profile.forward_overhead + sum(l.seconds for l in layers)
+    host = device = profile.forward_overhead
+    for layer in layers:
+        host += layer.overhead_seconds + layer.fresh_seconds
+        device = max(host, device) + layer.kernel_seconds
+    return max(host, device)
+
+
+def _execution_note(profile: LatencyProfile) -> str:
+    if profile.execution == SYNC:
+        return "eager execution: the sum of the layers' overheads and kernels, as fitted on the device"
+    return "eager execution on a device queue: the host's overheads and the device's kernels overlap"
+
+
+# ----------------------------------------------------------------------------- fitting
+@dataclass(frozen=True)
+class Sample:
+    """One microbenchmark: an entry's features and the median seconds per call measured."""
+
+    key: str
+    seconds: float
+    flops: float = 0.0
+    arguments: dict[str, float] = field(default_factory=dict)
+    feature: str = ELEMENTS
+    size: float = 0.0
+    data: dict[str, float] = field(default_factory=dict)
+
+
+def fit_overhead(seconds: Iterable[float]) -> float:
+    """An entry's overhead: the median of its calls on the smallest tensors."""
+    values = list(seconds)
+    if not values:
+        raise LatencyError("no timing to fit an overhead to")
+    return rounded(statistics.median(values))
+
+
+def isotonic(values: list[float]) -> list[float]:
+    """The closest non-decreasing sequence in least squares (pool adjacent violators): a kernel's
+    time does not fall as its work grows, so a dip measured between two sizes is noise."""
+    blocks: list[list[float]] = []          # [mean, weight]
+    for value in values:
+        blocks.append([value, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m1, w1), (m2, w2) = blocks[-2], blocks.pop()
+            blocks[-1] = [(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2]
+    out: list[float] = []
+    for mean, weight in blocks:
+        out.extend([mean] * int(weight))
+    return out
+
+
+def fit_curve(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True) -> CurveEntry:
+    """A curve entry: per measured size the median time, less the overhead (on a sync device),
+    made non-decreasing (isotonic)."""
+    if not samples:
+        raise LatencyError(f"no samples to fit '{key}'")
+    features = {s.feature for s in samples}
+    if len(features) != 1:
+        raise LatencyError(f"'{key}' has samples of several features: {', '.join(sorted(features))}")
+    by_size: dict[float, list[float]] = {}
+    for sample in samples:
+        if sample.size > 0:
+            by_size.setdefault(sample.size, []).append(sample.seconds)
+    sizes = sorted(by_size)
+    kernels = [max(statistics.median(by_size[x]) - (overhead if subtract_overhead else 0.0), 0.0) for x in sizes]
+    points = tuple((float(x), rounded(y)) for x, y in zip(sizes, isotonic(kernels)))
+    return CurveEntry(key, overhead, features.pop(), points, len(samples))
+
+
+def _hat_weights(knots: list[float], value: float) -> list[tuple[int, float]]:
+    """Linear interpolation weights of `value` between the knots (log2 values), held at the ends."""
+    if value <= knots[0]:
+        return [(0, 1.0)]
+    if value >= knots[-1]:
+        return [(len(knots) - 1, 1.0)]
+    index = bisect.bisect_right(knots, value)
+    t = (value - knots[index - 1]) / (knots[index] - knots[index - 1])
+    return [(index - 1, 1.0 - t), (index, t)]
+
+
+def knots_for(values: Iterable[float], step: float) -> list[float]:
+    """log2 knots every `step` covering the values' range (empty when they are all one value)."""
+    logs = [math.log2(v) for v in values]
+    low, high = min(logs), max(logs)
+    if high - low < 1e-9:
+        return []
+    first = math.floor(low / step) * step
+    knots = [max(first, low)]
+    k = first + step
+    while k < high - 1e-9:
+        if k > knots[-1] + 1e-9:
+            knots.append(k)
+        k += step
+    knots.append(high)
+    return knots
+
+
+KNOT_STEPS = {"in_channels": 1.0, "out_channels": 1.0, "pixels": 2.0, "groups": 2.0}   # in log2
+SMOOTHING = 0.3       # weight of each table's second differences (curvature) in the fit
+RIDGE = 1e-3          # a little pull of every knot value towards zero, so each solve is well posed
+MIN_DATA_SAMPLES = 12 # a class fits a data term from this many samples on
+
+
+def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True,
+                   copy: CurveEntry | None = None, rounds: int = 4) -> EfficiencyEntry:
+    """An efficiency entry fitted to a class's samples (module docstring). Without a copy curve
+    (or samples without data sizes) the data term stays empty; with one, `rounds` turns of: the
+    compute term fitted to what the data term leaves, the data term to what the compute term
+    leaves."""
+    base = [(s, s.seconds - (overhead if subtract_overhead else 0.0)) for s in samples if s.flops > 0 and s.seconds > 0]
+    if not base:
+        raise LatencyError(f"no usable samples to fit '{key}'")
+    # the data term's three coefficients want samples enough to tell them from the compute term
+    with_data = copy is not None and len(base) >= MIN_DATA_SAMPLES and all(s.data for s, _ in base)
+    coefficients = {name: 0.0 for name in DATA} if with_data else {}
+    peak, factors = 0.0, {}
+    for _ in range(rounds if with_data else 1):
+        left = []
+        for sample, kernel in base:
+            data = sum(c * copy_seconds(copy, sample.data.get(n, 0.0)) for n, c in coefficients.items()) \
+                if with_data else 0.0
+            # a kernel well under the overhead (or the data term) is mostly noise: at least a tenth of the total
+            left.append((sample, max(kernel - data, 0.1 * sample.seconds)))
+        peak, factors = _fit_compute(left)
+        if with_data:
+            coefficients = _fit_data(base, peak, factors, copy)
+    return EfficiencyEntry(key, overhead, peak, factors, len(samples), {n: c for n, c in coefficients.items() if c})
+
+
+def _fit_compute(usable: list[tuple[Sample, float]]) -> tuple[float, dict[str, tuple[tuple[float, float], ...]]]:
+    """Least squares on log(FLOP/s) = log(peak) + the factors' log values (linear in log2 of their
+    arguments between knots, curvature penalised); each factor then scaled to a largest value of 1."""
+    scale, names = 1.0, list(FACTORS)
+    while True:   # coarser knots where the samples are few, then fewer factors: two samples per unknown
+        tables = {name: knots_for([s.arguments[name] for s, _ in usable], scale * KNOT_STEPS[name])
+                  for name in names}
+        tables = {name: knots for name, knots in tables.items() if knots}
+        if 1 + sum(map(len, tables.values())) <= len(usable) / 2 or not tables:
+            break
+        if scale <= 64:
+            scale *= 2
+        else:   # the factor whose argument the samples spread least over goes first
+            names.remove(min(tables, key=lambda n: max(math.log2(s.arguments[n]) for s, _ in usable)
+                             - min(math.log2(s.arguments[n]) for s, _ in usable)))
+    columns = 1 + sum(len(knots) for knots in tables.values())
+    rows, targets = [], []
+    for sample, kernel in usable:
+        row = [0.0] * columns
+        row[0] = 1.0
+        offset = 1
+        for name, knots in tables.items():
+            for index, weight in _hat_weights(knots, math.log2(sample.arguments[name])):
+                row[offset + index] += weight
+            offset += len(knots)
+        rows.append(row)
+        targets.append(math.log(sample.flops / kernel))
+    penalties = []
+    offset = 1
+    for knots in tables.values():
+        for index in range(1, len(knots) - 1):
+            row = [0.0] * columns
+            row[offset + index - 1], row[offset + index], row[offset + index + 1] = 1.0, -2.0, 1.0
+            penalties.append([SMOOTHING * v for v in row])
+        offset += len(knots)
+    for index in range(1, columns):
+        row = [0.0] * columns
+        row[index] = RIDGE
+        penalties.append(row)
+    solution = least_squares(rows + penalties, targets + [0.0] * len(penalties))
+    log_peak = solution[0]
+    factors = {}
+    offset = 1
+    for name, knots in tables.items():
+        values = solution[offset:offset + len(knots)]
+        top = max(values)
+        log_peak += top
+        factors[name] = tuple((rounded(2 ** k), rounded(math.exp(v - top))) for k, v in zip(knots, values))
+        offset += len(knots)
+    return rounded(math.exp(log_peak)), factors
+
+
+def _fit_data(base: list[tuple[Sample, float]], peak: float, factors: dict, copy: CurveEntry) -> dict[str, float]:
+    """d_in, d_out, d_weights >= 0 minimising the relative error of compute + data against the
+    kernels measured: every subset of the three solved by least squares, the best with no
+    negative coefficient kept (three unknowns: exhaustive non-negative least squares)."""
+    entry = EfficiencyEntry("", 0.0, peak, factors)
+    rows, targets = [], []
+    for sample, kernel in base:
+        rest = kernel - entry.compute_seconds(sample.flops, sample.arguments)
+        rows.append([copy_seconds(copy, sample.data.get(name, 0.0)) / sample.seconds for name in DATA])
+        targets.append(rest / sample.seconds)
+    best, best_error = {name: 0.0 for name in DATA}, sum(t * t for t in targets)
+    for mask in range(1, 2 ** len(DATA)):
+        chosen = [i for i in range(len(DATA)) if mask >> i & 1]
+        sub = [[row[i] for i in chosen] for row in rows]
+        if not any(any(v for v in row) for row in sub):
+            continue
+        try:
+            ridge = [[RIDGE if j == i else 0.0 for j in range(len(chosen))] for i in range(len(chosen))]
+            solution = least_squares(sub + ridge, targets + [0.0] * len(chosen))
+        except LatencyError:
+            continue
+        if min(solution) < 0:
+            continue
+        error = sum((sum(v * x for v, x in zip(row, solution)) - t) ** 2 for row, t in zip(sub, targets))
+        if error < best_error:
+            best_error = error
+            best = {name: 0.0 for name in DATA}
+            best.update({DATA[i]: rounded(x) for i, x in zip(chosen, solution)})
+    return best
+
+
+def least_squares(rows: list[list[float]], targets: list[float]) -> list[float]:
+    """The x minimising |A x - b|^2, by the normal equations and Gaussian elimination with partial
+    pivoting (the systems here have tens of unknowns)."""
+    n = len(rows[0])
+    normal = [[sum(r[i] * r[j] for r in rows) for j in range(n)] for i in range(n)]
+    rhs = [sum(r[i] * b for r, b in zip(rows, targets)) for i in range(n)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(normal[r][col]))
+        if abs(normal[pivot][col]) < 1e-12:
+            raise LatencyError("the fit is singular: the samples do not determine every factor")
+        normal[col], normal[pivot] = normal[pivot], normal[col]
+        rhs[col], rhs[pivot] = rhs[pivot], rhs[col]
+        for r in range(col + 1, n):
+            factor = normal[r][col] / normal[col][col]
+            if factor:
+                for c in range(col, n):
+                    normal[r][c] -= factor * normal[col][c]
+                rhs[r] -= factor * rhs[col]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        x[r] = (rhs[r] - sum(normal[r][c] * x[c] for c in range(r + 1, n))) / normal[r][r]
+    return x
+
+
+def fit_fallback(entries: dict[str, Entry], samples: list[Sample], roofline_seconds: dict[int, float],
+                 subtract_overhead: bool = True) -> Fallback:
+    """The rule for op kinds without an entry: the median overhead of the entries, and the median
+    over the samples of roofline time / kernel time (how close this device's eager kernels come
+    to the roofline), counting samples whose kernel is at least the overhead."""
+    overheads = [e.overhead for e in entries.values()]
+    ratios = []
+    for index, sample in enumerate(samples):
+        entry = entries.get(sample.key)
+        bound = roofline_seconds.get(index)
+        if entry is None or not bound:
+            continue
+        kernel = sample.seconds - (entry.overhead if subtract_overhead else 0.0)
+        if kernel >= entry.overhead:
+            ratios.append(bound / kernel)
+    if not overheads or not ratios:
+        raise LatencyError("no samples to fit the fallback rule to")
+    return Fallback(rounded(statistics.median(overheads)), rounded(statistics.median(ratios)))

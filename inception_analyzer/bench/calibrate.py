@@ -1,0 +1,656 @@
+"""`calibrate`: microbenchmarks of single ops on this device, and the latency profile fitted to them.
+
+Every op kind is timed through the registry's own torch module (`make_module`, or `combine` for a
+merge), as the built models call it, on a grid of shapes that CNNs use: convolutions by kernel,
+stride and grouping over input and output channels, grid and batch; linear layers over features
+and batch; every other op kind over sizes from one element to tens of millions. A case is timed as
+`bench` times a model (bench/timing.py: warm-up, then enough iterations for a minimum time,
+perf_counter on the CPU, CUDA events on CUDA) and its median kept. Each case's entry and
+features come from analysis/latency.py's `layer_work`, the function the prediction uses, so the
+fit sees exactly what the prediction will ask. Nothing here times a model: the fitted profile
+never saw one.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, QUEUE, SYNC, CurveEntry, EfficiencyEntry,
+                                Fallback,
+                                LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency, fit_fallback, fit_overhead,
+                                layer_work, rounded)
+from ..analysis.allocator import Allocator
+from ..analysis.roofline import DeviceProfile
+from ..build import resolve_dtype
+from ..dtypes import get_dtype
+from ..ops import OPS
+from .limits import BenchError
+from .machine import OthersCpu, environment, measure_cpu_with_torch, wait_for_quiet
+from .progress import Progress
+from .timing import iterations_for, seconds_per_iteration, synchronize, time_iterations
+
+GRIDS = ("full", "quick")
+COPY = "(copy)"               # a case that copies its input (Tensor.clone): the profile's copy curve
+MAX_ELEMENTS = 2**25          # the largest tensor a case makes (128 MiB at fp32)
+QUIET = 0.05                  # the share of the CPUs other processes may take while a case is timed
+RETRIES = 3                   # times a disturbed window of cases is timed again
+WINDOW = 0.5                  # seconds of cases checked together for other processes' work
+QUIET_WAIT = 60.0             # seconds to wait for a quiet machine before timing a case anyway
+MAX_QUIET_WAIT = 600.0        # seconds of such waiting in a whole calibration, after which it times regardless
+
+
+@dataclass(frozen=True)
+class Case:
+    """One microbenchmark: an op kind with keyword arguments, input shapes per image, a batch."""
+
+    op: str
+    args: dict[str, Any]
+    inputs: tuple[tuple[int, ...], ...]
+    batch: int
+    in_place: bool = False
+    overhead: bool = False        # times the entry's overhead (its smallest tensors), not a sample
+
+    def describe(self) -> str:
+        shapes = " + ".join("x".join(str(d) for d in s) for s in self.inputs)
+        return f"{self.op} {shapes} batch {self.batch}" + (" in place" if self.in_place else "")
+
+
+# ----------------------------------------------------------------------------- the grid
+def halton(index: int, base: int) -> float:
+    """The van der Corput radical inverse: evenly spread points in [0, 1) (a Halton design)."""
+    result, fraction = 0.0, 1.0
+    while index:
+        fraction /= base
+        result += fraction * (index % base)
+        index //= base
+    return result
+
+
+def _log_uniform(u: float, low: float, high: float) -> int:
+    return int(round(math.exp(math.log(low) + u * (math.log(high) - math.log(low)))))
+
+
+@dataclass(frozen=True)
+class ConvClass:
+    kernel: tuple[int, int]
+    stride: int
+    grouping: str = ""                       # "", "depthwise", "grouped"
+    grid: tuple[int, int] = (4, 112)         # output grid range
+    samples: int = 24
+
+
+DENSE_CONVS = [ConvClass((1, 1), 1, samples=40), ConvClass((3, 3), 1, samples=40), ConvClass((1, 1), 2),
+               ConvClass((3, 3), 2, samples=32), ConvClass((5, 5), 1), ConvClass((5, 5), 2), ConvClass((7, 7), 1),
+               ConvClass((7, 7), 2, grid=(7, 112)), ConvClass((1, 3), 1), ConvClass((3, 1), 1),
+               ConvClass((1, 7), 1), ConvClass((7, 1), 1), ConvClass((11, 11), 4, grid=(7, 56), samples=12)]
+GROUPED_CONVS = [ConvClass((3, 3), 1, "depthwise"), ConvClass((3, 3), 2, "depthwise"),
+                 ConvClass((5, 5), 1, "depthwise"), ConvClass((5, 5), 2, "depthwise"),
+                 ConvClass((3, 3), 1, "grouped"), ConvClass((3, 3), 2, "grouped")]
+QUICK_CONVS = [ConvClass((1, 1), 1, samples=6, grid=(2, 8)), ConvClass((3, 3), 1, samples=6, grid=(2, 8))]
+BATCHES = (1, 8, 32)
+MAX_CASE_MACS = 3e9          # multiply-adds of one conv call (a few tens of ms here)
+
+
+# channel counts CNNs use (multiples of 8, and the image's 3 for a stem); a feature map per image
+# holds 2^13 to 2^21 elements (a 2048-channel 7x7 map is 2^16.6, a 64-channel 112x112 one 2^19.6)
+CHANNELS = (16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 768, 1024, 1536, 2048)
+GROUP_WIDTHS = (4, 8, 16, 24, 32, 48, 64)
+MAP_ELEMENTS = (2**13, 2**21)
+
+
+def _pick(u: float, values: tuple) -> int:
+    return values[min(int(u * len(values)), len(values) - 1)]
+
+
+def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
+    """The class's samples, spread by a Halton design over channels, log grid and batch within
+    the sizes CNNs use, and its overhead case (the smallest tensors the class takes)."""
+    kh, kw = conv.kernel
+    padding = (kh // 2, kw // 2)
+    cases = []
+    index = 0
+    while len(cases) < conv.samples and index < 100 * conv.samples:
+        index += 1
+        u = [halton(index, base) for base in (2, 3, 5, 7, 11)]
+        batch = (1, 2)[int(u[3] * 2)] if quick else BATCHES[int(u[3] * len(BATCHES))]
+        out_grid = _log_uniform(u[2], *conv.grid)
+        if conv.grouping == "depthwise":
+            groups = cin = cout = _pick(u[0], CHANNELS[:4] if quick else CHANNELS)
+        elif conv.grouping == "grouped":
+            width = _pick(u[0], GROUP_WIDTHS[:3] if quick else GROUP_WIDTHS)       # channels per group
+            groups = _pick(u[1], (2, 4) if quick else (2, 4, 8, 16, 32, 64))
+            cin = cout = width * groups
+        else:
+            groups = 1
+            cin = 3 if u[4] < 0.08 else _pick(u[0], CHANNELS[:4] if quick else CHANNELS)
+            cout = _pick(u[1], CHANNELS[:4] if quick else CHANNELS)
+        grid = (out_grid - 1) * conv.stride + kh - 2 * padding[0], (out_grid - 1) * conv.stride + kw - 2 * padding[1]
+        grid = (max(grid[0], kh), max(grid[1], kw))
+        if not quick and not (MAP_ELEMENTS[0] <= cout * out_grid**2 <= MAP_ELEMENTS[1]
+                              and cin * grid[0] * grid[1] <= 2 * MAP_ELEMENTS[1]):
+            continue
+        macs = batch * cout * out_grid**2 * (cin // groups) * kh * kw
+        # keep a call under a few tens of ms and its tensors bounded: fewer images
+        while batch > 1 and (macs > MAX_CASE_MACS or batch * max(cin, cout) * grid[0] * grid[1] > MAX_ELEMENTS):
+            batch //= 2
+            macs //= 2
+        if macs > MAX_CASE_MACS:
+            continue
+        cases.append(Case("conv", {"out": cout, "kernel": list(conv.kernel), "stride": conv.stride,
+                                   "padding": list(padding), "groups": groups, "bias": False},
+                          ((cin, *grid),), batch))
+    # the smallest conv of the class's kind: 1 channel; depthwise 2 channels in 2 groups; grouped 4 in 2
+    channels, groups = {"": (1, 1), "depthwise": (2, 2), "grouped": (4, 2)}[conv.grouping]
+    cases.append(Case("conv", {"out": channels, "kernel": list(conv.kernel), "stride": conv.stride,
+                               "padding": list(padding), "groups": groups, "bias": False},
+                      ((channels, kh, kw),), 1, overhead=True))
+    return cases
+
+
+def linear_cases(quick: bool) -> list[Case]:
+    cases = []
+    count = 6 if quick else 40
+    index = 0
+    while len(cases) < count:
+        index += 1
+        u = [halton(index, base) for base in (2, 3, 5)]
+        features_in = _log_uniform(u[0], 16, 256 if quick else 25088)
+        features_out = _log_uniform(u[1], 10, 256 if quick else 4096)
+        batch = (1, 8)[int(u[2] * 2)] if quick else (1, 2, 8, 32, 128)[int(u[2] * 5)]
+        if features_in * features_out > 2 * 10**8:
+            continue
+        cases.append(Case("linear", {"out": features_out}, ((features_in,),), batch))
+    cases.append(Case("linear", {"out": 1}, ((1,),), 1, overhead=True))
+    return cases
+
+
+# the shapes of feature maps along a curve: a map of C channels on an H x H grid, from C = 64 on
+# 2x2 upwards; each step doubles the elements (x4 in the quick grid)
+def curve_shapes(quick: bool, channels: int = 64, extra: int = 1) -> list[tuple[int, int, int, int]]:
+    """(batch, C, H, W) of growing size, up to MAX_ELEMENTS per tensor (2^20 in the quick grid)."""
+    top = 2**12 if quick else MAX_ELEMENTS // extra
+    shapes, elements = [], channels * 4
+    while elements <= top:
+        plane = elements // channels
+        side = int(math.isqrt(plane))
+        batch = 1
+        while side > 112:                    # beyond a 112 x 112 map, more images instead
+            batch *= 4
+            side //= 2
+        shapes.append((batch, channels, side, max(plane // (batch * side), 1)))
+        elements *= 4 if quick else 2
+    return shapes
+
+
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
+IN_PLACE_ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid")
+POOLS = [("maxpool", {"kernel": [3, 3], "stride": 2}), ("maxpool", {"kernel": [3, 3], "stride": 1, "padding": 1}),
+         ("maxpool", {"kernel": [2, 2], "stride": 2}),
+         ("avgpool", {"kernel": [3, 3], "stride": 1, "padding": 1}), ("avgpool", {"kernel": [2, 2], "stride": 2}),
+         ("avgpool", {"kernel": [5, 5], "stride": 3})]
+
+
+def curve_cases(quick: bool) -> list[Case]:
+    """Every op kind priced by a curve: a case per size, and its overhead case (one element)."""
+    cases: list[Case] = []
+
+    def series(op: str, args: dict, arity: int = 1, in_place: bool = False, gate: bool = False,
+               min_side: int = 1) -> None:
+        for batch, c, h, w in curve_shapes(quick):
+            if min(h, w) < min_side:
+                continue
+            shape = (c, h, w)
+            inputs = (shape, (c, 1, 1)) if gate else (shape,) * arity
+            cases.append(Case(op, dict(args), inputs, batch, in_place))
+        # the smallest map: one channel, 1 x 1 (a pool's: twice its window, so it is no global pool)
+        tiny = (1, 2 * min_side, 2 * min_side) if min_side > 1 else (1, 1, 1)
+        inputs = (tiny, (1, 1, 1)) if gate else (tiny,) * arity
+        cases.append(Case(op, dict(args), inputs, 1, in_place, overhead=True))
+
+    activations = ACTIVATIONS[:2] if quick else ACTIVATIONS
+    for name in activations:
+        series(name, {})
+        if name in IN_PLACE_ACTIVATIONS:
+            series(name, {"inplace": True}, in_place=True)
+    for name in (("bn",) if quick else ("bn", "lrn", "scale", "softmax")):
+        if name == "softmax":
+            continue  # over the classes of a vector: a head's few thousand elements, priced as an element-wise op
+        series(name, {"size": 5} if name == "lrn" else {"factor": 0.2} if name == "scale" else {})
+    for name, arity in (("concat", 2), ("concat", 4), ("add", 2)) if not quick else (("concat", 2), ("add", 2)):
+        series(name, {}, arity=arity)
+    if not quick:
+        series("mul", {}, gate=True)
+    for name, args in (POOLS[:1] if quick else POOLS):
+        series(name, args, min_side=args["kernel"][0])
+    series("adaptive_avgpool", {})
+    for name in ("flatten", "dropout", "identity"):
+        cases.append(Case(name, {}, ((64, 2, 2),), 1, overhead=True))
+    series(COPY, {})        # the device's copy of a tensor: the data term of convolutions and linear layers
+    return cases
+
+
+def calibration_cases(grid: str = "full") -> list[Case]:
+    """Every case of the grid, in the order they are timed: first every entry's overhead, then
+    the samples taken round-robin across the entries, each entry's own in an order that spreads
+    them (a Halton design already is; a curve's sizes go ends first, then midpoints), so a run cut
+    short by its time budget still has every entry, each over its whole range."""
+    if grid not in GRIDS:
+        raise BenchError(f"unknown calibration grid '{grid}' (use {' or '.join(GRIDS)})")
+    quick = grid == "quick"
+    convs = QUICK_CONVS if quick else DENSE_CONVS + GROUPED_CONVS
+    cases = [*itertools.chain.from_iterable(conv_cases(c, quick) for c in convs), *linear_cases(quick),
+             *curve_cases(quick)]
+    series: dict[tuple, list[Case]] = {}
+    for case in cases:
+        if not case.overhead:
+            series.setdefault(_series_of(case), []).append(case)
+    ordered = [case for case in cases if case.overhead]
+    spread = {key: _spread(members) if members[0].op not in ("conv", "linear") else members
+              for key, members in series.items()}
+    for index in range(max(map(len, spread.values()), default=0)):
+        ordered.extend(members[index] for members in spread.values() if index < len(members))
+    return ordered
+
+
+def _series_of(case: Case) -> tuple:
+    """The cases that share an entry and a configuration (a curve's op and arguments; a conv class)."""
+    if case.op == "conv":
+        return ("conv", tuple(case.args["kernel"]), case.args["stride"], case.args["groups"] > 1,
+                case.inputs[0][0] == case.args["groups"])
+    return (case.op, tuple(sorted((k, str(v)) for k, v in case.args.items())), len(case.inputs), case.in_place)
+
+
+def _spread(members: list[Case]) -> list[Case]:
+    """Ends first, then the midpoints of what is left (a binary subdivision of the list)."""
+    if len(members) <= 2:
+        return list(members)
+    order, seen = [0, len(members) - 1], {0, len(members) - 1}
+    spans = [(0, len(members) - 1)]
+    while spans:
+        next_spans = []
+        for low, high in spans:
+            middle = (low + high) // 2
+            if middle not in seen:
+                seen.add(middle)
+                order.append(middle)
+            if middle - low > 1:
+                next_spans.append((low, middle))
+            if high - middle > 1:
+                next_spans.append((middle, high))
+        spans = next_spans
+    return [members[i] for i in order]
+
+
+# ----------------------------------------------------------------------------- timing a case
+@dataclass
+class Prepared:
+    case: Case
+    key: str
+    model: str
+    step: Callable[[], Any] | None       # None once timed (its tensors released)
+    sample: Sample
+    roofline_seconds: float = 0.0
+
+
+def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceProfile, dtype_name: str) -> Prepared:
+    """The case's module (through the registry), its inputs and its step; its entry and features
+    by `layer_work`, as the prediction computes them."""
+    from ..analysis.cost import LayerCost
+    from ..analysis.roofline import estimate_layer
+
+    op = OPS["identity" if case.op == COPY else case.op]
+    arguments = op.bind([], dict(case.args))
+    inputs = [tuple(s) for s in case.inputs]
+    out = op.output_shape(arguments, inputs)
+    work = layer_work(op, arguments, inputs, out, case.batch, case.in_place)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    tensors = [torch.randn(case.batch, *shape, generator=generator).to(device=device, dtype=dtype)
+               for shape in inputs]
+    if case.op == COPY:
+        source = tensors[0]
+        target = torch.empty_like(source)   # into memory already there: the data term's copies allocate nothing
+        size = 2.0 * source.numel()         # elements read and written
+        return Prepared(case, COPY_KEY, CURVE, lambda: target.copy_(source),
+                        Sample(COPY_KEY, 0.0, feature=ELEMENTS, size=size), 0.0)
+    if op.builds_module:
+        module = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype).eval()
+        source = tensors[0]
+        step = lambda: module(source)  # noqa: E731
+    else:
+        step = lambda: op.combine(tensors)  # noqa: E731
+    sample = Sample(work.key, 0.0, work.flops, dict(work.arguments), work.feature, work.size, dict(work.data))
+    record = LayerCost(path=case.op, op=case.op, args="", role="main", block="", stage="",
+                       input_shapes=[list(s) for s in inputs], output_shape=list(out),
+                       params=op.params(arguments, inputs, out), buffers=0, macs=op.macs(arguments, inputs, out),
+                       other_flops=op.other_flops(arguments, inputs, out), fvcore_flops=0, activations=0,
+                       weighted=op.weighted)
+    bound = estimate_layer(record, roofs, dtype_name, case.batch).seconds
+    return Prepared(case, work.key, work.model, step, sample, bound)
+
+
+def time_case(prepared: Prepared, device: torch.device, min_time: float) -> float:
+    """Median seconds per call, timed as bench times a model: a warm-up (oneDNN and cuDNN pick
+    their kernels on the first calls), then enough iterations for `min_time`."""
+    step = prepared.step
+    with torch.inference_mode():
+        step()
+        step()
+        iterations = iterations_for(seconds_per_iteration(step, device), min_time)
+        samples = time_iterations(step, device, iterations)
+    samples.sort()
+    return samples[len(samples) // 2] if len(samples) % 2 else 0.5 * (samples[len(samples) // 2 - 1]
+                                                                       + samples[len(samples) // 2])
+
+
+def host_seconds(prepared: Prepared, device: torch.device, calls: int = 200) -> float:
+    """On a queue device: the host's time per call, enqueuing without waiting (the overhead)."""
+    step = prepared.step
+    with torch.inference_mode():
+        step()
+        synchronize(device)
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(calls):
+                step()
+            best = min(best, (time.perf_counter() - start) / calls)
+            synchronize(device)
+    return best
+
+
+# ----------------------------------------------------------------------------- the profile
+@dataclass
+class CalibrationRun:
+    profile: LatencyProfile
+    samples: list[Sample] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def measure_roofs(device: torch.device, dtype: str, quick: bool = False) -> Roofs:
+    """The roofline's figures for the profile: on a CPU bench's probe (bench/machine.py); on CUDA a
+    large matmul and a copy timed with CUDA events. `quick`: small probes (the quick grid's)."""
+    if device.type == "cpu":
+        sizes = {"matmul_size": 256, "copy_bytes": 2**22} if quick else {}
+        measured = measure_cpu_with_torch(("fp32", dtype), **sizes)
+        return Roofs(rounded(measured.matmul_flops[dtype]), rounded(measured.matmul_flops["fp32"]),
+                     rounded(measured.memory_bandwidth))
+    torch_dtype = resolve_dtype(dtype)
+    size = 4096
+    a = torch.randn(size, size, device=device).to(torch_dtype)
+    b = torch.randn(size, size, device=device).to(torch_dtype)
+    matmul = 2 * size**3 / min(time_iterations(lambda: torch.mm(a, b), device, 10))
+    x = torch.randn(size, size, device=device)
+    vector = 2 * size**2 / min(time_iterations(lambda: torch.mul(x, 2.0), device, 10))  # ~1 FLOP per element
+    source = torch.empty(2**28, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    bandwidth = 2 * source.numel() / min(time_iterations(lambda: target.copy_(source), device, 10))
+    total = torch.cuda.get_device_properties(device).total_memory
+    return Roofs(rounded(matmul), rounded(max(vector, 1.0)), rounded(bandwidth), int(total))
+
+
+def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min_time: float | None = None,
+              name: str | None = None, progress: Progress | None = None,
+              max_seconds: float | None = None, quiet: float = QUIET) -> CalibrationRun:
+    """Time every case of the grid on `device` (within `max_seconds` of timing, when given: the
+    cases' order keeps a cut run balanced) and fit the profile (analysis/latency.py's fits).
+    On a CPU, a case during which other processes used more than `quiet` of the CPUs is timed
+    again (up to RETRIES times) once they have been quiet for a few seconds."""
+    get_dtype(dtype)
+    if device.type not in ("cpu", "cuda"):
+        raise BenchError(f"calibrate times real kernels: --device cpu or cuda, not {device.type}")
+    if dtype == "tf32" and device.type != "cuda":
+        raise BenchError("tf32 is a mode of NVIDIA's tensor cores; on the CPU use fp32")
+    started = time.monotonic()
+    execution = SYNC if device.type == "cpu" else QUEUE
+    assert execution in EXECUTIONS
+    min_time = min_time if min_time is not None else (0.005 if grid == "quick" else 0.03)
+    cases = calibration_cases(grid)
+    progress = progress or Progress(len(cases), f"calibrate {device.type} {dtype}")
+    roofs = measure_roofs(device, dtype, quick=grid == "quick")
+    roofline = DeviceProfile("calibrating", "", {dtype: roofs.matmul_flops}, roofs.vector_flops,
+                             roofs.memory_bandwidth)
+    torch_dtype = resolve_dtype(dtype)
+    with warm_allocations(device) as warm:
+        allocator = measure_allocator(device) if warm else None
+        return _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet, started, execution,
+                          cases, roofs, roofline, torch_dtype, allocator)
+
+
+def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet, started, execution, cases, roofs,
+               roofline, torch_dtype, allocator) -> CalibrationRun:
+    overhead_times: dict[str, list[float]] = {}
+    models: dict[str, str] = {}
+    samples: list[Sample] = []
+    bounds: dict[int, float] = {}
+    cut, retaken, others_seen, waited = 0, 0, 0.0, 0.0
+    quiet = math.inf if grid == "quick" else quiet     # the quick grid (tests, a first look) never waits
+    results: dict[int, tuple[Prepared, float]] = {}
+
+    def time_one(prepared: Prepared) -> float:
+        if prepared.case.overhead and execution == QUEUE:
+            return host_seconds(prepared, device)
+        return time_case(prepared, device, min_time)
+
+    # On a CPU shared with other work, the cases are checked in windows of at least WINDOW seconds
+    # (/proc/stat counts in hundredths of a second, too coarse for one short case): a window during
+    # which other processes took more than `quiet` of the CPUs is timed again once they are quiet.
+    window: list[int] = []
+    others = OthersCpu().__enter__()
+    window_start = time.monotonic()
+    for index, case in enumerate(cases):
+        if max_seconds is not None and not case.overhead and time.monotonic() - started > max_seconds:
+            cut += 1
+            continue
+        progress.start(case.describe())
+        prepared = prepare(case, device, torch_dtype, roofline, dtype)
+        results[index] = (prepared, time_one(prepared))
+        window.append(index)
+        progress.done()
+        last = index == len(cases) - 1
+        if time.monotonic() - window_start < WINDOW and not last:
+            continue
+        others.__exit__(None, None, None)
+        share = others.share or 0.0
+        for _ in range(RETRIES):
+            if device.type != "cpu" or share <= quiet or waited > MAX_QUIET_WAIT:
+                break
+            retaken += len(window)
+            start_wait = time.monotonic()
+            wait_for_quiet(quiet, give_up=min(QUIET_WAIT, MAX_QUIET_WAIT - waited))
+            waited += time.monotonic() - start_wait
+            with OthersCpu() as again:
+                for i in window:
+                    results[i] = (results[i][0], time_one(results[i][0]))
+            share = again.share or 0.0
+        others_seen = max(others_seen, share)
+        for i in window:             # the window's tensors go; its figures stay
+            prepared, seconds = results.pop(i)
+            results[i] = (Prepared(prepared.case, prepared.key, prepared.model, None, prepared.sample,
+                                   prepared.roofline_seconds), seconds)
+        window = []
+        others = OthersCpu().__enter__()
+        window_start = time.monotonic()
+    for index in sorted(results):
+        prepared, seconds = results[index]
+        if prepared.case.overhead:
+            overhead_times.setdefault(prepared.key, []).append(seconds)
+        else:
+            bounds[len(samples)] = prepared.roofline_seconds
+            samples.append(Sample(prepared.key, seconds, prepared.sample.flops, prepared.sample.arguments,
+                                  prepared.sample.feature, prepared.sample.size, prepared.sample.data))
+        models[prepared.key] = prepared.model
+    entries = fit_entries(samples, overhead_times, models, execution)
+    fallback = fit_fallback(entries, samples, bounds, subtract_overhead=execution == SYNC)
+    forward = forward_overhead(device, torch_dtype, min_time)
+    layer = layer_overhead(device, torch_dtype, min_time, entries, fallback, forward, execution, roofs, dtype)
+    machine = environment(device)
+    machine.pop("load average at start", None)
+    elapsed = time.monotonic() - started
+    title = f"{machine['device']}, torch {machine['torch']}" + (
+        f", {machine['threads']} threads" if device.type == "cpu" else "")
+    profile = LatencyProfile(
+        name=name or f"{device.type}-calibrated", title=title, device=device.type, dtype=dtype, execution=execution,
+        roofs=roofs, forward_overhead=forward, layer_overhead=layer, allocator=allocator, fallback=fallback,
+        entries=entries,
+        threads=torch.get_num_threads() if device.type == "cpu" else None, machine=machine,
+        date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time,
+                     **({"cut_by_time_budget": cut} if cut else {}),
+                     **({"retaken_when_disturbed": retaken, "waited_for_quiet_seconds": round(waited),
+                         "others_cpu_share_at_most": round(others_seen, 3)} if device.type == "cpu" else {})})
+    return CalibrationRun(profile, samples, elapsed)
+
+
+def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], models: dict[str, str],
+                execution: str) -> dict[str, CurveEntry | EfficiencyEntry]:
+    subtract = execution == SYNC
+    by_key: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_key.setdefault(sample.key, []).append(sample)
+    entries: dict[str, CurveEntry | EfficiencyEntry] = {}
+    # the copy curve first: the efficiency entries' data term is priced by it
+    for key in sorted(models, key=lambda k: k != COPY_KEY):
+        fastest = min((s.seconds for s in by_key.get(key, ())), default=None)
+        overhead = fit_overhead(overhead_times.get(key) or [fastest])
+        if fastest is not None and subtract:   # no call is faster than the overhead: a slower reading was disturbed
+            overhead = rounded(min(overhead, fastest))
+        if models[key] == EFFICIENCY:
+            copy = entries.get(COPY_KEY)
+            entries[key] = fit_efficiency(key, by_key[key], overhead, subtract,
+                                          copy if isinstance(copy, CurveEntry) else None)
+        elif key in by_key:
+            entries[key] = fit_curve(key, by_key[key], overhead, subtract)
+        else:   # a view or no-op: its overhead is all it costs
+            entries[key] = CurveEntry(key, overhead, "elements", (), 0)
+    assert all(models[k] in (CURVE, EFFICIENCY) for k in models)
+    return entries
+
+
+def forward_overhead(device: torch.device, dtype: torch.dtype, min_time: float) -> float:
+    """What calling a built model costs beyond its layers: a one-layer model (our builder's, with
+    its generated forward) against the same layer called alone."""
+    from ..build import build_model
+    from ..graph import build_graph
+    from ..spec import load_spec_text
+
+    spec = load_spec_text("name: calibrate_forward\ninput: [1, 1, 1]\nlayers:\n  - identity\n", "<calibrate>")
+    model = build_model(build_graph(spec), device=device, dtype=dtype).eval()
+    layer = next(m for m in model.modules() if not list(m.children()))
+    x = torch.randn(1, 1, 1, 1, device=device, dtype=dtype)
+    whole = Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", lambda: model(x), Sample("", 0.0))
+    alone = Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", lambda: layer(x), Sample("", 0.0))
+    if device.type == "cuda":
+        return rounded(max(host_seconds(whole, device) - host_seconds(alone, device), 0.0))
+    return rounded(max(time_case(whole, device, min_time) - time_case(alone, device, min_time), 0.0))
+
+
+# a network of 120 layers on tiny maps (conv, batch norm, ReLU, pool, concat): its kernels cost
+# next to nothing, so what it takes beyond the layers' own overheads is what running them one
+# after another in a model adds (other modules' code and data, and the generated forward's lines)
+CHAIN = """\
+name: calibrate_chain
+input: [8, 4, 4]
+modules:
+  Unit:
+    layers:
+      - conv: conv(8, 1, bias=false)
+      - bn
+      - relu
+      - conv3: conv(8, 3, padding=1, bias=false)
+      - bn3: bn
+      - relu
+      - maxpool(3, stride=1, padding=1)
+  Mixed:
+    concat:
+      - a: Unit
+      - b: Unit
+layers:
+""" + "".join(f"  - m{i}: Mixed\n" for i in range(8))
+
+
+def layer_overhead(device: torch.device, dtype: torch.dtype, min_time: float, entries: dict, fallback: Fallback,
+                   forward: float, execution: str, roofs: Roofs, dtype_name: str) -> float:
+    """The overhead a layer adds in a model beyond its own in isolation: the CHAIN network built
+    by our builder, timed as a whole, less its prediction from the entries, per layer."""
+    from ..build import build_model
+    from ..pipeline import Request, analyze
+    from ..spec import load_spec_text
+
+    analysis = analyze(Request(load_spec_text(CHAIN, "<calibrate chain>")))
+    draft = LatencyProfile("draft", "", device.type, dtype_name, execution, roofs, forward, fallback, entries)
+    predicted = analysis.predict(draft, 1)
+    model = build_model(analysis.graph, device=device, dtype=dtype).eval()
+    x = torch.randn(1, *analysis.graph.input_shape, device=device, dtype=dtype)
+    whole = Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", lambda: model(x), Sample("", 0.0))
+    measured = host_seconds(whole, device) if execution == QUEUE else time_case(whole, device, min_time)
+    expected = predicted.overhead_seconds if execution == QUEUE else predicted.seconds
+    return rounded(max(measured - expected, 0.0) / len(predicted.layers))
+
+
+# glibc's mallopt parameters (malloc.h) and their defaults
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
+
+
+def _glibc():
+    """The C library, where it is glibc (whose allocator analysis/allocator.py simulates); else None."""
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def warm_allocations(device: torch.device) -> Iterator[bool]:
+    """While calibrating on a CPU with glibc: no block mapped on its own and no heap trimmed, so
+    every op runs on warm memory, as a microbenchmark's repeated calls mostly do anyway; what
+    fresh pages cost is measured apart (measure_allocator) and added per layer by the prediction's
+    simulation. Yields whether it could. Afterwards glibc's defaults are set again (its dynamic
+    mmap threshold stays off for the rest of the process: mallopt turns it off for good)."""
+    libc = _glibc() if device.type == "cpu" else None
+    if libc is None:
+        yield False
+        return
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    try:
+        yield True
+    finally:
+        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+
+
+def measure_allocator(device: torch.device, size: int = 64 * 2**20, repeats: int = 5) -> Allocator:
+    """What a fresh page costs: filling memory just mapped from the kernel (each page faulted in
+    and cleared on its first touch) less filling it again, per byte, with torch's threads; the
+    median of a few mappings. Plus whether convolutions compute on layout copies (oneDNN)."""
+    import mmap
+
+    costs = []
+    for _ in range(repeats):
+        mapping = mmap.mmap(-1, size)
+        tensor = torch.frombuffer(mapping, dtype=torch.float32)
+        start = time.perf_counter()
+        tensor.fill_(1.0)
+        fresh = time.perf_counter() - start
+        start = time.perf_counter()
+        tensor.fill_(2.0)
+        warm = time.perf_counter() - start
+        costs.append(max(fresh - warm, 0.0) / size)
+        del tensor
+        mapping.close()
+    costs.sort()
+    return Allocator(fault_seconds_per_byte=rounded(costs[len(costs) // 2]),
+                     layout_copies=device.type == "cpu" and torch.backends.mkldnn.is_available())

@@ -1,0 +1,62 @@
+"""`calibrate --device cpu|cuda [-o PROFILE.yaml]`: time single ops on this device and write the
+latency profile fitted to them (bench/calibrate.py measures, analysis/latency.py fits and predicts).
+Building the parser stays torch-free; measuring imports torch."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from ..bench.limits import MAX_THREADS, BenchError
+from .options import PROG, add_output_argument, dtype_name, emit, say
+
+NAME = "calibrate"
+HELP = "fit a latency profile to microbenchmarks of single ops on this device (needs torch)"
+DESCRIPTION = ("Time every op kind of the registry on this device and torch build, across the shapes CNNs use "
+               "(convolutions by kernel, stride, grouping, channels and grid; linear layers; batch norm, pools, "
+               "activations, merges), fit a per-op-kind model and write the device profile as YAML. "
+               "`analyze SPEC --device PROFILE.yaml` and `bench SPEC --profile PROFILE.yaml` then predict each "
+               "layer's and the model's latency beside the roofline. About 2 minutes on a 2-core CPU.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--dtype", type=dtype_name, default="fp32", help="the dtype to calibrate (default: fp32)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch's kernels (default: torch's own, one per core); predictions "
+                        "hold for runs with the same threads")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny grid of shapes (seconds; for tests and a first look, not for predictions)")
+    parser.add_argument("--name", help="the profile's name (default: DEVICE-calibrated)")
+    parser.add_argument("--max-seconds", type=float, metavar="S",
+                        help="stop timing after S seconds and fit what was measured (the cases are ordered so "
+                        "that a cut run still covers every op kind over its whole range)")
+    add_output_argument(parser, "PROFILE.yaml")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch  # noqa: F401 - measuring needs torch; the parser above does not
+
+    from ..analysis.latency_file import profile_text
+    from ..bench.calibrate import calibrate
+    from ..build import resolve_device
+    from ..bench.settings import BenchSettings, torch_settings
+
+    device = resolve_device(args.device)
+    if device.type not in ("cpu", "cuda"):
+        raise BenchError(f"calibrate times real kernels: --device cpu or cuda, not {device.type}")
+    if args.max_seconds is not None and not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        raise BenchError(f"--max-seconds must be a number of seconds above 0, got {args.max_seconds:g}")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise BenchError(f"--threads must be from 1 to {MAX_THREADS}, got {args.threads:,}")
+    settings = BenchSettings(device=device, dtype=args.dtype, threads=args.threads)
+    with torch_settings(settings):   # TF32 off for fp32, on for tf32; cuDNN autotuning; the threads asked for
+        run_ = calibrate(device, args.dtype, "quick" if args.quick else "full", name=args.name,
+                         max_seconds=args.max_seconds)
+    profile = run_.profile
+    emit(profile_text(profile), args.output)
+    efficiency = sum(1 for e in profile.entries.values() if hasattr(e, "peak_flops"))
+    say(f"{PROG}: calibrated {profile.title}, {profile.dtype}: {len(run_.samples)} microbenchmarks, "
+        f"{len(profile.entries)} entries ({efficiency} convolution and linear classes) in {run_.seconds:.0f} s"
+        + (f"; wrote {args.output}" if args.output else "") + "\n", sys.stderr)
+    return 0

@@ -1,0 +1,427 @@
+"""The calibrated latency prediction (analysis/latency.py), its fits and its profile file
+(analysis/latency_file.py), checked against known answers: synthetic samples drawn from a known
+model, and one small network priced by hand from a hand-made profile (every expected figure is
+worked out in the comments from the formulas in the module's docstring, none taken from the
+code's output). No torch needed.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import inception_analyzer as ia
+from conftest import ROOT
+from inception_analyzer.analysis.latency import (CURVE, EFFICIENCY, ELEMENTS, FALLBACK, FITTED, NEAREST, QUEUE, SYNC,
+                                                 WINDOW_READS, CurveEntry, EfficiencyEntry, Fallback, LatencyError,
+                                                 LatencyProfile, Roofs, Sample, conv_key, fit_curve, fit_efficiency,
+                                                 fit_fallback, fit_overhead, interpolate_log2, isotonic, layer_work,
+                                                 least_squares, nearest_entry, parse_window_key)
+from inception_analyzer.analysis.latency_file import (MAX_PROFILE_BYTES, looks_like_profile_file, profile_text,
+                                                      read_profile)
+from inception_analyzer.cli import main
+from inception_analyzer.errors import AnalyzerError
+from inception_analyzer.graph import build_graph
+from inception_analyzer.ops import OPS, ConvGeometry
+from inception_analyzer.spec import load_spec_text
+
+US = 1e-6
+TINY = str(Path(__file__).parent / "data" / "tiny_inception.yaml")
+
+# A small network: conv 3x3 (4 -> 8 channels on 8x8, padding 1), batch norm, ReLU (in place: the
+# batch norm's fresh output has no other reader), 2x2 max pool, flatten, and a linear layer the
+# profile below has no entry for.
+SMALL = """\
+name: small
+input: [4, 8, 8]
+layers:
+  - conv: conv(8, 3, padding=1, bias=false)
+  - bn
+  - relu
+  - maxpool(2, stride=2)
+  - flatten
+  - fc: linear(10)
+"""
+
+
+def small_analysis():
+    return ia.analyze(build_graph(load_spec_text(SMALL, "small.yaml")))
+
+
+def hand_profile(execution: str = SYNC) -> LatencyProfile:
+    """Round figures, so each layer's prediction can be worked out by hand."""
+    entries = {
+        "conv 3x3/1": EfficiencyEntry("conv 3x3/1", overhead=10 * US, peak_flops=1e9,
+                                      factors={"in_channels": ((2.0, 0.5), (8.0, 1.0)),
+                                               "pixels": ((64.0, 0.5), (256.0, 1.0))}),
+        "bn": CurveEntry("bn", 3 * US, ELEMENTS, ((1024.0, 5 * US), (4096.0, 11 * US))),
+        "relu (in place)": CurveEntry("relu (in place)", 1 * US, ELEMENTS, ((2048.0, 2 * US),)),
+        "maxpool 2x2/2": CurveEntry("maxpool 2x2/2", 2 * US, WINDOW_READS, ((512.0, 1 * US), (2048.0, 4 * US))),
+        "flatten": CurveEntry("flatten", 0.5 * US, ELEMENTS, ()),
+    }
+    return LatencyProfile(name="hand", title="a hand-made device", device="cpu", dtype="fp32", execution=execution,
+                          roofs=Roofs(matmul_flops=1e9, vector_flops=1e9, memory_bandwidth=1e9),
+                          forward_overhead=7 * US, fallback=Fallback(overhead=4 * US, efficiency=0.5),
+                          entries=entries, threads=2, machine={"device": "made up"}, date="2026-01-01T00:00:00+00:00",
+                          calibration={"grid": "by hand"})
+
+
+# ----------------------------------------------------------------------------- one network by hand
+def test_small_network_by_hand():
+    p = small_analysis().predict(hand_profile(), batch=2)
+    by_path = {layer.path: layer for layer in p.layers}
+    # conv: 8 x 8 x 8 outputs x 4 x 9 = 18,432 MACs an image; FLOPs = 2 x 18,432 x 2 images = 73,728.
+    # in_channels 4 lies halfway (in log2) between 2 and 8: factor 0.75; pixels = 2 x 64 = 128, halfway
+    # between 64 and 256: 0.75. Efficiency 1e9 x 0.75 x 0.75 = 5.625e8 FLOP/s; kernel 73,728 / 5.625e8
+    # = 131.072 us; plus the 10 us overhead
+    conv = by_path["conv"]
+    assert (conv.entry, conv.how) == ("conv 3x3/1", FITTED)
+    assert conv.kernel_seconds == pytest.approx(131.072 * US) and conv.seconds == pytest.approx(141.072 * US)
+    # bn: reads 512 and writes 512 elements an image, 2,048 a batch: 5 + (2,048 - 1,024) x 6 / 3,072 = 7 us, + 3
+    bn = by_path[next(path for path in by_path if path.startswith("bn"))]
+    assert bn.kernel_seconds == pytest.approx(7 * US) and bn.seconds == pytest.approx(10 * US)
+    # relu, in place: its own entry, 2 us at 2,048 elements, + 1
+    relu = by_path[next(path for path in by_path if path.startswith("relu"))]
+    assert relu.entry == "relu (in place)" and relu.seconds == pytest.approx(3 * US)
+    # max pool: 8 x 4 x 4 = 128 outputs an image, 4 reads each, 2 images: 1,024 window reads:
+    # 1 + (1,024 - 512) x 3 / 1,536 = 2 us, + 2
+    pool = by_path[next(path for path in by_path if path.startswith("maxpool"))]
+    assert pool.entry == "maxpool 2x2/2"
+    assert pool.kernel_seconds == pytest.approx(2 * US) and pool.seconds == pytest.approx(4 * US)
+    # flatten: a view, its overhead only
+    flatten = by_path[next(path for path in by_path if path.startswith("flatten"))]
+    assert flatten.seconds == pytest.approx(0.5 * US) and flatten.kernel_seconds == 0
+    # linear: no entry, so the fallback: roofline / 0.5 + 4 us. Roofline: 2 x 1,280 MACs x 2 = 5,120
+    # FLOPs at 1e9: 5.12 us; bytes 4 x (2 x (128 + 10) + 1,290 params) = 6,264 at 1e9 B/s: 6.264 us
+    fc = by_path["fc"]
+    assert fc.how == FALLBACK and fc.roofline_seconds == pytest.approx(6.264 * US)
+    assert fc.seconds == pytest.approx(4 * US + 2 * 6.264 * US)
+    # the model: the forward call's 7 us + the layers: 141.072 + 10 + 3 + 4 + 0.5 + 16.528
+    assert p.seconds == pytest.approx(182.1 * US)
+    assert p.images_per_second == pytest.approx(2 / (182.1 * US))
+    assert p.count_by_how() == {FITTED: 5, FALLBACK: 1}
+    assert any("no entry for: linear" in note for note in p.notes)
+
+
+def test_queue_execution_by_hand():
+    """On a queue device the host's overheads and the device's kernels overlap."""
+    p = small_analysis().predict(hand_profile(QUEUE), batch=2)
+    # host, device: forward 7, 7; conv: host 17, device max(17, 7) + 131.072 = 148.072; bn: host 20,
+    # device 148.072 + 7 = 155.072; relu: 21, 157.072; pool: 23, 159.072; flatten: 23.5, 159.072;
+    # fc: host 27.5, device 159.072 + 12.528 = 171.6
+    assert p.seconds == pytest.approx(171.6 * US)
+
+
+def test_an_out_of_place_activation_takes_the_plain_entry():
+    spec = SMALL.replace("  - relu\n", "  - relu\n  - relu\n")   # a second ReLU reads a ReLU's output
+    analysis = ia.analyze(build_graph(load_spec_text(spec, "twice.yaml")))
+    entries = [layer.entry for layer in analysis.predict(hand_profile(), 2).layers if layer.op == "relu"]
+    assert entries == ["relu (in place)", "relu"]          # the second: its input is no fresh output
+
+
+def test_nearest_class_for_an_uncalibrated_conv():
+    spec = SMALL.replace("conv(8, 3, padding=1, bias=false)", "conv(8, 5, padding=2, bias=false)")
+    layers = ia.analyze(build_graph(load_spec_text(spec, "five.yaml"))).predict(hand_profile(), 2).layers
+    conv = layers[0]
+    assert (conv.entry, conv.how, conv.via) == ("conv 5x5/1", NEAREST, "conv 3x3/1")
+    # the 3x3 class's efficiency on the 5x5's FLOPs: 25/9 of the 3x3 kernel above
+    assert conv.kernel_seconds == pytest.approx(131.072 * US * 25 / 9)
+
+
+def test_a_dtype_the_profile_was_not_calibrated_for_is_refused():
+    with pytest.raises(LatencyError, match="calibrated for fp32, not bf16"):
+        small_analysis().predict(hand_profile(), 1, "bf16")
+    with pytest.raises(LatencyError, match="positive integer"):
+        small_analysis().predict(hand_profile(), 0)
+
+
+# ----------------------------------------------------------------------------- entries and features
+def test_interpolation_in_log2_and_held_at_the_ends():
+    points = ((4.0, 0.2), (16.0, 0.6), (64.0, 1.0))
+    assert interpolate_log2(points, 8.0) == pytest.approx(0.4)      # halfway from 4 to 16 in log2
+    assert interpolate_log2(points, 1.0) == 0.2 and interpolate_log2(points, 1e6) == 1.0
+
+
+def test_curve_between_below_and_beyond_its_points():
+    curve = CurveEntry("x", 0.0, ELEMENTS, ((100.0, 10.0), (200.0, 30.0)))
+    assert curve.kernel_seconds(150) == pytest.approx(20.0)
+    assert curve.kernel_seconds(50) == pytest.approx(5.0)            # from zero at no work
+    assert curve.kernel_seconds(400) == pytest.approx(70.0)          # the last segment's rate, 0.2 a unit
+    assert curve.kernel_seconds(0) == 0
+
+
+def test_conv_keys_from_the_geometry():
+    def key(**kw):
+        args = dict(kernel=(3, 3), stride=(1, 1), padding=(1, 1), in_channels=32, out_channels=32, bias=False)
+        args.update(kw)
+        return conv_key(ConvGeometry(**args))
+
+    assert key() == "conv 3x3/1"
+    assert key(kernel=(1, 7), stride=(2, 2)) == "conv 1x7/2"
+    assert key(groups=32) == "conv 3x3/1 depthwise"
+    assert key(groups=4) == "conv 3x3/1 grouped"
+    assert key(dilation=(2, 2)) == "conv 3x3/1 d2"
+    assert parse_window_key("conv 1x7/2 grouped") == ("conv grouped", (1, 7), (2, 2))
+    assert parse_window_key("maxpool 3x3/1") == ("maxpool", (3, 3), (1, 1))
+    assert parse_window_key("avgpool global") == ("avgpool", None, None)
+    assert parse_window_key("relu") is None and parse_window_key("conv 3x3/1 d2") is None
+    assert parse_window_key("relu (in place)") is None
+
+
+def test_layer_work_reads_the_facets():
+    conv = OPS["conv"]
+    args = conv.bind([16, 3], {"stride": 2, "groups": 4})
+    work = layer_work(conv, args, [(8, 9, 9)], conv.output_shape(args, [(8, 9, 9)]), batch=3)
+    # 16 x 4 x 4 outputs, 8 / 4 = 2 input channels per group, 9 taps: 4,608 MACs; 2 x 3 images
+    assert work.key == "conv 3x3/2 grouped" and work.model == EFFICIENCY and work.flops == 2 * 4608 * 3
+    assert work.arguments == {"in_channels": 2, "out_channels": 4, "pixels": 3 * 16, "groups": 4}
+    pool = OPS["maxpool"]
+    args = pool.bind([3], {"stride": 2})
+    work = layer_work(pool, args, [(8, 9, 9)], pool.output_shape(args, [(8, 9, 9)]), batch=2)
+    assert (work.model, work.feature, work.size) == (CURVE, WINDOW_READS, 2 * 8 * 4 * 4 * 9)
+    cat = OPS["concat"]
+    work = layer_work(cat, {}, [(2, 3, 3), (4, 3, 3)], (6, 3, 3), batch=5)
+    assert (work.feature, work.size) == (ELEMENTS, 5 * (18 + 36 + 54))
+    assert layer_work(OPS["flatten"], {}, [(2, 3, 3)], (18,), 4).size == 0    # a view moves nothing
+
+
+def test_nearest_window_prefers_area_then_stride_within_its_kind():
+    entries = {key: EfficiencyEntry(key, 0.0, 1e9, {}) for key in
+               ("conv 1x1/1", "conv 3x3/1", "conv 3x3/2", "conv 3x3/1 depthwise")}
+    entries.update({key: CurveEntry(key, 0.0, WINDOW_READS, ((1.0, 1.0),)) for key in
+                    ("maxpool 3x3/2", "maxpool 2x2/2", "avgpool global")})
+    profile = LatencyProfile("p", "", "cpu", "fp32", SYNC, Roofs(1, 1, 1), 0.0, Fallback(0.0, 1.0), entries)
+    conv = OPS["conv"]
+
+    def nearest(op, shape=(8, 16, 16), *positional, **keywords):
+        args = OPS[op].bind(list(positional), keywords)
+        return nearest_entry(profile, layer_work(OPS[op], args, [shape], OPS[op].output_shape(args, [shape]), 1))
+
+    assert nearest("conv", (8, 16, 16), 8, 5, padding=1) == "conv 3x3/1"
+    assert nearest("conv", (8, 16, 16), 8, 5, stride=2, padding=1) == "conv 3x3/2"
+    assert nearest("conv", (8, 16, 16), 8, 5, padding=1, groups=8) == "conv 3x3/1 depthwise"
+    assert nearest("conv", (8, 16, 16), 8, 5, padding=1, groups=2) is None     # no grouped class: the fallback then
+    assert nearest("maxpool", (8, 16, 16), 3, stride=1, padding=1) == "maxpool 3x3/2"
+    assert nearest("maxpool", (8, 16, 16), 2) == "maxpool 2x2/2"
+    assert nearest("avgpool", (8, 16, 16), 3) == "avgpool global"               # the only avgpool entry
+    assert nearest("relu", (8, 16, 16)) is None and conv is OPS["conv"]
+
+
+# ----------------------------------------------------------------------------- fitting, known answers
+def test_least_squares_known_solution():
+    rows = [[1, 0], [0, 1], [1, 1]]
+    assert least_squares(rows, [1, 2, 3]) == pytest.approx([1, 2])
+    # over-determined and inconsistent: the mean of two readings of one unknown
+    assert least_squares([[1], [1]], [1, 3]) == pytest.approx([2])
+
+
+def test_isotonic_pools_a_dip():
+    assert isotonic([1, 3, 2, 4]) == pytest.approx([1, 2.5, 2.5, 4])
+    assert isotonic([5, 1, 1]) == pytest.approx([7 / 3] * 3)
+    assert isotonic([1, 2, 3]) == [1, 2, 3]
+
+
+def test_fit_overhead_is_the_median():
+    assert fit_overhead([3e-6, 1e-6, 2e-6, 100e-6, 2.5e-6]) == pytest.approx(2.5e-6)
+
+
+def test_fit_curve_recovers_a_known_curve():
+    overhead = 4 * US
+    true_kernel = {256: 1 * US, 1024: 3 * US, 4096: 13 * US, 16384: 60 * US}
+    samples = [Sample("relu", overhead + t + noise, feature=ELEMENTS, size=x)
+               for x, t in true_kernel.items() for noise in (-0.1 * US, 0.0, 0.1 * US)]
+    curve = fit_curve("relu", samples, overhead)
+    assert [x for x, _ in curve.points] == [256, 1024, 4096, 16384]
+    assert [t for _, t in curve.points] == pytest.approx(list(true_kernel.values()))  # the median of three
+    assert curve.overhead == overhead and curve.samples == 12
+
+
+def test_fit_efficiency_recovers_a_known_model():
+    """Samples drawn from kernel = FLOPs / (300 GFLOP/s x f_in x f_out x f_pix), each factor a power
+    law of its argument (straight in log2, so the curvature penalty costs nothing) reaching 1 at
+    the largest argument: the fit must give back 300 GFLOP/s and each factor."""
+    peak, overhead = 300e9, 5 * US
+
+    def f_in(c):
+        return (c / 1024) ** 0.4
+
+    def f_out(c):
+        return (c / 512) ** 0.2
+
+    def f_pix(p):
+        return (p / 65536) ** 0.25
+
+    samples = []
+    for c_in in (8, 32, 128, 512, 1024):
+        for c_out in (16, 64, 256, 512):
+            for pixels in (64, 1024, 16384, 65536):
+                flops = 2.0 * c_in * c_out * pixels * 9
+                kernel = flops / (peak * f_in(c_in) * f_out(c_out) * f_pix(pixels))
+                samples.append(Sample("conv 3x3/1", overhead + kernel, flops,
+                                      {"in_channels": c_in, "out_channels": c_out, "pixels": pixels, "groups": 1}))
+    entry = fit_efficiency("conv 3x3/1", samples, overhead)
+    assert entry.peak_flops == pytest.approx(peak, rel=0.01)
+    assert set(entry.factors) == {"in_channels", "out_channels", "pixels"}     # groups is always 1 here
+    for c in (8, 100, 1024):
+        assert interpolate_log2(entry.factors["in_channels"], c) == pytest.approx(f_in(c), rel=0.02)
+    for p in (64, 3000, 65536):
+        assert interpolate_log2(entry.factors["pixels"], p) == pytest.approx(f_pix(p), rel=0.02)
+    shape = {"in_channels": 200, "out_channels": 100, "pixels": 5000, "groups": 1}
+    flops = 2.0 * 200 * 100 * 5000 * 9
+    assert entry.kernel_seconds(flops, shape) == pytest.approx(
+        flops / (peak * f_in(200) * f_out(100) * f_pix(5000)), rel=0.03)
+
+
+def test_fit_fallback_by_hand():
+    entries = {"relu": CurveEntry("relu", 1 * US, ELEMENTS, ((10.0, 1.0),)),
+               "bn": CurveEntry("bn", 3 * US, ELEMENTS, ((10.0, 1.0),))}
+    samples = [Sample("relu", 11 * US), Sample("bn", 23 * US), Sample("bn", 3.5 * US), Sample("add", 9 * US)]
+    bounds = {0: 5 * US, 1: 5 * US, 2: 1 * US, 3: 1 * US}
+    fallback = fit_fallback(entries, samples, bounds)
+    # kernels: relu 10 us (bound 5: 0.5), bn 20 us (0.25); the third is under its overhead, the
+    # fourth has no entry; median of 0.5 and 0.25 = 0.375; overhead: the median of 1 and 3 us
+    assert fallback.efficiency == pytest.approx(0.375) and fallback.overhead == pytest.approx(2 * US)
+
+
+# ----------------------------------------------------------------------------- the profile file
+def test_round_trip_gives_the_same_prediction(tmp_path):
+    profile = hand_profile()
+    path = tmp_path / "hand.yaml"
+    path.write_text(profile_text(profile))
+    again = read_profile(path)
+    assert again.entries.keys() == profile.entries.keys() and again.source == str(path)
+    tiny = ia.analyze(TINY)
+    for batch in (1, 8):
+        for model in (small_analysis(), tiny):
+            first, second = model.predict(profile, batch), model.predict(again, batch)
+            assert second.seconds == pytest.approx(first.seconds, rel=1e-9)
+            assert [l.seconds for l in second.layers] == pytest.approx([l.seconds for l in first.layers], rel=1e-9)
+    # written again, the file is the same text
+    assert profile_text(again) == path.read_text()
+
+
+def test_profile_paths_are_told_from_profile_names():
+    assert looks_like_profile_file("cpu.yaml") and looks_like_profile_file("profiles/h100")
+    assert not looks_like_profile_file("h100") and not looks_like_profile_file("cpu")
+
+
+GOOD = profile_text(hand_profile())
+
+
+def _bad(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+HOSTILE = {
+    "not a mapping": ("- 1\n- 2\n", "must be a mapping"),
+    "a scalar": ("42\n", "must be a mapping"),
+    "an entry named by a number": (_bad("  bn:", "  12:"), "name must be text"),
+    "another format": (_bad("format: inception-analyzer latency profile", "format: something else"),
+                       "not a latency profile"),
+    "a later version": (_bad("version: 1", "version: 2"), "version 2"),
+    "an unknown key": (_bad("execution: sync", "execution: sync\nexecutoin: sync"), "did you mean 'execution'"),
+    "an unknown execution": (_bad("execution: sync", "execution: async"), "must be one of sync, queue"),
+    "a negative overhead": (_bad("overhead_us: 10", "overhead_us: -10"), "finite number at least 0"),
+    "not a number": (_bad("peak_gflops: 1", "peak_gflops: fast"), "must be a number"),
+    "infinity": (_bad("peak_gflops: 1", "peak_gflops: .inf"), "finite number"),
+    "nan": (_bad("forward_overhead_us: 7", "forward_overhead_us: .nan"), "finite number"),
+    "points out of order": (_bad("- [1024, 5]\n    - [4096, 11]", "- [4096, 5]\n    - [1024, 11]"), "must increase"),
+    "a point of three": (_bad("- [1024, 5]", "- [1024, 5, 6]"), "pair [x, y]"),
+    "a zero factor": (_bad("- [2, 0.5]", "- [2, 0]"), "must be above 0"),
+    "an unknown factor": (_bad("in_channels:", "in_chanels:"), "did you mean 'in_channels'"),
+    "an unknown model": (_bad("model: curve", "model: forest"), "must be one of efficiency, curve"),
+    "an unknown feature": (_bad("feature: elements", "feature: bytes"), "must be one of"),
+    "a python tag": (_bad("title: a hand-made device", "title: !!python/object:os.system 'ls'"), "not allowed"),
+    "a huge integer": (_bad("threads: 2", "threads: " + "9" * 5000), "digits"),
+    "a billion laughs": ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                         "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                         "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+                         "aliases expand"),
+    "deep nesting": ("a: " + "[" * 200 + "]" * 200 + "\n", "nest more than"),
+    "bad YAML": ("format: [unclosed\n", ""),
+    "an empty file": ("", "the latency profile is empty"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_profiles_are_refused_in_one_located_line(tmp_path, case):
+    text, message = HOSTILE[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(AnalyzerError) as caught:
+        read_profile(path)
+    line = str(caught.value)
+    assert "\n" not in line and message in line
+    assert line.startswith(f"{path}:") and line.split(":")[1].isdigit()          # file:line(:column)
+
+
+def test_profile_files_that_are_not_files_or_too_large(tmp_path):
+    with pytest.raises(LatencyError, match="no such latency profile file"):
+        read_profile(tmp_path / "missing.yaml")
+    with pytest.raises(LatencyError, match="is a directory"):
+        read_profile(tmp_path)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * MAX_PROFILE_BYTES + "\n")
+    with pytest.raises(LatencyError, match="larger than 2 MiB"):
+        read_profile(huge)
+
+
+def test_cli_prints_the_prediction_beside_the_roofline(tmp_path, capsys):
+    path = tmp_path / "hand.yaml"
+    path.write_text(GOOD)
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SMALL)
+    assert main(["analyze", str(spec), "--device", str(path), "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted latency on hand (calibrated)" in out and "182 us per batch" in out
+    assert "fallback" in out and "est. time" in out and "predicted" in out
+    assert main(["analyze", str(spec), "--device", str(path), "--batch", "2", "--format", "json"]) == 0
+    import json
+    data = json.loads(capsys.readouterr().out)
+    assert data["prediction"]["seconds"] == pytest.approx(182.1 * US)
+    assert sum(l["predicted_seconds"] for l in data["layers"]) == pytest.approx(175.1 * US)   # less the forward call
+    # a training step: the roofline only, and it says so
+    assert main(["analyze", str(spec), "--device", str(path), "--mode", "train"]) == 0
+    assert "predicts inference batches" in capsys.readouterr().out
+    # a broken profile: one line, exit 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("version: 1", "version: 7"))
+    assert main(["analyze", str(spec), "--device", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}:" in err and "version 7" in err
+
+
+# ----------------------------------------------------------------------------- analysis-fast, torch-free
+def test_prediction_is_torch_free_and_takes_milliseconds(tmp_path):
+    path = tmp_path / "hand.yaml"
+    path.write_text(GOOD)
+    code = ("import sys, time, statistics; import inception_analyzer as ia; "
+            "from inception_analyzer.analysis.latency_file import read_profile; "
+            f"p = read_profile({str(path)!r}); a = ia.analyze('inception_v3'); "
+            "times = []\n"
+            "for _ in range(5):\n"
+            "    t = time.perf_counter(); a.predict(p, 32); times.append(time.perf_counter() - t)\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "print(statistics.median(times))")
+    done = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120, capture_output=True,
+                          text=True)
+    seconds = float(done.stdout.strip())
+    assert seconds < 0.1, f"predicting inception_v3's 300 layers took {1e3 * seconds:.1f} ms"
+
+
+def test_prediction_time_in_process():
+    analysis = ia.analyze("inception_v3")
+    profile = hand_profile()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        analysis.predict(profile, 8)
+        times.append(time.perf_counter() - start)
+    assert statistics.median(times) < 0.1
+    assert math.isfinite(analysis.predict(profile, 8).seconds)
