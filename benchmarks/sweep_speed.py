@@ -3,7 +3,7 @@
     ./dev bench sweep_speed              # 100, 1,000 and 10,000 random variants of Inception-v3
     ./dev bench sweep_speed --quick      # 50 and 200 variants (a minute)
 
-The space: Inception-v3 with dropout 0.2/0.5, num_classes 10/100/1000, 36 widths (x0.25 to
+The space: Inception-v3 without its auxiliary head (it needs 299 px), dropout 0.2/0.5, num_classes 10/100/1000, 36 widths (x0.25 to
 x2.0) and 66 input sizes (139 to 399 px): 14,256 variants, sampled with --random's sampler.
 
 1. Per-variant cost as the sweep grows: the same engine (in process, one job) on samples of
@@ -33,7 +33,7 @@ from inception_analyzer.sweep.engines import SpecSource, run_variants  # noqa: E
 from inception_analyzer.sweep.space import DesignSpace  # noqa: E402
 
 SPEC = str(ROOT / "specs" / "inception_v3.yaml")
-SPACE = DesignSpace((("dropout", (0.2, 0.5)), ("num_classes", (10, 100, 1000))),
+SPACE = DesignSpace((("aux_logits", (False,)), ("dropout", (0.2, 0.5)), ("num_classes", (10, 100, 1000))),
                     tuple(w / 20 for w in range(5, 41)), tuple(range(139, 400, 4)))
 
 
