@@ -304,10 +304,12 @@ def _convert(node, filename: str, budget: _Budget, source: str | None = None, al
     raise SpecError("unsupported YAML node", loc)  # pragma: no cover - composer yields only these
 
 
-def read_yaml_file(path: str | Path, what: str = "spec", max_bytes: int = MAX_SPEC_BYTES) -> Any:
+def read_yaml_file(path: str | Path, what: str = "spec", max_bytes: int | None = None) -> Any:
     """Read and parse a YAML file (a spec, or another document `what` names, of at most
-    `max_bytes`); a missing or unreadable file is a SpecError, not an OSError."""
+    `max_bytes`, MAX_SPEC_BYTES as it is at the call when None); a missing or unreadable file is
+    a SpecError, not an OSError."""
     name = str(path)
+    max_bytes = MAX_SPEC_BYTES if max_bytes is None else max_bytes
     try:
         with open(path, "rb") as handle:  # at most one byte past the bound: not all of /dev/zero
             data = handle.read(max_bytes + 1)
@@ -318,7 +320,8 @@ def read_yaml_file(path: str | Path, what: str = "spec", max_bytes: int = MAX_SP
     except OSError as err:
         raise SpecError(f"cannot read the {what} ({err.strerror})", SourceLocation(name)) from None
     if len(data) > max_bytes:
-        size = f"{max_bytes // 2**20} MiB" if max_bytes >= 2**20 else f"{max_bytes // 2**10} KiB"
+        size = (f"{max_bytes // 2**20} MiB" if max_bytes >= 2**20 else f"{max_bytes // 2**10} KiB"
+                if max_bytes >= 2**10 else f"{max_bytes} bytes")
         raise SpecError(f"the {what} is larger than {size}; refusing to read it", SourceLocation(name))
     try:
         text = data.decode("utf-8")
