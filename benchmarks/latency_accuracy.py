@@ -5,11 +5,15 @@ at several batch sizes, predicted from a profile and measured with bench's timin
     python benchmarks/latency_accuracy.py --profile PROFILE.yaml [--device cpu] [--batch 1,8,32]
         [--models all|specs|imported|NAME,...] [--results FILE.jsonl] [--max-others 0.05]
     python benchmarks/latency_accuracy.py --table FILE.jsonl     # the table of results already taken
+    python benchmarks/latency_accuracy.py --profile PROFILE.yaml --results FILE.jsonl --repredict NEW.jsonl
+        # the measurements of FILE predicted again (this code, PROFILE), written to NEW
 
 For each model and batch: the prediction (analysis/latency.py, timed: it is the analysis path,
 no torch), then the measurement as `bench SPEC --no-torchvision` takes it (bench/runner.py's
-measure_models: warm-up, iterations for --min-time, the median), one process, one model at a
-time. On a shared machine each measurement waits until other processes use under --max-others
+measure_models: warm-up, iterations for --min-time, the median), one model at a time, each in a
+fresh process of its own (as a user's `bench` run is): the host allocator's state (glibc's mmap
+threshold only rises, the heap keeps its holes) would otherwise carry over from the models timed
+before it and make a measurement depend on the order of the list (--in-process keeps one process). On a shared machine each measurement waits until other processes use under --max-others
 of the CPUs over a few seconds, and is retaken (up to --retries times) when they used more
 while it ran (bench/machine.py's OthersCpu: /proc/stat's busy time less this process's own).
 Each result is appended to --results as one JSON line as soon as it exists, so a long run can
@@ -25,6 +29,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -91,6 +96,36 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
     return result
 
 
+def measure_apart(name: str, batch: int, args: argparse.Namespace, say) -> dict:
+    """`measure` in a fresh process (the module docstring's reason), its result as one JSON line."""
+    command = [sys.executable, __file__, "--measure-one", name, "--batch", str(batch), "--profile", str(args.profile),
+               "--device", args.device, "--max-others", str(args.max_others), "--retries", str(args.retries),
+               "--warmup", str(args.warmup), "--min-time", str(args.min_time)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"measuring {name} batch {batch} failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_one(args: argparse.Namespace) -> None:
+    """The child of measure_apart: one model at one batch, its measurement printed as JSON."""
+    import torch
+
+    from inception_analyzer.analysis.latency_file import read_profile
+    from inception_analyzer.bench.settings import BenchSettings, torch_settings
+
+    profile = read_profile(args.profile)
+    settings = BenchSettings(device=torch.device(args.device), dtype=profile.dtype, warmup=args.warmup,
+                             min_time=args.min_time, threads=profile.threads if args.device == "cpu" else None)
+
+    def say(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    with torch_settings(settings):
+        analysis = graph_of(args.measure_one)
+        print(json.dumps(measure(analysis, int(args.batch), settings, args.max_others, args.retries, say)))
+
+
 def run(args: argparse.Namespace) -> None:
     import torch
 
@@ -119,7 +154,10 @@ def run(args: argparse.Namespace) -> None:
                 start = time.perf_counter()
                 prediction = analysis.predict(profile, batch, profile.dtype)
                 predict_ms = 1e3 * (time.perf_counter() - start)
-                measured = measure(analysis, batch, settings, args.max_others, args.retries, say)
+                if args.in_process:
+                    measured = measure(analysis, batch, settings, args.max_others, args.retries, say)
+                else:
+                    measured = measure_apart(name, batch, args, say)
                 row = {"model_source": name, "model": analysis.name, "batch": batch,
                        "imported": ":" in name, "predicted": prediction.seconds,
                        "predicted_overhead": prediction.overhead_seconds, "roofline": prediction.roofline_seconds,
@@ -133,6 +171,28 @@ def run(args: argparse.Namespace) -> None:
                     f"{1e3 * row['p50']:9.2f} ms, error {100 * row['error']:+6.1f}%  (others "
                     f"{100 * (row['others_during'] or 0):.1f}%, load {row['load_before']:.2f})")
     print(table(results))
+
+
+def repredict(args: argparse.Namespace) -> None:
+    """Each measurement of --results predicted again from --profile by the code as it is now,
+    into the file --repredict names (the measurements themselves are kept as taken)."""
+    from inception_analyzer.analysis.latency_file import read_profile
+
+    profile = read_profile(args.profile)
+    rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    analyses: dict[str, object] = {}
+    with Path(args.repredict).open("w", encoding="utf-8") as handle:
+        for row in rows:
+            analysis = analyses.get(row["model_source"]) or analyses.setdefault(row["model_source"],
+                                                                                 graph_of(row["model_source"]))
+            start = time.perf_counter()
+            prediction = analysis.predict(profile, row["batch"], profile.dtype)
+            row.update(predicted=prediction.seconds, predicted_overhead=prediction.overhead_seconds,
+                       roofline=prediction.roofline_seconds, by_how=prediction.count_by_how(),
+                       predict_ms=1e3 * (time.perf_counter() - start), error=prediction.seconds / row["p50"] - 1,
+                       profile=str(args.profile), repredicted=time.strftime("%Y-%m-%d %H:%M:%S"))
+            handle.write(json.dumps(row) + "\n")
+    print(table(Path(args.repredict)))
 
 
 def table(path: Path) -> str:
@@ -177,13 +237,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=2.0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure every model in this one process (default: each in a fresh process)")
+    parser.add_argument("--measure-one", metavar="NAME", help=argparse.SUPPRESS)   # measure_apart's child
+    parser.add_argument("--repredict", metavar="NEW", help="predict the measurements of --results again into NEW")
     parser.add_argument("--table", metavar="FILE", help="print the table of a results file and exit")
     args = parser.parse_args(argv)
+    if args.measure_one:
+        measure_one(args)
+        return 0
     if args.table:
         print(table(Path(args.table)))
         return 0
     if not args.profile:
         parser.error("--profile is needed (or --table FILE)")
+    if args.repredict:
+        repredict(args)
+        return 0
     print(f"# {platform.node() or 'machine'}: {platform.platform()}, python {platform.python_version()}",
           file=sys.stderr)
     run(args)

@@ -7,6 +7,7 @@ code's output). No torch needed.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -425,3 +426,15 @@ def test_prediction_time_in_process():
         times.append(time.perf_counter() - start)
     assert statistics.median(times) < 0.1
     assert math.isfinite(analysis.predict(profile, 8).seconds)
+
+
+def test_fresh_pages_do_not_depend_on_the_hash_seed():
+    """The allocator simulation frees a layer's inputs in their order, not a set's (whose order
+    changes from one process to the next), so a prediction is the same in every process."""
+    code = ("import inception_analyzer as ia; from inception_analyzer.analysis.allocator import Allocator, fresh_bytes; "
+            "a = ia.analyze('inception_v1'); "
+            "print(sum(fresh_bytes(a.graph, 32, 4, Allocator(1e-10, layout_copies=True)).values()))")
+    totals = {subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+              for seed in range(4)}
+    assert len(totals) == 1, totals

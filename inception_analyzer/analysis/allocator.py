@@ -158,7 +158,7 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
             for handle in copies:
                 heap.free(handle)
             fresh[node.path] = new
-            for source in set(node.inputs):
+            for source in dict.fromkeys(node.inputs):   # in order: a set's order varies by process (hash seed)
                 if last_read.get(source) == index and source in storage and source != graph.output:
                     _release(heap, holders, storage[source])
         if graph.output in storage:               # the caller drops the output after the call

@@ -325,7 +325,8 @@ def read_text(path: str | Path, what: str = "spec", max_bytes: int | None = None
     except OSError as err:
         raise SpecError(f"cannot read the {what} ({err.strerror})", SourceLocation(name)) from None
     if len(data) > max_bytes:
-        size = f"{max_bytes // 2**20} MiB" if max_bytes >= 2**20 else f"{max_bytes // 2**10} KiB"
+        size = (f"{max_bytes // 2**20} MiB" if max_bytes >= 2**20 else f"{max_bytes // 2**10} KiB"
+                if max_bytes >= 2**10 else f"{max_bytes} bytes")
         raise SpecError(f"the {what} is larger than {size}; refusing to read it", SourceLocation(name))
     try:
         text = data.decode("utf-8")
