@@ -15,7 +15,7 @@ from ..pipeline import ModelAnalysis
 from ..numbers import human, shape_text
 from ..untrusted import markdown_text
 from .review import summary_line
-from .text import csv_text, json_records_text, tabulated
+from .text import Records, csv_text, json_records_text, tabulated
 
 FORMATS = ("table", "markdown", "csv", "json")
 DEPTHS = ("layer", "block", "stage")
@@ -273,6 +273,8 @@ def render_csv(analysis: ModelAnalysis, depth: str = "layer", memory: MemoryRepo
 def report_dict(analysis: ModelAnalysis, memory: MemoryReport | None = None) -> dict:
     """The JSON contract: one record per leaf op in `layers`, totals, roll-ups, conventions; with a
     run's memory, `memory` and `training_flops` at the top and in each layer (keys only added)."""
+    per_layer = _memory_of(memory) if memory is not None else None
+    flops = {f.path: f for f in analysis.training.layers} if memory is not None else None
     data = {
         "schema_version": JSON_SCHEMA_VERSION,
         "model": analysis.model,
@@ -282,20 +284,14 @@ def report_dict(analysis: ModelAnalysis, memory: MemoryReport | None = None) -> 
         "metadata": analysis.metadata,
         "totals": asdict(analysis.totals),
         "conventions": CONVENTIONS if memory is None else {**CONVENTIONS, **MEMORY_CONVENTIONS},
-        # shallow copies of the records (asdict's deep copy costs seconds at 100,000 layers)
-        "layers": [_with_rf(analysis, dict(vars(r)), r.path) for r in analysis.layers],
+        # shallow copies of the records (asdict's deep copy costs seconds at 100,000 layers), each
+        # made as it is written
+        "layers": Records(lambda: (_layer_record(analysis, r, per_layer, flops) for r in analysis.layers)),
         "blocks": [_with_rf(analysis, dict(vars(g)), g.output_path) for g in analysis.blocks],
         "stages": [_with_rf(analysis, dict(vars(g)), g.output_path) for g in analysis.stages],
         "findings": [asdict(f) for f in analysis.findings],
     }
     if memory is not None:
-        per_layer = _memory_of(memory)
-        flops = {f.path: f for f in analysis.training.layers}
-        for record in data["layers"]:
-            m = per_layer.get(record["path"])
-            record["memory"] = None if m is None else {k: v for k, v in vars(m).items() if k not in ("path", "role")}
-            f = flops[record["path"]]
-            record["training_flops"] = {"forward": f.forward, "grad_input": f.grad_input, "grad_weight": f.grad_weight}
         data["memory"] = memory_dict(memory)
         t = analysis.training
         data["training_flops"] = {"forward": t.forward, "grad_input": t.grad_input, "grad_weight": t.grad_weight,
@@ -303,6 +299,16 @@ def report_dict(analysis: ModelAnalysis, memory: MemoryReport | None = None) -> 
                                   "status": t.status,
                                   "unmodelled": t.unmodelled}
     return data
+
+
+def _layer_record(analysis: ModelAnalysis, layer, per_layer: dict | None, flops: dict | None) -> dict:
+    record = _with_rf(analysis, dict(vars(layer)), layer.path)
+    if per_layer is not None:
+        m = per_layer.get(layer.path)
+        record["memory"] = None if m is None else {k: v for k, v in vars(m).items() if k not in ("path", "role")}
+        f = flops[layer.path]
+        record["training_flops"] = {"forward": f.forward, "grad_input": f.grad_input, "grad_weight": f.grad_weight}
+    return record
 
 
 def memory_dict(memory: MemoryReport) -> dict:

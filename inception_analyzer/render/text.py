@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import math
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from tabulate import tabulate
 
@@ -53,18 +53,36 @@ def _finite(value):
     return value
 
 
+class Records:
+    """A list of records made one at a time as they are written (`json_records_text`), so that a
+    250,000-layer report never holds every record's dict at once, only its line of text."""
+
+    def __init__(self, make: Callable[[], Iterable[dict]]):
+        self.make = make
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.make())
+
+
 def json_records_text(data: dict) -> str:
     """Strict JSON laid out for large reports: one top-level key per line, and one record per
-    line in lists of records (`layers`, `blocks`, ...). json's C encoder writes each line, so a
-    250,000-layer report takes seconds, not the minute its indented form takes."""
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-            records = ",\n  ".join(_compact(item) for item in value)
-            parts.append(f" {_compact(key)}: [\n  {records}\n ]")
+    line in lists of records (`layers`, `blocks`, ...: a list of dicts, or Records). json's C
+    encoder writes each line, so a 250,000-layer report takes seconds, not the minute its
+    indented form takes; the lines are joined once, so the text is built in two copies, not four."""
+    pieces = ["{\n"]
+    for number, (key, value) in enumerate(data.items()):
+        pieces.append(f"{',' if number else ''}\n {_compact(key)}: " if number else f" {_compact(key)}: ")
+        if isinstance(value, Records) or (isinstance(value, list) and value and all(isinstance(item, dict)
+                                                                                   for item in value)):
+            start = len(pieces)
+            for item in value:
+                pieces.append(",\n  " if len(pieces) > start else "[\n  ")
+                pieces.append(_compact(item))
+            pieces.append("\n ]" if len(pieces) > start else "[]")
         else:
-            parts.append(f" {_compact(key)}: {_compact(value)}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+            pieces.append(_compact(value))
+    pieces.append("\n}\n")
+    return "".join(pieces)
 
 
 def _compact(value) -> str:
