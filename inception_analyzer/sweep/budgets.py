@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import shown
+from ..numbers import human
 from .evaluate import VariantResult
 from .space import SweepError
 
@@ -30,6 +31,12 @@ _EXAMPLES = {"macs": "6e9 or 6G", "params": "25M", "activations": "20M", "memory
 class Budget:
     key: str
     limit: float
+
+    def limit_text(self) -> str:
+        """The limit as a reader writes it: 6G, 25M, 512MB, 5 ms."""
+        if self.key == "latency":
+            return f"{self.limit * 1e3:g} ms"
+        return human(self.limit, "B" if self.key == "memory" else "")
 
     def allows(self, result: VariantResult) -> bool:
         value = getattr(result, FIGURES[self.key][0])

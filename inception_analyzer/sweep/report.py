@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .budgets import FIGURES, Budget
+from .budgets import Budget
 from .evaluate import VariantResult
 from .pareto import pareto_front, ranked
 from .space import DesignSpace
@@ -35,14 +35,14 @@ class SweepReport:
 
     def exceeded(self, result: VariantResult) -> list[str]:
         """The budgets a valid result is over ('macs > 6e+09')."""
-        return [f"{b.key} > {b.limit:g}" for b in self.budgets if not b.allows(result)]
+        return [f"{b.key} > {b.limit_text()}" for b in self.budgets if not b.allows(result)]
 
     @property
     def objective(self) -> str:
         return "latency" if self.by_latency else "macs"
 
     def summary(self) -> str:
-        budgets = ", ".join(f"{b.key} <= {b.limit:g}" for b in self.budgets) or "no budget"
+        budgets = ", ".join(f"{b.key} <= {b.limit_text()}" for b in self.budgets) or "no budget"
         return (f"{len(self.results):,} of {self.space.size:,} variants evaluated; {len(self.ranked):,} survive "
                 f"({budgets}), {len(self.over_budget):,} over budget, {len(self.invalid):,} invalid; ranked by "
-                f"{FIGURES[self.objective][1]}, then params")
+                f"{f'predicted latency (batch {self.batch})' if self.by_latency else 'MACs'}, then params")
