@@ -12,7 +12,7 @@ from ..graph import resolve_arguments
 from ..pipeline import Request, load_graph
 from ..output import write_directory
 from ..render.sweep import FORMATS, render_sweep, sweep_page
-from ..spec import load_spec
+from ..spec import load_spec_text
 from ..spec.yaml_source import read_text
 from ..sweep.budgets import FIGURES, parse_budget
 from ..analysis.latency_file import read_profile
@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         raise SweepError(f"--batch must be from 1 to {MAX_BATCH:,}, got {args.batch}")
     prediction = Prediction(read_profile(args.profile), args.batch) if args.profile else None
     file = resolve(args.spec)
-    spec = load_spec(file)  # every error of the spec itself before any variant runs
+    source = SpecSource(read_text(file), file)  # read once: the check here and every task use this text
+    spec = load_spec_text(source.text, file)  # every error of the spec itself before any variant runs
     for key, values in space.grid:  # and every argument named or typed wrongly: no variant could use it
         for value in values:
             resolve_arguments(spec, {key: value})
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     variants = space.sample(args.random, args.seed) if args.random else list(space.variants())
     started = time.monotonic()
     progress = _progress(started) if sys.stderr.isatty() else None
-    results = run_variants(SpecSource(read_text(file), file), variants, args.width_round, args.jobs, args.engine,
+    results = run_variants(source, variants, args.width_round, args.jobs, args.engine,
                            args.address, progress, prediction)
     if progress:
         sys.stderr.write("\r\033[K")
