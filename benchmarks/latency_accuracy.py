@@ -3,7 +3,7 @@ imported torchvision / timm models (none of which the calibration ever ran: it t
 at several batch sizes, predicted from a profile and measured with bench's timing.
 
     python benchmarks/latency_accuracy.py --profile PROFILE.yaml [--device cpu] [--batch 1,8,32]
-        [--models all|specs|imported|NAME,...] [--results FILE.jsonl] [--max-others 0.05]
+        [--models all|specs|imported|NAME,...] [--results FILE.jsonl] [--rounds N] [--max-others 0.05]
     python benchmarks/latency_accuracy.py --table FILE.jsonl     # the table of results already taken
     python benchmarks/latency_accuracy.py --profile PROFILE.yaml --results FILE.jsonl --repredict NEW.jsonl
         # the measurements of FILE predicted again (this code, PROFILE), written to NEW
@@ -13,11 +13,19 @@ no torch), then the measurement as `bench SPEC --no-torchvision` takes it (bench
 measure_models: warm-up, iterations for --min-time, the median), one model at a time, each in a
 fresh process of its own (as a user's `bench` run is): the host allocator's state (glibc's mmap
 threshold only rises, the heap keeps its holes) would otherwise carry over from the models timed
-before it and make a measurement depend on the order of the list (--in-process keeps one process). On a shared machine each measurement waits until other processes use under --max-others
-of the CPUs over a few seconds, and is retaken (up to --retries times) when they used more
+before it and make a measurement depend on the order of the list (--in-process keeps one process). An
+imported model is measured from the spec `import` writes for it (kept in --specs), so its
+process never builds the original. On a shared machine each measurement waits until other
+processes use under --max-others of the CPUs over a few seconds, and is retaken (up to --retries times) when they used more
 while it ran (bench/machine.py's OthersCpu: /proc/stat's busy time less this process's own).
 Each result is appended to --results as one JSON line as soon as it exists, so a long run can
 be resumed (`--resume` skips what the file holds) and printed later with --table.
+
+With --rounds N every model and batch is measured N times, round after round over the whole list
+(each time in a fresh process, after a reference convolution that shows the machine's speed at
+that moment): a virtual machine's speed drifts by up to a fifth over tens of seconds, and the
+rounds spread that drift over every model. The table keeps the median of a model's rounds, and
+their spread, which is the noise floor any prediction is checked against.
 
 Prints a Markdown table (predicted, measured, error = predicted / measured - 1) and the summary:
 the median absolute error, the worst, and how many lie within +-15%.
@@ -31,6 +39,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,19 +53,27 @@ IMPORTED = ["torchvision:resnet18", "torchvision:mobilenet_v2", "torchvision:mob
             "torchvision:efficientnet_b0", "torchvision:regnet_x_400mf", "torchvision:resnext50_32x4d",
             "torchvision:densenet121", "timm:dla34", "timm:xception41", "timm:fbnetc_100"]
 TARGET = 0.15
+REFERENCE_CALLS = 100
+SPEC_FOLDER = Path(tempfile.gettempdir()) / "latency_accuracy_specs"
 
 
-def graph_of(name: str):
-    """A bundled spec's analysis, or an imported model's (`torchvision:NAME`, `timm:NAME`)."""
-    import inception_analyzer as ia
-    from inception_analyzer.pipeline import Request, analyze
-
+def spec_of(name: str, folder: Path) -> str:
+    """What to analyse and measure for `name`: a bundled spec's name as it is, or for an imported
+    model (`torchvision:NAME`, `timm:NAME`) the spec `import` writes for it, saved in `folder`.
+    The measurement then builds from that spec, as a user's `import` then `bench` does, in a
+    process that never built the original model: building and dropping it first would leave glibc's
+    mmap threshold raised by its freed weights, and the same graph measures up to a quarter faster
+    at batch 1 (resnet50: 33 ms against 40 ms) depending on that history."""
     if ":" not in name:
-        return analyze(Request(name))
+        return name
     package, model_name = name.split(":", 1)
+    path = folder / f"{package}_{model_name}.yaml"
+    if path.exists():
+        return str(path)
     import torch
 
     from inception_analyzer.importer import import_module
+    from inception_analyzer.spec_writer import write_spec
     from inception_analyzer.torchvision_compat import load_torchvision
 
     torch.manual_seed(0)
@@ -68,7 +85,40 @@ def graph_of(name: str):
     else:
         raise SystemExit(f"unknown package in {name} (torchvision:NAME or timm:NAME)")
     imported = import_module(model.eval(), (3, 224, 224), name=f"{package}_{model_name}")
-    return ia.analyze(imported.graph)
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(write_spec(imported), encoding="utf-8")
+    return str(path)
+
+
+def graph_of(name: str, folder: Path | None = None):
+    """The analysis of a bundled spec, or of an imported model's written spec (spec_of)."""
+    from inception_analyzer.pipeline import Request, analyze
+
+    return analyze(Request(spec_of(name, folder or SPEC_FOLDER)))
+
+
+def reference_ms(device: str) -> float:
+    """The machine's speed right now: the median time of one fixed convolution (3x3, 64 -> 64
+    channels, 56 x 56, batch 1), taken just before a measurement in its own process. On a shared
+    or virtual machine the same model measures up to a fifth slower or faster from one minute to
+    the next (docs/benchmarks.md); this figure beside each measurement shows when that happened."""
+    import torch
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device).eval()
+    x = torch.randn(1, 64, 56, 56, device=device)
+    samples = []
+    with torch.inference_mode():
+        for _ in range(5):
+            conv(x)
+        for _ in range(REFERENCE_CALLS):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            conv(x)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            samples.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(samples)
 
 
 def measure(analysis, batch: int, settings, max_others: float, retries: int, say) -> dict:
@@ -77,18 +127,19 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
     from inception_analyzer.bench.runner import measure_models
     from inception_analyzer.bench.workload import build_ours
 
-    graph, report = analysis.graph, analysis.cost
+    graph = analysis.graph
     for attempt in range(1, retries + 1):
         quiet = wait_for_quiet(max_others, say=say)
         load_before = os.getloadavg()[0]
+        reference = reference_ms(settings.device.type)
         with OthersCpu() as others:
-            (ours,) = measure_models([("ours", lambda: build_ours(graph, settings))], graph, report, batch, settings,
+            (ours,) = measure_models([("ours", lambda: build_ours(graph, settings))], graph, analysis, batch, settings,
                                      None, Progress(1, enabled=False))
         if not ours.ok:
             raise SystemExit(f"{graph.name} batch {batch}: {ours.status}")
         result = {"p50": ours.timing.median, "p90": ours.timing.p90, "n": ours.timing.iterations,
                   "others_before": quiet, "others_during": others.share, "load_before": load_before,
-                  "load_after": os.getloadavg()[0], "attempt": attempt}
+                  "load_after": os.getloadavg()[0], "attempt": attempt, "reference_ms": reference}
         if others.share is None or others.share <= max_others:
             return result
         say(f"{graph.name} batch {batch}: others used {100 * others.share:.0f}% of the CPUs meanwhile; again")
@@ -98,7 +149,7 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
 
 def measure_apart(name: str, batch: int, args: argparse.Namespace, say) -> dict:
     """`measure` in a fresh process (the module docstring's reason), its result as one JSON line."""
-    command = [sys.executable, __file__, "--measure-one", name, "--batch", str(batch), "--profile", str(args.profile),
+    command = [sys.executable, __file__, "--measure-one", spec_of(name, Path(args.specs)), "--batch", str(batch), "--profile", str(args.profile),
                "--device", args.device, "--max-others", str(args.max_others), "--retries", str(args.retries),
                "--warmup", str(args.warmup), "--min-time", str(args.min_time)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
@@ -138,38 +189,43 @@ def run(args: argparse.Namespace) -> None:
     done = set()
     results = Path(args.results)
     if args.resume and results.exists():
-        done = {(r["model_source"], r["batch"]) for r in map(json.loads, results.read_text().splitlines())}
+        done = {(r["model_source"], r["batch"], r.get("round", 1)) for r in read_rows(results)}
 
     def say(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
     settings = BenchSettings(device=torch.device(args.device), dtype=profile.dtype, warmup=args.warmup,
                              min_time=args.min_time, threads=profile.threads if args.device == "cpu" else None)
+    analyses = {}
     with torch_settings(settings):
-        for name in names:
-            analysis = graph_of(name)
-            for batch in batches:
-                if (name, batch) in done:
-                    continue
-                start = time.perf_counter()
-                prediction = analysis.predict(profile, batch, profile.dtype)
-                predict_ms = 1e3 * (time.perf_counter() - start)
-                if args.in_process:
-                    measured = measure(analysis, batch, settings, args.max_others, args.retries, say)
-                else:
-                    measured = measure_apart(name, batch, args, say)
-                row = {"model_source": name, "model": analysis.name, "batch": batch,
-                       "imported": ":" in name, "predicted": prediction.seconds,
-                       "predicted_overhead": prediction.overhead_seconds, "roofline": prediction.roofline_seconds,
-                       "by_how": prediction.count_by_how(), "predict_ms": predict_ms, **measured,
-                       "error": prediction.seconds / measured["p50"] - 1,
-                       "threads": torch.get_num_threads(), "torch": torch.__version__,
-                       "date": time.strftime("%Y-%m-%d %H:%M:%S"), "profile": str(args.profile)}
-                with results.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                say(f"{analysis.name:<28} batch {batch:>3}: predicted {1e3 * row['predicted']:9.2f} ms, measured "
-                    f"{1e3 * row['p50']:9.2f} ms, error {100 * row['error']:+6.1f}%  (others "
-                    f"{100 * (row['others_during'] or 0):.1f}%, load {row['load_before']:.2f})")
+        # round after round over every model, so each model's measurements fall at different
+        # times and the machine's slow and fast spells fall on all of them alike
+        for round_number in range(1, args.rounds + 1):
+            for name in names:
+                analysis = analyses.get(name) or analyses.setdefault(name, graph_of(name, Path(args.specs)))
+                for batch in batches:
+                    if (name, batch, round_number) in done:
+                        continue
+                    start = time.perf_counter()
+                    prediction = analysis.predict(profile, batch, profile.dtype)
+                    predict_ms = 1e3 * (time.perf_counter() - start)
+                    if args.in_process:
+                        measured = measure(analysis, batch, settings, args.max_others, args.retries, say)
+                    else:
+                        measured = measure_apart(name, batch, args, say)
+                    row = {"model_source": name, "model": analysis.name, "batch": batch, "round": round_number,
+                           "imported": ":" in name, "predicted": prediction.seconds,
+                           "predicted_overhead": prediction.overhead_seconds, "roofline": prediction.roofline_seconds,
+                           "by_how": prediction.count_by_how(), "predict_ms": predict_ms, **measured,
+                           "error": prediction.seconds / measured["p50"] - 1,
+                           "threads": torch.get_num_threads(), "torch": torch.__version__,
+                           "date": time.strftime("%Y-%m-%d %H:%M:%S"), "profile": str(args.profile)}
+                    with results.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    say(f"round {round_number}: {analysis.name:<28} batch {batch:>3}: predicted "
+                        f"{1e3 * row['predicted']:9.2f} ms, measured {1e3 * row['p50']:9.2f} ms, error "
+                        f"{100 * row['error']:+6.1f}%  (reference {measured['reference_ms']:.3f} ms, others "
+                        f"{100 * (row['others_during'] or 0):.1f}%, load {row['load_before']:.2f})")
     print(table(results))
 
 
@@ -179,12 +235,12 @@ def repredict(args: argparse.Namespace) -> None:
     from inception_analyzer.analysis.latency_file import read_profile
 
     profile = read_profile(args.profile)
-    rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    rows = read_rows(Path(args.results))
     analyses: dict[str, object] = {}
     with Path(args.repredict).open("w", encoding="utf-8") as handle:
         for row in rows:
             analysis = analyses.get(row["model_source"]) or analyses.setdefault(row["model_source"],
-                                                                                 graph_of(row["model_source"]))
+                                                                                 graph_of(row["model_source"], Path(args.specs)))
             start = time.perf_counter()
             prediction = analysis.predict(profile, row["batch"], profile.dtype)
             row.update(predicted=prediction.seconds, predicted_overhead=prediction.overhead_seconds,
@@ -195,14 +251,43 @@ def repredict(args: argparse.Namespace) -> None:
     print(table(Path(args.repredict)))
 
 
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def grouped(rows: list[dict]) -> list[dict]:
+    """One entry per (model, batch): the median of its rounds' measurements (p50 each) and the
+    spread between them; the prediction of its last row (every round predicts the same)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["model_source"], row["batch"]), []).append(row)
+    out = []
+    for members in groups.values():
+        measured = [r["p50"] for r in members]
+        median = statistics.median(measured)
+        references = [r["reference_ms"] for r in members if r.get("reference_ms")]
+        last = members[-1]
+        out.append({**last, "p50": median, "error": last["predicted"] / median - 1, "rounds": len(members),
+                    "low": min(measured), "high": max(measured),
+                    "reference": (min(references), max(references)) if references else None,
+                    "others_during": max((r.get("others_during") or 0) for r in members),
+                    "load_before": max(r["load_before"] for r in members)})
+    return out
+
+
 def table(path: Path) -> str:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    lines = ["| model | batch | predicted | measured (p50) | error | roofline | others' CPU share | 1-min load |",
-             "|---|---|---|---|---|---|---|---|"]
+    rows = grouped(read_rows(path))
+    lines = ["| model | batch | predicted | measured | error | rounds: lowest - highest | reference conv | roofline "
+             "| others' CPU share | 1-min load |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = r["model"] + (" (imported)" if r.get("imported") else "")
+        spread = (f"{r['rounds']}: {_ms(r['low'])} - {_ms(r['high'])} ({100 * (r['high'] / r['low'] - 1):.0f}%)"
+                  if r["rounds"] > 1 else "1")
+        reference = f"{r['reference'][0]:.2f} - {r['reference'][1]:.2f} ms" if r["reference"] else "-"
         lines.append(f"| {name} | {r['batch']} | {_ms(r['predicted'])} | {_ms(r['p50'])} | {100 * r['error']:+.1f}% | "
-                     f"{_ms(r['roofline'])} | {100 * (r.get('others_during') or 0):.1f}% | {r['load_before']:.2f} |")
+                     f"{spread} | {reference} | {_ms(r['roofline'])} | {100 * (r.get('others_during') or 0):.1f}% "
+                     f"| {r['load_before']:.2f} |")
     errors = [abs(r["error"]) for r in rows]
     if errors:
         worst = max(rows, key=lambda r: abs(r["error"]))
@@ -217,6 +302,12 @@ def table(path: Path) -> str:
             if subset:
                 lines.append(f"{label}: median absolute error {100 * statistics.median(subset):.1f}%, worst "
                              f"{100 * max(subset):.1f}%")
+        repeated = [r for r in rows if r["rounds"] > 1]
+        if repeated:
+            spreads = [r["high"] / r["low"] - 1 for r in repeated]
+            widest = max(repeated, key=lambda r: r["high"] / r["low"])
+            lines.append(f"the machine itself: the rounds of one model and batch differ by {100 * statistics.median(spreads):.0f}% "
+                         f"(median), at most {100 * max(spreads):.0f}% ({widest['model']} batch {widest['batch']})")
     return "\n".join(lines)
 
 
@@ -231,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default="1,8,32")
     parser.add_argument("--models", default="all", help="all, specs, imported, or names separated by commas")
     parser.add_argument("--results", default="latency_accuracy.jsonl", help="JSON lines, one per measurement")
+    parser.add_argument("--specs", default=str(SPEC_FOLDER),
+                        help="where the imported models' written specs are kept (and read again when there)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every model and batch this many times, round after round (the table "
+                             "keeps the median)")
     parser.add_argument("--resume", action="store_true", help="skip what --results already holds")
     parser.add_argument("--max-others", type=float, default=0.05,
                         help="the share of the CPUs other processes may use while a measurement runs")

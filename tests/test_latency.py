@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -180,7 +181,7 @@ def test_layer_work_reads_the_facets():
     work = layer_work(conv, args, [(8, 9, 9)], conv.output_shape(args, [(8, 9, 9)]), batch=3)
     # 16 x 4 x 4 outputs, 8 / 4 = 2 input channels per group, 9 taps: 4,608 MACs; 2 x 3 images
     assert work.key == "conv 3x3/2 grouped" and work.model == EFFICIENCY and work.flops == 2 * 4608 * 3
-    assert work.arguments == {"in_channels": 2, "out_channels": 4, "pixels": 3 * 16, "groups": 4}
+    assert work.arguments == {"in_channels": 2, "out_channels": 4, "pixels": 3 * 16, "groups": 4, "work": 2 * 4608 * 3}
     pool = OPS["maxpool"]
     args = pool.bind([3], {"stride": 2})
     work = layer_work(pool, args, [(8, 9, 9)], pool.output_shape(args, [(8, 9, 9)]), batch=2)
@@ -243,9 +244,9 @@ def test_fit_curve_recovers_a_known_curve():
 
 
 def test_fit_efficiency_recovers_a_known_model():
-    """Samples drawn from kernel = FLOPs / (300 GFLOP/s x f_in x f_out x f_pix), each factor a power
-    law of its argument (straight in log2, so the curvature penalty costs nothing) reaching 1 at
-    the largest argument: the fit must give back 300 GFLOP/s and each factor."""
+    """Samples drawn from kernel = FLOPs / (300 GFLOP/s x f_in x f_out x f_work), each factor a
+    power law of its argument (straight in log2, so the curvature penalty costs nothing) reaching 1
+    at the largest argument: the fit must give back 300 GFLOP/s and each factor."""
     peak, overhead = 300e9, 5 * US
 
     def f_in(c):
@@ -254,28 +255,81 @@ def test_fit_efficiency_recovers_a_known_model():
     def f_out(c):
         return (c / 512) ** 0.2
 
-    def f_pix(p):
-        return (p / 65536) ** 0.25
+    def f_work(flops):
+        return (flops / (2.0 * 1024 * 512 * 65536 * 9)) ** 0.1     # 1 at the largest call
 
     samples = []
     for c_in in (8, 32, 128, 512, 1024):
         for c_out in (16, 64, 256, 512):
             for pixels in (64, 1024, 16384, 65536):
                 flops = 2.0 * c_in * c_out * pixels * 9
-                kernel = flops / (peak * f_in(c_in) * f_out(c_out) * f_pix(pixels))
+                kernel = flops / (peak * f_in(c_in) * f_out(c_out) * f_work(flops))
                 samples.append(Sample("conv 3x3/1", overhead + kernel, flops,
-                                      {"in_channels": c_in, "out_channels": c_out, "pixels": pixels, "groups": 1}))
+                                      {"in_channels": c_in, "out_channels": c_out, "pixels": pixels, "groups": 1,
+                                       "work": flops}))
     entry = fit_efficiency("conv 3x3/1", samples, overhead)
     assert entry.peak_flops == pytest.approx(peak, rel=0.01)
-    assert set(entry.factors) == {"in_channels", "out_channels", "pixels"}     # groups is always 1 here
+    assert set(entry.factors) == {"in_channels", "out_channels", "work"}     # groups is always 1 here
     for c in (8, 100, 1024):
         assert interpolate_log2(entry.factors["in_channels"], c) == pytest.approx(f_in(c), rel=0.02)
-    for p in (64, 3000, 65536):
-        assert interpolate_log2(entry.factors["pixels"], p) == pytest.approx(f_pix(p), rel=0.02)
-    shape = {"in_channels": 200, "out_channels": 100, "pixels": 5000, "groups": 1}
+    for flops in (2.0 * 8 * 16 * 64 * 9, 1e9, 2.0 * 1024 * 512 * 65536 * 9):
+        assert interpolate_log2(entry.factors["work"], flops) == pytest.approx(f_work(flops), rel=0.02)
+    # the samples lie on the model: every residual is 1, and a shape between them is priced by the model
+    assert len(entry.residuals) == len(samples) and all(row[-1] == pytest.approx(1, rel=0.03) for row in entry.residuals)
     flops = 2.0 * 200 * 100 * 5000 * 9
+    shape = {"in_channels": 200, "out_channels": 100, "pixels": 5000, "groups": 1, "work": flops}
     assert entry.kernel_seconds(flops, shape) == pytest.approx(
-        flops / (peak * f_in(200) * f_out(100) * f_pix(5000)), rel=0.03)
+        flops / (peak * f_in(200) * f_out(100) * f_work(flops)), rel=0.03)
+
+
+def test_the_correction_by_hand():
+    """A layer's kernel is the smooth fit's times the distance-weighted geometric mean of the 4
+    nearest samples' measured / fitted ratios, weights 1 / (distance + 1/2), distance in log2."""
+    residuals = ((16.0, 16.0, 256.0, 1.0, 2.0),     # at the layer itself: distance 0, weight 2
+                 (16.0, 16.0, 1024.0, 1.0, 1.0),    # pixels two octaves off: distance 2, weight 0.4
+                 (64.0, 16.0, 1024.0, 1.0, 0.5),    # in_channels and pixels: sqrt(8), weight 1 / 3.328
+                 (256.0, 256.0, 256.0, 1.0, 4.0),   # channels four octaves off each: sqrt(32), weight 1 / 6.157
+                 (2048.0, 2048.0, 16.0, 1.0, 8.0))  # the fifth nearest: not counted
+    entry = EfficiencyEntry("conv 3x3/1", overhead=0.0, peak_flops=1e9, factors={}, residuals=residuals)
+    weights = [2.0, 1 / 2.5, 1 / (math.sqrt(8) + 0.5), 1 / (math.sqrt(32) + 0.5)]
+    logs = [math.log(2.0), 0.0, math.log(0.5), math.log(4.0)]
+    expected = math.exp(sum(w * r for w, r in zip(weights, logs)) / sum(weights))
+    here = {"in_channels": 16, "out_channels": 16, "pixels": 256, "groups": 1, "work": 1e6}
+    assert entry.correction(here) == pytest.approx(expected)
+    # 1e6 FLOPs at 1e9 FLOP/s is 1 ms before the correction
+    assert entry.kernel_seconds(1e6, here) == pytest.approx(1e-3 * expected)
+    assert EfficiencyEntry("plain", 0.0, 1e9, {}).correction(here) == 1.0   # no residuals: the fit alone
+
+
+def test_the_residuals_follow_what_the_smooth_fit_cannot():
+    """Kernels from a smooth model, except a pocket (few pixels on many channels) that runs twice
+    as fast, as oneDNN's wide, short convolutions do: the smooth fit alone misprices a layer in the
+    pocket; with the nearest samples' correction it comes within 15%, and a layer far from the
+    pocket keeps the smooth price."""
+    peak = 300e9
+
+    def true_kernel(c_in, c_out, pixels):
+        flops = 2.0 * c_in * c_out * pixels
+        rate = peak * (c_in / 1024) ** 0.3 * (c_out / 1024) ** 0.3
+        return flops / rate / (2.0 if pixels <= 256 and c_in * c_out >= 512 * 512 else 1.0)
+
+    samples = []
+    for c_in in (32, 64, 128, 256, 512, 1024):
+        for c_out in (32, 64, 128, 256, 512, 1024):
+            for pixels in (49, 196, 784, 3136, 12544):
+                flops = 2.0 * c_in * c_out * pixels
+                samples.append(Sample("conv 1x1/1", true_kernel(c_in, c_out, pixels), flops,
+                                      {"in_channels": c_in, "out_channels": c_out, "pixels": pixels, "groups": 1,
+                                       "work": flops}))
+    entry = fit_efficiency("conv 1x1/1", samples, 0.0)
+    smooth = replace(entry, residuals=())
+    for c_in, c_out, pixels, in_pocket in ((1024, 768, 100, True), (48, 96, 6000, False)):
+        flops = 2.0 * c_in * c_out * pixels
+        shape = {"in_channels": c_in, "out_channels": c_out, "pixels": pixels, "groups": 1, "work": flops}
+        truth = true_kernel(c_in, c_out, pixels)
+        if in_pocket:
+            assert abs(smooth.kernel_seconds(flops, shape) / truth - 1) > 0.3
+        assert entry.kernel_seconds(flops, shape) == pytest.approx(truth, rel=0.15)
 
 
 def test_fit_fallback_by_hand():
@@ -304,6 +358,29 @@ def test_round_trip_gives_the_same_prediction(tmp_path):
             assert [l.seconds for l in second.layers] == pytest.approx([l.seconds for l in first.layers], rel=1e-9)
     # written again, the file is the same text
     assert profile_text(again) == path.read_text()
+
+
+def test_residuals_round_trip():
+    """An efficiency entry's residuals are written and read back to the same prediction."""
+    profile = hand_profile()
+    conv = profile.entries["conv 3x3/1"]
+    residuals = ((4.0, 8.0, 128.0, 1.0, 1.25), (2.0, 8.0, 64.0, 1.0, 0.8))
+    with_residuals = replace(profile, entries={**profile.entries, "conv 3x3/1": replace(conv, residuals=residuals)})
+    text = profile_text(with_residuals)
+    assert "residuals:" in text
+    again = parse_text(text)
+    assert again.entries["conv 3x3/1"].residuals == residuals
+    first, second = small_analysis().predict(with_residuals, 2), small_analysis().predict(again, 2)
+    assert second.seconds == pytest.approx(first.seconds, rel=1e-9)
+    assert first.seconds != pytest.approx(small_analysis().predict(profile, 2).seconds, rel=1e-3)
+
+
+def parse_text(text: str) -> LatencyProfile:
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "profile.yaml"
+        path.write_text(text)
+        return read_profile(path)
 
 
 def test_profile_paths_are_told_from_profile_names():
@@ -337,6 +414,9 @@ HOSTILE = {
     "a zero factor": (_bad("- [2, 0.5]", "- [2, 0]"), "must be above 0"),
     "an unknown factor": (_bad("in_channels:", "in_chanels:"), "did you mean 'in_channels'"),
     "an unknown model": (_bad("model: curve", "model: forest"), "must be one of efficiency, curve"),
+    "residuals not a list": (_bad("    factors:", "    residuals: 3\n    factors:"), "must be a list of"),
+    "a residual row of two": (_bad("    factors:", "    residuals: [[1, 2]]\n    factors:"), "each row is"),
+    "a zero residual": (_bad("    factors:", "    residuals: [[1, 2, 3, 1, 0]]\n    factors:"), "above 0"),
     "an unknown feature": (_bad("feature: elements", "feature: bytes"), "must be one of"),
     "a python tag": (_bad("title: a hand-made device", "title: !!python/object:os.system 'ls'"), "not allowed"),
     "a huge integer": (_bad("threads: 2", "threads: " + "9" * 5000), "digits"),

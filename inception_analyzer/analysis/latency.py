@@ -24,14 +24,22 @@ prices a layer follows from its op kind's facets, never from a model's name:
   - convolution-like layers (a `ConvGeometry`) and linear layers: an *efficiency* entry per class
     (kernel h x w / stride, and dense, grouped or depthwise; linear is one class):
 
-        kernel = FLOPs / (peak x f_in(C_in / groups) x f_out(C_out / groups) x f_pixels(batch x H_out x W_out)
-                          x f_groups(groups))
-                 + d_in x copy(input) + d_out x copy(output) + d_weights x copy(weights)
+        kernel = [FLOPs / (peak x f_in(C_in / groups) x f_out(C_out / groups) x f_work(FLOPs) x f_groups(groups))
+                  + d_in x copy(input) + d_out x copy(output) + d_weights x copy(weights)]
+                 x the nearest samples' correction
 
-    with FLOPs = 2 x MACs x batch. `peak` is the best FLOP/s the class reached when calibrated;
-    each factor f (<= 1) is a table of (argument, factor) interpolated linearly in log2 of the
-    argument and held at its end values beyond the measured range (a linear layer: C_in = in
-    features, C_out = out features, pixels = batch). The second line is what the layer spends
+    with FLOPs = 2 x MACs x batch, the call's work. `peak` is the best FLOP/s the class reached
+    when calibrated; each factor f (<= 1) is a table of (argument, factor) interpolated linearly in
+    log2 of the argument and held at its end values beyond the measured range (a linear layer:
+    C_in = in features, C_out = out features). f_work says how a call's size limits the rate
+    whichever of its dimensions is small: a 1x1 convolution of 1024 to 256 channels on a 14 x 14
+    map multiplies as fast as one on a 56 x 56 map of 64 channels with the same work, and a
+    factor of the grid alone (pixels, as profiles before this one had) mispriced one of the two by
+    half. The correction is what the smooth fit cannot say: each calibrated sample keeps the
+    ratio of its measured kernel to the fit's, and a layer takes the geometric mean of the ratios of
+    the NEIGHBOURS samples nearest to it (in log2 of in and out channels per group, pixels and
+    groups), weighted by 1 / (distance + 1/2): a kernel-level lookup that leans on the smooth fit
+    where the samples are far. The second line is what the layer spends
     moving data rather than multiplying: copy(n) is the device's measured time to copy a tensor
     of n elements (the profile's "copy" curve: it steps up where a tensor outgrows the caches,
     or the allocator's reuse of freed memory), and d_in, d_out, d_weights how many such copies
@@ -56,7 +64,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from ..dtypes import get_dtype
@@ -74,7 +82,13 @@ EXECUTIONS = (SYNC, QUEUE)
 EFFICIENCY = "efficiency"
 CURVE = "curve"
 # the factors of an efficiency entry, in the order the formula multiplies them
-FACTORS = ("in_channels", "out_channels", "pixels", "groups")
+FACTORS = ("in_channels", "out_channels", "work", "groups")
+# a factor a profile file may hold: the fitted ones, and 'pixels' (batch x output grid), which
+# profiles fitted before 'work' replaced it have; the prediction reads whichever an entry has
+FACTOR_NAMES = FACTORS + ("pixels",)
+# where a layer lies among a class's calibrated samples: the correction's distance, in log2 of these
+LOCATION = ("in_channels", "out_channels", "pixels", "groups")
+NEIGHBOURS = 4
 ELEMENTS = "elements"            # a curve's feature: elements read and written per batch
 WINDOW_READS = "window reads"    # a pool's: batch x output elements x window area
 FEATURES = (ELEMENTS, WINDOW_READS)
@@ -115,6 +129,8 @@ class EfficiencyEntry:
     factors: dict[str, tuple[tuple[float, float], ...]]     # name -> ((argument, factor), ...)
     samples: int = 0
     data: dict[str, float] = field(default_factory=dict)    # DATA name -> copies of that tensor per call
+    # per calibrated sample: its LOCATION arguments and its measured kernel / the fit's kernel
+    residuals: tuple[tuple[float, ...], ...] = ()
 
     def efficiency(self, arguments: dict[str, float]) -> float:
         value = self.peak_flops
@@ -131,9 +147,24 @@ class EfficiencyEntry:
             return 0.0
         return sum(times * copy_seconds(copy, sizes.get(name, 0.0)) for name, times in self.data.items())
 
+    def fitted_seconds(self, flops: float, arguments: dict[str, float], sizes: dict[str, float] | None = None,
+                       copy: CurveEntry | None = None) -> float:
+        """The smooth fit's kernel: compute and data terms, before the samples' correction."""
+        return self.compute_seconds(flops, arguments) + self.data_seconds(sizes or {}, copy)
+
     def kernel_seconds(self, flops: float, arguments: dict[str, float], sizes: dict[str, float] | None = None,
                        copy: CurveEntry | None = None) -> float:
-        return self.compute_seconds(flops, arguments) + self.data_seconds(sizes or {}, copy)
+        return self.fitted_seconds(flops, arguments, sizes, copy) * self.correction(arguments)
+
+    def correction(self, arguments: dict[str, float]) -> float:
+        """The distance-weighted geometric mean of the nearest samples' measured / fitted ratios
+        (module docstring); 1 without residuals."""
+        if not self.residuals:
+            return 1.0
+        here = [math.log2(arguments[name]) for name in LOCATION]
+        nearest = sorted((math.dist(here, [math.log2(v) for v in row[:-1]]), row[-1]) for row in self.residuals)
+        weights = [(1.0 / (distance + 0.5), math.log(ratio)) for distance, ratio in nearest[:NEIGHBOURS]]
+        return math.exp(sum(w * r for w, r in weights) / sum(w for w, _ in weights))
 
     def in_range(self, arguments: dict[str, float]) -> bool:
         return all(points[0][0] <= arguments[name] <= points[-1][0] for name, points in self.factors.items())
@@ -280,12 +311,14 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
         return LayerWork(conv_key(geometry), EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": geometry.in_channels / geometry.groups,
                                     "out_channels": geometry.out_channels / geometry.groups,
-                                    "pixels": pixels, "groups": geometry.groups},
+                                    "pixels": pixels, "groups": geometry.groups,
+                                    "work": 2.0 * op.macs(args, inputs, out) * batch},
                          data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
                          stride=geometry.stride)
     if op.category is Category.LINEAR:
         return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
+                                    "work": 2.0 * op.macs(args, inputs, out) * batch,
                                     "groups": 1}, data=data)
     key = op.name + (IN_PLACE if in_place else "")
     if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out):
@@ -574,18 +607,19 @@ def knots_for(values: Iterable[float], step: float) -> list[float]:
     return knots
 
 
-KNOT_STEPS = {"in_channels": 1.0, "out_channels": 1.0, "pixels": 2.0, "groups": 2.0}   # in log2
+KNOT_STEPS = {"in_channels": 1.0, "out_channels": 1.0, "work": 1.0, "groups": 2.0}   # in log2
 SMOOTHING = 0.3       # weight of each table's second differences (curvature) in the fit
 RIDGE = 1e-3          # a little pull of every knot value towards zero, so each solve is well posed
 MIN_DATA_SAMPLES = 12 # a class fits a data term from this many samples on
 
 
 def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True,
-                   copy: CurveEntry | None = None, rounds: int = 4) -> EfficiencyEntry:
+                   copy: CurveEntry | None = None, rounds: int = 4, residuals: bool = True) -> EfficiencyEntry:
     """An efficiency entry fitted to a class's samples (module docstring). Without a copy curve
     (or samples without data sizes) the data term stays empty; with one, `rounds` turns of: the
     compute term fitted to what the data term leaves, the data term to what the compute term
-    leaves."""
+    leaves. Then, with `residuals`, each sample's measured kernel over the fit's, for the
+    correction."""
     base = [(s, s.seconds - (overhead if subtract_overhead else 0.0)) for s in samples if s.flops > 0 and s.seconds > 0]
     if not base:
         raise LatencyError(f"no usable samples to fit '{key}'")
@@ -603,7 +637,17 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
         peak, factors = _fit_compute(left)
         if with_data:
             coefficients = _fit_data(base, peak, factors, copy)
-    return EfficiencyEntry(key, overhead, peak, factors, len(samples), {n: c for n, c in coefficients.items() if c})
+    fitted = EfficiencyEntry(key, overhead, peak, factors, len(samples), {n: c for n, c in coefficients.items() if c})
+    if not residuals:
+        return fitted
+    rows = []
+    for sample, kernel in base:
+        smooth = fitted.fitted_seconds(sample.flops, sample.arguments, sample.data, copy)
+        if smooth > 0 and all(sample.arguments.get(name, 0) > 0 for name in LOCATION):
+            # the same floor as the fit's: a kernel lost in the overhead says little
+            ratio = max(kernel, 0.1 * sample.seconds) / smooth
+            rows.append(tuple(float(sample.arguments[name]) for name in LOCATION) + (rounded(ratio),))
+    return replace(fitted, residuals=tuple(rows))
 
 
 def _fit_compute(usable: list[tuple[Sample, float]]) -> tuple[float, dict[str, tuple[tuple[float, float], ...]]]:

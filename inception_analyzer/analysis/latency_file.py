@@ -21,8 +21,9 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
         model: efficiency
         overhead_us: 21.5
         peak_gflops: 301.2
-        factors: {in_channels: [[3, 0.21], ...], out_channels: [...], pixels: [...]}
+        factors: {in_channels: [[3, 0.21], ...], out_channels: [...], work: [...]}
         data: {input: 1.1, output: 0.9}           # copies of each tensor, at the copy curve's time
+        residuals: [[64, 64, 3136, 1, 1.08], ...]  # per sample: in, out, pixels, groups, measured / fit
       relu (in place):                             # curve: kernel us at sizes of a feature
         model: curve
         overhead_us: 2.9
@@ -41,8 +42,8 @@ from ..dtypes import DTYPES
 from ..errors import SourceLocation, SpecError, did_you_mean, shown
 from ..spec.yaml_source import YamlMap, YamlSeq, read_yaml_file
 from .allocator import Allocator
-from .latency import (CURVE, DATA, EFFICIENCY, EXECUTIONS, FACTORS, FEATURES, CurveEntry, EfficiencyEntry, Fallback,
-                      LatencyError, LatencyProfile, Roofs)
+from .latency import (CURVE, DATA, EFFICIENCY, EXECUTIONS, FACTOR_NAMES, FEATURES, LOCATION, CurveEntry,
+                      EfficiencyEntry, Fallback, LatencyError, LatencyProfile, Roofs)
 
 FORMAT = "inception-analyzer latency profile"
 VERSION = 1
@@ -58,9 +59,11 @@ HEADER = """\
 # one device (docs/benchmarks.md: the model, and one layer's prediction followed by hand). Read by
 # `analyze SPEC --device THIS.yaml` and `bench SPEC --profile THIS.yaml`.
 #   layer time = overhead_us + kernel;  efficiency entries: kernel = FLOPs / (peak_gflops x the
-#   factors at the layer's in/out channels per group, batch x output pixels, groups; linear in
-#   log2 between points, held beyond them); curve entries: kernel us at sizes of the feature,
-#   linear between points. Times in us, rates in GFLOP/s and GB/s.
+#   factors at the layer's in/out channels per group, work (FLOPs of the call), groups; linear in
+#   log2 between points, held beyond them) + data copies, times the residuals' correction (the
+#   4 samples nearest in log2 of in, out, pixels, groups: their measured / fitted ratios, weighted
+#   by 1 / (distance + 1/2)); curve entries: kernel us at sizes of the feature, linear between
+#   points. Times in us, rates in GFLOP/s and GB/s.
 """
 
 
@@ -87,6 +90,8 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
                             "factors": {name: _points(points) for name, points in entry.factors.items()}}
             if entry.data:
                 entries[key]["data"] = {name: _number(value) for name, value in entry.data.items()}
+            if entry.residuals:
+                entries[key]["residuals"] = [[_number(v) for v in row] for row in entry.residuals]
         else:
             entries[key] = {"model": CURVE, "overhead_us": _us(entry.overhead), "feature": entry.feature,
                             "samples": entry.samples, "points": [[_number(x), _us(y)] for x, y in entry.points]}
@@ -225,11 +230,11 @@ def _point_list(value: Any, what: str, where: SourceLocation, x_positive: bool =
 
 
 def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
-    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors", "data"))
+    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors", "data", "residuals"))
     factors_reader = reader.sub("factors")
-    factors_reader.only(FACTORS)
+    factors_reader.only(FACTOR_NAMES)
     factors = {}
-    for name in FACTORS:
+    for name in FACTOR_NAMES:
         if name in factors_reader.mapping:
             points = _point_list(factors_reader.mapping[name], f"'{key}' factor '{name}'", factors_reader.loc(name),
                                  high_y=1e6)
@@ -241,9 +246,28 @@ def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
     if data_reader is not None:
         data_reader.only(DATA)
         data = {name: data_reader.number(name, high=1e6) for name in DATA if name in data_reader.mapping}
+    residuals = _residuals(key, reader) if "residuals" in reader.mapping else ()
     return EfficiencyEntry(key, reader.number("overhead_us", high=1e9) * US,
                            reader.number("peak_gflops", positive=True, high=1e9) * GIGA, factors,
-                           reader.integer("samples", required=False) or 0, data)
+                           reader.integer("samples", required=False) or 0, data, residuals)
+
+
+def _residuals(key: str, reader: _Reader) -> tuple[tuple[float, ...], ...]:
+    """An entry's residuals: rows of its LOCATION arguments and a ratio, every one above 0."""
+    value, where = reader.get("residuals"), reader.loc("residuals")
+    what = f"'{key}' residuals"
+    width = len(LOCATION) + 1
+    if not isinstance(value, list):
+        raise LatencyError(f"{what} must be a list of [{', '.join(LOCATION)}, ratio] rows, got {shown(value)}", where)
+    if len(value) > MAX_POINTS:
+        raise LatencyError(f"{what} has {len(value):,} rows; at most {MAX_POINTS:,}", where)
+    rows = []
+    for index, item in enumerate(value):
+        at = value.loc_of(index) if isinstance(value, YamlSeq) else where
+        if not isinstance(item, list) or len(item) != width:
+            raise LatencyError(f"{what}: each row is [{', '.join(LOCATION)}, ratio], got {shown(item)}", at)
+        rows.append(tuple(checked_number(v, f"{what}: a row's values", at, positive=True, high=1e15) for v in item))
+    return tuple(rows)
 
 
 def _curve_entry(key: str, reader: _Reader) -> CurveEntry:
