@@ -122,6 +122,7 @@ def reference_ms(device: str) -> float:
 
 
 def measure(analysis, batch: int, settings, max_others: float, retries: int, say) -> dict:
+    from inception_analyzer.bench.host_allocator import steady_allocator
     from inception_analyzer.bench.machine import OthersCpu, wait_for_quiet
     from inception_analyzer.bench.progress import Progress
     from inception_analyzer.bench.runner import measure_models
@@ -131,6 +132,7 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
     for attempt in range(1, retries + 1):
         quiet = wait_for_quiet(max_others, say=say)
         load_before = os.getloadavg()[0]
+        steady_allocator(settings.device)    # as bench holds it, before the reference too
         reference = reference_ms(settings.device.type)
         with OthersCpu() as others:
             (ours,) = measure_models([("ours", lambda: build_ours(graph, settings))], graph, analysis, batch, settings,

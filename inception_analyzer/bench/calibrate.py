@@ -12,13 +12,12 @@ never saw one.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
@@ -26,11 +25,11 @@ from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTION
                                 Fallback,
                                 LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency, fit_fallback, fit_overhead,
                                 layer_work, rounded)
-from ..analysis.allocator import Allocator
 from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
 from ..ops import OPS
+from .host_allocator import measure_allocator, warm_allocations
 from .limits import BenchError
 from .machine import OthersCpu, environment, measure_cpu_with_torch, wait_for_quiet
 from .progress import Progress
@@ -592,65 +591,3 @@ def layer_overhead(device: torch.device, dtype: torch.dtype, min_time: float, en
     measured = host_seconds(whole, device) if execution == QUEUE else time_case(whole, device, min_time)
     expected = predicted.overhead_seconds if execution == QUEUE else predicted.seconds
     return rounded(max(measured - expected, 0.0) / len(predicted.layers))
-
-
-# glibc's mallopt parameters (malloc.h) and their defaults
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
-
-
-def _glibc():
-    """The C library, where it is glibc (whose allocator analysis/allocator.py simulates); else None."""
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def warm_allocations(device: torch.device) -> Iterator[bool]:
-    """While calibrating on a CPU with glibc: no block mapped on its own and no heap trimmed, so
-    every op runs on warm memory, as a microbenchmark's repeated calls mostly do anyway; what
-    fresh pages cost is measured apart (measure_allocator) and added per layer by the prediction's
-    simulation. Yields whether it could. Afterwards glibc's defaults are set again (its dynamic
-    mmap threshold stays off for the rest of the process: mallopt turns it off for good)."""
-    libc = _glibc() if device.type == "cpu" else None
-    if libc is None:
-        yield False
-        return
-    libc.mallopt(M_MMAP_MAX, 0)
-    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
-    try:
-        yield True
-    finally:
-        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-
-
-def measure_allocator(device: torch.device, size: int = 64 * 2**20, repeats: int = 5) -> Allocator:
-    """What a fresh page costs: filling memory just mapped from the kernel (each page faulted in
-    and cleared on its first touch) less filling it again, per byte, with torch's threads; the
-    median of a few mappings. Plus whether convolutions compute on layout copies (oneDNN)."""
-    import mmap
-
-    costs = []
-    for _ in range(repeats):
-        mapping = mmap.mmap(-1, size)
-        tensor = torch.frombuffer(mapping, dtype=torch.float32)
-        start = time.perf_counter()
-        tensor.fill_(1.0)
-        fresh = time.perf_counter() - start
-        start = time.perf_counter()
-        tensor.fill_(2.0)
-        warm = time.perf_counter() - start
-        costs.append(max(fresh - warm, 0.0) / size)
-        del tensor
-        mapping.close()
-    costs.sort()
-    return Allocator(fault_seconds_per_byte=rounded(costs[len(costs) // 2]),
-                     layout_copies=device.type == "cpu" and torch.backends.mkldnn.is_available())

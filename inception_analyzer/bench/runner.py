@@ -18,6 +18,7 @@ from ..analysis.roofline import DeviceProfile, model_flops
 from ..build import free_memory_bytes
 from ..graph import Graph
 from ..pipeline import ModelAnalysis, Request, analyze
+from .host_allocator import steady_allocator
 from .limits import BenchError
 from .machine import calibrated_profile, environment, prediction_mismatch, resolve_profile
 from .memory import step_peak_bytes
@@ -46,6 +47,9 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
     rows = []
     with torch_settings(settings):
         machine = environment(settings.device)
+        allocator = steady_allocator(settings.device)
+        if allocator:
+            machine["host allocator"] = allocator
         load = MachineLoad(os.cpu_count() or 1, torch.get_num_threads() if settings.device.type == "cpu" else 1)
         _sample_load(load)
         profile, profile_note = resolve_profile(profile_name, settings)  # the CPU probe uses the same threads
@@ -143,6 +147,7 @@ def measure_models(candidates: list[Candidate], graph: Graph, analysis: ModelAna
     anyway is reported as such, never ends the run. `memory` is the row's check, read here when
     the caller has none."""
     memory = memory or MemoryCheck.read(analysis, batch, settings)
+    steady_allocator(settings.device)   # whatever the process ran before (bench/host_allocator.py)
     base = dict(batch=batch, peak_flops=peak_flops, model_flops=model_flops(analysis.totals, batch, settings.mode))
     if not memory.fits():
         return [Measurement(name, DOES_NOT_FIT, **base) for name, _ in candidates]
