@@ -54,15 +54,12 @@ def faulted_mib(state: str, mib: int, count: int = 1, before: str = NOTHING) -> 
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def test_by_default_the_same_work_faults_or_not_by_what_ran_before():
-    """Why bench holds malloc steady: three 4 MiB tensors a call. By default, in a process that
-    has only imported torch, each call faults in about 8 of its 12 MiB afresh (measured: 8.2); in
-    one that freed a 24 MiB block before, next to nothing (0.4)."""
-    assert faulted_mib("default", 4, 3, NOTHING) > 6
-    assert faulted_mib("default", 4, 3, FREED_24_MIB) < 1
-
-
 def test_steady_state_is_the_same_whatever_ran_before():
+    """Why bench holds malloc steady: by default the same calls (three 4 MiB tensors) faulted in
+    8.2 MiB a call in some fresh processes that had only imported torch, 1.5 MiB in others, and
+    0.0 to 0.4 MiB in processes that had freed a 24 MiB block first: the default is not even the
+    same from one run of the same process to the next, so no test can pin it down. Held steady,
+    it is the same every time."""
     for before in (NOTHING, FREED_24_MIB):
         # under 32 MiB: warm heap, each call (by default, after nothing: 8.2 and 23.8 MiB a call)
         assert faulted_mib("steady", 4, 3, before) < 2
