@@ -32,10 +32,10 @@ prices a layer follows from its op kind's facets, never from a model's name:
     when calibrated; each factor f (<= 1) is a table of (argument, factor) interpolated linearly in
     log2 of the argument and held at its end values beyond the measured range (a linear layer:
     C_in = in features, C_out = out features). f_work says how a call's size limits the rate
-    whichever of its dimensions is small: a 1x1 convolution of 1024 to 256 channels on a 14 x 14
-    map multiplies as fast as one on a 56 x 56 map of 64 channels with the same work, and a
-    factor of the grid alone (pixels, as profiles before this one had) mispriced one of the two by
-    half. The correction is what the smooth fit cannot say: each calibrated sample keeps the
+    whichever of its dimensions is small: on the development machine a 1x1 convolution of 256 to
+    1024 channels on a 14 x 14 map ran at 374 GFLOP/s, and a factor of the grid alone (pixels, as
+    earlier profiles had), fitted on samples whose small grids had few channels, priced it at 242.
+    The correction is what the smooth fit cannot say: each calibrated sample keeps the
     ratio of its measured kernel to the fit's, and a layer takes the geometric mean of the ratios of
     the NEIGHBOURS samples nearest to it (in log2 of in and out channels per group, pixels and
     groups), weighted by 1 / (distance + 1/2): a kernel-level lookup that leans on the smooth fit
@@ -62,9 +62,11 @@ prices a layer follows from its op kind's facets, never from a model's name:
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import statistics
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable
 
 from ..dtypes import get_dtype
@@ -162,9 +164,15 @@ class EfficiencyEntry:
         if not self.residuals:
             return 1.0
         here = [math.log2(arguments[name]) for name in LOCATION]
-        nearest = sorted((math.dist(here, [math.log2(v) for v in row[:-1]]), row[-1]) for row in self.residuals)
-        weights = [(1.0 / (distance + 0.5), math.log(ratio)) for distance, ratio in nearest[:NEIGHBOURS]]
+        nearest = heapq.nsmallest(NEIGHBOURS, ((math.dist(here, where), log_ratio)
+                                               for where, log_ratio in self._located_residuals))
+        weights = [(1.0 / (distance + 0.5), log_ratio) for distance, log_ratio in nearest]
         return math.exp(sum(w * r for w, r in weights) / sum(w for w, _ in weights))
+
+    @cached_property
+    def _located_residuals(self) -> tuple[tuple[tuple[float, ...], float], ...]:
+        """Each residual as (log2 of its location, log of its ratio), worked out once per entry."""
+        return tuple((tuple(math.log2(v) for v in row[:-1]), math.log(row[-1])) for row in self.residuals)
 
     def in_range(self, arguments: dict[str, float]) -> bool:
         return all(points[0][0] <= arguments[name] <= points[-1][0] for name, points in self.factors.items())
@@ -614,12 +622,11 @@ MIN_DATA_SAMPLES = 12 # a class fits a data term from this many samples on
 
 
 def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True,
-                   copy: CurveEntry | None = None, rounds: int = 4, residuals: bool = True) -> EfficiencyEntry:
+                   copy: CurveEntry | None = None, rounds: int = 4) -> EfficiencyEntry:
     """An efficiency entry fitted to a class's samples (module docstring). Without a copy curve
     (or samples without data sizes) the data term stays empty; with one, `rounds` turns of: the
     compute term fitted to what the data term leaves, the data term to what the compute term
-    leaves. Then, with `residuals`, each sample's measured kernel over the fit's, for the
-    correction."""
+    leaves. Then each sample's measured kernel over the fit's: the residuals of the correction."""
     base = [(s, s.seconds - (overhead if subtract_overhead else 0.0)) for s in samples if s.flops > 0 and s.seconds > 0]
     if not base:
         raise LatencyError(f"no usable samples to fit '{key}'")
@@ -638,8 +645,6 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
         if with_data:
             coefficients = _fit_data(base, peak, factors, copy)
     fitted = EfficiencyEntry(key, overhead, peak, factors, len(samples), {n: c for n, c in coefficients.items() if c})
-    if not residuals:
-        return fitted
     rows = []
     for sample, kernel in base:
         smooth = fitted.fitted_seconds(sample.flops, sample.arguments, sample.data, copy)
