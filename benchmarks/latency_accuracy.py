@@ -16,7 +16,8 @@ threshold only rises, the heap keeps its holes) would otherwise carry over from 
 before it and make a measurement depend on the order of the list (--in-process keeps one process). An
 imported model is measured from the spec `import` writes for it (kept in --specs), so its
 process never builds the original. On a shared machine each measurement waits until other
-processes use under --max-others of the CPUs over a few seconds, and is retaken (up to --retries times) when they used more
+processes use under --max-others of the CPUs over a few seconds, and is retaken (up to
+--retries times) when they used more
 while it ran (bench/machine.py's OthersCpu: /proc/stat's busy time less this process's own).
 Each result is appended to --results as one JSON line as soon as it exists, so a long run can
 be resumed (`--resume` skips what the file holds) and printed later with --table.
@@ -61,9 +62,8 @@ def spec_of(name: str, folder: Path) -> str:
     """What to analyse and measure for `name`: a bundled spec's name as it is, or for an imported
     model (`torchvision:NAME`, `timm:NAME`) the spec `import` writes for it, saved in `folder`.
     The measurement then builds from that spec, as a user's `import` then `bench` does, in a
-    process that never built the original model: building and dropping it first would leave glibc's
-    mmap threshold raised by its freed weights, and the same graph measures up to a quarter faster
-    at batch 1 (resnet50: 33 ms against 40 ms) depending on that history."""
+    process that never built the original model, whose history (its weights made and freed) would
+    otherwise come before the timing."""
     if ":" not in name:
         return name
     package, model_name = name.split(":", 1)
@@ -97,27 +97,20 @@ def graph_of(name: str, folder: Path | None = None):
     return analyze(Request(spec_of(name, folder or SPEC_FOLDER)))
 
 
-def reference_ms(device: str) -> float:
+def reference_ms(device) -> float:
     """The machine's speed right now: the median time of one fixed convolution (3x3, 64 -> 64
     channels, 56 x 56, batch 1), taken just before a measurement in its own process. On a shared
     or virtual machine the same model measures up to a fifth slower or faster from one minute to
     the next (docs/benchmarks.md); this figure beside each measurement shows when that happened."""
     import torch
 
+    from inception_analyzer.bench.timing import time_iterations, warm_up
+
     conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device).eval()
     x = torch.randn(1, 64, 56, 56, device=device)
-    samples = []
     with torch.inference_mode():
-        for _ in range(5):
-            conv(x)
-        for _ in range(REFERENCE_CALLS):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            conv(x)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            samples.append(time.perf_counter() - start)
+        warm_up(lambda: conv(x), 5)
+        samples = time_iterations(lambda: conv(x), device, REFERENCE_CALLS)
     return 1e3 * statistics.median(samples)
 
 
@@ -133,7 +126,7 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
         quiet = wait_for_quiet(max_others, say=say)
         load_before = os.getloadavg()[0]
         steady_allocator(settings.device)    # as bench holds it, before the reference too
-        reference = reference_ms(settings.device.type)
+        reference = reference_ms(settings.device)
         with OthersCpu() as others:
             (ours,) = measure_models([("ours", lambda: build_ours(graph, settings))], graph, analysis, batch, settings,
                                      None, Progress(1, enabled=False))
@@ -151,7 +144,8 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
 
 def measure_apart(name: str, batch: int, args: argparse.Namespace, say) -> dict:
     """`measure` in a fresh process (the module docstring's reason), its result as one JSON line."""
-    command = [sys.executable, __file__, "--measure-one", spec_of(name, Path(args.specs)), "--batch", str(batch), "--profile", str(args.profile),
+    command = [sys.executable, __file__, "--measure-one", spec_of(name, Path(args.specs)), "--batch", str(batch),
+               "--profile", str(args.profile),
                "--device", args.device, "--max-others", str(args.max_others), "--retries", str(args.retries),
                "--warmup", str(args.warmup), "--min-time", str(args.min_time)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
@@ -204,7 +198,9 @@ def run(args: argparse.Namespace) -> None:
         # times and the machine's slow and fast spells fall on all of them alike
         for round_number in range(1, args.rounds + 1):
             for name in names:
-                analysis = analyses.get(name) or analyses.setdefault(name, graph_of(name, Path(args.specs)))
+                if name not in analyses:
+                    analyses[name] = graph_of(name, Path(args.specs))
+                analysis = analyses[name]
                 for batch in batches:
                     if (name, batch, round_number) in done:
                         continue
@@ -241,8 +237,9 @@ def repredict(args: argparse.Namespace) -> None:
     analyses: dict[str, object] = {}
     with Path(args.repredict).open("w", encoding="utf-8") as handle:
         for row in rows:
-            analysis = analyses.get(row["model_source"]) or analyses.setdefault(row["model_source"],
-                                                                                 graph_of(row["model_source"], Path(args.specs)))
+            if row["model_source"] not in analyses:
+                analyses[row["model_source"]] = graph_of(row["model_source"], Path(args.specs))
+            analysis = analyses[row["model_source"]]
             start = time.perf_counter()
             prediction = analysis.predict(profile, row["batch"], profile.dtype)
             row.update(predicted=prediction.seconds, predicted_overhead=prediction.overhead_seconds,
@@ -308,7 +305,8 @@ def table(path: Path) -> str:
         if repeated:
             spreads = [r["high"] / r["low"] - 1 for r in repeated]
             widest = max(repeated, key=lambda r: r["high"] / r["low"])
-            lines.append(f"the machine itself: the rounds of one model and batch differ by {100 * statistics.median(spreads):.0f}% "
+            lines.append(f"the machine itself: the rounds of one model and batch differ by "
+                         f"{100 * statistics.median(spreads):.0f}% "
                          f"(median), at most {100 * max(spreads):.0f}% ({widest['model']} batch {widest['batch']})")
     return "\n".join(lines)
 

@@ -39,6 +39,7 @@ from .roofline import shapes_move_data
 MIB = 2**20
 KIB = 2**10
 PAGE = 4096
+MMAP_THRESHOLD_MAX = 32 * MIB                     # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
 ALIGN = 16
 
 
@@ -49,7 +50,7 @@ class Allocator:
     fault_seconds_per_byte: float                 # first touch of memory the kernel hands out anew
     kind: str = "glibc"
     mmap_threshold: int = 128 * KIB               # the initial threshold (M_MMAP_THRESHOLD)
-    mmap_threshold_max: int = 32 * MIB            # the most it rises to (DEFAULT_MMAP_THRESHOLD_MAX)
+    mmap_threshold_max: int = MMAP_THRESHOLD_MAX  # the most it rises to
     top_pad: int = 128 * KIB                      # kept at the top when the heap is trimmed (M_TOP_PAD)
     layout_copies: bool = False                   # conv and linear layers compute on copies of their tensors
 

@@ -26,14 +26,13 @@ from typing import Iterator
 
 import torch
 
-from ..analysis.allocator import Allocator
+from ..analysis.allocator import MMAP_THRESHOLD_MAX, Allocator
 from ..analysis.latency import rounded
 
 # glibc's mallopt parameters (malloc.h) and their defaults
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 DEFAULT_MMAP_MAX = 65536
-STEADY = Allocator(fault_seconds_per_byte=0.0)
-STEADY_MMAP_THRESHOLD = STEADY.mmap_threshold_max          # 32 MiB: the most glibc's rule raises it to
+STEADY_MMAP_THRESHOLD = MMAP_THRESHOLD_MAX                 # 32 MiB: the most glibc's rule raises it to
 STEADY_TRIM_THRESHOLD = 2 * STEADY_MMAP_THRESHOLD           # what the rule sets beside it
 
 
