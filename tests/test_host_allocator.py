@@ -1,7 +1,7 @@
 """bench holds glibc's malloc in one state (bench/host_allocator.py), the one the prediction's
 allocator simulation (analysis/allocator.py) starts from: whatever a process allocated before, a
-block under 32 MiB is served from warm heap memory once freed, and a block of 32 MiB or more is
-mapped, faulted in and unmapped on every call. Each check runs in a fresh process, where glibc's
+block under 32 MiB is served from warm heap memory once freed, and a block of 32 MiB or more that
+no free heap space holds is mapped, faulted in and unmapped on every call. Each check runs in a fresh process, where glibc's
 own rule has not yet moved anything, and counts the process's page faults (ru_minflt)."""
 from __future__ import annotations
 
@@ -21,25 +21,28 @@ pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ve
 
 MIB = 2**20
 
-# a call: COUNT float32 tensors of MIB MiB each, alive together, filled, then freed; printed: the
-# MiB faulted in per call over ten calls after a first. BEFORE runs first: what the process did
-# earlier.
+# a call runs CALL (Python source: tensors made, filled and freed); printed: the MiB faulted in
+# per call over ten calls after a first. BEFORE runs first: what the process did earlier.
 FAULTS = """
 import resource, sys, torch
 from inception_analyzer.bench.host_allocator import steady_allocator
-state, mib, count, before = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+state, body, before = sys.argv[1], sys.argv[2], sys.argv[3]
 if state == "steady":
     steady_allocator(torch.device("cpu"))
 exec(before)
-def call():
-    tensors = [torch.empty(mib * 2**18).fill_(1.0) for _ in range(count)]
-    del tensors
+call = lambda: exec(body)
 call()
 start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     call()
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start) * resource.getpagesize() / 2**20 / 10)
 """
+
+
+def alive_together(mib: int, count: int = 1) -> str:
+    """A call's body: COUNT float32 tensors of MIB MiB each, alive together, filled, then freed."""
+    return f"tensors = [torch.empty({mib} * 2**18).fill_(1.0) for _ in range({count})]\ndel tensors"
+
 
 # what a process may have done before: nothing beyond importing torch, or freed a 24 MiB block
 # (by default glibc then maps blocks from that size on, and keeps up to twice that free at the
@@ -48,8 +51,8 @@ NOTHING = "pass"
 FREED_24_MIB = "torch.empty(6 * 2**20).fill_(0.0)"
 
 
-def faulted_mib(state: str, mib: int, count: int = 1, before: str = NOTHING) -> float:
-    done = subprocess.run([sys.executable, "-c", FAULTS, state, str(mib), str(count), before], cwd=ROOT, check=True,
+def faulted_mib(state: str, body: str, before: str = NOTHING) -> float:
+    done = subprocess.run([sys.executable, "-c", FAULTS, state, body, before], cwd=ROOT, check=True,
                           capture_output=True, text=True, timeout=120)
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -62,9 +65,31 @@ def test_steady_state_is_the_same_whatever_ran_before():
     it is the same every time."""
     for before in (NOTHING, FREED_24_MIB):
         # under 32 MiB: warm heap, each call (by default, after nothing: 8.2 and 23.8 MiB a call)
-        assert faulted_mib("steady", 4, 3, before) < 2
-        assert faulted_mib("steady", 12, 2, before) < 2
-        assert faulted_mib("steady", 40, 1, before) >= 39     # 40 MiB: mapped afresh, each call
+        assert faulted_mib("steady", alive_together(4, 3), before) < 2
+        assert faulted_mib("steady", alive_together(12, 2), before) < 2
+        assert faulted_mib("steady", alive_together(40), before) >= 39     # 40 MiB: mapped afresh, each call
+
+
+def test_a_block_over_the_threshold_is_served_from_free_heap_space_first():
+    """glibc maps a block of 32 MiB or more on its own only when the heap has no free space that
+    holds it: 40 MiB asked for right after 48 MiB of smaller blocks were freed comes from their
+    warm pages, every call."""
+    freed_then_asked = alive_together(12, 4) + "\n" + alive_together(40)
+    assert faulted_mib("steady", freed_then_asked) < 2
+
+
+def test_the_simulation_serves_a_large_block_from_free_heap_space_as_glibc_does():
+    """The same in a network: four 12 MiB branches, concatenated (48 MiB, mapped afresh: nothing
+    free holds it while the branches live) and reduced; the 36 MiB output after them lands in the
+    branches' freed space, on warm pages."""
+    spec = load_spec_text("name: hole\ninput: [64, 64, 64]\nlayers:\n  - mixed:\n      concat:\n"
+                          + "".join(f"        - b{i}: conv(64, 1)\n" for i in range(4))
+                          + "  - reduce: conv(64, 1)\n  - widen: conv(192, 1)\n", "hole.yaml")
+    graph = build_graph(spec)
+    steady = Allocator(fault_seconds_per_byte=2.5e-10, mmap_threshold=32 * MIB)
+    fresh = fresh_bytes(graph, 12, 4, steady)
+    assert fresh["widen"] == 0
+    assert fresh["mixed.concat"] >= 48 * MIB
 
 
 def test_the_simulation_starts_where_bench_holds_malloc():

@@ -1,18 +1,20 @@
 """Which of a model's output tensors land on fresh pages of memory: the host allocator simulated
 over the tensors' lifetimes in an eager forward pass. Torch-free.
 
-On Linux, torch's CPU tensors come from glibc's malloc. A block of at least the mmap threshold is
-mapped from the kernel on its own and unmapped when freed; by default the threshold starts at
-128 KiB and rises to the size of each such block freed, up to 32 MiB (glibc's
-DEFAULT_MMAP_THRESHOLD_MAX). `bench` holds it at 32 MiB from the start (bench/host_allocator.py:
-otherwise a measurement depends on what the process allocated before it), and a profile
-calibrated by it says so (its `mmap_threshold_bytes`), so the simulation starts where the
-measurement does; a profile with the default 128 KiB simulates the default rule.
-Smaller blocks come from the heap: the best-fitting free block, else the heap's top grows. When
-the free space at the top exceeds twice the threshold it is given back to the kernel (keeping
-128 KiB). Memory the kernel hands out anew is paged in on its first touch: the kernel faults in
-and clears every page, which costs far more than writing warm memory (on the development
-machine, a 2-core KVM guest, about 1.7 ns per fp32 element on one thread).
+On Linux, torch's CPU tensors come from glibc's malloc. A request is served from the heap's
+free blocks first (the best fit), then from the free space at its top. Only when the heap would
+have to grow is a block of at least the mmap threshold mapped from the kernel on its own (and
+unmapped when freed): a large tensor asked for after smaller ones were freed lands on their warm
+pages (tests/test_host_allocator.py checks it in a real process). A smaller block grows the
+heap's top. By default the threshold starts at 128 KiB and rises to the size of each mapped
+block freed, up to 32 MiB (glibc's DEFAULT_MMAP_THRESHOLD_MAX). `bench` holds it at 32 MiB from
+the start (bench/host_allocator.py: otherwise a measurement depends on what the process
+allocated before it), and a profile calibrated by it says so (its `mmap_threshold_bytes`), so
+the simulation starts where the measurement does; a profile with the default 128 KiB simulates
+the default rule. When the free space at the top exceeds twice the threshold it is given back
+to the kernel (keeping 128 KiB). Memory the kernel hands out anew is paged in on its first
+touch: the kernel faults in and clears every page, which costs far more than writing warm memory
+(on the development machine, a 2-core KVM guest, about 1.7 ns per fp32 element on one thread).
 
 `calibrate` times every op on warm memory (it turns glibc's mapping and trimming off while it
 measures, so an op run again and again reuses the block it freed), and measures apart what a
@@ -67,28 +69,30 @@ class _Heap:
         self.threshold = allocator.mmap_threshold
 
     def malloc(self, size: int) -> tuple[tuple, int]:
-        """(handle, bytes on fresh pages): a block mapped on its own, or the heap's growth."""
+        """(handle, bytes on fresh pages), as glibc serves a request: the best-fitting free block
+        below the top, else the top's free space when it holds the block, and only then, when the
+        heap would have to grow, a block of at least the threshold mapped on its own, a smaller one
+        from the heap's growth."""
         size = -(-(size + ALIGN) // ALIGN) * ALIGN     # the request and the block's header
-        if size >= self.threshold:
-            pages = -(-size // PAGE) * PAGE              # a mapping of whole pages, all fresh
-            return ("mmap", pages), pages
+        last = self.blocks[self.starts[-1]] if self.starts else None
+        top_free = last if last is not None and last[2] else None
         best = None
         for start in self.starts:
             block = self.blocks[start]
-            if block[2] and block[1] >= size and (best is None or block[1] < best[1]):
+            if block is not top_free and block[2] and block[1] >= size and (best is None or block[1] < best[1]):
                 best = block
-        if best is not None:                      # the best fit among the free blocks: pages already backed
+        if best is not None:                      # a free block: pages already backed
             if best[1] > size:
-                rest = [best[0] + size, best[1] - size, True]
-                self._insert(rest)
+                self._insert([best[0] + size, best[1] - size, True])
             best[1], best[2] = size, False
             return ("heap", best[0]), 0
-        start = self.top                          # the top grows (over a free last block first)
-        if self.starts and self.blocks[self.starts[-1]][2]:
-            start = self.starts[-1]
+        start = top_free[0] if top_free is not None else self.top
+        if size >= self.threshold and start + size > self.backed:
+            pages = -(-size // PAGE) * PAGE              # a mapping of whole pages, all fresh
+            return ("mmap", pages), pages
+        if top_free is not None:                  # the top grows over its free space first
             self._remove(start)
-        block = [start, size, False]
-        self._insert(block)
+        self._insert([start, size, False])
         self.top = start + size
         fresh = max(0, self.top - self.backed)
         self.backed = max(self.backed, self.top)
@@ -144,13 +148,6 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
         for index, node in enumerate(layers):
             shares = _shares_input(graph, node)
             new = 0
-            copies = []
-            if allocator.layout_copies and (node.op.category is Category.LINEAR
-                                            or node.op.geometry(node.args, list(node.in_shapes), node.out_shape)):
-                for shape in (node.in_shapes[0], node.out_shape):
-                    handle, more = heap.malloc(batch * numel(shape) * element_bytes)
-                    copies.append(handle)
-                    new += more
             if shares and node.inputs[0] in storage:
                 owner = storage[node.inputs[0]]
                 storage[node.path] = owner
@@ -160,6 +157,13 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
                 new += more
                 storage[node.path] = node.path
                 holders[node.path] = [handle, 1]
+            copies = []
+            if allocator.layout_copies and (node.op.category is Category.LINEAR
+                                            or node.op.geometry(node.args, list(node.in_shapes), node.out_shape)):
+                for shape in (node.in_shapes[0], node.out_shape):
+                    handle, more = heap.malloc(batch * numel(shape) * element_bytes)
+                    copies.append(handle)
+                    new += more
             for handle in copies:
                 heap.free(handle)
             fresh[node.path] = new
