@@ -1,8 +1,9 @@
 """bench holds glibc's malloc in one state (bench/host_allocator.py), the one the prediction's
 allocator simulation (analysis/allocator.py) starts from: whatever a process allocated before, a
 block under 32 MiB is served from warm heap memory once freed, and a block of 32 MiB or more that
-no free heap space holds is mapped, faulted in and unmapped on every call. Each check runs in a fresh process, where glibc's
-own rule has not yet moved anything, and counts the process's page faults (ru_minflt)."""
+no free heap space holds is mapped, faulted in and unmapped on every call. Each check runs in a
+fresh process, where glibc's own rule has not yet moved anything, and counts the process's page
+faults (ru_minflt)."""
 from __future__ import annotations
 
 import platform

@@ -25,8 +25,9 @@ over a few passes to a steady state, and reports for each layer the bytes it tou
 own mapped blocks, and the heap's growth over pages it had given back. Where the backend
 computes on copies of a layer's tensors (`layout_copies`: on a CPU, oneDNN's convolutions and
 linear layers copy their input and output into its blocked layout, blocks allocated and freed
-inside the op), those copies are allocated too. The prediction prices the fresh bytes at the
-profile's measured cost per byte.
+inside the op), those copies are allocated too, after the layer's output (of the orders tried
+against a real process's page faults, the closest; docs/benchmarks.md). The prediction prices
+the fresh bytes at the profile's measured cost per byte.
 """
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
                               and cin * grid[0] * grid[1] <= 2 * MAP_ELEMENTS[1]):
             continue
         macs = batch * cout * out_grid**2 * (cin // groups) * kh * kw
-        # keep a call under a few tens of ms and its tensors bounded: fewer images
+        # keep a call within MAX_CASE_MACS and its tensors bounded: fewer images
         while batch > 1 and (macs > MAX_CASE_MACS or batch * max(cin, cout) * grid[0] * grid[1] > MAX_ELEMENTS):
             batch //= 2
             macs //= 2
