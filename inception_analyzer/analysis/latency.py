@@ -47,6 +47,13 @@ prices a layer follows from its op kind's facets, never from a model's name:
     between torch's layout and its blocked one on every call). Fitted over the class's
     microbenchmarks by turns: least squares on log(FLOP/s) of what is left after the data term,
     then non-negative least squares for d on what is left after the compute term.
+  - a class the framework runs on two kernels keeps two entries. torch on a CPU hands a dense
+    convolution to oneDNN, except a batch-1 call on a small input (at most 20,480 elements with
+    more than one thread, in torch 2.13), which its own native kernel runs: on the development
+    machine a 16-channel 32 x 32 chain's convolutions ran 2.1 times slower than their oneDNN-fitted
+    price. `calibrate` asks torch which backend each of its samples takes, fits the native ones
+    into `<class> native`, and probes, batch by batch, the largest input the native kernel gets
+    (the class entry's `native_up_to`); the prediction routes a layer by that rule.
   - every other op kind: a *curve*, its kernel time measured at sizes of one feature (the
     elements it reads and writes per batch; for pooling the window reads, batch x output
     elements x window area), interpolated linearly between the measured sizes, from zero below
@@ -133,6 +140,11 @@ class EfficiencyEntry:
     data: dict[str, float] = field(default_factory=dict)    # DATA name -> copies of that tensor per call
     # per calibrated sample: its LOCATION arguments and its measured kernel / the fit's kernel
     residuals: tuple[tuple[float, ...], ...] = ()
+    # where the framework runs the class on a kernel of its own rather than the main backend's
+    # (torch on a CPU: its native convolution instead of oneDNN's for small batch-1 inputs):
+    # ((batch, most input elements, batch included), ...) by ascending batch, as calibrate probed
+    # it; such layers are priced by the entry `key + NATIVE`
+    native_up_to: tuple[tuple[int, int], ...] = ()
 
     def efficiency(self, arguments: dict[str, float]) -> float:
         value = self.peak_flops
@@ -177,6 +189,15 @@ class EfficiencyEntry:
     def in_range(self, arguments: dict[str, float]) -> bool:
         return all(points[0][0] <= arguments[name] <= points[-1][0] for name, points in self.factors.items())
 
+    def runs_native(self, batch: int, input_elements: float) -> bool:
+        """Whether a call of `batch` images on an input of `input_elements` (batch included) takes
+        the framework's own kernel: the probed row of the largest batch up to this one says."""
+        limit = None
+        for probed, most in self.native_up_to:
+            if probed <= batch:
+                limit = most
+        return limit is not None and input_elements <= limit
+
 
 @dataclass(frozen=True)
 class CurveEntry:
@@ -208,6 +229,7 @@ class CurveEntry:
 
 
 Entry = EfficiencyEntry | CurveEntry
+NATIVE = " native"               # the suffix of a class's entry for the calls the framework runs natively
 COPY_KEY = "copy"                # the device's time to copy a tensor, by elements moved (read + written)
 DATA = ("input", "output", "weights")
 
@@ -303,6 +325,7 @@ class LayerWork:
     family: str = ""                        # entries that may stand in for each other: "conv", "conv depthwise",
     kernel: tuple[int, int] | None = None   # "maxpool"...; and the window (nearest-class search)
     stride: tuple[int, int] | None = None
+    batch: int = 1
 
 
 def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = False) -> LayerWork:
@@ -322,7 +345,7 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
                                     "pixels": pixels, "groups": geometry.groups,
                                     "work": 2.0 * op.macs(args, inputs, out) * batch},
                          data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
-                         stride=geometry.stride)
+                         stride=geometry.stride, batch=batch)
     if op.category is Category.LINEAR:
         return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
@@ -455,8 +478,10 @@ def parse_window_key(key: str) -> tuple[str, tuple[int, int] | None, tuple[int, 
 
 
 def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: float
-                  ) -> tuple[str, str, float, float, bool]:
-    """(how, via, overhead, kernel, extrapolated) of one layer."""
+                  ) -> tuple[str, str, str, float, float, bool]:
+    """(how, entry, via, overhead, kernel, extrapolated) of one layer: `entry` the key of the entry
+    that priced it (its class's native entry where the framework runs it natively), or the
+    layer's own key where none did."""
     entry = profile.entries.get(work.key)
     via = ""
     if entry is None:
@@ -464,15 +489,19 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
         entry = profile.entries.get(via)
     if isinstance(entry, EfficiencyEntry) and work.model == EFFICIENCY:
         how = NEAREST if via else FITTED
+        native = profile.entries.get(entry.key + NATIVE)
+        if isinstance(native, EfficiencyEntry) and entry.runs_native(work.batch, work.data.get("input", 0.0)):
+            entry = native
+            via = via and native.key
         copy = profile.entries.get(COPY_KEY)
         kernel = entry.kernel_seconds(work.flops, work.arguments, work.data,
                                       copy if isinstance(copy, CurveEntry) else None)
-        return how, via, entry.overhead, kernel, not entry.in_range(work.arguments)
+        return how, (work.key if via else entry.key), via, entry.overhead, kernel, not entry.in_range(work.arguments)
     if isinstance(entry, CurveEntry) and work.model == CURVE and (entry.feature == work.feature or not work.size):
-        return (NEAREST if via else FITTED), via, entry.overhead, entry.kernel_seconds(work.size), \
+        return (NEAREST if via else FITTED), work.key, via, entry.overhead, entry.kernel_seconds(work.size), \
             not entry.in_range(work.size)
     fallback = profile.fallback
-    return FALLBACK, "", fallback.overhead, roofline_seconds / fallback.efficiency, False
+    return FALLBACK, work.key, "", fallback.overhead, roofline_seconds / fallback.efficiency, False
 
 
 def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: int = 1,
@@ -494,10 +523,10 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
         node: Node = graph.node(record.path)
         work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, batch, runs_in_place(graph, node))
         bound = estimate_layer(record, device, profile.dtype, batch).seconds if moves_data(record) else 0.0
-        how, via, overhead, kernel, outside = predict_layer(work, profile, bound)
+        how, entry, via, overhead, kernel, outside = predict_layer(work, profile, bound)
         overhead += profile.layer_overhead
         touched = fresh.get(record.path, 0)
-        layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, work.key, how,
+        layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, entry, how,
                                       overhead, kernel, bound, outside, via, touched,
                                       touched * allocator.fault_seconds_per_byte if allocator else 0.0))
     seconds = combine(profile, layers)

@@ -24,6 +24,8 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
         factors: {in_channels: [[3, 0.21], ...], out_channels: [...], work: [...]}
         data: {input: 1.1, output: 0.9}           # copies of each tensor, at the copy curve's time
         residuals: [[64, 64, 3136, 1, 1.08], ...]  # per sample: in, out, pixels, groups, measured / fit
+        native_up_to: [[1, 20480], [2, 0]]        # batch, the largest input (elements) the framework's
+                                                   # native kernel runs: priced by 'conv 3x3/1 native'
       relu (in place):                             # curve: kernel us at sizes of a feature
         model: curve
         overhead_us: 2.9
@@ -62,8 +64,10 @@ HEADER = """\
 #   factors at the layer's in/out channels per group, work (FLOPs of the call), groups; linear in
 #   log2 between points, held beyond them) + data copies, times the residuals' correction (the
 #   4 samples nearest in log2 of in, out, pixels, groups: their measured / fitted ratios, weighted
-#   by 1 / (distance + 1/2)); curve entries: kernel us at sizes of the feature, linear between
-#   points. Times in us, rates in GFLOP/s and GB/s.
+#   by 1 / (distance + 1/2)); a class with `native_up_to` prices the layers the framework runs
+#   on its own kernel (a batch of at least the row's batch, an input of at most its elements) by
+#   its 'native' entry; curve entries: kernel us at sizes of the feature, linear between points.
+#   Times in us, rates in GFLOP/s and GB/s.
 """
 
 
@@ -92,6 +96,8 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
                 entries[key]["data"] = {name: _number(value) for name, value in entry.data.items()}
             if entry.residuals:
                 entries[key]["residuals"] = [[_number(v) for v in row] for row in entry.residuals]
+            if entry.native_up_to:
+                entries[key]["native_up_to"] = [[batch, most] for batch, most in entry.native_up_to]
         else:
             entries[key] = {"model": CURVE, "overhead_us": _us(entry.overhead), "feature": entry.feature,
                             "samples": entry.samples, "points": [[_number(x), _us(y)] for x, y in entry.points]}
@@ -230,7 +236,7 @@ def _point_list(value: Any, what: str, where: SourceLocation, x_positive: bool =
 
 
 def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
-    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors", "data", "residuals"))
+    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors", "data", "residuals", "native_up_to"))
     factors_reader = reader.sub("factors")
     factors_reader.only(FACTOR_NAMES)
     factors = {}
@@ -247,9 +253,32 @@ def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
         data_reader.only(DATA)
         data = {name: data_reader.number(name, high=1e6) for name in DATA if name in data_reader.mapping}
     residuals = _residuals(key, reader) if "residuals" in reader.mapping else ()
+    native = _native_rule(key, reader) if "native_up_to" in reader.mapping else ()
     return EfficiencyEntry(key, reader.number("overhead_us", high=1e9) * US,
                            reader.number("peak_gflops", positive=True, high=1e9) * GIGA, factors,
-                           reader.integer("samples", required=False) or 0, data, residuals)
+                           reader.integer("samples", required=False) or 0, data, residuals, native)
+
+
+def _native_rule(key: str, reader: _Reader) -> tuple[tuple[int, int], ...]:
+    """Where the framework runs the class natively: [batch, most input elements] rows, the batches
+    ascending."""
+    value, where = reader.get("native_up_to"), reader.loc("native_up_to")
+    what = f"'{key}' native_up_to"
+    if not isinstance(value, list) or len(value) > MAX_POINTS:
+        raise LatencyError(f"{what} must be a list of at most {MAX_POINTS:,} [batch, input elements] rows, "
+                           f"got {shown(value)}", where)
+    rows: list[tuple[int, int]] = []
+    for index, item in enumerate(value):
+        at = value.loc_of(index) if isinstance(value, YamlSeq) else where
+        if (not isinstance(item, list) or len(item) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int) for v in item)
+                or not 1 <= item[0] <= 2**31 or not 0 <= item[1] <= 2**62):
+            raise LatencyError(f"{what}: each row is [batch, input elements], whole numbers (a batch of at "
+                               f"least 1), got {shown(item)}", at)
+        if rows and item[0] <= rows[-1][0]:
+            raise LatencyError(f"{what}: the batches must increase, got {item[0]} after {rows[-1][0]}", at)
+        rows.append((item[0], item[1]))
+    return tuple(rows)
 
 
 def _residuals(key: str, reader: _Reader) -> tuple[tuple[float, ...], ...]:

@@ -16,15 +16,14 @@ import datetime
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
 
-from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, QUEUE, SYNC, CurveEntry, EfficiencyEntry,
-                                Fallback,
-                                LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency, fit_fallback, fit_overhead,
-                                layer_work, rounded)
+from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, NATIVE, QUEUE, SYNC, CurveEntry,
+                                EfficiencyEntry, Fallback, LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency,
+                                fit_fallback, fit_overhead, layer_work, rounded)
 from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
@@ -55,6 +54,7 @@ class Case:
     batch: int
     in_place: bool = False
     overhead: bool = False        # times the entry's overhead (its smallest tensors), not a sample
+    series: str = ""              # a part of a class timed as a series of its own (spread over the run)
 
     def describe(self) -> str:
         shapes = " + ".join("x".join(str(d) for d in s) for s in self.inputs)
@@ -83,12 +83,22 @@ class ConvClass:
     grouping: str = ""                       # "", "depthwise", "grouped"
     grid: tuple[int, int] = (4, 112)         # output grid range
     samples: int = 24
+    small: int = 0                           # batch-1 samples on inputs of SMALL_INPUT elements
 
 
+# a framework may run a batch-1 call on a small input on a kernel of its own (torch on a CPU: its
+# native convolution rather than oneDNN's, up to 20,480 elements): every dense class gets samples
+# there, so the entry `prepare` files them under (analysis/latency.py: NATIVE) has its own fit
+SMALL_INPUT = (2**9, 2**15)
+SMALL_SAMPLES = 12
 DENSE_CONVS = [ConvClass((1, 1), 1, samples=40), ConvClass((3, 3), 1, samples=40), ConvClass((1, 1), 2),
                ConvClass((3, 3), 2, samples=32), ConvClass((5, 5), 1), ConvClass((5, 5), 2), ConvClass((7, 7), 1),
                ConvClass((7, 7), 2, grid=(7, 112)), ConvClass((1, 3), 1), ConvClass((3, 1), 1),
                ConvClass((1, 7), 1), ConvClass((7, 1), 1), ConvClass((11, 11), 4, grid=(7, 56), samples=12)]
+# a 1x1 convolution on a 1 x 1 map: the squeeze-and-excitation and global-context gates of
+# EfficientNet, MobileNetV3, RegNetY..., called on each image's pooled vector; at batch 8 on the
+# development machine such a call took 40 us, and a fit of maps from 4 x 4 up priced it at 5
+GATE_CONVS = [ConvClass((1, 1), 1, grid=(1, 1), samples=16)]
 GROUPED_CONVS = [ConvClass((3, 3), 1, "depthwise"), ConvClass((3, 3), 2, "depthwise"),
                  ConvClass((5, 5), 1, "depthwise"), ConvClass((5, 5), 2, "depthwise"),
                  ConvClass((3, 3), 1, "grouped"), ConvClass((3, 3), 2, "grouped")]
@@ -132,8 +142,8 @@ def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
             cout = _pick(u[1], CHANNELS[:4] if quick else CHANNELS)
         grid = (out_grid - 1) * conv.stride + kh - 2 * padding[0], (out_grid - 1) * conv.stride + kw - 2 * padding[1]
         grid = (max(grid[0], kh), max(grid[1], kw))
-        if not quick and not (MAP_ELEMENTS[0] <= cout * out_grid**2 <= MAP_ELEMENTS[1]
-                              and cin * grid[0] * grid[1] <= 2 * MAP_ELEMENTS[1]):
+        if not quick and conv.grid != (1, 1) and not (MAP_ELEMENTS[0] <= cout * out_grid**2 <= MAP_ELEMENTS[1]
+                                                      and cin * grid[0] * grid[1] <= 2 * MAP_ELEMENTS[1]):
             continue
         macs = batch * cout * out_grid**2 * (cin // groups) * kh * kw
         # keep a call within MAX_CASE_MACS and its tensors bounded: fewer images
@@ -144,12 +154,21 @@ def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
             continue
         cases.append(Case("conv", {"out": cout, "kernel": list(conv.kernel), "stride": conv.stride,
                                    "padding": list(padding), "groups": groups, "bias": False},
-                          ((cin, *grid),), batch))
-    # the smallest conv of the class's kind: 1 channel; depthwise 2 channels in 2 groups; grouped 4 in 2
+                          ((cin, *grid),), batch, series="gate" if conv.grid == (1, 1) else ""))
+    for index in range(1, conv.small + 1):
+        u = [halton(index, base) for base in (2, 3, 5)]
+        cin, cout = _pick(u[0], CHANNELS[:10]), _pick(u[1], CHANNELS[:10])
+        side = max(math.isqrt(max(_log_uniform(u[2], *SMALL_INPUT) // cin, 1)), kh, kw)
+        cases.append(Case("conv", {"out": cout, "kernel": list(conv.kernel), "stride": conv.stride,
+                                   "padding": list(padding), "groups": 1, "bias": False}, ((cin, side, side),), 1,
+                          series="small"))
+    # the smallest conv of the class's kind: 1 channel; depthwise 2 channels in 2 groups; grouped 4 in
+    # 2; at batch 1 and 2, so each kernel the framework picks between has its overhead timed
     channels, groups = {"": (1, 1), "depthwise": (2, 2), "grouped": (4, 2)}[conv.grouping]
-    cases.append(Case("conv", {"out": channels, "kernel": list(conv.kernel), "stride": conv.stride,
-                               "padding": list(padding), "groups": groups, "bias": False},
-                      ((channels, kh, kw),), 1, overhead=True))
+    for batch in (1, 2):
+        cases.append(Case("conv", {"out": channels, "kernel": list(conv.kernel), "stride": conv.stride,
+                                   "padding": list(padding), "groups": groups, "bias": False},
+                          ((channels, kh, kw),), batch, overhead=True))
     return cases
 
 
@@ -243,7 +262,7 @@ def calibration_cases(grid: str = "full") -> list[Case]:
     if grid not in GRIDS:
         raise BenchError(f"unknown calibration grid '{grid}' (use {' or '.join(GRIDS)})")
     quick = grid == "quick"
-    convs = QUICK_CONVS if quick else DENSE_CONVS + GROUPED_CONVS
+    convs = QUICK_CONVS if quick else [replace(c, small=SMALL_SAMPLES) for c in DENSE_CONVS] + GATE_CONVS + GROUPED_CONVS
     cases = [*itertools.chain.from_iterable(conv_cases(c, quick) for c in convs), *linear_cases(quick),
              *curve_cases(quick)]
     series: dict[tuple, list[Case]] = {}
@@ -262,7 +281,7 @@ def _series_of(case: Case) -> tuple:
     """The cases that share an entry and a configuration (a curve's op and arguments; a conv class)."""
     if case.op == "conv":
         return ("conv", tuple(case.args["kernel"]), case.args["stride"], case.args["groups"] > 1,
-                case.inputs[0][0] == case.args["groups"])
+                case.inputs[0][0] == case.args["groups"], case.series)
     return (case.op, tuple(sorted((k, str(v)) for k, v in case.args.items())), len(case.inputs), case.in_place)
 
 
@@ -318,20 +337,80 @@ def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceP
         size = 2.0 * source.numel()         # elements read and written
         return Prepared(case, COPY_KEY, CURVE, lambda: target.copy_(source),
                         Sample(COPY_KEY, 0.0, feature=ELEMENTS, size=size), 0.0)
+    key = work.key
     if op.builds_module:
         module = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype).eval()
         source = tensors[0]
         step = lambda: module(source)  # noqa: E731
+        if runs_natively(module, source):
+            key += NATIVE
     else:
         step = lambda: op.combine(tensors)  # noqa: E731
-    sample = Sample(work.key, 0.0, work.flops, dict(work.arguments), work.feature, work.size, dict(work.data))
+    sample = Sample(key, 0.0, work.flops, dict(work.arguments), work.feature, work.size, dict(work.data))
     record = LayerCost(path=case.op, op=case.op, args="", role="main", block="", stage="",
                        input_shapes=[list(s) for s in inputs], output_shape=list(out),
                        params=op.params(arguments, inputs, out), buffers=0, macs=op.macs(arguments, inputs, out),
                        other_flops=op.other_flops(arguments, inputs, out), fvcore_flops=0, activations=0,
                        weighted=op.weighted)
     bound = estimate_layer(record, roofs, dtype_name, case.batch).seconds
-    return Prepared(case, work.key, work.model, step, sample, bound)
+    return Prepared(case, key, work.model, step, sample, bound)
+
+
+# ----------------------------------------------------------------------------- which kernel torch picks
+NATIVE_BACKENDS = ("Slow2d", "SlowDilated2d")   # torch's own CPU convolutions
+PROBED_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+MAX_PROBED_ELEMENTS = 2**24
+
+
+def _conv_backend(conv: torch.nn.Conv2d, source: torch.Tensor) -> str | None:
+    """The backend torch's dispatcher picks for this convolution on this input (None where the
+    build cannot say)."""
+    select = getattr(torch._C, "_select_conv_backend", None)
+    if select is None:
+        return None
+    padding = [0, 0] if isinstance(conv.padding, str) else list(conv.padding)
+    try:
+        backend = select(source, conv.weight, conv.bias, list(conv.stride), padding, list(conv.dilation), False,
+                         [0, 0], conv.groups)
+    except (RuntimeError, TypeError):
+        return None
+    return str(backend).rsplit(".", 1)[-1]
+
+
+def runs_natively(module: Any, source: torch.Tensor) -> bool:
+    """Whether torch runs this call of a convolution on its own CPU kernel although oneDNN is
+    there (torch's rule: a batch-1 call on a small input, where its native kernel was the faster
+    when the rule was written)."""
+    if not isinstance(module, torch.nn.Conv2d) or source.device.type != "cpu" \
+            or not torch.backends.mkldnn.is_available():
+        return False
+    return _conv_backend(module, source) in NATIVE_BACKENDS
+
+
+def native_rule(args: dict[str, Any], dtype: torch.dtype) -> tuple[tuple[int, int], ...]:
+    """Probe, batch by batch, the largest input (elements, batch included) on which torch runs a
+    convolution of this class natively: a binary search on the input's width, asking the
+    dispatcher only (nothing is computed, and the probed tensors are never written). Empty when
+    it never does."""
+    kh, kw = args["kernel"]
+    groups = args["groups"]
+    conv = torch.nn.Conv2d(groups, groups, (kh, kw), args["stride"], tuple(args["padding"]), groups=groups,
+                           bias=False).to(dtype=dtype)
+
+    def native(batch: int, width: int) -> bool:
+        return runs_natively(conv, torch.empty(batch, groups, kh, width, dtype=dtype))
+
+    rows = []
+    for batch in PROBED_BATCHES:
+        low, high = kw, MAX_PROBED_ELEMENTS // (batch * groups * kh)
+        if high < low or not native(batch, low):
+            rows.append((batch, 0))
+            continue
+        while low < high:              # the widest input still run natively
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if native(batch, middle) else (low, middle - 1)
+        rows.append((batch, batch * groups * kh * low))
+    return tuple(rows) if any(most for _, most in rows) else ()
 
 
 def time_case(prepared: Prepared, device: torch.device, min_time: float) -> float:
@@ -476,8 +555,11 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         window = []
         others = OthersCpu().__enter__()
         window_start = time.monotonic()
+    native_classes: dict[str, dict[str, Any]] = {}       # a class with native calls -> one of its cases' arguments
     for index in sorted(results):
         prepared, seconds = results[index]
+        if prepared.key.endswith(NATIVE):
+            native_classes.setdefault(prepared.key[:-len(NATIVE)], prepared.case.args)
         if prepared.case.overhead:
             overhead_times.setdefault(prepared.key, []).append(seconds)
         else:
@@ -486,6 +568,9 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
                                   prepared.sample.feature, prepared.sample.size, prepared.sample.data))
         models[prepared.key] = prepared.model
     entries = fit_entries(samples, overhead_times, models, execution)
+    for key, args in sorted(native_classes.items()):
+        if key + NATIVE in entries and isinstance(entries.get(key), EfficiencyEntry):
+            entries[key] = replace(entries[key], native_up_to=native_rule(args, torch_dtype))
     fallback = fit_fallback(entries, samples, bounds, subtract_overhead=execution == SYNC)
     forward = forward_overhead(device, torch_dtype, min_time)
     layer = layer_overhead(device, torch_dtype, min_time, entries, fallback, forward, execution, roofs, dtype)
@@ -507,12 +592,22 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     return CalibrationRun(profile, samples, elapsed)
 
 
+MIN_NATIVE_SAMPLES = 4       # a class's native calls keep an entry of their own from this many on (and as many others)
+
+
 def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], models: dict[str, str],
                 execution: str) -> dict[str, CurveEntry | EfficiencyEntry]:
     subtract = execution == SYNC
     by_key: dict[str, list[Sample]] = {}
     for sample in samples:
         by_key.setdefault(sample.key, []).append(sample)
+    for key in [k for k in models if k.endswith(NATIVE)]:
+        # too few calls on either kernel to fit two entries: the class keeps one, as before the split
+        main = key[:-len(NATIVE)]
+        if min(len(by_key.get(key, ())), len(by_key.get(main, ()))) < MIN_NATIVE_SAMPLES:
+            by_key[main] = by_key.get(main, []) + [replace(s, key=main) for s in by_key.pop(key, [])]
+            overhead_times[main] = overhead_times.get(main, []) + overhead_times.pop(key, [])
+            models[main] = models.pop(key)
     entries: dict[str, CurveEntry | EfficiencyEntry] = {}
     # the copy curve first: the efficiency entries' data term is priced by it
     for key in sorted(models, key=lambda k: k != COPY_KEY):
@@ -521,7 +616,8 @@ def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], m
         if fastest is not None and subtract:   # no call is faster than the overhead: a slower reading was disturbed
             overhead = rounded(min(overhead, fastest))
         if models[key] == EFFICIENCY:
-            copy = entries.get(COPY_KEY)
+            # torch's native convolution computes on its own layout: no layout copies to price apart
+            copy = None if key.endswith(NATIVE) else entries.get(COPY_KEY)
             entries[key] = fit_efficiency(key, by_key[key], overhead, subtract,
                                           copy if isinstance(copy, CurveEntry) else None)
         elif key in by_key:
