@@ -8,12 +8,13 @@ import json
 
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 from conftest import ROOT, spec_path  # noqa: E402 - after the torch skip
 from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # noqa: E402
 from inception_analyzer.analysis.latency_file import read_profile  # noqa: E402
-from inception_analyzer.bench.calibrate import calibration_cases  # noqa: E402
+from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
+from inception_analyzer.bench.calibrate import calibration_cases, fit_entries, native_rule  # noqa: E402
 from inception_analyzer.cli import main  # noqa: E402
 
 
@@ -77,6 +78,21 @@ def test_bench_measures_against_the_prediction(quick_profile, capsys):
     assert report["rows"][0]["measured_over_estimate"] == report["rows"][0]["measured_over_roofline"]
 
 
+def test_layers_alone_prices_a_chain_with_the_profile(quick_profile):
+    """benchmarks/layers_alone.py: each layer timed alone beside the profile's price, per model."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layers_alone.py"), "--profiles",
+                             f"{quick_profile},{quick_profile}", "--models", "chain:8x4@1,chain:16x4@2",
+                             "--min-time", "0.001"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| chain:")]
+    assert [row.split(" | ")[:2] for row in rows] == [["| chain:8x4", "1"], ["| chain:16x4", "2"]]
+    spreads = [line for line in result.stdout.splitlines() if line.startswith(str(quick_profile))]
+    assert len(spreads) == 2 and spreads[0] == spreads[1] and "spread" in spreads[0]
+
+
 def test_the_grid_orders_overheads_first_and_spreads_each_series():
     cases = calibration_cases("full")
     overheads = [i for i, case in enumerate(cases) if case.overhead]
@@ -85,6 +101,57 @@ def test_the_grid_orders_overheads_first_and_spreads_each_series():
             for case in cases if case.op == "relu" and not case.overhead and not case.in_place]
     assert relu[:2] == [min(relu), max(relu)]                    # a curve's ends first
     assert len(relu) == len(set(relu))
+
+
+def test_the_grid_times_gates_on_1x1_maps_and_small_batch_1_inputs_as_series_of_their_own():
+    cases = calibration_cases("full")
+    gates = [case for case in cases if case.series == "gate"]
+    assert gates and all(case.inputs[0][1:] == (1, 1) and case.args["kernel"] == [1, 1] for case in gates)
+    assert {case.batch for case in gates} >= {1, 8, 32}
+    small = [case for case in cases if case.series == "small"]
+    assert all(case.batch == 1 and case.args["groups"] == 1 for case in small)
+    assert {tuple(case.args["kernel"]) for case in small} >= {(1, 1), (3, 3), (1, 7), (7, 1)}
+    # spread over the run, not timed one after another at its end: a slow spell of a shared
+    # machine would otherwise fall on one entry whole
+    positions = [i for i, case in enumerate(cases) if case.series == "small"]
+    assert positions[0] < len(cases) // 4
+
+
+def conv_args(kernel, groups=1, stride=1):
+    return {"kernel": list(kernel), "stride": stride, "padding": [kernel[0] // 2, kernel[1] // 2], "groups": groups}
+
+
+def test_the_native_rule_probed_is_torchs_own():
+    """torch's rule (aten/src/ATen/native/Convolution.cpp, use_mkldnn): with more than one thread,
+    an fp32 convolution runs on oneDNN unless it is a batch-1 call, ungrouped, with a kernel not
+    larger than 3 in both dimensions, on an input of at most 20,480 elements."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pointwise, square = native_rule(conv_args((1, 1)), torch.float32), native_rule(conv_args((3, 3)), torch.float32)
+        assert pointwise[0] == (1, 20480) and all(most == 0 for _, most in pointwise[1:])
+        # probed by the width of a 3-row input: the widest within 20,480 holds 20,478
+        assert square[0][0] == 1 and 20480 - 3 < square[0][1] <= 20480 and square[1] == (2, 0)
+        assert native_rule(conv_args((1, 7)), torch.float32)[0] == (1, 20480)
+        assert native_rule(conv_args((5, 5)), torch.float32) == ()                 # both sides above 3
+        assert native_rule(conv_args((3, 3), groups=8), torch.float32) == ()       # grouped
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _samples(key: str, count: int) -> list[Sample]:
+    return [Sample(key, (10 + i) * 1e-6, 2e6 * (i + 1), {"in_channels": 16.0 * (i + 1), "out_channels": 32.0,
+                                                        "pixels": 64.0, "groups": 1.0, "work": 2e6 * (i + 1)})
+            for i in range(count)]
+
+
+def test_a_class_keeps_its_native_entry_only_with_samples_enough_on_both_kernels():
+    models = {"conv 1x1/1": EFFICIENCY, "conv 1x1/1" + NATIVE: EFFICIENCY}
+    both = fit_entries(_samples("conv 1x1/1", 6) + _samples("conv 1x1/1" + NATIVE, 5), {}, dict(models), SYNC)
+    assert both.keys() == {"conv 1x1/1", "conv 1x1/1 native"}
+    assert both["conv 1x1/1"].samples == 6 and both["conv 1x1/1 native"].samples == 5
+    merged = fit_entries(_samples("conv 1x1/1", 6) + _samples("conv 1x1/1" + NATIVE, 2), {}, dict(models), SYNC)
+    assert merged.keys() == {"conv 1x1/1"} and merged["conv 1x1/1"].samples == 8
 
 
 @pytest.mark.parametrize("arguments, message", [

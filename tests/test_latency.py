@@ -19,11 +19,12 @@ import pytest
 
 import inception_analyzer as ia
 from conftest import ROOT
-from inception_analyzer.analysis.latency import (CURVE, EFFICIENCY, ELEMENTS, FALLBACK, FITTED, NEAREST, QUEUE, SYNC,
-                                                 WINDOW_READS, CurveEntry, EfficiencyEntry, Fallback, LatencyError,
-                                                 LatencyProfile, Roofs, Sample, conv_key, fit_curve, fit_efficiency,
-                                                 fit_fallback, fit_overhead, interpolate_log2, isotonic, layer_work,
-                                                 least_squares, nearest_entry, parse_window_key)
+from inception_analyzer.analysis.latency import (CURVE, EFFICIENCY, ELEMENTS, FALLBACK, FITTED, NATIVE, NEAREST, QUEUE,
+                                                 SYNC, WINDOW_READS, CurveEntry, EfficiencyEntry, Fallback,
+                                                 LatencyError, LatencyProfile, Roofs, Sample, conv_key, fit_curve,
+                                                 fit_efficiency, fit_fallback, fit_overhead, interpolate_log2,
+                                                 isotonic, layer_work, least_squares, nearest_entry,
+                                                 parse_window_key)
 from inception_analyzer.analysis.latency_file import (MAX_PROFILE_BYTES, looks_like_profile_file, profile_text,
                                                       read_profile)
 from inception_analyzer.cli import main
@@ -133,6 +134,51 @@ def test_nearest_class_for_an_uncalibrated_conv():
     assert (conv.entry, conv.how, conv.via) == ("conv 5x5/1", NEAREST, "conv 3x3/1")
     # the 3x3 class's efficiency on the 5x5's FLOPs: 25/9 of the 3x3 kernel above
     assert conv.kernel_seconds == pytest.approx(131.072 * US * 25 / 9)
+
+
+def native_profile() -> LatencyProfile:
+    """The hand profile with the framework's own kernel for small batch-1 3x3 convolutions: up to
+    256 input elements at batch 1, none from batch 2 on, and twice the plain entry's cost."""
+    profile = hand_profile()
+    conv = profile.entries["conv 3x3/1"]
+    native = replace(conv, key="conv 3x3/1" + NATIVE, overhead=5 * US, peak_flops=0.5e9)
+    return replace(profile, entries={**profile.entries, "conv 3x3/1": replace(conv, native_up_to=((1, 256), (2, 0))),
+                                     native.key: native})
+
+
+def test_a_small_batch_1_convolution_is_priced_by_the_native_entry():
+    # the small network's conv reads 4 x 8 x 8 = 256 elements an image: at batch 1 within the
+    # native rule's 256, at batch 2 (512 elements, and a batch the rule says is never native) not
+    analysis = small_analysis()
+    one, two = analysis.predict(native_profile(), 1).layers[0], analysis.predict(native_profile(), 2).layers[0]
+    assert (one.entry, one.how) == ("conv 3x3/1 native", FITTED) and (two.entry, two.how) == ("conv 3x3/1", FITTED)
+    # batch 1: 36,864 FLOPs; in_channels 4: 0.75; pixels 64: 0.5; the native entry's peak 0.5e9:
+    # 36,864 / (0.5e9 x 0.375) = 196.608 us, + its own 5 us overhead
+    assert one.kernel_seconds == pytest.approx(196.608 * US) and one.seconds == pytest.approx(201.608 * US)
+    # batch 2 as in the hand-worked network above: the plain entry
+    assert two.seconds == pytest.approx(141.072 * US)
+    # an input past the rule's size at batch 1 (8 channels: 512 elements) takes the plain entry
+    wide = SMALL.replace("input: [4, 8, 8]", "input: [8, 8, 8]")
+    layer = ia.analyze(build_graph(load_spec_text(wide, "wide.yaml"))).predict(native_profile(), 1).layers[0]
+    assert layer.entry == "conv 3x3/1"
+
+
+def test_the_native_rule_reads_the_row_of_the_largest_batch_up_to_the_layers():
+    entry = EfficiencyEntry("conv 1x1/1", 0.0, 1e9, {}, native_up_to=((1, 100), (4, 50), (16, 0)))
+    assert entry.runs_native(1, 100) and not entry.runs_native(1, 101)
+    assert entry.runs_native(2, 100) and not entry.runs_native(3, 101)            # batch 2, 3: the batch-1 row
+    assert entry.runs_native(8, 50) and not entry.runs_native(8, 51)              # batch 4 to 15: the batch-4 row
+    assert not entry.runs_native(64, 1)
+    assert not EfficiencyEntry("conv 1x1/1", 0.0, 1e9, {}).runs_native(1, 1)      # no rule: never
+
+
+def test_a_native_entry_is_not_a_window_for_other_classes():
+    # a 5x5 conv the profile lacks takes the nearest plain window, never a native entry
+    assert parse_window_key("conv 3x3/1" + NATIVE) is None
+    spec = SMALL.replace("conv(8, 3, padding=1, bias=false)", "conv(8, 5, padding=2, bias=false)")
+    conv = ia.analyze(build_graph(load_spec_text(spec, "five.yaml"))).predict(native_profile(), 1).layers[0]
+    # the nearest class's rule still holds for the layer: batch 1 on 256 elements runs natively
+    assert (conv.how, conv.via) == (NEAREST, "conv 3x3/1 native")
 
 
 def test_a_dtype_the_profile_was_not_calibrated_for_is_refused():
@@ -375,6 +421,16 @@ def test_residuals_round_trip():
     assert first.seconds != pytest.approx(small_analysis().predict(profile, 2).seconds, rel=1e-3)
 
 
+def test_the_native_rule_round_trips():
+    text = profile_text(native_profile())
+    assert "native_up_to:" in text and "conv 3x3/1 native:" in text
+    again = parse_text(text)
+    assert again.entries["conv 3x3/1"].native_up_to == ((1, 256), (2, 0))
+    for batch in (1, 2):
+        assert small_analysis().predict(again, batch).seconds == \
+            pytest.approx(small_analysis().predict(native_profile(), batch).seconds, rel=1e-9)
+
+
 def parse_text(text: str) -> LatencyProfile:
     import tempfile
     with tempfile.TemporaryDirectory() as folder:
@@ -418,6 +474,14 @@ HOSTILE = {
     "a residual row of two": (_bad("    factors:", "    residuals: [[1, 2]]\n    factors:"), "each row is"),
     "a zero residual": (_bad("    factors:", "    residuals: [[1, 2, 3, 1, 0]]\n    factors:"), "above 0"),
     "an unknown feature": (_bad("feature: elements", "feature: bytes"), "must be one of"),
+    "a native rule not a list": (_bad("    factors:", "    native_up_to: 20480\n    factors:"), "must be a list of"),
+    "a native row of floats": (_bad("    factors:", "    native_up_to: [[1, 2.5]]\n    factors:"), "whole numbers"),
+    "a native row of a zero batch": (_bad("    factors:", "    native_up_to: [[0, 10]]\n    factors:"),
+                                     "a batch of at least 1"),
+    "a native row of booleans": (_bad("    factors:", "    native_up_to: [[true, 10]]\n    factors:"),
+                                 "whole numbers"),
+    "native batches out of order": (_bad("    factors:", "    native_up_to: [[2, 0], [1, 10]]\n    factors:"),
+                                    "must increase"),
     "a python tag": (_bad("title: a hand-made device", "title: !!python/object:os.system 'ls'"), "not allowed"),
     "a huge integer": (_bad("threads: 2", "threads: " + "9" * 5000), "digits"),
     "a billion laughs": ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"

@@ -5,7 +5,7 @@ takes milliseconds.
 
 The model (docs/benchmarks.md follows one layer through it by hand):
 
-    layer time = overhead[entry] + kernel[entry](the layer's shapes, batch) + fresh pages
+    layer time = overhead[entry] + kernel[entry](the layer's shapes, batch) + fresh pages + in a model
     model time = forward overhead + the layers' times, as the device runs them:
                  execution 'sync' (a CPU: each op ends before the next starts): their sum;
                  execution 'queue' (CUDA: the host enqueues ops, the device runs them in order):
@@ -16,10 +16,21 @@ The model (docs/benchmarks.md follows one layer through it by hand):
 host allocator: analysis/allocator.py simulates which tensors land on fresh pages in the model's
 own order of allocations; the microbenchmarks themselves run on warm memory).
 `overhead` is what eager execution costs beyond the kernel (the module call, torch's dispatch,
-the output's allocation): the op's time on the smallest tensors, fitted per entry, plus the
-profile's `layer overhead`, what a layer adds when it runs among others in a model (fitted to a
-120-layer network of tiny maps, whose kernels cost next to nothing, against its prediction). Which entry
-prices a layer follows from its op kind's facets, never from a model's name:
+the output's allocation): the op's time on the smallest tensors, fitted per entry.
+`in a model` is what a layer adds for running among others rather than alone, again and again,
+as a microbenchmark runs it:
+  - every layer: the profile's `layer overhead` (fitted to a 120-layer network of tiny maps,
+    whose kernels cost next to nothing, against its prediction);
+  - a convolution or linear layer also: the profile's `weighted layer overhead`, a fixed cost a
+    call, and its weights' bytes x `cold weights` per byte where they fit the last-level cache
+    (a microbenchmark's repeated calls keep such weights there; a model runs its other layers in
+    between). A model runs many distinct convolutions in turn: on the development machine twenty
+    units of a 1x1 and a 3x3 convolution on 14 x 14 maps took 3.5 to 8.8 us a convolution more
+    than their layers alone when every unit was alike, 30 to 32 us when each had its own
+    widths (48 to 200 channels), 74 to 87 us with wider ones (200 to 352, 60 MiB of weights).
+    `calibrate` fits both figures to two such networks of distinct widths (their whole time
+    against their prediction), never to a model it predicts.
+Which entry prices a layer follows from its op kind's facets, never from a model's name:
 
   - convolution-like layers (a `ConvGeometry`) and linear layers: an *efficiency* entry per class
     (kernel h x w / stride, and dense, grouped or depthwise; linear is one class):
@@ -271,6 +282,10 @@ class LatencyProfile:
     fallback: Fallback
     entries: dict[str, Entry]
     layer_overhead: float = 0.0      # seconds a layer adds in a model beyond its entry's overhead alone
+    # what a convolution or linear layer adds in a model beyond that (module docstring, "in a model"):
+    weighted_layer_overhead: float = 0.0     # seconds a call
+    cold_weights_seconds_per_byte: float = 0.0   # weights a microbenchmark kept in cache, fetched anew
+    cache_bytes: int | None = None   # the last-level cache: weights above it were never kept in cache
     allocator: Allocator | None = None   # the host allocator whose fresh pages a model pays for (CPU)
     threads: int | None = None       # torch's CPU threads when calibrated
     machine: dict[str, str] = field(default_factory=dict)
@@ -383,10 +398,11 @@ class LayerPrediction:
     via: str = ""                # NEAREST: the entry used instead
     fresh_bytes: int = 0         # bytes it touches on fresh pages (analysis/allocator.py)
     fresh_seconds: float = 0.0   # what they cost
+    context_seconds: float = 0.0  # what running among a model's other layers adds (module docstring)
 
     @property
     def seconds(self) -> float:
-        return self.overhead_seconds + self.kernel_seconds + self.fresh_seconds
+        return self.overhead_seconds + self.kernel_seconds + self.fresh_seconds + self.context_seconds
 
     @property
     def how_text(self) -> str:
@@ -418,6 +434,10 @@ class LatencyPrediction:
     @property
     def fresh_seconds(self) -> float:
         return sum(l.fresh_seconds for l in self.layers)
+
+    @property
+    def context_seconds(self) -> float:
+        return sum(l.context_seconds for l in self.layers)
 
     @property
     def roofline_seconds(self) -> float:
@@ -524,11 +544,11 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
         work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, batch, runs_in_place(graph, node))
         bound = estimate_layer(record, device, profile.dtype, batch).seconds if moves_data(record) else 0.0
         how, entry, via, overhead, kernel, outside = predict_layer(work, profile, bound)
-        overhead += profile.layer_overhead
         touched = fresh.get(record.path, 0)
         layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, entry, how,
                                       overhead, kernel, bound, outside, via, touched,
-                                      touched * allocator.fault_seconds_per_byte if allocator else 0.0))
+                                      touched * allocator.fault_seconds_per_byte if allocator else 0.0,
+                                      context_seconds(work, profile, get_dtype(profile.dtype).bytes)))
     seconds = combine(profile, layers)
     notes = [_execution_note(profile)]
     counts = {how: sum(1 for l in layers if l.how == how) for how in (FITTED, NEAREST, FALLBACK)}
@@ -544,13 +564,26 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
     return LatencyPrediction(report.model, profile, batch, layers, seconds, notes)
 
 
+def context_seconds(work: LayerWork, profile: LatencyProfile, element_bytes: int) -> float:
+    """What the layer adds for running among a model's other layers: the profile's layer overhead;
+    for a convolution or linear layer also its in-model overhead, and its weights' fetch where a
+    microbenchmark kept them in cache (they fit the last-level cache) and a model does not."""
+    seconds = profile.layer_overhead
+    if work.model == EFFICIENCY:
+        weights = work.data.get("weights", 0.0) * element_bytes
+        seconds += profile.weighted_layer_overhead
+        if profile.cache_bytes is not None and weights <= profile.cache_bytes:
+            seconds += weights * profile.cold_weights_seconds_per_byte
+    return seconds
+
+
 def combine(profile: LatencyProfile, layers: Iterable[LayerPrediction]) -> float:
     """The model's time from its layers' overheads and kernels (module docstring)."""
     if profile.execution == SYNC:
         return profile.forward_overhead + sum(l.seconds for l in layers)
     host = device = profile.forward_overhead
-    for layer in layers:
-        host += layer.overhead_seconds + layer.fresh_seconds
+    for layer in layers:   # what a layer adds in a model is the host's (a queue profile fits no weights fetch)
+        host += layer.overhead_seconds + layer.fresh_seconds + layer.context_seconds
         device = max(host, device) + layer.kernel_seconds
     return max(host, device)
 

@@ -14,6 +14,8 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
     roofs: {matmul_gflops, vector_gflops, memory_gbps[, memory_gb]}
     forward_overhead_us: calling the built model, beyond its layers
     layer_overhead_us: what each layer adds in a model beyond its entry's overhead
+    weighted_layer_overhead_us: what a convolution or linear layer adds beyond that
+    cold_weights: {ns_per_byte, cache_bytes}     # weights up to the cache's size, fetched anew in a model
     allocator: {kind: glibc, fault_ns_per_byte, ...}   # fresh pages (a CPU's; analysis/allocator.py)
     fallback: {overhead_us, roofline_efficiency}   # op kinds without an entry
     entries:
@@ -114,6 +116,9 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
                  "calibration": {str(k): (v if isinstance(v, (int, float)) else str(v)) for k, v in profile.calibration.items()},
                  "roofs": roofs, "forward_overhead_us": _us(profile.forward_overhead),
                  "layer_overhead_us": _us(profile.layer_overhead),
+                 "weighted_layer_overhead_us": _us(profile.weighted_layer_overhead),
+                 **({"cold_weights": {"ns_per_byte": _number(float(f"{profile.cold_weights_seconds_per_byte * 1e9:.10g}")),
+                                      "cache_bytes": profile.cache_bytes}} if profile.cache_bytes is not None else {}),
                  **({"allocator": {"kind": profile.allocator.kind,
                                    "fault_ns_per_byte": _number(float(f"{profile.allocator.fault_seconds_per_byte * 1e9:.10g}")),
                                    "mmap_threshold_bytes": profile.allocator.mmap_threshold,
@@ -319,7 +324,8 @@ def read_profile(path: str | Path) -> LatencyProfile:
 def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
     top = _Reader(data, SourceLocation(where.file, 1, 1), "a latency profile")
     top.only(("format", "version", "name", "title", "device", "dtype", "execution", "threads", "date", "machine",
-              "calibration", "roofs", "forward_overhead_us", "layer_overhead_us", "allocator", "fallback", "entries"))
+              "calibration", "roofs", "forward_overhead_us", "layer_overhead_us", "weighted_layer_overhead_us",
+              "cold_weights", "allocator", "fallback", "entries"))
     if top.get("format", required=False) != FORMAT:
         raise LatencyError(f"not a latency profile: 'format' must be '{FORMAT}' (calibrate writes it)",
                            top.loc("format") if "format" in top.mapping else top.where)
@@ -361,6 +367,9 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
                                                                           high=2**40),
                               top_pad=allocator_reader.integer("top_pad_bytes", high=2**40),
                               layout_copies=bool(copies))
+    cold = top.sub("cold_weights", required=False)
+    if cold is not None:
+        cold.only(("ns_per_byte", "cache_bytes"))
     machine = top.sub("machine", required=False)
     calibration = top.sub("calibration", required=False)
     return LatencyProfile(
@@ -372,6 +381,9 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
                     None if memory_gb is None else int(memory_gb * GIGA)),
         forward_overhead=top.number("forward_overhead_us", high=1e9) * US,
         layer_overhead=(top.number("layer_overhead_us", required=False, high=1e9) or 0.0) * US,
+        weighted_layer_overhead=(top.number("weighted_layer_overhead_us", required=False, high=1e9) or 0.0) * US,
+        cold_weights_seconds_per_byte=cold.number("ns_per_byte", high=1e6) * 1e-9 if cold is not None else 0.0,
+        cache_bytes=cold.integer("cache_bytes", low=1, high=2**50) if cold is not None else None,
         fallback=Fallback(fallback.number("overhead_us", high=1e9) * US,
                           fallback.number("roofline_efficiency", positive=True, high=1e6)),
         entries=entries, allocator=allocator, threads=top.integer("threads", required=False, low=1, high=1 << 20),

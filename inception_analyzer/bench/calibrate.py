@@ -574,6 +574,11 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     fallback = fit_fallback(entries, samples, bounds, subtract_overhead=execution == SYNC)
     forward = forward_overhead(device, torch_dtype, min_time)
     layer = layer_overhead(device, torch_dtype, min_time, entries, fallback, forward, execution, roofs, dtype)
+    cache = last_level_cache_bytes() if device.type == "cpu" else None
+    draft = LatencyProfile("draft", "", device.type, dtype, execution, roofs, forward, fallback, entries,
+                           layer_overhead=layer, cache_bytes=cache)
+    # on a queue device the host's overheads overlap the kernels: no such fit (module docstring)
+    weighted, cold = in_model_costs(device, torch_dtype, draft, min_time) if execution == SYNC else (0.0, 0.0)
     machine = environment(device)
     machine.pop("load average at start", None)
     elapsed = time.monotonic() - started
@@ -582,7 +587,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     profile = LatencyProfile(
         name=name or f"{device.type}-calibrated", title=title, device=device.type, dtype=dtype, execution=execution,
         roofs=roofs, forward_overhead=forward, layer_overhead=layer, allocator=allocator, fallback=fallback,
-        entries=entries,
+        entries=entries, weighted_layer_overhead=weighted, cold_weights_seconds_per_byte=cold, cache_bytes=cache,
         threads=torch.get_num_threads() if device.type == "cpu" else None, machine=machine,
         date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time,
@@ -687,3 +692,96 @@ def layer_overhead(device: torch.device, dtype: torch.dtype, min_time: float, en
     measured = host_seconds(whole, device) if execution == QUEUE else time_case(whole, device, min_time)
     expected = predicted.overhead_seconds if execution == QUEUE else predicted.seconds
     return rounded(max(measured - expected, 0.0) / len(predicted.layers))
+
+
+# ----------------------------------------------------------------------------- in a model
+def last_level_cache_bytes() -> int | None:
+    """The largest data cache of CPU 0, as Linux's sysfs tells it (None where it does not)."""
+    from pathlib import Path
+
+    largest = None
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:], 1)
+        digits = size[:-1] if size[-1:] in "KMG" else size
+        if kind in ("Data", "Unified") and digits.isdigit():
+            largest = max(largest or 0, int(digits) * scale)
+    return largest
+
+
+def distinct_units(channels: int, first: int, step: int, side: int, units: int = 20) -> str:
+    """A network of `units` units (1x1 convolution, batch norm, ReLU, 3x3 convolution, batch norm,
+    ReLU) on side x side maps, each unit `step` channels wider than the one before: every
+    convolution a shape of its own, as in a model."""
+    rows = [f"name: calibrate_units_{first}\ninput: [{channels}, {side}, {side}]\nlayers:"]
+    for unit in range(units):
+        width = first + step * unit
+        rows.append(f"  - a{unit}: conv({width}, 1, bias=false)\n  - bn\n  - relu\n"
+                    f"  - b{unit}: conv({width}, 3, padding=1, bias=false)\n  - bn\n  - relu")
+    return "\n".join(rows) + "\n"
+
+
+# two networks of distinct widths: light weights (13 MiB in all) and heavy (60 MiB), so the fixed
+# cost a call and the cost a byte of weights are told apart
+IN_MODEL_NETWORKS = (distinct_units(64, 48, 8, 14), distinct_units(256, 200, 8, 14))
+IN_MODEL_MIN_TIME = 0.5
+
+
+def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfile, min_time: float
+                   ) -> tuple[float, float]:
+    """(weighted layer overhead, cold weights a byte): what a convolution or linear layer adds in a
+    model beyond the same layer called alone, fitted to the IN_MODEL_NETWORKS: each timed whole
+    and layer by layer alone (as a case is: warm memory, its weights in cache where they fit),
+    back to back, so neither the machine's drift nor an entry's error in pricing those layers
+    enters. Their excess, less the draft's layer overhead for every layer = convolutions x the
+    first + weights that fit the cache x the second, solved for both where both come out at or
+    above zero, else for one."""
+    from ..build import build_model
+    from ..pipeline import Request, analyze
+    from ..spec import load_spec_text
+
+    rows, excess = [], []
+    element_bytes = get_dtype(draft.dtype).bytes
+    for index, text in enumerate(IN_MODEL_NETWORKS):
+        analysis = analyze(Request(load_spec_text(text, f"<calibrate units {index}>")))
+        model = build_model(analysis.graph, device=device, dtype=dtype).eval()
+        x = torch.randn(1, *analysis.graph.input_shape, device=device, dtype=dtype)
+        inputs: dict[str, tuple[Any, torch.Tensor]] = {}
+
+        def keep(module: Any, args: tuple, output: Any, name: str) -> None:   # each leaf's input, once
+            inputs.setdefault(name, (module, args[0].clone()))
+
+        hooks = [module.register_forward_hook(lambda module, args, output, name=name: keep(module, args, output, name))
+                 for name, module in model.named_modules() if name and not list(module.children())]
+        with torch.inference_mode():
+            model(x)
+        for hook in hooks:
+            hook.remove()
+
+        def timed(step: Callable[[], Any], seconds: float) -> float:
+            return time_case(Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", step, Sample("", 0.0)),
+                             device, seconds)
+
+        whole = timed(lambda: model(x), IN_MODEL_MIN_TIME)
+        alone = sum(timed(lambda module=module, source=source: module(source), min_time)
+                    for module, source in inputs.values())
+        layers = list(analysis.graph.layers())
+        weighted = [node for node in layers if node.op.geometry(node.args, list(node.in_shapes), node.out_shape)]
+        weights = sum(b for b in (node.op.params(node.args, list(node.in_shapes), node.out_shape) * element_bytes
+                                  for node in weighted) if draft.cache_bytes is not None and b <= draft.cache_bytes)
+        rows.append((float(len(weighted)), float(weights)))
+        excess.append(whole - alone - len(layers) * draft.layer_overhead)
+    (n1, w1), (n2, w2) = rows
+    determinant = n1 * w2 - n2 * w1
+    if determinant:
+        per_call = (excess[0] * w2 - excess[1] * w1) / determinant
+        per_byte = (n1 * excess[1] - n2 * excess[0]) / determinant
+        if per_call >= 0 and per_byte >= 0:
+            return rounded(per_call), rounded(per_byte)
+        if per_call < 0 <= per_byte and w1 + w2:         # all of it a byte's
+            return 0.0, rounded(max(sum(excess) / (w1 + w2), 0.0))
+    return rounded(max(sum(excess) / (n1 + n2), 0.0)), 0.0

@@ -154,7 +154,8 @@ def _prediction_summary(prediction: LatencyPrediction) -> list[list[str]]:
         ["of which", f"overheads {duration_text(prediction.overhead_seconds)} (dispatch, {len(prediction.layers)} "
                      f"layers and the forward call), kernels {duration_text(prediction.kernel_seconds)}"
                      + (f", fresh pages {duration_text(prediction.fresh_seconds)} "
-                        f"({human(sum(l.fresh_bytes for l in prediction.layers), 'B')})" if p.allocator else "")],
+                        f"({human(sum(l.fresh_bytes for l in prediction.layers), 'B')})" if p.allocator else "")
+                     + f", running among other layers {duration_text(prediction.context_seconds)}"],
         ["roofline bound beside it", f"{duration_text(prediction.roofline_seconds)} per batch on the profile's "
                                      "measured roofs"],
         ["layers priced", how + f" (fallback: overhead {duration_text(p.fallback.overhead)} + roofline / "
@@ -238,6 +239,7 @@ def prediction_record(prediction: LatencyPrediction) -> dict:
             "batch": prediction.batch, "seconds": prediction.seconds,
             "images_per_second": prediction.images_per_second, "overhead_seconds": prediction.overhead_seconds,
             "kernel_seconds": prediction.kernel_seconds, "fresh_page_seconds": prediction.fresh_seconds,
+            "in_model_seconds": prediction.context_seconds,
             "fresh_page_bytes": sum(l.fresh_bytes for l in prediction.layers),
             "roofline_seconds": prediction.roofline_seconds,
             "layers_by_how": prediction.count_by_how(), "notes": prediction.notes}
