@@ -79,16 +79,18 @@ def test_bench_measures_against_the_prediction(quick_profile, capsys):
 
 
 def test_layers_alone_prices_a_chain_with_the_profile(quick_profile):
-    """benchmarks/layers_alone.py: each layer timed alone beside the profile's price, per model."""
+    """benchmarks/layers_alone.py: each model whole and layer by layer alone, beside the profile's price."""
     import subprocess
     import sys
 
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layers_alone.py"), "--profiles",
-                             f"{quick_profile},{quick_profile}", "--models", "chain:8x4@1,chain:16x4@2",
-                             "--min-time", "0.001"], capture_output=True, text=True, timeout=300)
+                             f"{quick_profile},{quick_profile}", "--models", "chain:8x4@1,units:8:8:4:4@2",
+                             "--min-time", "0.001", "--whole-time", "0.01"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| chain:")]
-    assert [row.split(" | ")[:2] for row in rows] == [["| chain:8x4", "1"], ["| chain:16x4", "2"]]
+    rows += [line for line in result.stdout.splitlines() if line.startswith("| units:")]
+    assert [row.split(" | ")[:2] for row in rows] == [["| chain:8x4", "1"], ["| units:8:8:4:4", "2"]]
+    assert all(row.split(" | ")[4].endswith(" us") for row in rows)     # what the whole takes beyond its layers
     spreads = [line for line in result.stdout.splitlines() if line.startswith(str(quick_profile))]
     assert len(spreads) == 2 and spreads[0] == spreads[1] and "spread" in spreads[0]
 

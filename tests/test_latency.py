@@ -181,6 +181,41 @@ def test_a_native_entry_is_not_a_window_for_other_classes():
     assert (conv.how, conv.via) == (NEAREST, "conv 3x3/1 native")
 
 
+def in_model_profile() -> LatencyProfile:
+    """The hand profile with what running in a model adds: 1 us a layer, 20 us a convolution or
+    linear layer, and 1 ns a byte of weights that fit a 4,096-byte cache."""
+    return replace(hand_profile(), layer_overhead=1 * US, weighted_layer_overhead=20 * US,
+                   cold_weights_seconds_per_byte=1e-9, cache_bytes=4096)
+
+
+def test_what_running_in_a_model_adds_by_hand():
+    plain, in_model = small_analysis().predict(hand_profile(), 2), small_analysis().predict(in_model_profile(), 2)
+    by_path = {layer.path: layer for layer in in_model.layers}
+    # conv: 1 + 20 us, and its 8 x 4 x 9 = 288 weights, 1,152 bytes, within the cache: 1.152 us
+    assert by_path["conv"].context_seconds == pytest.approx(22.152 * US)
+    # fc: 1 + 20 us; its 1,290 weights (5,160 bytes) do not fit the cache: a microbenchmark fetched them too
+    assert by_path["fc"].context_seconds == pytest.approx(21 * US)
+    # the four others: the layer overhead alone
+    assert sorted(layer.context_seconds for layer in in_model.layers)[:4] == pytest.approx([1 * US] * 4)
+    assert in_model.seconds - plain.seconds == pytest.approx(47.152 * US)
+    assert in_model.context_seconds == pytest.approx(47.152 * US)
+    # the in-model cost is the host's on a queue device: it adds to the host's side of the overlap
+    assert small_analysis().predict(replace(in_model_profile(), execution=QUEUE), 2).seconds > \
+        small_analysis().predict(hand_profile(QUEUE), 2).seconds
+
+
+def test_the_in_model_figures_round_trip():
+    text = profile_text(in_model_profile())
+    assert "weighted_layer_overhead_us: 20" in text and "cache_bytes: 4096" in text
+    again = parse_text(text)
+    assert (again.weighted_layer_overhead, again.cold_weights_seconds_per_byte, again.cache_bytes) == \
+        pytest.approx((20 * US, 1e-9, 4096))
+    assert small_analysis().predict(again, 2).seconds == pytest.approx(small_analysis().predict(in_model_profile(), 2).seconds)
+    # a profile without them (written before they were fitted) adds nothing for them
+    old = parse_text(profile_text(hand_profile()))
+    assert (old.weighted_layer_overhead, old.cold_weights_seconds_per_byte, old.cache_bytes) == (0.0, 0.0, None)
+
+
 def test_a_dtype_the_profile_was_not_calibrated_for_is_refused():
     with pytest.raises(LatencyError, match="calibrated for fp32, not bf16"):
         small_analysis().predict(hand_profile(), 1, "bf16")
@@ -480,6 +515,12 @@ HOSTILE = {
                                      "a batch of at least 1"),
     "a native row of booleans": (_bad("    factors:", "    native_up_to: [[true, 10]]\n    factors:"),
                                  "whole numbers"),
+    "an unknown cold-weights key": (_bad("fallback:", "cold_weights: {ns_per_byte: 1, cache: 3}\nfallback:"),
+                                    "did you mean 'cache_bytes'"),
+    "a negative cold-weights cost": (_bad("fallback:", "cold_weights: {ns_per_byte: -1, cache_bytes: 3}\nfallback:"),
+                                     "finite number at least 0"),
+    "a cache of no bytes": (_bad("fallback:", "cold_weights: {ns_per_byte: 1, cache_bytes: 0}\nfallback:"),
+                            "integer from 1"),
     "native batches out of order": (_bad("    factors:", "    native_up_to: [[2, 0], [1, 10]]\n    factors:"),
                                     "must increase"),
     "a python tag": (_bad("title: a hand-made device", "title: !!python/object:os.system 'ls'"), "not allowed"),
