@@ -152,6 +152,7 @@ def test_a_small_batch_1_convolution_is_priced_by_the_native_entry():
     analysis = small_analysis()
     one, two = analysis.predict(native_profile(), 1).layers[0], analysis.predict(native_profile(), 2).layers[0]
     assert (one.entry, one.how) == ("conv 3x3/1 native", FITTED) and (two.entry, two.how) == ("conv 3x3/1", FITTED)
+    assert (one.how_text, two.how_text) == ("fitted, native kernel", "fitted")     # as `analyze` shows it
     # batch 1: 36,864 FLOPs; in_channels 4: 0.75; pixels 64: 0.5; the native entry's peak 0.5e9:
     # 36,864 / (0.5e9 x 0.375) = 196.608 us, + its own 5 us overhead
     assert one.kernel_seconds == pytest.approx(196.608 * US) and one.seconds == pytest.approx(201.608 * US)

@@ -407,6 +407,8 @@ class LayerPrediction:
     @property
     def how_text(self) -> str:
         text = f"{self.how} {self.via}" if self.via else self.how
+        if not self.via and self.entry.endswith(NATIVE):     # its class's entry for the framework's own kernel
+            text += ", native kernel"
         return text + (", extrapolated" if self.extrapolated else "")
 
 
