@@ -48,24 +48,12 @@ def analysis_of(name: str):
     return analyze(Request(load_spec_text(text, name)))
 
 
-def layer_step(node, batch: int):
-    """The layer's call on inputs of its shapes: its module through the registry, or its merge."""
-    import torch
-
-    inputs = [tuple(s) for s in node.in_shapes]
-    tensors = [torch.randn(batch, *shape) for shape in inputs]
-    if node.op.builds_module:
-        module = node.op.make_module(node.args, inputs, tuple(node.out_shape)).eval()
-        return lambda: module(tensors[0])
-    return lambda: node.op.combine(tensors)
-
-
 def main() -> None:
     import torch
 
     from inception_analyzer.analysis.latency import Sample
     from inception_analyzer.analysis.latency_file import read_profile
-    from inception_analyzer.bench.calibrate import Case, Prepared, time_case
+    from inception_analyzer.bench.calibrate import Case, Prepared, node_call, time_case
     from inception_analyzer.bench.host_allocator import warm_allocations
     from inception_analyzer.build import build_model
     from inception_analyzer.ops import Category
@@ -95,7 +83,7 @@ def main() -> None:
             predictions = [analysis.predict(profile, batch) for profile in profiles]
             measured, priced = 0.0, [0.0] * len(profiles)
             for index, layer in enumerate(predictions[0].layers):
-                step = layer_step(analysis.graph.node(layer.path), batch)
+                step = node_call(analysis.graph.node(layer.path), batch, device, torch.float32)
                 measured += time_case(Prepared(Case(layer.op, {}, (), batch), "", "", step, Sample("", 0.0)),
                                       device, options.min_time)
                 for j, prediction in enumerate(predictions):

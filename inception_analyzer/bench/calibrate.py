@@ -30,7 +30,7 @@ from ..dtypes import get_dtype
 from ..ops import OPS
 from .host_allocator import measure_allocator, warm_allocations
 from .limits import BenchError
-from .machine import OthersCpu, environment, measure_cpu_with_torch, wait_for_quiet
+from .machine import OthersCpu, environment, last_level_cache_bytes, measure_cpu_with_torch, wait_for_quiet
 from .progress import Progress
 from .timing import iterations_for, seconds_per_iteration, synchronize, time_iterations
 
@@ -337,15 +337,8 @@ def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceP
         size = 2.0 * source.numel()         # elements read and written
         return Prepared(case, COPY_KEY, CURVE, lambda: target.copy_(source),
                         Sample(COPY_KEY, 0.0, feature=ELEMENTS, size=size), 0.0)
-    key = work.key
-    if op.builds_module:
-        module = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype).eval()
-        source = tensors[0]
-        step = lambda: module(source)  # noqa: E731
-        if runs_natively(module, source):
-            key += NATIVE
-    else:
-        step = lambda: op.combine(tensors)  # noqa: E731
+    step, module = op_call(op, arguments, inputs, out, tensors, device, dtype)
+    key = work.key + (NATIVE if runs_natively(module, tensors[0]) else "")
     sample = Sample(key, 0.0, work.flops, dict(work.arguments), work.feature, work.size, dict(work.data))
     record = LayerCost(path=case.op, op=case.op, args="", role="main", block="", stage="",
                        input_shapes=[list(s) for s in inputs], output_shape=list(out),
@@ -354,6 +347,24 @@ def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceP
                        weighted=op.weighted)
     bound = estimate_layer(record, roofs, dtype_name, case.batch).seconds
     return Prepared(case, key, work.model, step, sample, bound)
+
+
+def op_call(op, arguments: dict, inputs: list, out, tensors: list, device: torch.device, dtype: torch.dtype
+            ) -> tuple[Callable[[], Any], Any]:
+    """(one call of the layer on `tensors`, its module or None): through the registry, as the built
+    models call it: its module (`make_module`), or its merge (`combine`)."""
+    if not op.builds_module:
+        return (lambda: op.combine(tensors)), None
+    module = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype).eval()
+    source = tensors[0]
+    return (lambda: module(source)), module
+
+
+def node_call(node, batch: int, device: torch.device, dtype: torch.dtype) -> Callable[[], Any]:
+    """One call of a graph's layer alone, on random inputs of its shapes."""
+    inputs = [tuple(s) for s in node.in_shapes]
+    tensors = [torch.randn(batch, *shape, device=device, dtype=dtype) for shape in inputs]
+    return op_call(node.op, node.args, inputs, tuple(node.out_shape), tensors, device, dtype)[0]
 
 
 # ----------------------------------------------------------------------------- which kernel torch picks
@@ -695,24 +706,6 @@ def layer_overhead(device: torch.device, dtype: torch.dtype, min_time: float, en
 
 
 # ----------------------------------------------------------------------------- in a model
-def last_level_cache_bytes() -> int | None:
-    """The largest data cache of CPU 0, as Linux's sysfs tells it (None where it does not)."""
-    from pathlib import Path
-
-    largest = None
-    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        try:
-            kind = (index / "type").read_text().strip()
-            size = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:], 1)
-        digits = size[:-1] if size[-1:] in "KMG" else size
-        if kind in ("Data", "Unified") and digits.isdigit():
-            largest = max(largest or 0, int(digits) * scale)
-    return largest
-
-
 def distinct_units(channels: int, first: int, step: int, side: int, units: int = 20) -> str:
     """A network of `units` units (1x1 convolution, batch norm, ReLU, 3x3 convolution, batch norm,
     ReLU) on side x side maps, each unit `step` channels wider than the one before: every
@@ -741,39 +734,29 @@ def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfi
     first + weights that fit the cache x the second, solved for both where both come out at or
     above zero, else for one."""
     from ..build import build_model
+    from ..graph import AUX
     from ..pipeline import Request, analyze
     from ..spec import load_spec_text
 
     rows, excess = [], []
-    element_bytes = get_dtype(draft.dtype).bytes
     for index, text in enumerate(IN_MODEL_NETWORKS):
         analysis = analyze(Request(load_spec_text(text, f"<calibrate units {index}>")))
         model = build_model(analysis.graph, device=device, dtype=dtype).eval()
         x = torch.randn(1, *analysis.graph.input_shape, device=device, dtype=dtype)
-        inputs: dict[str, tuple[Any, torch.Tensor]] = {}
-
-        def keep(module: Any, args: tuple, output: Any, name: str) -> None:   # each leaf's input, once
-            inputs.setdefault(name, (module, args[0].clone()))
-
-        hooks = [module.register_forward_hook(lambda module, args, output, name=name: keep(module, args, output, name))
-                 for name, module in model.named_modules() if name and not list(module.children())]
-        with torch.inference_mode():
-            model(x)
-        for hook in hooks:
-            hook.remove()
 
         def timed(step: Callable[[], Any], seconds: float) -> float:
             return time_case(Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", step, Sample("", 0.0)),
                              device, seconds)
 
         whole = timed(lambda: model(x), IN_MODEL_MIN_TIME)
-        alone = sum(timed(lambda module=module, source=source: module(source), min_time)
-                    for module, source in inputs.values())
-        layers = list(analysis.graph.layers())
-        weighted = [node for node in layers if node.op.geometry(node.args, list(node.in_shapes), node.out_shape)]
-        weights = sum(b for b in (node.op.params(node.args, list(node.in_shapes), node.out_shape) * element_bytes
-                                  for node in weighted) if draft.cache_bytes is not None and b <= draft.cache_bytes)
-        rows.append((float(len(weighted)), float(weights)))
+        layers = [node for node in analysis.graph.layers() if node.role != AUX]
+        alone = sum(timed(node_call(node, 1, device, dtype), min_time) for node in layers)
+
+        def counted(**figures: float) -> float:
+            """The prediction's own count of what a figure applies to: it alone set to 1."""
+            return analysis.predict(replace(draft, layer_overhead=0.0, **figures), 1).context_seconds
+
+        rows.append((counted(weighted_layer_overhead=1.0), counted(cold_weights_seconds_per_byte=1.0)))
         excess.append(whole - alone - len(layers) * draft.layer_overhead)
     (n1, w1), (n2, w2) = rows
     determinant = n1 * w2 - n2 * w1

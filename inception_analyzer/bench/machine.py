@@ -181,3 +181,19 @@ def wait_for_quiet(threshold: float = 0.05, window: float = 3.0, give_up: float 
         if say:
             say(f"others use {100 * others.share:.0f}% of the CPUs; waiting for a quiet machine")
         time.sleep(min(30.0, max(deadline - time.monotonic(), 0.0)))
+
+
+def last_level_cache_bytes() -> int | None:
+    """The largest data cache of CPU 0, as Linux's sysfs tells it (None where it does not)."""
+    largest = None
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:], 1)
+        digits = size[:-1] if size[-1:] in "KMG" else size
+        if kind in ("Data", "Unified") and digits.isdigit():
+            largest = max(largest or 0, int(digits) * scale)
+    return largest
