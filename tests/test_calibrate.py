@@ -14,7 +14,8 @@ from conftest import ROOT, spec_path  # noqa: E402 - after the torch skip
 from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # noqa: E402
 from inception_analyzer.analysis.latency_file import read_profile  # noqa: E402
 from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
-from inception_analyzer.bench.calibrate import calibration_cases, fit_entries, native_rule  # noqa: E402
+from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, calibration_cases, fit_entries,  # noqa: E402
+                                                in_model_counts, native_rule)
 from inception_analyzer.cli import main  # noqa: E402
 
 
@@ -154,6 +155,25 @@ def test_a_class_keeps_its_native_entry_only_with_samples_enough_on_both_kernels
     assert both["conv 1x1/1"].samples == 6 and both["conv 1x1/1 native"].samples == 5
     merged = fit_entries(_samples("conv 1x1/1", 6) + _samples("conv 1x1/1" + NATIVE, 2), {}, dict(models), SYNC)
     assert merged.keys() == {"conv 1x1/1"} and merged["conv 1x1/1"].samples == 8
+
+
+def test_the_in_model_networks_tell_the_three_figures_apart(quick_profile):
+    """calibrate solves three figures (a call, a byte of weights, a byte of activations) from three
+    networks: each must weigh on its own figure, or the solve would trade one for another."""
+    from dataclasses import replace
+
+    from inception_analyzer.pipeline import Request, analyze
+    from inception_analyzer.spec import load_spec_text
+
+    draft = replace(read_profile(quick_profile), cache_bytes=32 * 2**20)
+    counts = [in_model_counts(analyze(Request(load_spec_text(text, "units.yaml"))), batch, draft)
+              for text, batch in IN_MODEL_NETWORKS]
+    (calls1, weights1, moved1), (calls2, weights2, moved2), (calls3, weights3, moved3) = counts
+    assert calls1 == calls2 == 40 and calls3 == 20                  # the convolutions: 2 or 1 a unit
+    # bytes a call: the second network's weights 4 times the first's or more; the third's
+    # activations 20 times either small-map network's or more, with its weights the lightest
+    assert weights2 / calls2 > 4 * weights1 / calls1 and weights3 / calls3 < weights1 / calls1
+    assert moved3 / calls3 > 20 * max(moved1 / calls1, moved2 / calls2)
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -21,7 +21,8 @@ import inception_analyzer as ia
 from conftest import ROOT
 from inception_analyzer.analysis.latency import (CURVE, EFFICIENCY, ELEMENTS, FALLBACK, FITTED, NATIVE, NEAREST, QUEUE,
                                                  SYNC, WINDOW_READS, CurveEntry, EfficiencyEntry, Fallback,
-                                                 LatencyError, LatencyProfile, Roofs, Sample, conv_key, fit_curve,
+                                                 MAX_COPIES, LatencyError, LatencyProfile, Roofs, Sample,
+                                                 bounded_least_squares, conv_key, copy_seconds, fit_curve,
                                                  fit_efficiency, fit_fallback, fit_overhead, interpolate_log2,
                                                  isotonic, layer_work, least_squares, nearest_entry,
                                                  parse_window_key)
@@ -205,16 +206,34 @@ def test_what_running_in_a_model_adds_by_hand():
         small_analysis().predict(hand_profile(QUEUE), 2).seconds
 
 
+def test_a_layers_activations_cost_a_byte_in_a_model_by_hand():
+    # at batch 2, the elements each layer reads and writes: conv 2 x (256 + 512) = 1,536; bn and the
+    # in-place ReLU 2 x (512 + 512) = 2,048 each; the pool 2 x (512 + 128) = 1,280; flatten a view,
+    # none; fc 2 x (128 + 10) = 276. At 4 bytes and 1 ns a byte: 6.144, 8.192, 8.192, 5.12, 0 and 1.104 us
+    profile = replace(in_model_profile(), activations_seconds_per_byte=1e-9)
+    by_path = {layer.path: layer for layer in small_analysis().predict(profile, 2).layers}
+    expected = {"conv": 22.152 + 6.144, "bn": 1 + 8.192, "relu": 1 + 8.192, "maxpool": 1 + 5.12, "flatten": 1,
+                "fc": 21 + 1.104}
+    for path, micro in expected.items():
+        match = [layer for name, layer in by_path.items() if name.split(".")[-1].startswith(path)]
+        assert len(match) == 1 and match[0].context_seconds == pytest.approx(micro * US), path
+    assert small_analysis().predict(profile, 2).context_seconds == pytest.approx((47.152 + 28.752) * US)
+
+
 def test_the_in_model_figures_round_trip():
     text = profile_text(in_model_profile())
     assert "weighted_layer_overhead_us: 20" in text and "cache_bytes: 4096" in text
     again = parse_text(text)
     assert (again.weighted_layer_overhead, again.cold_weights_seconds_per_byte, again.cache_bytes) == \
         pytest.approx((20 * US, 1e-9, 4096))
+    with_activations = parse_text(profile_text(replace(in_model_profile(), activations_seconds_per_byte=2.5e-12)))
+    assert with_activations.activations_seconds_per_byte == pytest.approx(2.5e-12)
     assert small_analysis().predict(again, 2).seconds == pytest.approx(small_analysis().predict(in_model_profile(), 2).seconds)
     # a profile without them (written before they were fitted) adds nothing for them
     old = parse_text(profile_text(hand_profile()))
     assert (old.weighted_layer_overhead, old.cold_weights_seconds_per_byte, old.cache_bytes) == (0.0, 0.0, None)
+    written_before = parse_text(profile_text(hand_profile()).replace("activations_ns_per_byte: 0\n", ""))
+    assert written_before.activations_seconds_per_byte == 0.0
 
 
 def test_a_dtype_the_profile_was_not_calibrated_for_is_refused():
@@ -414,6 +433,38 @@ def test_the_residuals_follow_what_the_smooth_fit_cannot():
         assert entry.kernel_seconds(flops, shape) == pytest.approx(truth, rel=0.15)
 
 
+def test_bounded_least_squares_holds_an_unknown_at_a_bound_and_solves_the_rest():
+    rows = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    # unbounded: x = (5, 1) exactly; within 0..2 the first is held at 2 and the second takes what it
+    # can of the rest: rows 2 and 3 ask 1 and 6 - 2 = 4 of it, least squares 2.5, capped again: 2
+    assert least_squares(rows, [5.0, 1.0, 6.0]) == pytest.approx([5.0, 1.0])
+    assert bounded_least_squares(rows, [5.0, 1.0, 6.0], upper=2.0) == pytest.approx([2.0, 2.0])
+    assert bounded_least_squares(rows, [5.0, 1.0, 6.0], upper=4.0) == pytest.approx([4.0, 1.5])
+    # a negative solution is held at zero: b = (-1, 2, 1) is fitted by x = (0, 1.5) best
+    assert bounded_least_squares(rows, [-1.0, 2.0, 1.0]) == pytest.approx([0.0, 1.5])
+    # nothing beats zero: zero
+    assert bounded_least_squares(rows, [-1.0, -1.0, -2.0]) == [0.0, 0.0]
+
+
+def test_the_data_term_prices_at_most_max_copies_of_a_tensor():
+    # a class whose calls cost their compute plus 10 copies of the weights: the fit holds the weights
+    # at MAX_COPIES, where unbounded it fitted 10; compute as in the known model above (peak 1e11)
+    copy = CurveEntry("copy", 0.0, ELEMENTS, ((2.0, 1e-9), (2.0 ** 26, 2.0 ** 25 * 1e-9)))    # 1 ns an element
+    samples = []
+    for c_in in (32, 128, 512, 2048):
+        for c_out in (32, 128, 512, 2048):
+            for pixels in (4, 49, 784):
+                flops = 2.0 * c_in * c_out * pixels
+                data = {"input": float(c_in * pixels), "output": float(c_out * pixels), "weights": float(c_in * c_out)}
+                seconds = flops / 1e11 + 10 * copy_seconds(copy, data["weights"])
+                samples.append(Sample("conv 1x1/1", seconds, flops, {"in_channels": c_in, "out_channels": c_out,
+                                                                     "pixels": pixels, "groups": 1, "work": flops},
+                                      data=data))
+    entry = fit_efficiency("conv 1x1/1", samples, 0.0, copy=copy)
+    assert entry.data and max(entry.data.values()) <= MAX_COPIES
+    assert entry.data["weights"] == pytest.approx(MAX_COPIES)
+
+
 def test_fit_fallback_by_hand():
     entries = {"relu": CurveEntry("relu", 1 * US, ELEMENTS, ((10.0, 1.0),)),
                "bn": CurveEntry("bn", 3 * US, ELEMENTS, ((10.0, 1.0),))}
@@ -522,6 +573,8 @@ HOSTILE = {
                                      "finite number at least 0"),
     "a cache of no bytes": (_bad("fallback:", "cold_weights: {ns_per_byte: 1, cache_bytes: 0}\nfallback:"),
                             "integer from 1"),
+    "a negative activations cost": (_bad("activations_ns_per_byte: 0", "activations_ns_per_byte: -0.5"),
+                                    "finite number at least 0"),
     "native batches out of order": (_bad("    factors:", "    native_up_to: [[2, 0], [1, 10]]\n    factors:"),
                                     "must increase"),
     "a python tag": (_bad("title: a hand-made device", "title: !!python/object:os.system 'ls'"), "not allowed"),

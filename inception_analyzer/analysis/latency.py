@@ -20,7 +20,14 @@ the output's allocation): the op's time on the smallest tensors, fitted per entr
 `in a model` is what a layer adds for running among others rather than alone, again and again,
 as a microbenchmark runs it:
   - every layer: the profile's `layer overhead` (fitted to a 120-layer network of tiny maps,
-    whose kernels cost next to nothing, against its prediction);
+    whose kernels cost next to nothing, against its prediction), and the bytes of the activations
+    it reads and writes at the profile's `activations` cost a byte: a microbenchmark calls one op
+    on the same tensors again and again, a model hands each layer tensors other layers just
+    wrote and buffers they just freed. On the development machine, timed in a model and alone
+    (warm memory both ways), mobilenet_v2's (batch 8) and efficientnet_b0's (batch 32) batch
+    norms, activations and convolutions took 0.001 to 0.028 ns a byte moved more in the model,
+    for tensors from 1 MiB to beyond the last-level cache alike; efficientnet_b0 at batch 32 took
+    56 ms (31%) more than its layers alone;
   - a convolution or linear layer also: the profile's `weighted layer overhead`, a fixed cost a
     call, and its weights' bytes x `cold weights` per byte where they fit the last-level cache
     (a microbenchmark's repeated calls keep such weights there; a model runs its other layers in
@@ -28,8 +35,9 @@ as a microbenchmark runs it:
     units of a 1x1 and a 3x3 convolution on 14 x 14 maps took 3.5 to 8.8 us a convolution more
     than their layers alone when every unit was alike, 30 to 32 us when each had its own
     widths (48 to 200 channels), 74 to 87 us with wider ones (200 to 352, 60 MiB of weights).
-    `calibrate` fits both figures to two such networks of distinct widths (their whole time
-    against their prediction), never to a model it predicts.
+    `calibrate` fits the three figures to three networks, each timed whole and layer by layer
+    alone: two of distinct widths on small maps (the call and weights figures) and one of narrow
+    convolutions on large maps at batch 8 (the activations'), never to a model it predicts.
 Which entry prices a layer follows from its op kind's facets, never from a model's name:
 
   - convolution-like layers (a `ConvGeometry`) and linear layers: an *efficiency* entry per class
@@ -49,15 +57,15 @@ Which entry prices a layer follows from its op kind's facets, never from a model
     The correction is what the smooth fit cannot say: each calibrated sample keeps the
     ratio of its measured kernel to the fit's, and a layer takes the geometric mean of the ratios of
     the NEIGHBOURS samples nearest to it (in log2 of in and out channels per group, pixels and
-    groups), weighted by 1 / (distance + 1/2): a kernel-level lookup that leans on the smooth fit
-    where the samples are far. The second line is what the layer spends
+    groups), weighted by 1 / (distance + 1/2): a kernel-level lookup of how far the smooth fit
+    is off around the layer. The second line is what the layer spends
     moving data rather than multiplying: copy(n) is the device's measured time to copy a tensor
     of n elements (the profile's "copy" curve: it steps up where a tensor outgrows the caches,
     or the allocator's reuse of freed memory), and d_in, d_out, d_weights how many such copies
     the class's kernels cost (on a CPU, oneDNN converts the input, the output and the weights
     between torch's layout and its blocked one on every call). Fitted over the class's
     microbenchmarks by turns: least squares on log(FLOP/s) of what is left after the data term,
-    then non-negative least squares for d on what is left after the compute term.
+    then least squares for d on what is left after the compute term, each d from 0 to MAX_COPIES.
   - a class the framework runs on two kernels keeps two entries. torch on a CPU hands a dense
     convolution to oneDNN, except a batch-1 call on a small input (at most 20,480 elements with
     more than one thread, in torch 2.13), which its own native kernel runs: on the development
@@ -81,6 +89,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 import statistics
 from dataclasses import dataclass, field, replace
@@ -285,6 +294,9 @@ class LatencyProfile:
     # what a convolution or linear layer adds in a model beyond that (module docstring, "in a model"):
     weighted_layer_overhead: float = 0.0     # seconds a call
     cold_weights_seconds_per_byte: float = 0.0   # weights a microbenchmark kept in cache, fetched anew
+    # every layer that moves data: a byte of the activations it reads and writes (memory a
+    # microbenchmark's repeated calls kept warm, the model's turns between other layers' tensors)
+    activations_seconds_per_byte: float = 0.0
     cache_bytes: int | None = None   # the last-level cache: weights above it were never kept in cache
     allocator: Allocator | None = None   # the host allocator whose fresh pages a model pays for (CPU)
     threads: int | None = None       # torch's CPU threads when calibrated
@@ -341,6 +353,7 @@ class LayerWork:
     kernel: tuple[int, int] | None = None   # "maxpool"...; and the window (nearest-class search)
     stride: tuple[int, int] | None = None
     batch: int = 1
+    activations: float = 0.0                # elements the layer reads and writes, batch included (0: a view)
 
 
 def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = False) -> LayerWork:
@@ -351,6 +364,7 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
     geometry = op.geometry(args, inputs, out)
     data = {"input": float(batch * sum(numel(s) for s in inputs)), "output": float(batch * numel(out)),
             "weights": float(op.params(args, inputs, out))}
+    moved = data["input"] + data["output"]
     if geometry is not None:
         pixels = batch * (out[1] * out[2] if len(out) == 3 else 1)
         grouping = "depthwise" if geometry.depthwise else "grouped" if geometry.grouped else ""
@@ -360,12 +374,12 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
                                     "pixels": pixels, "groups": geometry.groups,
                                     "work": 2.0 * op.macs(args, inputs, out) * batch},
                          data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
-                         stride=geometry.stride, batch=batch)
+                         stride=geometry.stride, batch=batch, activations=moved)
     if op.category is Category.LINEAR:
         return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
                                     "work": 2.0 * op.macs(args, inputs, out) * batch,
-                                    "groups": 1}, data=data)
+                                    "groups": 1}, data=data, activations=moved)
     key = op.name + (IN_PLACE if in_place else "")
     if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out):
         return LayerWork(key, CURVE, size=0.0)
@@ -374,11 +388,12 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
         step = op.rf_step(args, inputs, tuple(inputs[0][1:]))
         size = float(batch * numel(out) * step.kernel[0] * step.kernel[1])
         if tuple(out[1:]) == (1, 1) and tuple(step.kernel) == tuple(inputs[0][1:]):
-            return LayerWork(f"{op.name} {GLOBAL}", CURVE, feature=WINDOW_READS, size=size, family=op.name)
+            return LayerWork(f"{op.name} {GLOBAL}", CURVE, feature=WINDOW_READS, size=size, family=op.name,
+                             activations=moved)
         return LayerWork(f"{op.name} {step.kernel[0]}x{step.kernel[1]}/{stride_text(step.stride)}", CURVE,
                          feature=WINDOW_READS, size=size, family=op.name, kernel=tuple(step.kernel),
-                         stride=tuple(step.stride))
-    return LayerWork(key, CURVE, feature=ELEMENTS, size=float(batch * (sum(numel(s) for s in inputs) + numel(out))))
+                         stride=tuple(step.stride), activations=moved)
+    return LayerWork(key, CURVE, feature=ELEMENTS, size=moved, activations=moved)
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -567,10 +582,11 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
 
 
 def context_seconds(work: LayerWork, profile: LatencyProfile, element_bytes: int) -> float:
-    """What the layer adds for running among a model's other layers: the profile's layer overhead;
-    for a convolution or linear layer also its in-model overhead, and its weights' fetch where a
-    microbenchmark kept them in cache (they fit the last-level cache) and a model does not."""
-    seconds = profile.layer_overhead
+    """What the layer adds for running among a model's other layers: the profile's layer overhead
+    and its activations' bytes at the in-model cost a byte; for a convolution or linear layer also
+    its in-model overhead, and its weights' fetch where a microbenchmark kept them in cache (they
+    fit the last-level cache) and a model does not."""
+    seconds = profile.layer_overhead + work.activations * element_bytes * profile.activations_seconds_per_byte
     if work.model == EFFICIENCY:
         weights = work.data.get("weights", 0.0) * element_bytes
         seconds += profile.weighted_layer_overhead
@@ -683,6 +699,13 @@ KNOT_STEPS = {"in_channels": 1.0, "out_channels": 1.0, "work": 1.0, "groups": 2.
 SMOOTHING = 0.3       # weight of each table's second differences (curvature) in the fit
 RIDGE = 1e-3          # a little pull of every knot value towards zero, so each solve is well posed
 MIN_DATA_SAMPLES = 12 # a class fits a data term from this many samples on
+# the most copies of one tensor a call's data term prices: a kernel converts each tensor between
+# layouts once or so. Unbounded, the smallest grids' samples (a call all weights, little work)
+# made the fit trade the work factor for copies: a profile of the development machine fitted 13.7
+# copies of the weights to its 1x1 class, and priced a 1024 -> 2048 1x1 convolution on a 7 x 7
+# map at batch 1 at 1.60 ms against 0.59 ms measured alone; the samples' correction takes up
+# what the bound leaves near them
+MAX_COPIES = 2.0
 
 
 def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_overhead: bool = True,
@@ -772,33 +795,46 @@ def _fit_compute(usable: list[tuple[Sample, float]]) -> tuple[float, dict[str, t
 
 
 def _fit_data(base: list[tuple[Sample, float]], peak: float, factors: dict, copy: CurveEntry) -> dict[str, float]:
-    """d_in, d_out, d_weights >= 0 minimising the relative error of compute + data against the
-    kernels measured: every subset of the three solved by least squares, the best with no
-    negative coefficient kept (three unknowns: exhaustive non-negative least squares)."""
+    """d_in, d_out, d_weights from 0 to MAX_COPIES minimising the relative error of compute + data
+    against the kernels measured."""
     entry = EfficiencyEntry("", 0.0, peak, factors)
     rows, targets = [], []
     for sample, kernel in base:
         rest = kernel - entry.compute_seconds(sample.flops, sample.arguments)
         rows.append([copy_seconds(copy, sample.data.get(name, 0.0)) / sample.seconds for name in DATA])
         targets.append(rest / sample.seconds)
-    best, best_error = {name: 0.0 for name in DATA}, sum(t * t for t in targets)
-    for mask in range(1, 2 ** len(DATA)):
-        chosen = [i for i in range(len(DATA)) if mask >> i & 1]
-        sub = [[row[i] for i in chosen] for row in rows]
-        if not any(any(v for v in row) for row in sub):
-            continue
-        try:
-            ridge = [[RIDGE if j == i else 0.0 for j in range(len(chosen))] for i in range(len(chosen))]
-            solution = least_squares(sub + ridge, targets + [0.0] * len(chosen))
-        except LatencyError:
-            continue
-        if min(solution) < 0:
-            continue
-        error = sum((sum(v * x for v, x in zip(row, solution)) - t) ** 2 for row, t in zip(sub, targets))
+    return {name: rounded(x) for name, x in zip(DATA, bounded_least_squares(rows, targets, RIDGE, MAX_COPIES))}
+
+
+def bounded_least_squares(rows: list[list[float]], targets: list[float], ridge: float = 0.0,
+                          upper: float = math.inf) -> list[float]:
+    """The x with 0 <= x <= upper minimising |A x - b|^2 (+ ridge^2 |x|^2): every way of holding
+    each unknown at 0, at `upper` or free, the free ones solved by least squares, the best within
+    the bounds kept; all zero where none beats that. Exhaustive, for the handful of unknowns it is
+    asked (a data term's three, the in-model figures)."""
+    count = len(rows[0])
+    states = (0.0, None) + ((upper,) if math.isfinite(upper) else ())     # None: free
+    best, best_error = [0.0] * count, sum(t * t for t in targets)
+    for held in itertools.product(states, repeat=count):
+        free = [i for i in range(count) if held[i] is None]
+        x = [0.0 if value is None else value for value in held]
+        rest = [t - sum(row[i] * x[i] for i in range(count)) for row, t in zip(rows, targets)]
+        if free:
+            sub = [[row[i] for i in free] for row in rows]
+            if not any(any(v for v in row) for row in sub):
+                continue
+            penalty = [[ridge if j == i else 0.0 for j in range(len(free))] for i in range(len(free))] if ridge else []
+            try:
+                solution = least_squares(sub + penalty, rest + [0.0] * len(penalty))
+            except LatencyError:
+                continue
+            if min(solution) < 0 or max(solution) > upper:
+                continue
+            for i, value in zip(free, solution):
+                x[i] = value
+        error = sum((sum(v * xi for v, xi in zip(row, x)) - t) ** 2 for row, t in zip(rows, targets))
         if error < best_error:
-            best_error = error
-            best = {name: 0.0 for name in DATA}
-            best.update({DATA[i]: rounded(x) for i, x in zip(chosen, solution)})
+            best, best_error = x, error
     return best
 
 

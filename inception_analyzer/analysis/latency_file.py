@@ -16,6 +16,7 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
     layer_overhead_us: what each layer adds in a model beyond its entry's overhead
     weighted_layer_overhead_us: what a convolution or linear layer adds beyond that
     cold_weights: {ns_per_byte, cache_bytes}     # weights up to the cache's size, fetched anew in a model
+    activations_ns_per_byte: what a byte of a layer's activations (read and written) costs in a model
     allocator: {kind: glibc, fault_ns_per_byte, ...}   # fresh pages (a CPU's; analysis/allocator.py)
     fallback: {overhead_us, roofline_efficiency}   # op kinds without an entry
     entries:
@@ -69,6 +70,9 @@ HEADER = """\
 #   by 1 / (distance + 1/2)); a class with `native_up_to` prices the layers the framework runs
 #   on its own kernel (a batch of at least the row's batch, an input of at most its elements) by
 #   its 'native' entry; curve entries: kernel us at sizes of the feature, linear between points.
+#   In a model a layer also adds layer_overhead_us and its activations' bytes (read and written)
+#   x activations_ns_per_byte; a convolution or linear layer weighted_layer_overhead_us and, for
+#   weights within cache_bytes, their bytes x cold_weights' ns_per_byte.
 #   Times in us, rates in GFLOP/s and GB/s.
 """
 
@@ -119,6 +123,7 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
                  "weighted_layer_overhead_us": _us(profile.weighted_layer_overhead),
                  **({"cold_weights": {"ns_per_byte": _number(float(f"{profile.cold_weights_seconds_per_byte * 1e9:.10g}")),
                                       "cache_bytes": profile.cache_bytes}} if profile.cache_bytes is not None else {}),
+                 "activations_ns_per_byte": _number(float(f"{profile.activations_seconds_per_byte * 1e9:.10g}")),
                  **({"allocator": {"kind": profile.allocator.kind,
                                    "fault_ns_per_byte": _number(float(f"{profile.allocator.fault_seconds_per_byte * 1e9:.10g}")),
                                    "mmap_threshold_bytes": profile.allocator.mmap_threshold,
@@ -325,7 +330,7 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
     top = _Reader(data, SourceLocation(where.file, 1, 1), "a latency profile")
     top.only(("format", "version", "name", "title", "device", "dtype", "execution", "threads", "date", "machine",
               "calibration", "roofs", "forward_overhead_us", "layer_overhead_us", "weighted_layer_overhead_us",
-              "cold_weights", "allocator", "fallback", "entries"))
+              "cold_weights", "activations_ns_per_byte", "allocator", "fallback", "entries"))
     if top.get("format", required=False) != FORMAT:
         raise LatencyError(f"not a latency profile: 'format' must be '{FORMAT}' (calibrate writes it)",
                            top.loc("format") if "format" in top.mapping else top.where)
@@ -384,6 +389,7 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
         weighted_layer_overhead=(top.number("weighted_layer_overhead_us", required=False, high=1e9) or 0.0) * US,
         cold_weights_seconds_per_byte=cold.number("ns_per_byte", high=1e6) * 1e-9 if cold is not None else 0.0,
         cache_bytes=cold.integer("cache_bytes", low=1, high=2**50) if cold is not None else None,
+        activations_seconds_per_byte=(top.number("activations_ns_per_byte", required=False, high=1e6) or 0.0) * 1e-9,
         fallback=Fallback(fallback.number("overhead_us", high=1e9) * US,
                           fallback.number("roofline_efficiency", positive=True, high=1e6)),
         entries=entries, allocator=allocator, threads=top.integer("threads", required=False, low=1, high=1 << 20),

@@ -23,7 +23,7 @@ import torch
 
 from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, NATIVE, QUEUE, SYNC, CurveEntry,
                                 EfficiencyEntry, Fallback, LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency,
-                                fit_fallback, fit_overhead, layer_work, rounded)
+                                fit_fallback, fit_overhead, layer_work, bounded_least_squares, rounded)
 from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
@@ -589,7 +589,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     draft = LatencyProfile("draft", "", device.type, dtype, execution, roofs, forward, fallback, entries,
                            layer_overhead=layer, cache_bytes=cache)
     # on a queue device the host's overheads overlap the kernels: no such fit (module docstring)
-    weighted, cold = in_model_costs(device, torch_dtype, draft, min_time) if execution == SYNC else (0.0, 0.0)
+    in_model = in_model_costs(device, torch_dtype, draft, min_time) if execution == SYNC else {}
     machine = environment(device)
     machine.pop("load average at start", None)
     elapsed = time.monotonic() - started
@@ -598,7 +598,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     profile = LatencyProfile(
         name=name or f"{device.type}-calibrated", title=title, device=device.type, dtype=dtype, execution=execution,
         roofs=roofs, forward_overhead=forward, layer_overhead=layer, allocator=allocator, fallback=fallback,
-        entries=entries, weighted_layer_overhead=weighted, cold_weights_seconds_per_byte=cold, cache_bytes=cache,
+        entries=entries, **in_model, cache_bytes=cache,
         threads=torch.get_num_threads() if device.type == "cpu" else None, machine=machine,
         date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time,
@@ -706,65 +706,68 @@ def layer_overhead(device: torch.device, dtype: torch.dtype, min_time: float, en
 
 
 # ----------------------------------------------------------------------------- in a model
-def distinct_units(channels: int, first: int, step: int, side: int, units: int = 20) -> str:
-    """A network of `units` units (1x1 convolution, batch norm, ReLU, 3x3 convolution, batch norm,
+def distinct_units(channels: int, first: int, step: int, side: int, units: int = 20,
+                   kernels: tuple[int, ...] = (1, 3)) -> str:
+    """A network of `units` units (per kernel size in `kernels`: its convolution, batch norm,
     ReLU) on side x side maps, each unit `step` channels wider than the one before: every
     convolution a shape of its own, as in a model."""
     rows = [f"name: calibrate_units_{first}\ninput: [{channels}, {side}, {side}]\nlayers:"]
     for unit in range(units):
         width = first + step * unit
-        rows.append(f"  - a{unit}: conv({width}, 1, bias=false)\n  - bn\n  - relu\n"
-                    f"  - b{unit}: conv({width}, 3, padding=1, bias=false)\n  - bn\n  - relu")
+        for name, kernel in zip("abcdefgh", kernels):
+            rows.append(f"  - {name}{unit}: conv({width}, {kernel}, padding={kernel // 2}, bias=false)\n"
+                        f"  - bn\n  - relu")
     return "\n".join(rows) + "\n"
 
 
-# two networks of distinct widths: light weights (13 MiB in all) and heavy (60 MiB), so the fixed
-# cost a call and the cost a byte of weights are told apart
-IN_MODEL_NETWORKS = (distinct_units(64, 48, 8, 14), distinct_units(256, 200, 8, 14))
+# three networks, each (spec, batch): light weights on small maps (13 MiB of weights in all),
+# heavy weights on small maps (60 MiB), and light weights on large maps at batch 8 (tensors of 2.3
+# to 9.6 MiB, 705 MiB of activations read and written a pass), so the fixed cost a call, the cost
+# a byte of weights and the cost a byte of activations are told apart
+IN_MODEL_NETWORKS = ((distinct_units(64, 48, 8, 14), 1), (distinct_units(256, 200, 8, 14), 1),
+                     (distinct_units(24, 24, 4, 56, kernels=(1,)), 8))
+IN_MODEL_FIGURES = ("weighted_layer_overhead", "cold_weights_seconds_per_byte", "activations_seconds_per_byte")
 IN_MODEL_MIN_TIME = 0.5
 
 
+def in_model_counts(analysis, batch: int, draft: LatencyProfile) -> list[float]:
+    """What each of the IN_MODEL_FIGURES applies to in a network at a batch (its calls, its
+    weights' bytes within the cache, its activations' bytes), as the prediction counts it: the
+    network's in-model time with that figure alone set to 1."""
+    bare = replace(draft, layer_overhead=0.0, **{figure: 0.0 for figure in IN_MODEL_FIGURES})
+    return [analysis.predict(replace(bare, **{figure: 1.0}), batch).context_seconds for figure in IN_MODEL_FIGURES]
+
+
 def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfile, min_time: float
-                   ) -> tuple[float, float]:
-    """(weighted layer overhead, cold weights a byte): what a convolution or linear layer adds in a
-    model beyond the same layer called alone, fitted to the IN_MODEL_NETWORKS: each timed whole
-    and layer by layer alone (as a case is: warm memory, its weights in cache where they fit),
-    back to back, so neither the machine's drift nor an entry's error in pricing those layers
-    enters. Their excess, less the draft's layer overhead for every layer = convolutions x the
-    first + weights that fit the cache x the second, solved for both where both come out at or
-    above zero, else for one."""
+                   ) -> dict[str, float]:
+    """The IN_MODEL_FIGURES (analysis/latency.py, "in a model"): what a layer adds in a model beyond
+    the same layer called alone, fitted to the IN_MODEL_NETWORKS: each timed whole and layer by
+    layer alone (as a case is: warm memory, its tensors and weights in cache where they fit), back
+    to back, so neither the machine's drift nor an entry's error in pricing those layers enters.
+    A network's excess, less the draft's layer overhead for every layer, = the sum over the figures
+    of what the prediction counts for each (calls, weights' bytes, activations' bytes) x the figure:
+    solved for the three, none below zero (bounded_least_squares)."""
     from ..build import build_model
     from ..graph import AUX
     from ..pipeline import Request, analyze
     from ..spec import load_spec_text
 
     rows, excess = [], []
-    for index, text in enumerate(IN_MODEL_NETWORKS):
+    for index, (text, batch) in enumerate(IN_MODEL_NETWORKS):
         analysis = analyze(Request(load_spec_text(text, f"<calibrate units {index}>")))
         model = build_model(analysis.graph, device=device, dtype=dtype).eval()
-        x = torch.randn(1, *analysis.graph.input_shape, device=device, dtype=dtype)
+        x = torch.randn(batch, *analysis.graph.input_shape, device=device, dtype=dtype)
 
         def timed(step: Callable[[], Any], seconds: float) -> float:
-            return time_case(Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", step, Sample("", 0.0)),
+            return time_case(Prepared(Case("identity", {}, ((1, 1, 1),), batch), "", "", step, Sample("", 0.0)),
                              device, seconds)
 
         whole = timed(lambda: model(x), IN_MODEL_MIN_TIME)
         layers = [node for node in analysis.graph.layers() if node.role != AUX]
-        alone = sum(timed(node_call(node, 1, device, dtype), min_time) for node in layers)
-
-        def counted(**figures: float) -> float:
-            """The prediction's own count of what a figure applies to: it alone set to 1."""
-            return analysis.predict(replace(draft, layer_overhead=0.0, **figures), 1).context_seconds
-
-        rows.append((counted(weighted_layer_overhead=1.0), counted(cold_weights_seconds_per_byte=1.0)))
+        alone = sum(timed(node_call(node, batch, device, dtype), min_time) for node in layers)
+        rows.append(in_model_counts(analysis, batch, draft))
         excess.append(whole - alone - len(layers) * draft.layer_overhead)
-    (n1, w1), (n2, w2) = rows
-    determinant = n1 * w2 - n2 * w1
-    if determinant:
-        per_call = (excess[0] * w2 - excess[1] * w1) / determinant
-        per_byte = (n1 * excess[1] - n2 * excess[0]) / determinant
-        if per_call >= 0 and per_byte >= 0:
-            return rounded(per_call), rounded(per_byte)
-        if per_call < 0 <= per_byte and w1 + w2:         # all of it a byte's
-            return 0.0, rounded(max(sum(excess) / (w1 + w2), 0.0))
-    return rounded(max(sum(excess) / (n1 + n2), 0.0)), 0.0
+    # the counts differ by orders of magnitude (calls, bytes): solved on columns scaled to 1
+    scales = [max(abs(row[i]) for row in rows) or 1.0 for i in range(len(IN_MODEL_FIGURES))]
+    solution = bounded_least_squares([[v / scale for v, scale in zip(row, scales)] for row in rows], excess)
+    return {figure: rounded(value / scale) for figure, value, scale in zip(IN_MODEL_FIGURES, solution, scales)}
