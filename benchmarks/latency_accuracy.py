@@ -22,6 +22,16 @@ while it ran (bench/machine.py's OthersCpu: /proc/stat's busy time less this pro
 Each result is appended to --results as one JSON line as soon as it exists, so a long run can
 be resumed (`--resume` skips what the file holds) and printed later with --table.
 
+A process that frees a lot of memory slows the next one down for a few seconds, on a virtual
+machine at least: on the development machine efficientnet_b0 at batch 1 measured 10.9 to 11.2 ms
+in a fresh process, and 14.3 to 14.4 ms in one started right after another process had touched
+and freed 3 or 10 GiB (the reference convolution 0.58 to 0.64 ms against 0.55), as it did right
+after mobilenet_v2's batch-8 measurement in a run of the whole list; the next measurement was
+back to 11 ms. So each measurement but the first waits --settle seconds after the one before,
+whose process has just ended (each row records what it waited, `settled_before`, and its
+process's peak memory, `peak_rss_mib`); --in-process measurements, with no process ending
+between them, do not wait.
+
 With --rounds N every model and batch is measured N times, round after round over the whole list
 (each time in a fresh process, after a reference convolution that shows the machine's speed at
 that moment): a virtual machine's speed drifts by up to a fifth over tens of seconds, and the
@@ -37,6 +47,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -170,7 +181,9 @@ def measure_one(args: argparse.Namespace) -> None:
 
     with torch_settings(settings):
         analysis = graph_of(args.measure_one)
-        print(json.dumps(measure(analysis, int(args.batch), settings, args.max_others, args.retries, say)))
+        result = measure(analysis, int(args.batch), settings, args.max_others, args.retries, say)
+        result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(json.dumps(result))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -194,6 +207,7 @@ def run(args: argparse.Namespace) -> None:
                              min_time=args.min_time, threads=profile.threads if args.device == "cpu" else None)
     analyses = {}
     with torch_settings(settings):
+        pending_settle = False
         # round after round over every model, so each model's measurements fall at different
         # times and the machine's slow and fast spells fall on all of them alike
         for round_number in range(1, args.rounds + 1):
@@ -207,10 +221,16 @@ def run(args: argparse.Namespace) -> None:
                     start = time.perf_counter()
                     prediction = analysis.predict(profile, batch, profile.dtype)
                     predict_ms = 1e3 * (time.perf_counter() - start)
+                    settled = 0.0
+                    if pending_settle:
+                        time.sleep(args.settle)
+                        settled = args.settle
                     if args.in_process:
                         measured = measure(analysis, batch, settings, args.max_others, args.retries, say)
                     else:
                         measured = measure_apart(name, batch, args, say)
+                    pending_settle = args.settle > 0 and not args.in_process    # a process of its own just ended
+                    measured["settled_before"] = settled
                     row = {"model_source": name, "model": analysis.name, "batch": batch, "round": round_number,
                            "imported": ":" in name, "predicted": prediction.seconds,
                            "predicted_overhead": prediction.overhead_seconds, "roofline": prediction.roofline_seconds,
@@ -333,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=2.0)
+    parser.add_argument("--settle", type=float, default=8.0,
+                        help="seconds between one measurement and the next, for the machine to settle (default 8)")
     parser.add_argument("--in-process", action="store_true",
                         help="measure every model in this one process (default: each in a fresh process)")
     parser.add_argument("--measure-one", metavar="NAME", help=argparse.SUPPRESS)   # measure_apart's child
