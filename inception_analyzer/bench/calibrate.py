@@ -23,7 +23,7 @@ import torch
 
 from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, NATIVE, QUEUE, SYNC, CurveEntry,
                                 EfficiencyEntry, Fallback, LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency,
-                                fit_fallback, fit_overhead, layer_work, bounded_least_squares, rounded)
+                                bounded_least_squares, fit_fallback, fit_overhead, layer_work, rounded)
 from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
@@ -714,8 +714,8 @@ def distinct_units(channels: int, first: int, step: int, side: int, units: int =
     rows = [f"name: calibrate_units_{first}\ninput: [{channels}, {side}, {side}]\nlayers:"]
     for unit in range(units):
         width = first + step * unit
-        for name, kernel in zip("abcdefgh", kernels):
-            rows.append(f"  - {name}{unit}: conv({width}, {kernel}, padding={kernel // 2}, bias=false)\n"
+        for index, kernel in enumerate(kernels):       # conv names a0, b0, ...: one letter per kernel
+            rows.append(f"  - {chr(ord('a') + index)}{unit}: conv({width}, {kernel}, padding={kernel // 2}, bias=false)\n"
                         f"  - bn\n  - relu")
     return "\n".join(rows) + "\n"
 
