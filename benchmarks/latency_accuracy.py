@@ -91,6 +91,7 @@ def spec_of(name: str, folder: Path) -> str:
     if package == "torchvision":
         model = getattr(load_torchvision().module.models, model_name)(weights=None)
     elif package == "timm":
+        load_torchvision()   # timm imports torchvision, whose compiled ops this torch build may lack
         import timm
         model = timm.create_model(model_name, pretrained=False)
     else:

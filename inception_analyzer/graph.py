@@ -196,15 +196,23 @@ def runs_in_place(graph: Graph, node: Node) -> bool:
     """Whether an op that can overwrite its input (`in_place_capable`: the activations with torch's
     `inplace` argument) does so: exactly when that cannot overwrite a tensor anything else needs.
     Its input is new storage (the producer's `fresh_output`: not a view, not kept by autograd) that
-    nothing else reads, and neither the caller's image nor a network output. The builder builds such
+    nothing else reads, and neither the caller's image nor a network output; where its input comes
+    through ops that hand on their input itself (`passes_input`: an identity, dropout), read by
+    nothing else either, the storage is the tensor before them. The builder builds such
     an activation with inplace=True (as torchvision does), the memory analysis counts no new
     output for it and the latency prediction prices it as in place; the figures and the weights
     are the same either way."""
     if not node.op.in_place_capable or len(node.inputs) != 1:
         return False
+
+    def private(path: str) -> bool:   # read by the next op alone, and no output of the network
+        return graph.dag.out_degree(path) == 1 and path != graph.output and path not in graph.aux_outputs
+
     (source,) = node.inputs
-    return (source != INPUT and graph.node(source).op.fresh_output and graph.dag.out_degree(source) == 1
-            and source != graph.output and source not in graph.aux_outputs)
+    # through ops that hand on their input tensor itself (an identity, dropout): the tensor overwritten is theirs
+    while source != INPUT and graph.node(source).op.passes_input and private(source):
+        source = graph.node(source).inputs[0]
+    return source != INPUT and graph.node(source).op.fresh_output and private(source)
 
 
 def grid_of(shape: Shape) -> tuple[int, int] | None:

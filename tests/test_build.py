@@ -245,6 +245,32 @@ def test_activations_run_in_place_only_on_private_fresh_tensors(tmp_path):
         torch.testing.assert_close(model(image), _out_of_place_twin(model)(image), rtol=0, atol=0)
 
 
+def test_an_activation_after_an_identity_overwrites_the_tensor_before_it(tmp_path):
+    """timm's BatchNormAct2d runs batch norm, an identity where dropout would be, then its
+    activation in place: the activation overwrites the batch norm's output, which only the identity
+    reads. Where that tensor or the identity's is read by anything else, it must allocate."""
+    spec = tmp_path / "bn_act.yaml"
+    spec.write_text("name: bn_act\ninput: [3, 8, 8]\nlayers:\n"
+                    "  - c: conv(4, 3, padding=1)\n  - bn\n  - drop: identity\n  - drop2: dropout(0.5)\n"
+                    "  - act: relu(inplace=true)\n"
+                    "  - both:\n      concat:\n        - - keep: identity\n          - r: relu(inplace=true)\n"
+                    "        - []\n"
+                    "  - flatten\n  - fc: linear(2)\n")
+    model = build_model(str(spec))
+    assert (model.act.inplace, model.both.r.inplace) == (True, False)
+    image = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(image), _out_of_place_twin(model)(image), rtol=0, atol=0)
+    torch.manual_seed(0)
+    model.train()
+    twin = _out_of_place_twin(model)
+    for network in (model, twin):
+        torch.manual_seed(1)                       # the same dropout mask for both
+        network(image).square().sum().backward()
+    for (name, ours), (_, reference) in zip(model.named_parameters(), twin.named_parameters()):
+        torch.testing.assert_close(ours.grad, reference.grad, msg=name)
+
+
 def test_in_place_activations_leave_training_gradients_unchanged():
     torch.manual_seed(0)
     model = build_model(str(spec_path("resnet50")), input_size=64).train()   # relu after add and after bn

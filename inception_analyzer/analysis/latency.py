@@ -43,7 +43,8 @@ Which entry prices a layer follows from its op kind's facets, never from a model
   - convolution-like layers (a `ConvGeometry`) and linear layers: an *efficiency* entry per class
     (kernel h x w / stride, and dense, grouped or depthwise; linear is one class):
 
-        kernel = [FLOPs / (peak x f_in(C_in / groups) x f_out(C_out / groups) x f_work(FLOPs) x f_groups(groups))
+        kernel = [FLOPs / (peak x f_in(C_in / groups) x f_out(C_out / groups) x f_work(FLOPs) x f_groups(groups)
+                           x f_align(alignment))
                   + d_in x copy(input) + d_out x copy(output) + d_weights x copy(weights)]
                  x the nearest samples' correction
 
@@ -54,10 +55,14 @@ Which entry prices a layer follows from its op kind's facets, never from a model
     whichever of its dimensions is small: on the development machine a 1x1 convolution of 256 to
     1024 channels on a 14 x 14 map ran at 374 GFLOP/s, and a factor of the grid alone (pixels, as
     earlier profiles had), fitted on samples whose small grids had few channels, priced it at 242.
+    f_align says what a channel count that fills no whole vector costs: `alignment` is the largest
+    power of two (up to 32) dividing the channels the kernel vectorises over (in and out channels
+    per group; a depthwise convolution's channels), so 72 channels have 8 and 64 have 32 (a linear
+    layer: its in and out features).
     The correction is what the smooth fit cannot say: each calibrated sample keeps the
     ratio of its measured kernel to the fit's, and a layer takes the geometric mean of the ratios of
     the NEIGHBOURS samples nearest to it (in log2 of in and out channels per group, pixels and
-    groups), weighted by 1 / (distance + 1/2): a kernel-level lookup of how far the smooth fit
+    groups and alignment), weighted by 1 / (distance + 1/2): a kernel-level lookup of how far the smooth fit
     is off around the layer. The second line is what the layer spends
     moving data rather than multiplying: copy(n) is the device's measured time to copy a tensor
     of n elements (the profile's "copy" curve: it steps up where a tensor outgrows the caches,
@@ -111,12 +116,15 @@ EXECUTIONS = (SYNC, QUEUE)
 EFFICIENCY = "efficiency"
 CURVE = "curve"
 # the factors of an efficiency entry, in the order the formula multiplies them
-FACTORS = ("in_channels", "out_channels", "work", "groups")
+FACTORS = ("in_channels", "out_channels", "work", "groups", "alignment")
 # a factor a profile file may hold: the fitted ones, and 'pixels' (batch x output grid), which
 # profiles fitted before 'work' replaced it have; the prediction reads whichever an entry has
 FACTOR_NAMES = FACTORS + ("pixels",)
 # where a layer lies among a class's calibrated samples: the correction's distance, in log2 of these
-LOCATION = ("in_channels", "out_channels", "pixels", "groups")
+# (a misaligned sample's residual says little about an aligned layer beside it; profiles written
+# before the alignment was a factor have rows of the first four)
+LOCATION = ("in_channels", "out_channels", "pixels", "groups", "alignment")
+LOCATION_WITHOUT_ALIGNMENT = LOCATION[:4]
 NEIGHBOURS = 4
 ELEMENTS = "elements"            # a curve's feature: elements read and written per batch
 WINDOW_READS = "window reads"    # a pool's: batch x output elements x window area
@@ -195,7 +203,7 @@ class EfficiencyEntry:
         (module docstring); 1 without residuals."""
         if not self.residuals:
             return 1.0
-        here = [math.log2(arguments[name]) for name in LOCATION]
+        here = [math.log2(arguments[name]) for name in LOCATION[:len(self.residuals[0]) - 1]]
         nearest = heapq.nsmallest(NEIGHBOURS, ((math.dist(here, where), log_ratio)
                                                for where, log_ratio in self._located_residuals))
         weights = [(1.0 / (distance + 0.5), log_ratio) for distance, log_ratio in nearest]
@@ -320,6 +328,25 @@ def stride_text(stride: tuple[int, int]) -> str:
     return str(stride[0]) if stride[0] == stride[1] else f"{stride[0]}x{stride[1]}"
 
 
+# the most a channel count's alignment says: a kernel splits channels into vectors of a few lanes
+# (16 fp32 lanes in AVX-512, 8 in AVX2); a count that fills none of them evenly leaves a tail to
+# handle apart
+ALIGNMENT_MOST = 32
+
+
+def channel_alignment(*channels: int) -> int:
+    """The largest power of two dividing every one of `channels`, at most ALIGNMENT_MOST (1 for
+    none). A kernel that vectorises over channels runs a count that is not a multiple of its
+    vector's lanes with a tail: on the development machine (AVX-512) a 1x1 convolution of 72 -> 72
+    channels on a 56 x 56 map took 251 us against 125 us for 64 -> 64 and 160 us for 80 -> 80, and
+    a depthwise 3x3 one 3.4 us a channel with 72 channels against 2.4 with 64 and 80."""
+    value = ALIGNMENT_MOST
+    for count in channels:
+        count = int(count)
+        value = min(value, count & -count if count > 0 else 1)
+    return value
+
+
 def conv_key(geometry: ConvGeometry) -> str:
     """'conv 3x3/2', 'conv 3x3/1 depthwise', 'conv 3x3/1 grouped', 'conv 3x3/1 d2'."""
     key = f"conv {geometry.kernel[0]}x{geometry.kernel[1]}/{stride_text(geometry.stride)}"
@@ -368,18 +395,23 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
     if geometry is not None:
         pixels = batch * (out[1] * out[2] if len(out) == 3 else 1)
         grouping = "depthwise" if geometry.depthwise else "grouped" if geometry.grouped else ""
+        # the channels a kernel vectorises over: a depthwise one's across its groups, others' within a group
+        lanes = (geometry.in_channels, geometry.out_channels) if geometry.depthwise else \
+            (geometry.in_channels // geometry.groups, geometry.out_channels // geometry.groups)
         return LayerWork(conv_key(geometry), EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": geometry.in_channels / geometry.groups,
                                     "out_channels": geometry.out_channels / geometry.groups,
                                     "pixels": pixels, "groups": geometry.groups,
-                                    "work": 2.0 * op.macs(args, inputs, out) * batch},
+                                    "work": 2.0 * op.macs(args, inputs, out) * batch,
+                                    "alignment": channel_alignment(*lanes)},
                          data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
                          stride=geometry.stride, batch=batch, activations=moved)
     if op.category is Category.LINEAR:
         return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
                                     "work": 2.0 * op.macs(args, inputs, out) * batch,
-                                    "groups": 1}, data=data, activations=moved)
+                                    "groups": 1, "alignment": channel_alignment(numel(inputs[0]), numel(out))},
+                         data=data, activations=moved)
     key = op.name + (IN_PLACE if in_place else "")
     if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out):
         return LayerWork(key, CURVE, size=0.0)
@@ -695,7 +727,15 @@ def knots_for(values: Iterable[float], step: float) -> list[float]:
     return knots
 
 
-KNOT_STEPS = {"in_channels": 1.0, "out_channels": 1.0, "work": 1.0, "groups": 2.0}   # in log2
+KNOT_STEPS = {"in_channels": 1.0, "out_channels": 1.0, "work": 1.0, "groups": 2.0, "alignment": 1.0}   # in log2
+# factors that keep a knot at every step however few the samples: an alignment is a power of two
+# up to 32, and the step that matters (on AVX-512, from 8 lanes to 16) falls between two of them
+EVERY_KNOT = ("alignment",)
+# factors whose rate never falls as their argument grows: a count divisible by a larger power of
+# two fills the lanes at least as well (a fit of few samples otherwise found dips, a class's
+# 16-lane counts at 0.56 of its 4-lane ones); their knots are made non-decreasing and held
+NEVER_SLOWER = ("alignment",)
+HOLD = 1e3            # the weight of a held knot's row: the solve keeps it to a thousandth
 SMOOTHING = 0.3       # weight of each table's second differences (curvature) in the fit
 RIDGE = 1e-3          # a little pull of every knot value towards zero, so each solve is well posed
 MIN_DATA_SAMPLES = 12 # a class fits a data term from this many samples on
@@ -733,22 +773,24 @@ def fit_efficiency(key: str, samples: list[Sample], overhead: float, subtract_ov
             coefficients = _fit_data(base, peak, factors, copy)
     fitted = EfficiencyEntry(key, overhead, peak, factors, len(samples), {n: c for n, c in coefficients.items() if c})
     rows = []
+    located = LOCATION if all("alignment" in s.arguments for s, _ in base) else LOCATION_WITHOUT_ALIGNMENT
     for sample, kernel in base:
         smooth = fitted.fitted_seconds(sample.flops, sample.arguments, sample.data, copy)
-        if smooth > 0 and all(sample.arguments.get(name, 0) > 0 for name in LOCATION):
+        if smooth > 0 and all(sample.arguments.get(name, 0) > 0 for name in located):
             # the same floor as the fit's: a kernel lost in the overhead says little
             ratio = max(kernel, 0.1 * sample.seconds) / smooth
-            rows.append(tuple(float(sample.arguments[name]) for name in LOCATION) + (rounded(ratio),))
+            rows.append(tuple(float(sample.arguments[name]) for name in located) + (rounded(ratio),))
     return replace(fitted, residuals=tuple(rows))
 
 
 def _fit_compute(usable: list[tuple[Sample, float]]) -> tuple[float, dict[str, tuple[tuple[float, float], ...]]]:
     """Least squares on log(FLOP/s) = log(peak) + the factors' log values (linear in log2 of their
     arguments between knots, curvature penalised); each factor then scaled to a largest value of 1."""
-    scale, names = 1.0, list(FACTORS)
+    # a factor whose argument some sample lacks (one made by hand, or read from an older profile) is left out
+    scale, names = 1.0, [name for name in FACTORS if all(name in s.arguments for s, _ in usable)]
     while True:   # coarser knots where the samples are few, then fewer factors: two samples per unknown
-        tables = {name: knots_for([s.arguments[name] for s, _ in usable], scale * KNOT_STEPS[name])
-                  for name in names}
+        tables = {name: knots_for([s.arguments[name] for s, _ in usable],
+                                  KNOT_STEPS[name] * (1.0 if name in EVERY_KNOT else scale)) for name in names}
         tables = {name: knots for name, knots in tables.items() if knots}
         if 1 + sum(map(len, tables.values())) <= len(usable) / 2 or not tables:
             break
@@ -781,7 +823,17 @@ def _fit_compute(usable: list[tuple[Sample, float]]) -> tuple[float, dict[str, t
         row = [0.0] * columns
         row[index] = RIDGE
         penalties.append(row)
-    solution = least_squares(rows + penalties, targets + [0.0] * len(penalties))
+    system, rhs = rows + penalties, targets + [0.0] * len(penalties)
+    solution = least_squares(system, rhs)
+    offset = 1
+    for name, knots in tables.items():
+        if name in NEVER_SLOWER:   # its knots made non-decreasing, held there while the rest is solved again
+            for index, value in enumerate(isotonic(solution[offset:offset + len(knots)])):
+                row = [0.0] * columns
+                row[offset + index] = HOLD
+                system, rhs = system + [row], rhs + [HOLD * value]
+            solution = least_squares(system, rhs)
+        offset += len(knots)
     log_peak = solution[0]
     factors = {}
     offset = 1

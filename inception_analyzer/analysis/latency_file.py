@@ -24,9 +24,9 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
         model: efficiency
         overhead_us: 21.5
         peak_gflops: 301.2
-        factors: {in_channels: [[3, 0.21], ...], out_channels: [...], work: [...]}
+        factors: {in_channels: [[3, 0.21], ...], out_channels: [...], work: [...], alignment: [...]}
         data: {input: 1.1, output: 0.9}           # copies of each tensor, at the copy curve's time
-        residuals: [[64, 64, 3136, 1, 1.08], ...]  # per sample: in, out, pixels, groups, measured / fit
+        residuals: [[64, 64, 3136, 1, 32, 1.08], ...]  # per sample: in, out, pixels, groups, alignment, measured / fit
         native_up_to: [[1, 20480], [2, 0]]        # batch, the largest input (elements) the framework's
                                                    # native kernel runs: priced by 'conv 3x3/1 native'
       relu (in place):                             # curve: kernel us at sizes of a feature
@@ -47,8 +47,8 @@ from ..dtypes import DTYPES
 from ..errors import SourceLocation, SpecError, did_you_mean, shown
 from ..spec.yaml_source import YamlMap, YamlSeq, read_yaml_file
 from .allocator import Allocator
-from .latency import (CURVE, DATA, EFFICIENCY, EXECUTIONS, FACTOR_NAMES, FEATURES, LOCATION, CurveEntry,
-                      EfficiencyEntry, Fallback, LatencyError, LatencyProfile, Roofs)
+from .latency import (CURVE, DATA, EFFICIENCY, EXECUTIONS, FACTOR_NAMES, FEATURES, LOCATION, LOCATION_WITHOUT_ALIGNMENT,
+                      CurveEntry, EfficiencyEntry, Fallback, LatencyError, LatencyProfile, Roofs)
 
 FORMAT = "inception-analyzer latency profile"
 VERSION = 1
@@ -292,19 +292,21 @@ def _native_rule(key: str, reader: _Reader) -> tuple[tuple[int, int], ...]:
 
 
 def _residuals(key: str, reader: _Reader) -> tuple[tuple[float, ...], ...]:
-    """An entry's residuals: rows of its LOCATION arguments and a ratio, every one above 0."""
+    """An entry's residuals: rows of its LOCATION arguments and a ratio, every one above 0 (a
+    profile written before the alignment was a location: rows of the other four), all one width."""
     value, where = reader.get("residuals"), reader.loc("residuals")
     what = f"'{key}' residuals"
-    width = len(LOCATION) + 1
     if not isinstance(value, list):
         raise LatencyError(f"{what} must be a list of [{', '.join(LOCATION)}, ratio] rows, got {shown(value)}", where)
     if len(value) > MAX_POINTS:
         raise LatencyError(f"{what} has {len(value):,} rows; at most {MAX_POINTS:,}", where)
+    first = value[0] if value and isinstance(value[0], list) else None
+    names = LOCATION_WITHOUT_ALIGNMENT if first is not None and len(first) == len(LOCATION) else LOCATION
     rows = []
     for index, item in enumerate(value):
         at = value.loc_of(index) if isinstance(value, YamlSeq) else where
-        if not isinstance(item, list) or len(item) != width:
-            raise LatencyError(f"{what}: each row is [{', '.join(LOCATION)}, ratio], got {shown(item)}", at)
+        if not isinstance(item, list) or len(item) != len(names) + 1:
+            raise LatencyError(f"{what}: each row is [{', '.join(names)}, ratio], got {shown(item)}", at)
         rows.append(tuple(checked_number(v, f"{what}: a row's values", at, positive=True, high=1e15) for v in item))
     return tuple(rows)
 

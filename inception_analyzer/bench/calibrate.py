@@ -91,7 +91,7 @@ class ConvClass:
 # there, so the entry `prepare` files them under (analysis/latency.py: NATIVE) has its own fit
 SMALL_INPUT = (2**9, 2**15)
 SMALL_SAMPLES = 12
-DENSE_CONVS = [ConvClass((1, 1), 1, samples=40), ConvClass((3, 3), 1, samples=40), ConvClass((1, 1), 2),
+DENSE_CONVS = [ConvClass((1, 1), 1, samples=52), ConvClass((3, 3), 1, samples=48), ConvClass((1, 1), 2),
                ConvClass((3, 3), 2, samples=32), ConvClass((5, 5), 1), ConvClass((5, 5), 2), ConvClass((7, 7), 1),
                ConvClass((7, 7), 2, grid=(7, 112)), ConvClass((1, 3), 1), ConvClass((3, 1), 1),
                ConvClass((1, 7), 1), ConvClass((7, 1), 1), ConvClass((11, 11), 4, grid=(7, 56), samples=12)]
@@ -99,8 +99,8 @@ DENSE_CONVS = [ConvClass((1, 1), 1, samples=40), ConvClass((3, 3), 1, samples=40
 # EfficientNet, MobileNetV3, RegNetY..., called on each image's pooled vector; at batch 8 on the
 # development machine such a call took 40 us, and a fit of maps from 4 x 4 up priced it at 5
 GATE_CONVS = [ConvClass((1, 1), 1, grid=(1, 1), samples=16)]
-GROUPED_CONVS = [ConvClass((3, 3), 1, "depthwise"), ConvClass((3, 3), 2, "depthwise"),
-                 ConvClass((5, 5), 1, "depthwise"), ConvClass((5, 5), 2, "depthwise"),
+GROUPED_CONVS = [ConvClass((3, 3), 1, "depthwise", samples=32), ConvClass((3, 3), 2, "depthwise", samples=32),
+                 ConvClass((5, 5), 1, "depthwise", samples=32), ConvClass((5, 5), 2, "depthwise", samples=32),
                  ConvClass((3, 3), 1, "grouped"), ConvClass((3, 3), 2, "grouped")]
 QUICK_CONVS = [ConvClass((1, 1), 1, samples=6, grid=(2, 8)), ConvClass((3, 3), 1, samples=6, grid=(2, 8))]
 BATCHES = (1, 8, 32)
@@ -118,6 +118,24 @@ def _pick(u: float, values: tuple) -> int:
     return values[min(int(u * len(values)), len(values) - 1)]
 
 
+# how often a sample's channel count is moved off its vector lanes, and by how much: CNNs use
+# counts that are multiples of 16 but not 32 (48, 80, 112, 144), of 8 but not 16 (24, 40, 72,
+# 120, 184, 1000 classes), of 4 (116, 232 in ShuffleNetV2) and seldom less; CHANNELS are mostly
+# multiples of 32. Drawn apart from the count itself, so the fit tells the alignment's factor
+# from the channels' (analysis/latency.py)
+MISALIGNMENTS = ((0.5, 0), (0.65, 16), (0.85, 8), (0.96, 4), (1.0, 2))
+
+
+def _rounded_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _misaligned(channels: int, u: float) -> int:
+    """`channels`, or a count `step` more (72 for 64 with step 8), by the draw u."""
+    step = next(step for upto, step in MISALIGNMENTS if u < upto)
+    return channels + step
+
+
 def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
     """The class's samples, spread by a Halton design over channels, log grid and batch within
     the sizes CNNs use, and its overhead case (the smallest tensors the class takes)."""
@@ -127,19 +145,19 @@ def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
     index = 0
     while len(cases) < conv.samples and index < 100 * conv.samples:
         index += 1
-        u = [halton(index, base) for base in (2, 3, 5, 7, 11)]
+        u = [halton(index, base) for base in (2, 3, 5, 7, 11, 13, 17)]
         batch = (1, 2)[int(u[3] * 2)] if quick else BATCHES[int(u[3] * len(BATCHES))]
         out_grid = _log_uniform(u[2], *conv.grid)
         if conv.grouping == "depthwise":
-            groups = cin = cout = _pick(u[0], CHANNELS[:4] if quick else CHANNELS)
-        elif conv.grouping == "grouped":
+            groups = cin = cout = _misaligned(_pick(u[0], CHANNELS[:4] if quick else CHANNELS), u[5])
+        elif conv.grouping == "grouped":     # the widths a group has (4, 8, 16, 24...) vary its alignment
             width = _pick(u[0], GROUP_WIDTHS[:3] if quick else GROUP_WIDTHS)       # channels per group
             groups = _pick(u[1], (2, 4) if quick else (2, 4, 8, 16, 32, 64))
             cin = cout = width * groups
         else:
             groups = 1
-            cin = 3 if u[4] < 0.08 else _pick(u[0], CHANNELS[:4] if quick else CHANNELS)
-            cout = _pick(u[1], CHANNELS[:4] if quick else CHANNELS)
+            cin = 3 if u[4] < 0.08 else _misaligned(_pick(u[0], CHANNELS[:4] if quick else CHANNELS), u[5])
+            cout = _misaligned(_pick(u[1], CHANNELS[:4] if quick else CHANNELS), u[6])
         grid = (out_grid - 1) * conv.stride + kh - 2 * padding[0], (out_grid - 1) * conv.stride + kw - 2 * padding[1]
         grid = (max(grid[0], kh), max(grid[1], kw))
         if not quick and conv.grid != (1, 1) and not (MAP_ELEMENTS[0] <= cout * out_grid**2 <= MAP_ELEMENTS[1]
@@ -174,13 +192,14 @@ def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
 
 def linear_cases(quick: bool) -> list[Case]:
     cases = []
-    count = 6 if quick else 40
+    count = 6 if quick else 48
     index = 0
     while len(cases) < count:
         index += 1
-        u = [halton(index, base) for base in (2, 3, 5)]
-        features_in = _log_uniform(u[0], 16, 256 if quick else 25088)
-        features_out = _log_uniform(u[1], 10, 256 if quick else 4096)
+        u = [halton(index, base) for base in (2, 3, 5, 7, 11)]
+        # whole vectors of features as a network's layers have them (2048, 4096, 1280), or not (1000)
+        features_in = _misaligned(_rounded_up(_log_uniform(u[0], 16, 256 if quick else 25088), 32), u[3])
+        features_out = _misaligned(_rounded_up(_log_uniform(u[1], 10, 256 if quick else 4096), 32), u[4])
         batch = (1, 8)[int(u[2] * 2)] if quick else (1, 2, 8, 32, 128)[int(u[2] * 5)]
         if features_in * features_out > 2 * 10**8:
             continue

@@ -229,6 +229,10 @@ class OpKind:
     # one activation that reads it may overwrite it (the builder then builds that activation with
     # inplace=True, as torchvision does; measured on the CPU, an out-of-place ReLU costs twice as much)
     fresh_output: ClassVar[bool] = False
+    # its output is its input tensor itself at inference (an identity, dropout): an activation after
+    # it overwrites the tensor before it, so graph.runs_in_place asks that tensor's producer (timm's
+    # BatchNormAct2d runs bn, an identity in place of dropout, then ReLU(inplace=True))
+    passes_input: ClassVar[bool] = False
     # it can overwrite its input (torch's inplace=True); whether it does is the graph's decision
     # (graph.runs_in_place: only where nothing else needs the input), the builder's and the memory
     # analysis's alike

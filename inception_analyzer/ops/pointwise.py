@@ -84,6 +84,7 @@ class Softmax(OpKind):
 class Dropout(OpKind):
     name = "dropout"
     summary = "dropout (identity at inference)"
+    passes_input = True
     args = (Arg("p", probability, 0.5), Arg("inplace", boolean, False))
     elementwise = True
     torch_modules = ("Dropout", "Dropout2d")  # the same cost; identity at inference
@@ -124,6 +125,7 @@ class Dropout(OpKind):
 class Identity(OpKind):
     name = "identity"
     summary = "passes its input through"
+    passes_input = True
     elementwise = True
     torch_modules = ("Identity",)
     torch_calls = {".clone": (), ".detach": ()}
