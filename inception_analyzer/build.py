@@ -49,11 +49,12 @@ class BuildError(AnalyzerError):
 
 
 class SpecBlock(nn.Module):
-    """A container for one level of the module tree (a template instance or a named block)."""
+    """A container for one level of the module tree (a template instance or a named block), or of
+    the layers a dotted name puts in it (`convs.0`, `convs.1`: a ModuleList's children)."""
 
-    def __init__(self, scope: Scope | None):
+    def __init__(self, scope: Scope | None, kind: str = "model"):
         super().__init__()
-        self.spec_kind = scope.kind if scope else "model"
+        self.spec_kind = scope.kind if scope else kind
         self.template = scope.template if scope else None
 
     def extra_repr(self) -> str:
@@ -80,7 +81,7 @@ class SpecNetwork(SpecBlock):
         def container(path: str) -> nn.Module:
             if path not in containers:
                 parent, _, name = path.rpartition(".")
-                block = SpecBlock(graph.scopes.get(path))
+                block = SpecBlock(graph.scopes.get(path), "container")
                 container(parent).add_module(name, block)
                 containers[path] = block
             return containers[path]

@@ -295,7 +295,9 @@ class _Namespace:
 
     Levels nest (`parent`); a template instance's level is a boundary for references, and knows
     the tensor(s) the instance read (`input`). `declared` is what a reference may name here: the
-    rows' written names, and the numbers of a numbered sequence's rows."""
+    rows' written names, and the numbers of a numbered sequence's rows. A dotted name (`convs.0`)
+    is a layer inside a container of this level (`convs`): the container is declared, and is no
+    row's name."""
 
     def __init__(self, prefix: str, reserved: set[str], parent: "_Namespace | None" = None,
                  instance_input: str | tuple | None = None, numbered: int = 0):
@@ -305,7 +307,8 @@ class _Namespace:
         self.next_suffix: dict[str, int] = {}  # base -> next suffix to try: derive stays O(1)
         self.parent = parent
         self.instance_input = instance_input    # set on a template instance's level (and the top level)
-        self.declared = reserved | {str(i) for i in range(numbered)}
+        self.containers = {name.rsplit(".", depth)[0] for name in reserved for depth in range(1, name.count(".") + 1)}
+        self.declared = {name.partition(".")[0] for name in reserved} | {str(i) for i in range(numbered)}
 
     def path_of(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -314,15 +317,19 @@ class _Namespace:
         if name in self.used:
             raise SpecError(f"the name '{name}' is used twice at this level", loc,
                             node_path=self.path_of(name))
-        if name == INPUT and not self.prefix:
+        if name.partition(".")[0] == INPUT and not self.prefix:
             raise SpecError("'input' is reserved for the network's input", loc)
+        if name in self.containers:   # every explicit name is known up front: one check finds a clash
+            raise SpecError(f"the name '{name}' is both a layer and, in a dotted name ('{name}.…'), a container "
+                            "at this level", loc, node_path=self.path_of(name))
         self.used.add(name)
         return self.path_of(name)
 
     def derive(self, base: str) -> str:
         k = self.next_suffix.get(base, 0)
         name = base if k == 0 else f"{base}_{k}"
-        while name in self.used or name in self.reserved or (name == INPUT and not self.prefix):
+        while name in self.used or name in self.reserved or name in self.containers or \
+                (name == INPUT and not self.prefix):
             k += 1
             name = f"{base}_{k}"
         self.next_suffix[base] = k + 1
@@ -530,6 +537,11 @@ class _Expander:
             return self.outputs[path]
         if path in self.graph.dag:
             return path
+        if source.text in found[0].containers:
+            inside = sorted(n for n in found[0].reserved if n.startswith(source.text + "."))
+            shown_inside = ", ".join(inside[:3]) + (", …" if len(inside) > 3 else "")
+            raise SpecError(f"'from' names '{source.text}', a container of layers ({shown_inside}), not a "
+                            "tensor", source.loc, node_path=where, hint=f"name one of its layers: {inside[-1]}")
         made = found[0].path_of(first)
         if made in self.outputs or made in self.graph.dag:
             children = sorted(p[len(made) + 1:] for p in (*self.outputs, *self.graph.dag) if p.startswith(made + "."))

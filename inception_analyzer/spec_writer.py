@@ -26,6 +26,7 @@ arguments and shapes reading the same tensors, the same path for every op with w
 """
 from __future__ import annotations
 
+import heapq
 import keyword
 import os
 from collections import Counter
@@ -56,7 +57,8 @@ class _Leaf:
 class _Merge:
     node: Node
     branches: list[list]
-    sources: tuple[str, ...] = ()   # its branches start at a tensor made earlier, read by name
+    fork: str                       # the tensor its branches start from
+    sources: tuple[str, ...] = ()   # ... read by name: it is not the one the rows before leave
 
 
 @dataclass
@@ -114,7 +116,7 @@ class _Structure:
                 continue
             fork = self._fork(node) if node.op.merges else None
             if fork is not None:
-                items.append(_Merge(node, [self.chain(i, {fork}) for i in node.inputs]))
+                items.append(_Merge(node, [self.chain(i, {fork}) for i in node.inputs], fork))
                 current = fork
                 continue
             # not a block: the merge reads its inputs by name; the chain goes on along the latest one,
@@ -124,18 +126,70 @@ class _Structure:
             items.append(_Leaf(node, tuple(node.inputs)))
             for side in sorted((i for i in set(node.inputs) if i not in before), key=self.position.get,
                                reverse=True):
-                items.extend(reversed(self.chain(side, before, named_start=True)))
+                made = self.chain(side, before, named_start=True)
+                if not isinstance(made[0], _Ref):   # a tensor written already: the merge names it
+                    items.extend(reversed(made))
             current = latest
         items.reverse()
-        if named_start or current not in stops:   # starts at a tensor made elsewhere: read it by name
-            if not items:
-                return [_Ref(current)]
-            items[0].sources = items[0].sources or (current,)
-        return items
+        if not items and (named_start or current not in stops):
+            return [_Ref(current)]
+        # a chain starting at a tensor made elsewhere reads it by name
+        return self._as_run(items, None if named_start or current not in stops else current)
+
+    def _as_run(self, items: list, start: str | None) -> list:
+        """The items in the order the model ran them, as far as what each reads allows, so that a
+        module's ops stay together: the walk back puts a side chain just before the merge that reads
+        it, but a DLA tree pools its input first and only its root, many modules later, reads the
+        pool. An item that then no longer follows the tensor it reads (nor starts at `start`) reads
+        it by name, and one that now follows it reads it as the next row. An auxiliary head stays
+        right after the tensor it leaves from."""
+        groups: list[list] = []
+        for item in items:
+            if isinstance(item, _Aux) and groups:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+        made = [{n.path for i in g for n in _nodes(i)} for g in groups]
+        maker = {path: k for k, paths in enumerate(made) for path in paths}
+        needs: list[set[int]] = []
+        for k, group in enumerate(groups):
+            read = {source for i in group for n in _nodes(i) for source in n.inputs} - made[k]
+            needs.append({maker[source] for source in read if source in maker})
+        first = [min((self.position[p] for p in paths), default=-1) for paths in made]
+        waiting = [len(n) for n in needs]
+        readers: dict[int, list[int]] = {}
+        for k, need in enumerate(needs):
+            for m in need:
+                readers.setdefault(m, []).append(k)
+        ready = [(first[k], k) for k in range(len(groups)) if not waiting[k]]
+        heapq.heapify(ready)
+        ordered: list = []
+        previous = start
+        while ready:
+            _, k = heapq.heappop(ready)
+            head = groups[k][0]
+            if isinstance(head, (_Leaf, _Merge)):
+                reads = head.fork if isinstance(head, _Merge) else head.node.inputs[0]
+                if reads != previous and not head.sources:
+                    head.sources = (reads,)
+                elif reads == previous and head.sources == (reads,):
+                    head.sources = ()     # a side chain's start, now right after it
+                previous = head.node.path
+            else:
+                previous = head.target
+            ordered.extend(groups[k])
+            for m in readers.get(k, ()):
+                waiting[m] -= 1
+                if not waiting[m]:
+                    heapq.heappush(ready, (first[m], m))
+        return ordered
 
     def _fork(self, merge: Node) -> str | None:
-        """The merge's fork if its branches use their layers alone (a series-parallel block)."""
+        """The merge's fork if its branches use their layers alone (a series-parallel block) and lie
+        inside the merge's module: a block is one row, and a branch made by an enclosing module (a
+        DLA tree's projection that its first block adds) would split that module's rows in two."""
         fork = fork_of(self.graph, merge, self.position)
+        module = merge.path.rpartition(".")[0]
         members: set[str] = set()
         for source in merge.inputs:
             branch: set[str] = set()
@@ -144,7 +198,8 @@ class _Structure:
                 path = stack.pop()
                 if path in branch:
                     continue
-                if path in members or path in self.claimed or path == INPUT:
+                if path in members or path in self.claimed or path == INPUT or \
+                        module and not path.startswith(module + "."):
                     return None
                 branch.add(path)
                 stack.extend(i for i in self.graph.node(path).inputs if i != fork)
@@ -188,48 +243,79 @@ class _Namer:
         self.module_types = module_types
         self.containers = containers
 
-    def rows(self, items: list, prefix: str) -> list[_Row]:
+    def rows(self, items: list, prefix: str, split: frozenset = frozenset()) -> list[_Row]:
+        """The rows of `items` at the level `prefix`. A module whose ops do not run one after another
+        (a ModuleList's children called in turn with another list's: Res2Net's convs and bns) is
+        `split`: its children become rows of their own, by dotted names (`convs.0`), wherever each
+        of them does run in one piece. Names are a level's, branches of an unnamed block included."""
+        while True:
+            runs = self._runs(items, [self._key(item, prefix, split) for item in items])
+            repeated = {k for k, n in Counter(self._level_names(runs, prefix, split)).items() if n > 1}
+            if not repeated or repeated <= split:   # none, or in pieces that cannot be split further
+                break
+            split = split | repeated
+        if repeated:
+            first = next(k for k in self._level_names(runs, prefix, split) if k in repeated)
+            raise SpecWriteError(f"the ops of module {_join(prefix, first)} do not run one after another "
+                                 "(other modules run in between), so it cannot be one row",
+                                 node_path=_join(prefix, first))
+        named = [k for k, _ in runs if k is not None]
+        # nn.Sequential's children are numbered by position, unless some make no row (torchvision's
+        # Permute modules in ConvNeXt: a change of axis order, not an op) or run out of order: then
+        # every row is written with its number
+        numbered = bool(named) and all(key == str(index) for index, (key, _) in enumerate(runs))
+        return [self._row(key, run, prefix, numbered, split) for key, run in runs]
+
+    def _level_names(self, runs: list, prefix: str, split: frozenset) -> list[str]:
+        """The names the runs give rows at this level: a named run's, and inside an unnamed block
+        (a merge of several modules' ops) its branches' runs, which are rows of this level too."""
+        names = []
+        for key, run in runs:
+            if key is not None:
+                names.append(key)
+                continue
+            for item in run:
+                for branch in item.branches if isinstance(item, _Merge) else (item.items,) if isinstance(
+                        item, _Aux) else ():
+                    names += self._level_names(self._runs(branch, [self._key(i, prefix, split) for i in branch]),
+                                               prefix, split)
+        return names
+
+    @staticmethod
+    def _runs(items: list, keys: list) -> list[tuple[str | None, list]]:
+        """Consecutive items of one module, with its name (None: unnamed items, one row each)."""
         runs: list[tuple[str | None, list]] = []
-        for item in items:
-            key = self._key(item, prefix)
+        for item, key in zip(items, keys):
             if key is not None and runs and runs[-1][0] == key and not isinstance(item, _Aux) \
                     and not isinstance(runs[-1][1][-1], _Aux):
                 runs[-1][1].append(item)
             else:
                 runs.append((key, [item]))
-        keys = [k for k, _ in runs if k is not None]
-        repeated = [k for k, n in Counter(keys).items() if n > 1]
-        if repeated:
-            raise SpecWriteError(f"the ops of module {_join(prefix, repeated[0])} do not run one after another "
-                                 "(other modules run in between), so it cannot be one row",
-                                 node_path=_join(prefix, repeated[0]))
-        # nn.Sequential's children are numbered by position, unless some make no row (torchvision's
-        # Permute modules in ConvNeXt: a change of axis order, not an op) or run out of order: then
-        # every row is written with its number
-        numbered = bool(keys) and all(key == str(index) for index, (key, _) in enumerate(runs))
-        return [self._row(key, run, prefix, numbered) for key, run in runs]
+        return runs
 
-    def _key(self, item, prefix: str) -> str | None:
-        firsts = set()
+    def _key(self, item, prefix: str, split: frozenset = frozenset()) -> str | None:
+        """The module below `prefix` holding every op of the item, one of a split module's children
+        rather than the split module, or None (ops of several modules, or a functional op here)."""
+        keys = set()
         for node in _nodes(item):
-            relative = node.path[len(prefix) + 1:] if prefix else node.path
-            first, dot, _ = relative.partition(".")
-            if not dot and node.path not in self.module_paths:
-                firsts.add(None)        # a functional op at this level: an unnamed row
-            else:
-                firsts.add(first)
-        return firsts.pop() if len(firsts) == 1 else None
+            parts = (node.path[len(prefix) + 1:] if prefix else node.path).split(".")
+            deepest = len(parts) if node.path in self.module_paths else len(parts) - 1  # an op of a module: the module
+            depth = 1
+            while ".".join(parts[:depth]) in split and depth < deepest:
+                depth += 1
+            keys.add(".".join(parts[:min(depth, deepest)]) or None)   # none: a functional op at this level
+        return keys.pop() if len(keys) == 1 else None
 
-    def _row(self, key: str | None, run: list, prefix: str, numbered: bool) -> _Row:
+    def _row(self, key: str | None, run: list, prefix: str, numbered: bool, split: frozenset) -> _Row:
         name = None if (key is None or numbered) else key
         if isinstance(run[0], _Aux):
-            row = self._row(key, run[0].items, prefix, numbered)
+            row = self._row(key, run[0].items, prefix, numbered, split)
             row.aux = True
             return row
         if key is None:  # unnamed items at this level (functional ops, merges of several modules)
             if len(run) != 1:
-                return _hoisted(_Row(None, "layers", rows=[self._row(None, [i], prefix, False) for i in run]))
-            return self._item_row(run[0], prefix, None)
+                return _hoisted(_Row(None, "layers", rows=[self._row(None, [i], prefix, False, split) for i in run]))
+            return self._item_row(run[0], prefix, None, split)
         path = _join(prefix, key)
         if len(run) == 1 and isinstance(run[0], _Leaf) and run[0].node.path == path:
             return _call_row(name, run[0])
@@ -241,12 +327,12 @@ class _Namer:
         return _hoisted(_Row(name, "layers", rows=inner, module=path,
                              numbered=bool(inner) and all(r.name is None for r in inner) and path in self.containers))
 
-    def _item_row(self, item, prefix: str, name: str | None) -> _Row:
+    def _item_row(self, item, prefix: str, name: str | None, split: frozenset) -> _Row:
         if isinstance(item, _Leaf):
             return _call_row(name, item)
         if isinstance(item, _Ref):
             return _Row(None, "from", sources=(item.target,))
-        return _Row(name, item.node.kind, branches=[self.rows(b, prefix) for b in item.branches],
+        return _Row(name, item.node.kind, branches=[self.rows(b, prefix, split) for b in item.branches],
                     sources=item.sources, node=item.node.path)
 
 
@@ -327,7 +413,7 @@ class _Names:
         for row, level, name in _levels(rows, ""):
             self.level_of[id(row)] = level
             if name is not None:
-                self.declared.setdefault(level, set()).add(name)
+                self.declared.setdefault(level, set()).add(name.partition(".")[0])   # `convs.0`: convs
                 out = _output(row)
                 if out is not None and row.kind != "from":
                     self.rows_of.setdefault(out, []).append(_join(level, name))

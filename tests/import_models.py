@@ -154,6 +154,70 @@ class NotExecuted(nn.Module):
         return self.conv(x)
 
 
+class TreeBlock(nn.Module):
+    """A residual block whose shortcut the caller computes and passes in (DLA's blocks)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x, shortcut):
+        return F.relu(self.bn(self.conv(x)) + shortcut)
+
+
+class Tree(nn.Module):
+    """A DLA tree (Yu et al. 2018): its input is pooled first and only the root, many modules
+    later, reads the pool; its first block adds a projection the tree makes, not the block."""
+
+    def __init__(self, cin: int = 4, cout: int = 8):
+        super().__init__()
+        self.downsample = nn.MaxPool2d(2)
+        self.project = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.widen = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.tree1 = TreeBlock(cout)
+        self.tree2 = TreeBlock(cout)
+        self.root = nn.Conv2d(2 * cout + cin, cout, 1)
+
+    def forward(self, x):
+        bottom = self.downsample(x)
+        x1 = self.tree1(self.widen(x), self.project(bottom))
+        x2 = self.tree2(x1, x1)
+        return self.root(torch.cat([x2, x1, bottom], 1))
+
+
+class Trees(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.level1 = Tree(4, 8)
+        self.level2 = Tree(8, 16)
+
+    def forward(self, x):
+        return self.level2(self.level1(self.stem(x)))
+
+
+class HierarchicalSplit(nn.Module):
+    """Res2Net's pattern: a ModuleList of convs and one of norms, called in turn in one loop, each
+    scale adding the previous scale's output to its own slice of the channels."""
+
+    def __init__(self, channels: int = 12, scales: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 1)
+        self.width = channels // scales
+        self.convs = nn.ModuleList(nn.Conv2d(self.width, self.width, 3, padding=1) for _ in range(scales - 1))
+        self.bns = nn.ModuleList(nn.BatchNorm2d(self.width) for _ in range(scales - 1))
+
+    def forward(self, x):
+        parts = torch.split(self.stem(x), self.width, 1)
+        outputs, previous = [], None
+        for index, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            part = parts[index] if previous is None else previous + parts[index]
+            previous = F.relu(bn(conv(part)))
+            outputs.append(previous)
+        return torch.cat(outputs + [parts[-1]], 1)
+
+
 # Not model factories: `import` must refuse to call these (importing this module is harmless).
 from os import remove  # noqa: E402,F401 - re-exported from os, defined there
 

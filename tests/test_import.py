@@ -265,6 +265,39 @@ def test_a_dense_block_is_written_with_references_and_round_trips():
         torch.testing.assert_close(built(x), model(x), rtol=0, atol=0)
 
 
+def _round_trips(model, input_shape: tuple) -> str:
+    """The written spec builds a model that loads the original's state_dict and agrees with it."""
+    torch.manual_seed(0)
+    model = model.eval()
+    text = write_spec(import_module(model, input_shape))
+    built = ia.build_model(build_graph(load_spec_text(text, "written.yaml"))).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, *input_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), model(x), rtol=0, atol=1e-5)
+    return text
+
+
+def test_a_tensor_made_early_and_read_late_keeps_each_module_in_one_row():
+    """A DLA tree pools its input first and only its root reads the pool; its first block adds a
+    projection made outside the block. Each module is still one row, the pool written where the
+    model ran it, and the block reads the projection by name."""
+    text = _round_trips(toys.Trees(), (3, 16, 16))
+    spec = load_spec_text(text, "trees.yaml")
+    assert [row.name for row in spec.layers.branches[0]] == ["stem", "level1", "level2"]
+    tree = spec.templates["Tree"].body.branches[0]
+    assert [row.name for row in tree] == ["downsample", "widen", "project", "tree1", "tree2", None, "root"]
+    assert "from: [bn, project]" in text
+
+
+def test_module_lists_called_in_turn_are_written_with_dotted_names():
+    """Res2Net's convs and bns run in turn: neither list runs in one piece, so each child is a row
+    of its own (`convs.0`), and the weights keep their paths."""
+    text = _round_trips(toys.HierarchicalSplit(), (3, 8, 8))
+    rows = [line.strip().partition(":")[0] for line in text.splitlines() if line.strip().startswith("- ")]
+    assert [r for r in rows if "." in r] == ["- convs.0", "- bns.0", "- convs.1", "- bns.1"]
+
+
 def test_load_callable_reads_literal_arguments_only():
     model = load_callable("import_models:TinyInception(num_classes=7, aux_logits=False)")
     assert model.fc.out_features == 7 and model.aux is None

@@ -265,3 +265,42 @@ layers:
 """
     paths = [n.path for n in build_graph(load_spec_text(text)).layers()]
     assert paths == ["seq.0", "seq.1", "block.proj", "block.f", "block.add", "block.activation"]
+
+
+def test_a_dotted_name_puts_the_layer_in_a_container_of_its_level():
+    """`convs.0` and `convs.1` between other layers: a ModuleList's children called in turn. The
+    built model holds them at those paths, and a reference names them the same way."""
+    text = """
+        name: t
+        input: [4, 8, 8]
+        layers:
+          - convs.0: conv(4, 3, padding=1)
+          - bns.0: bn
+          - convs.1: conv(4, 3, padding=1)
+          - bns.1: bn
+          - call: add
+            from: [bns.1, convs.0]
+    """
+    graph = graph_of(text)
+    assert paths(graph) == ["convs.0", "bns.0", "convs.1", "bns.1", "add"]
+    assert graph.node("add").inputs == ("bns.1", "convs.0")
+    model = ia.build_model(graph)
+    assert [name for name, _ in model.named_children()] == ["convs", "bns"]
+    assert sorted(model.state_dict()) == sorted(
+        f"{layer}.{k}.{p}" for k in "01" for layer, ps in (("convs", ("weight", "bias")),
+                                                           ("bns", ("weight", "bias", "running_mean",
+                                                                    "running_var", "num_batches_tracked")))
+        for p in ps)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("  - convs: conv(4, 1)\n  - convs.0: conv(4, 1)\n", "t.yaml:4:5: .*'convs' is both a layer and, in a dotted name"),
+    ("  - convs.0: conv(4, 1)\n  - convs: conv(4, 1)\n", "t.yaml:5:5: .*'convs' is both a layer and, in a dotted name"),
+    ("  - convs.0: conv(4, 1)\n  - from: convs\n", "'convs', a container of layers \\(convs.0\\), not a tensor"),
+    ("  - convs..0: conv(4, 1)\n", "'convs..0' is not a valid layer name"),
+    ("  - convs.: conv(4, 1)\n", "'convs.' is not a valid layer name"),
+    ("  - input.0: conv(4, 1)\n", "'input' is reserved"),
+])
+def test_dotted_names_that_clash_or_misread_are_located_errors(rows, message):
+    with pytest.raises(SpecError, match=message):
+        graph_of(f"name: t\ninput: [4, 8, 8]\nlayers:\n{rows}")

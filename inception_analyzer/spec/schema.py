@@ -131,19 +131,23 @@ def _is_identifier(name: Any) -> bool:
     return isinstance(name, str) and name.isidentifier()
 
 
-_LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|[0-9]+")
+_LAYER_NAME_PART = r"(?:[A-Za-z_][A-Za-z0-9_-]*|[0-9]+)"
+# a dotted name (`convs.0`) puts the layer in a container of the level: a ModuleList whose children
+# run one at a time between other layers (Res2Net's convs and bns, called in turn in one loop)
+_LAYER_NAME = re.compile(rf"{_LAYER_NAME_PART}(?:\.{_LAYER_NAME_PART})*")
 # a reference: names joined by dots, numbered rows (an nn.Sequential's children) included
 _REFERENCE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 def _check_layer_name(name: Any, loc: SourceLocation) -> str:
     """A layer (module attribute) name; torch allows '-' in them (torchvision's RegNet: block1-0),
-    and an nn.Sequential's children are numbers (`- 2: layer_norm(...)`, where child 1 makes no row)."""
+    an nn.Sequential's children are numbers (`- 2: layer_norm(...)`, where child 1 makes no row),
+    and a dotted name is a child of a container of the level (`convs.0`)."""
     if isinstance(name, int) and not isinstance(name, bool) and name >= 0:
         name = str(name)
     if not isinstance(name, str) or not _LAYER_NAME.fullmatch(name):
         raise SpecError(f"'{name}' is not a valid layer name (letters, digits, _ and -, not starting "
-                        "with -, or a number)", loc)
+                        "with -, or a number; parts joined by dots)", loc)
     return name
 
 
