@@ -294,6 +294,25 @@ def test_layer_work_reads_the_facets():
     assert layer_work(OPS["flatten"], {}, [(2, 3, 3)], (18,), 4).size == 0    # a view moves nothing
 
 
+def test_a_slice_or_chunk_of_the_channels_is_a_view_priced_as_a_call():
+    """x[:, 0:4] and x.chunk(2, 1)[1] return views of their input: nothing computed, copied or
+    allocated, so without an entry of their own they cost the fallback's overhead alone (4 us),
+    not a roofline time for bytes they never move, and touch no fresh pages. (Res2Net's 64 slices
+    were priced 2.6 ms at batch 1 this way; timed alone they took 0.12 ms.)"""
+    from inception_analyzer.analysis.allocator import Allocator, fresh_bytes
+    text = ("name: pieces\ninput: [8, 8, 8]\nlayers:\n  - conv(8, 1)\n  - piece: channel_slice(0, 4)\n"
+            "  - conv(4, 1)\n  - half: chunk(2, 1)\n  - conv(2, 1)\n")
+    analysis = ia.analyze(build_graph(load_spec_text(text, "pieces.yaml")))
+    prediction = analysis.predict(hand_profile(), 4)
+    for path in ("piece", "half"):
+        layer = next(layer for layer in prediction.layers if layer.path == path)
+        assert (layer.how, layer.overhead_seconds, layer.kernel_seconds, layer.roofline_seconds) == \
+            (FALLBACK, 4 * US, 0.0, 0.0)
+    fresh = fresh_bytes(analysis.graph, 4, 4, Allocator(1e-10, layout_copies=False))
+    assert fresh.get("piece", 0) == fresh.get("half", 0) == 0
+    assert layer_work(OPS["channel_slice"], {"start": 0, "end": 4}, [(8, 3, 3)], (4, 3, 3), 2).size == 0
+
+
 def test_nearest_window_prefers_area_then_stride_within_its_kind():
     entries = {key: EfficiencyEntry(key, 0.0, 1e9, {}) for key in
                ("conv 1x1/1", "conv 3x3/1", "conv 3x3/2", "conv 3x3/1 depthwise")}

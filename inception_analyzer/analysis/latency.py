@@ -83,7 +83,8 @@ Which entry prices a layer follows from its op kind's facets, never from a model
     elements x window area), interpolated linearly between the measured sizes, from zero below
     the first and at the last segment's rate beyond the last. An activation the builder runs in
     place (graph.runs_in_place) has an entry of its own ("relu (in place)"). A view or no-op
-    (flatten, dropout at inference) costs its overhead only.
+    (flatten, dropout at inference, a slice or chunk of the channels) costs its overhead only,
+    its roofline time is 0, and it takes no fresh pages.
   - a convolution class or pooling window the profile lacks takes the nearest window of the same
     kind (a conv of the same grouping, a pool of the same op: kernel area, then stride, then
     aspect); an op kind the profile has no entry for at all falls back to the roofline
@@ -413,7 +414,7 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
                                     "groups": 1, "alignment": channel_alignment(numel(inputs[0]), numel(out))},
                          data=data, activations=moved)
     key = op.name + (IN_PLACE if in_place else "")
-    if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out):
+    if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out, op.views_input):
         return LayerWork(key, CURVE, size=0.0)
     if op.category is Category.POOL and len(inputs[0]) == 3:
         # a pool's entry is its window ('maxpool 3x3/2'), or 'global' where the window is the whole map

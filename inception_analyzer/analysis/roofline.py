@@ -41,7 +41,7 @@ import yaml
 from ..errors import AnalyzerError, did_you_mean, shown
 from ..dtypes import FP32, get_dtype
 from ..numbers import numel
-from ..ops.base import CPU, CUDA
+from ..ops.base import CPU, CUDA, OPS
 from .cost import AUX, CostReport, LayerCost, Totals
 from .memory import MODES, MemoryEstimate
 
@@ -251,15 +251,19 @@ def check_settings(dtype: str, batch: int, mode: str) -> None:
 
 
 def moves_data(record: LayerCost) -> bool:
-    """False for a view or no-op: no arithmetic over a single input of the output's size."""
-    return shapes_move_data(record.macs, record.other_flops, record.input_shapes, record.output_shape)
+    """False for a view or no-op: no arithmetic over a single input of the output's size, or an op
+    whose output is a view of its input (a slice of the channels: OpKind.views_input)."""
+    op = OPS.get(record.op)
+    return shapes_move_data(record.macs, record.other_flops, record.input_shapes, record.output_shape,
+                            op is not None and op.views_input)
 
 
-def shapes_move_data(macs: int, other_flops: int, input_shapes, output_shape) -> bool:
-    """moves_data from a layer's counts and shapes (the latency prediction asks before any record exists)."""
+def shapes_move_data(macs: int, other_flops: int, input_shapes, output_shape, views_input: bool = False) -> bool:
+    """moves_data from a layer's counts and shapes (the latency prediction asks before any record
+    exists), and whether its op kind views its input."""
     if macs or other_flops or len(input_shapes) != 1:
         return True
-    return numel(input_shapes[0]) != numel(output_shape)
+    return not views_input and numel(input_shapes[0]) != numel(output_shape)
 
 
 def layer_bytes(record: LayerCost, dtype: str, batch: int) -> int:

@@ -233,6 +233,10 @@ class OpKind:
     # it overwrites the tensor before it, so graph.runs_in_place asks that tensor's producer (timm's
     # BatchNormAct2d runs bn, an identity in place of dropout, then ReLU(inplace=True))
     passes_input: ClassVar[bool] = False
+    # its output is a view of its input at inference, of fewer elements (a slice or chunk of the
+    # channels): nothing is computed, copied or allocated. (A view of as many elements, a flatten or
+    # an identity, needs no flag: its shapes say so, analysis/roofline.shapes_move_data.)
+    views_input: ClassVar[bool] = False
     # it can overwrite its input (torch's inplace=True); whether it does is the graph's decision
     # (graph.runs_in_place: only where nothing else needs the input), the builder's and the memory
     # analysis's alike

@@ -11,6 +11,7 @@ from .base import F, Category, ForwardMemory, OpKind, Storage, refuse_unless, re
 
 class _ChannelMove(OpKind):
     category = Category.RESHAPE
+    views_input = True
 
     def forward_memory(self, a, inputs, out, run, in_place=False):
         """A piece is a view of its input, and its backward needs only the shapes: nothing kept."""
@@ -128,6 +129,7 @@ class ChannelShuffle(_ChannelMove):
 
     name = "channel_shuffle"
     summary = "interleaves the channels of `groups` groups (ShuffleNet; view, transpose, view)"
+    views_input = False   # the last view of the transposed tensor copies it
     args = (Arg("groups", positive_int),)
     torch_modules = ("ChannelShuffle",)
     torch_calls = {F + "channel_shuffle": ("groups",), "torch.channel_shuffle": ("groups",),
