@@ -254,11 +254,96 @@ class _Tracer(fx.Tracer):
         return type(m) in self.leaf_types
 
 
+class _ShapedProxy(fx.Proxy):
+    """A proxy that also holds the value its node has on the example input, so that its shape is
+    a number (`value` stays None where the value could not be worked out)."""
+
+    value: Any = None
+
+    def size(self, dim: int | None = None) -> Any:
+        if isinstance(self.value, torch.Tensor):
+            return self.value.size() if dim is None else self.value.size(dim)
+        return self.tracer.create_proxy("call_method", "size", (self,) if dim is None else (self, dim), {})
+
+    def dim(self) -> Any:
+        if isinstance(self.value, torch.Tensor):
+            return self.value.dim()
+        return self.tracer.create_proxy("call_method", "dim", (self,), {})
+
+    @property
+    def shape(self) -> Any:
+        if isinstance(self.value, torch.Tensor):
+            return self.value.shape
+        return self.tracer.create_proxy("call_function", getattr, (self, "shape"), {})
+
+
+class _ShapeTracer(_Tracer):
+    """The second try for a forward that branches on its tensors' shapes (timm's VGG head pools
+    only `if x.shape[-2] < self.input_kernel_size`), which symbolic tracing cannot follow: every node is
+    also run on the example input, so a shape is a number and the trace records the branch that
+    the imported input size takes. Shapes become constants of that trace; the import is at one
+    input size anyway, and the spec it writes is checked against it. A branch on values (not
+    shapes) still fails: a proxy's truth is never taken from its example."""
+
+    def __init__(self, leaf_types: set[type], example: torch.Tensor):
+        super().__init__(leaf_types)
+        self.example = example
+        self.running_module = False
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _ShapedProxy(node, self)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        # a module run on the example reads its own weights, not proxies of them
+        return attr_val if self.running_module else super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if not isinstance(proxy, _ShapedProxy):
+            return proxy
+        try:
+            values = fx.node.map_aggregate(args, _example_value)
+            keywords = fx.node.map_aggregate(kwargs, _example_value)
+            with torch.no_grad():
+                if kind == "placeholder":
+                    proxy.value = self.example if not self.placed else None
+                    self.placed = True
+                elif kind == "call_function":
+                    proxy.value = target(*values, **keywords)
+                elif kind == "call_method":
+                    proxy.value = getattr(values[0], target)(*values[1:], **keywords)
+                elif kind == "call_module":
+                    self.running_module = True
+                    try:
+                        # its forward, not its call: torch.fx routes module calls to the tracer
+                        proxy.value = self.root.get_submodule(target).forward(*values, **keywords)
+                    finally:
+                        self.running_module = False
+                elif kind == "get_attr":
+                    proxy.value = operator.attrgetter(target)(self.root)
+        except Exception:  # noqa: BLE001 - a value it cannot work out only leaves that shape unknown
+            proxy.value = None
+        return proxy
+
+    def trace(self, root, concrete_args=None):
+        self.placed = False
+        return super().trace(root, concrete_args)
+
+
+def _example_value(value: Any) -> Any:
+    if isinstance(value, _ShapedProxy):
+        if value.value is None:
+            raise ValueError("unknown value")
+        return value.value
+    return value
+
+
 def _source_location(node: fx.Node) -> SourceLocation:
     """The line of model code that made this node: the innermost frame outside torch, else (a
     call inside one of torch's own modules, nn.Hardswish's F.hardswish) the innermost frame
     outside torch.fx."""
     frames = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
+    frames = [(file, line) for file, line in frames if file != __file__]   # the tracer's own (_ShapeTracer)
     torch_dir = str(Path(torch.__file__).parent)
     fx_dir = str(Path(fx.__file__).parent)
     for file, line in reversed(frames):
@@ -309,17 +394,19 @@ class _Importer:
         was_training = model.training
         model.train(training)
         try:
-            tracer = _Tracer(set(self.module_ops))
+            # training-mode batch norm needs two values per channel; no gradients, no side effects
+            # on the caller's model (the training trace runs on a copy)
+            batch = 2 if training else 1
             try:
-                graph = tracer.trace(model)
+                try:
+                    graph = _Tracer(set(self.module_ops)).trace(model)
+                except fx.proxy.TraceError:   # control flow: on shapes, a trace with shapes known follows it
+                    graph = _ShapeTracer(set(self.module_ops), torch.zeros(batch, *self.input_shape)).trace(model)
             except Exception as err:  # noqa: BLE001 - fx's own errors name the Python construct
                 raise ModelImportError(f"torch.fx cannot trace {self.reference}: {type(err).__name__}: "
                                        f"{_first_line(err)}", SourceLocation(self.reference),
                                        hint="data-dependent Python control flow cannot be traced; "
                                        "see torch.fx's limitations") from None
-            # training-mode batch norm needs two values per channel; no gradients, no side effects
-            # on the caller's model (the training trace runs on a copy)
-            batch = 2 if training else 1
             try:
                 # ShapeProp prints the model's traceback itself before raising: keep it off the terminal
                 with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):

@@ -218,6 +218,34 @@ class HierarchicalSplit(nn.Module):
         return torch.cat(outputs + [parts[-1]], 1)
 
 
+class PoolsWhenLarge(nn.Module):
+    """A head that pools only a map larger than its kernel, as timm's VGG head does: control flow
+    on a shape, which symbolic tracing cannot follow."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Conv2d(4, 5, 4)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        if x.shape[-2] > 4 or x.size(-1) > 4:
+            x = F.adaptive_avg_pool2d(x, 4)
+        return torch.flatten(self.fc(x), 1)
+
+
+class BranchesOnValues(nn.Module):
+    """Control flow on a tensor's values: no trace can follow it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x if x.sum() > 0 else -x
+
+
 # Not model factories: `import` must refuse to call these (importing this module is harmless).
 from os import remove  # noqa: E402,F401 - re-exported from os, defined there
 

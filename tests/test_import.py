@@ -298,6 +298,17 @@ def test_module_lists_called_in_turn_are_written_with_dotted_names():
     assert [r for r in rows if "." in r] == ["- convs.0", "- bns.0", "- convs.1", "- bns.1"]
 
 
+def test_control_flow_on_shapes_is_traced_at_the_input_size():
+    """A forward that branches on a shape is traced again with the shapes known: the branch the
+    input size takes is the one imported, at either size."""
+    large = import_module(toys.PoolsWhenLarge().eval(), (3, 12, 12))
+    assert [n.kind for n in large.graph.layers()] == ["conv", "relu", "adaptive_avgpool", "conv", "flatten"]
+    small = import_module(toys.PoolsWhenLarge().eval(), (3, 4, 4))
+    assert [n.kind for n in small.graph.layers()] == ["conv", "relu", "conv", "flatten"]
+    for size in (12, 4):
+        _round_trips(toys.PoolsWhenLarge(), (3, size, size))
+
+
 def test_load_callable_reads_literal_arguments_only():
     model = load_callable("import_models:TinyInception(num_classes=7, aux_logits=False)")
     assert model.fc.out_features == 7 and model.aux is None
@@ -479,6 +490,7 @@ def test_modules_named_like_the_spec_languages_words_write_a_spec_that_loads(tmp
 @pytest.mark.parametrize("model, phrases", [
     ("ContainsItself", ["contains itself", "(at inner.parent)"]),
     ("InputModule", ["a module named 'input' at its top level", "(at input)"]),
+    ("BranchesOnValues", ["torch.fx cannot trace import_models:BranchesOnValues", "control flow"]),
 ])
 def test_models_that_cannot_be_imported_say_why_in_one_line(tmp_path, model, phrases):
     proc = _cli("import", f"import_models:{model}", "--input-size", "8", "-o", str(tmp_path / "m.yaml"))
