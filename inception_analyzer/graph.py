@@ -128,6 +128,19 @@ class Graph:
         self.order = [node for node in self.order if node.path in paths]
         self._levels = {node.path[:i] for node in self.order for i, char in enumerate(node.path) if char == "."}
 
+    def fold(self, path: str, reader: str, args: dict) -> None:
+        """Fold a node into the one layer that reads it (an import's zero padding into the
+        convolution after it): the reader reads the node's input instead, with `args`, and makes
+        the same tensor as before."""
+        node, after = self.node(path), self.node(reader)
+        if len(node.inputs) != 1 or after.inputs != (path,) or list(self.dag.successors(path)) != [reader]:
+            raise ValueError(f"{path} is not read by {reader} alone, or reads several tensors")
+        after.inputs, after.in_shapes, after.args = node.inputs, node.in_shapes, args
+        self.dag.remove_node(path)
+        self.dag.add_edge(node.inputs[0], reader)
+        self.order = [n for n in self.order if n.path != path]
+        self._levels = {n.path[:i] for n in self.order for i, char in enumerate(n.path) if char == "."}
+
     def layers(self) -> Iterator[Node]:
         """Every op node except the input, in execution order."""
         return (n for n in self.order if n.path != INPUT)

@@ -271,6 +271,12 @@ class _ShapedProxy(fx.Proxy):
         return self.tracer.create_proxy("call_method", "dim", (self,), {})
 
     @property
+    def ndim(self) -> Any:
+        if isinstance(self.value, torch.Tensor):
+            return self.value.ndim
+        return self.tracer.create_proxy("call_function", getattr, (self, "ndim"), {})
+
+    @property
     def shape(self) -> Any:
         if isinstance(self.value, torch.Tensor):
             return self.value.shape
@@ -294,13 +300,13 @@ class _ShapeTracer(_Tracer):
         return _ShapedProxy(node, self)
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
-        # a module run on the example reads its own weights, not proxies of them
         return attr_val if self.running_module else super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         if not isinstance(proxy, _ShapedProxy):
             return proxy
+        self.running_module = True    # what runs here reads the model's own weights, not proxies
         try:
             values = fx.node.map_aggregate(args, _example_value)
             keywords = fx.node.map_aggregate(kwargs, _example_value)
@@ -313,16 +319,14 @@ class _ShapeTracer(_Tracer):
                 elif kind == "call_method":
                     proxy.value = getattr(values[0], target)(*values[1:], **keywords)
                 elif kind == "call_module":
-                    self.running_module = True
-                    try:
-                        # its forward, not its call: torch.fx routes module calls to the tracer
-                        proxy.value = self.root.get_submodule(target).forward(*values, **keywords)
-                    finally:
-                        self.running_module = False
+                    # its forward, not its call: torch.fx routes module calls to the tracer
+                    proxy.value = self.root.get_submodule(target).forward(*values, **keywords)
                 elif kind == "get_attr":
                     proxy.value = operator.attrgetter(target)(self.root)
         except Exception:  # noqa: BLE001 - a value it cannot work out only leaves that shape unknown
             proxy.value = None
+        finally:
+            self.running_module = False
         return proxy
 
     def trace(self, root, concrete_args=None):
@@ -336,6 +340,23 @@ def _example_value(value: Any) -> Any:
             raise ValueError("unknown value")
         return value.value
     return value
+
+
+def _fold_borders(graph: Graph) -> None:
+    """Zeros put around a map that one convolution alone reads become that convolution's padding:
+    TensorFlow's 'same' padding of a strided convolution (timm's Conv2dSame: F.pad by what the
+    input size needs, then the convolution with none) is one layer whose padding is larger after
+    the map, as TensorFlow defines it, not a layer of its own on a grid one pixel larger."""
+    outputs = {graph.output, *graph.aux_outputs}
+    for node in list(graph.order):
+        border = node.op.zero_border(node.args) if node.path != INPUT else None
+        readers = list(graph.dag.successors(node.path)) if border else []
+        if len(readers) != 1 or node.path in outputs:
+            continue
+        reader = graph.node(readers[0])
+        args = reader.op.with_border(reader.args, border) if reader.inputs == (node.path,) else None
+        if args is not None:
+            graph.fold(node.path, reader.path, args)
 
 
 def _source_location(node: fx.Node) -> SourceLocation:
@@ -496,6 +517,7 @@ class _Importer:
                                    SourceLocation(self.reference))
         graph.output, graph.aux_outputs = outputs[0], outputs[1:]
         self._assign_roles(graph)
+        _fold_borders(graph)
         imported.unreached = self._unreached(graph)
         self._scopes(imported)
         return imported
@@ -618,7 +640,8 @@ class _Importer:
         tensor = self._attribute(name)
         if tensor is None:
             return WeightRef("", (), False, seen_shape)
-        return WeightRef(name, tuple(tensor.shape), isinstance(tensor, nn.Parameter), seen_shape)
+        return WeightRef(name, tuple(tensor.shape), isinstance(tensor, nn.Parameter), seen_shape,
+                         computed=node.op != "get_attr")
 
     def _attribute(self, name: str):
         owner, _, attribute = name.rpartition(".")

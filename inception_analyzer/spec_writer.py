@@ -629,7 +629,8 @@ def _value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (tuple, list)):
-        if len(value) == 2 and value[0] == value[1]:
+        # [3, 3] reads as 3; a pair of pairs never shortens ([[0, 1], [0, 1]] is not [0, 1])
+        if len(value) == 2 and value[0] == value[1] and not isinstance(value[0], (tuple, list)):
             return _value(value[0])
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, str):

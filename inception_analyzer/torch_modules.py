@@ -39,6 +39,24 @@ class ChannelLayerNorm(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+class SidePaddedConv2d(nn.Conv2d):
+    """A convolution that pads one side of an axis more than the other, ((top, bottom), (left,
+    right)): TensorFlow's 'same' padding of a strided convolution (timm's Conv2dSame), which
+    torch's Conv2d, padding both sides alike, cannot say. Its weights are a Conv2d's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, sides, dilation, groups: int,
+                 bias: bool):
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias)
+        (top, bottom), (left, right) = sides
+        self.sides = (left, right, top, bottom)     # F.pad's order: the last axis first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.sides))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", sides={self.sides}"
+
+
 class GlobalAvgPool(nn.Module):
     """The mean over the grid as a vector: x.mean((2, 3))."""
 

@@ -3,6 +3,7 @@ modules and functional calls, cat and residual adds, x.view(x.size(0), -1), a sh
 auxiliary head that runs only in training, and a few things the registry cannot express."""
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 
 import torch
@@ -244,6 +245,62 @@ class BranchesOnValues(nn.Module):
     def forward(self, x):
         x = self.conv(x)
         return x if x.sum() > 0 else -x
+
+
+class Conv2dSame(nn.Conv2d):
+    """TensorFlow's 'same' padding, as timm writes it: pad by what the input's size needs (the odd
+    pixel after the map), then the convolution function with the module's own weights."""
+
+    def forward(self, x):
+        ih, iw = x.size()[-2:]
+        pad_h = max((math.ceil(ih / self.stride[0]) - 1) * self.stride[0] + self.kernel_size[0] - ih, 0)
+        pad_w = max((math.ceil(iw / self.stride[1]) - 1) * self.stride[1] + self.kernel_size[1] - iw, 0)
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class TensorFlowPadded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = Conv2dSame(3, 8, 3, stride=2)
+        self.widen = nn.ZeroPad2d((1, 1, 0, 0))
+        self.conv = Conv2dSame(8, 8, 3, stride=2, groups=8, bias=False)
+
+    def forward(self, x):
+        return self.conv(self.widen(F.relu(self.stem(x))))
+
+
+class PaddedTwice(nn.Module):
+    """Zero padding that two convolutions read, and zero padding that a pool reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d(1)
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.conv2 = nn.Conv2d(3, 4, 3)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        padded = self.pad(x)
+        wide = F.pad(self.conv1(padded), (0, 1, 0, 1))
+        return self.pool(wide) + self.pool(self.conv2(padded))
+
+
+class StandardisedConv(nn.Conv2d):
+    """NFNet's weight standardisation: the weight the convolution uses is computed in the forward."""
+
+    def forward(self, x):
+        weight = (self.weight - self.weight.mean((1, 2, 3), keepdim=True)) / (self.weight.std((1, 2, 3), keepdim=True) + 1e-5)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding)
+
+
+class ReflectPadded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
 
 
 # Not model factories: `import` must refuse to call these (importing this module is harmless).

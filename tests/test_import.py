@@ -309,6 +309,32 @@ def test_control_flow_on_shapes_is_traced_at_the_input_size():
         _round_trips(toys.PoolsWhenLarge(), (3, size, size))
 
 
+def test_tensorflow_same_padding_becomes_the_convolutions_own_padding():
+    """timm's Conv2dSame pads by what the input size needs (a branch on shapes), then calls the
+    convolution function with its own weights: one conv on the module's path, padded more after
+    the map, as TensorFlow defines 'same'. By hand at 8 x 8: the stem's 3x3/2 needs (4 - 1) x 2 +
+    3 - 8 = 1 pixel, after the map (out 4 x 4): 4 x 4 x 8 x 27 MACs; the ZeroPad2d widens 4 x 4 by
+    1 + 1 columns and the depthwise 3x3/2 then needs 1 pixel after on both axes (out 2 x 3): both
+    pads are its padding, 2 x 3 x 8 x 9 MACs."""
+    imported = import_module(toys.TensorFlowPadded().eval(), (3, 8, 8))
+    convs = {n.path: n.args["padding"] for n in imported.graph.layers() if n.kind == "conv"}
+    assert convs == {"stem": ((0, 1), (0, 1)), "conv": ((0, 1), (1, 2))}
+    assert "pad" not in {n.kind for n in imported.graph.layers()}
+    assert ia.analyze(imported.graph).totals.macs == 4 * 4 * 8 * 27 + 2 * 3 * 8 * 9
+    assert "padding=[[0, 1], [1, 2]]" in _round_trips(toys.TensorFlowPadded(), (3, 8, 8))
+    with pytest.raises(ModelImportError, match="a convolution whose weight is computed in the forward"):
+        import_module(toys.StandardisedConv(3, 4, 3), (3, 8, 8))
+    with pytest.raises(ModelImportError, match=r"pad \(torch.nn.functional.pad, .*reflect padding \(only zeros\)"):
+        import_module(toys.ReflectPadded(), (3, 8, 8))
+
+
+def test_zero_padding_read_by_other_layers_stays_a_layer():
+    """A pad that a pool reads, or that two layers read, is no convolution's padding."""
+    text = write_spec(import_module(toys.PaddedTwice().eval(), (3, 8, 8)))
+    assert text.count("pad(") == 2
+    _round_trips(toys.PaddedTwice(), (3, 8, 8))
+
+
 def test_load_callable_reads_literal_arguments_only():
     model = load_callable("import_models:TinyInception(num_classes=7, aux_logits=False)")
     assert model.fc.out_features == 7 and model.aux is None

@@ -110,7 +110,7 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
              "channel_linear": ((6, 5, 5), [4], {}), "layer_norm": ((6, 5, 5), [], {}),
              "global_avgpool": ((3, 9, 9), [], {}), "chunk": ((6, 5, 5), [4, 2], {}),
              "channel_slice": ((6, 5, 5), [1, 4], {}), "channel_shuffle": ((6, 5, 5), [3], {}),
-             "layer_scale": ((6, 5, 5), [], {})}
+             "layer_scale": ((6, 5, 5), [], {}), "pad": ((3, 9, 9), [[0, 1, 2, 3]], {})}
     activations = [name for name, op in OPS.items() if op.category is Category.ACTIVATION and name not in cases]
     cases.update({name: ((3, 9, 9), [], {}) for name in activations})
     buildable = {name for name, op in OPS.items() if (op.builds_module or op.builds_parameter) and op.modelled}
@@ -125,6 +125,44 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
         assert tuple(y.shape[1:]) == out, name
         params = [made] if op.builds_parameter else list(made.parameters())
         assert sum(p.numel() for p in params) == op.params(a, [shape], out), name
+
+
+def test_pad_adds_zeros_in_torchs_order_and_costs_nothing(torch):
+    op = OPS["pad"]
+    a = op.bind([[0, 1, 2, 3]], {})       # left, right, top, bottom, as nn.ZeroPad2d takes them
+    assert op.output_shape(a, [(3, 8, 8)]) == (3, 8 + 2 + 3, 8 + 0 + 1)
+    assert op.bind([2], {})["padding"] == (2, 2, 2, 2) and op.bind([[1, 2]], {})["padding"] == (1, 2, 0, 0)
+    assert (op.params(a, [(3, 8, 8)], (3, 13, 9)), op.macs(a, [(3, 8, 8)], (3, 13, 9)),
+            op.other_flops(a, [(3, 8, 8)], (3, 13, 9))) == (0, 0, 0)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(op.make_module(a, [(3, 8, 8)], (3, 13, 9))(x), torch.nn.functional.pad(x, (0, 1, 2, 3)))
+    for bad in ([1, 2, 3], -1, "same", [[1, 1], [1, 1]], 2**64):
+        with pytest.raises(SpecError, match="'padding'"):
+            op.bind([bad], {})
+    with pytest.raises(ShapeError, match="feature map"):
+        op.output_shape(a, [(12,)])
+
+
+def test_conv_padding_may_be_larger_after_the_map_as_tensorflows_same(torch):
+    """padding=[[top, bottom], [left, right]]: a 3x3/2 on 8 x 8 padded 0 + 1 rows and 1 + 2
+    columns is (8 + 1 - 3) // 2 + 1 = 4 rows by (8 + 3 - 3) // 2 + 1 = 5 columns, and computes
+    what F.pad then the convolution computes; its leading padding is where the field starts."""
+    op = OPS["conv"]
+    a = op.bind([4, 3], {"stride": 2, "padding": [[0, 1], [1, 2]]})
+    assert a["padding"] == ((0, 1), (1, 2))
+    out = op.output_shape(a, [(3, 8, 8)])
+    assert out == (4, 4, 5) and op.geometry(a, [(3, 8, 8)], out).padding == (0, 1)
+    assert op.macs(a, [(3, 8, 8)], out) == 4 * 5 * 4 * 27
+    made = op.make_module(a, [(3, 8, 8)], out)
+    x = torch.randn(2, 3, 8, 8)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 2, 0, 1)), made.weight, made.bias, 2)
+    torch.testing.assert_close(made(x), expected, rtol=0, atol=0)
+    # both sides alike: the plain form, as torch's Conv2d takes it
+    assert op.bind([4, 3], {"padding": [[1, 1], [2, 2]]})["padding"] == (1, 2)
+    assert op.bind([4, 3], {"padding": [1, [0, 1]]})["padding"] == ((1, 1), (0, 1))
+    for bad in ([[0, 1, 2], 1], [[0, -1], 0], [[0, 1], "same"]):
+        with pytest.raises(SpecError, match="'padding'"):
+            op.bind([4, 3], {"padding": bad})
 
 
 def test_scale_multiplies_by_its_factor_and_costs_one_flop_per_element(torch):

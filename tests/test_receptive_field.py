@@ -57,6 +57,21 @@ def test_stride_2_conv_padded_beside_unpadded_pool_is_not_aligned():
     assert not rf["after"].aligned  # what reads an unaligned merge is unaligned too
 
 
+def test_padding_after_the_map_keeps_the_first_unit_where_tensorflow_puts_it():
+    # TensorFlow's 'same' 3x3/2 on 8 pixels pads 0 before and 1 after: unit 0 is centred on pixel
+    # (3-1)/2 - 0 = 1, where torch's symmetric padding=1 centres it on pixel 0; padding before the
+    # map (pad([1, 0, 1, 0])) shifts it back to 0. Sizes and strides are the convolution's.
+    rf = fields_of(header(8) + "  - pad([0, 1, 0, 1])\n  - tf: conv(4, 3, stride=2)\n"
+                   "  - from: input\n  - torch: conv(4, 3, stride=2, padding=1)\n"
+                   "  - from: input\n  - pad([1, 0, 1, 0])\n  - before: conv(4, 3, stride=2)\n")
+    assert rf["tf"].size == rf["torch"].size == rf["before"].size == (3, 3)
+    assert rf["tf"].stride == (2, 2) and rf["tf"].padding == (0, 0) and rf["tf"].center == (1.0, 1.0)
+    assert rf["torch"].center == rf["before"].center == (0.0, 0.0) and rf["before"].padding == (1, 1)
+    # the same padding as the convolution's own: the same field
+    own = fields_of(header(8) + "  - tf: conv(4, 3, stride=2, padding=[[0, 1], [0, 1]])\n")["tf"]
+    assert (own.size, own.stride, own.padding, own.center) == (rf["tf"].size, (2, 2), (0, 0), (1.0, 1.0))
+
+
 def test_asymmetric_kernels_grow_each_axis_on_its_own():
     rf = fields_of(header(17) + "  - a: conv(4, [1, 7], padding=[0, 3])\n  - b: conv(4, [7, 1], padding=[3, 0])\n")
     assert rf["a"].size == (1, 7) and rf["a"].padding == (0, 3)

@@ -9,13 +9,14 @@ module of its family:
     args.py        argument types (the checks that normalise a spec's values)
     base.py        OpKind, the facet types, the registry
     windows.py     sliding-window arithmetic shared by convolution and pooling
-    conv.py, linear.py, norm.py, pool.py, pointwise.py, channels.py, merge.py, structural.py: the op kinds
+    conv.py, linear.py, norm.py, pool.py, pointwise.py, channels.py, spatial.py, merge.py, structural.py:
+                   the op kinds
 
 The family modules are imported here in the order their ops are listed (`inception-analyzer ops`).
 """
 from __future__ import annotations
 
-from . import conv, linear, norm, pool, pointwise, channels, merge, structural  # noqa: F401  (each registers its ops)
+from . import conv, linear, norm, pool, pointwise, channels, spatial, merge, structural  # noqa: F401  (each registers its ops)
 from .args import MAX_SIZE, REQUIRED, Arg
 from .base import (OPS, BackwardMemory, Category, ConvGeometry, Execution, ForwardMemory, MergeKind, Movement, OpKind,
                    RFStep, Shape, Storage, Unmodelled, WeightRef, get_op, register)

@@ -68,12 +68,38 @@ def non_negative_pair(name: str, value) -> tuple[int, int]:
 
 
 def padding_arg(name: str, value):
-    """An integer, a pair [h, w], or 'same' / 'valid' (resolved against the kernel later)."""
+    """An integer, a pair [h, w], or 'same' / 'valid' (resolved against the kernel later). h and w
+    may each be [before, after] where the two sides differ, as TensorFlow's 'same' padding of a
+    strided convolution pads ([[0, 1], [0, 1]]: the odd pixel after the map); padding that is
+    the same on both sides is kept in the plain form."""
     if isinstance(value, str):
         if value not in ("same", "valid"):
             raise SpecError(f"'{name}' must be an integer, [h, w], 'same' or 'valid', got {shown(value)}")
         return value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and any(isinstance(v, (list, tuple)) for v in value):
+        sides = []
+        for axis in value:
+            if isinstance(axis, (list, tuple)) and len(axis) != 2:
+                raise SpecError(f"'{name}' of one axis is an integer or [before, after], got {shown(list(axis))}")
+            pair = tuple(axis) if isinstance(axis, (list, tuple)) else (axis, axis)
+            sides.append((non_negative_int(name, pair[0]), non_negative_int(name, pair[1])))
+        if all(before == after for before, after in sides):
+            return (sides[0][0], sides[1][0])
+        return tuple(sides)
     return non_negative_pair(name, value)
+
+
+def four_sides(name: str, value) -> tuple[int, int, int, int]:
+    """Padding of the four sides in torch's order, (left, right, top, bottom): one integer for
+    all four, [left, right] for the width alone, or all four (nn.ZeroPad2d's argument)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) not in (2, 4):
+            raise SpecError(f"'{name}' must be one integer, [left, right] or [left, right, top, bottom], "
+                            f"got {shown(list(value))}")
+        values = tuple(non_negative_int(name, v) for v in value)
+        return values if len(values) == 4 else (*values, 0, 0)
+    side = non_negative_int(name, value)
+    return (side, side, side, side)
 
 
 def boolean(name: str, value) -> bool:

@@ -116,6 +116,7 @@ class WeightRef:
     shape: tuple
     learnable: bool = True
     value_shape: tuple | None = None
+    computed: bool = False   # made from the weight by ops in the forward (a reshape, NFNet's standardisation)
 
     @property
     def seen_shape(self) -> tuple:
@@ -367,6 +368,15 @@ class OpKind:
     # -- facets
     def geometry(self, a: dict, inputs: list[Shape], out: Shape) -> ConvGeometry | None:
         """The convolution geometry of a convolution-like op; None for every other op."""
+        return None
+
+    def zero_border(self, a: dict) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """The zeros it puts around the grid, ((top, bottom), (left, right)), if that is all it does."""
+        return None
+
+    def with_border(self, a: dict, border: tuple[tuple[int, int], tuple[int, int]]) -> dict | None:
+        """Its arguments when it also pads its input with `border` of zeros first, if it can say so
+        (a convolution's padding); None where it cannot."""
         return None
 
     def constant_factor(self, a: dict) -> float | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import numel
 from .args import Arg, boolean, padding_arg, positive_int, positive_pair
-from .base import (CPU, BackwardMemory, Category, ConvGeometry, Execution, ForwardMemory, OpKind, RFStep,
-                   refuse_unless, register)
+from .base import (CPU, F, BackwardMemory, Category, ConvGeometry, Execution, ForwardMemory, OpKind, RFStep,
+                   WeightRef, refuse_unless, register)
 from .windows import feature_map, kernel_text, resolve_padding, window_output
 
 # ATen runs a fp32 convolution on the CPU with its own im2col kernel (`_slow_conv2d`) instead of
@@ -26,11 +26,28 @@ class Conv(OpKind):
     weighted = True
     autocasts = True
     torch_modules = ("Conv2d",)
+    # a Conv2d subclass traced through (timm's Conv2dSame pads, then calls the function with its
+    # own weights)
+    torch_calls = {F + "conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+                   "torch.conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups")}
 
     def from_torch_module(self, m, in_shapes, out_shape):
         refuse_unless(m.padding_mode == "zeros", f"conv with padding_mode={m.padding_mode!r} (only zero padding)")
         return {"out": m.out_channels, "kernel": m.kernel_size, "stride": m.stride, "padding": m.padding,
                 "dilation": m.dilation, "groups": m.groups, "bias": m.bias is not None}
+
+    def from_torch_call(self, values, in_shapes, out_shape):
+        weight, bias = values.get("weight"), values.get("bias")
+        # a weight computed in the forward (NFNet's standardised weights) is no module's weight
+        refuse_unless(isinstance(weight, WeightRef) and len(weight.shape) == 4 and not weight.computed
+                      and (bias is None or isinstance(bias, WeightRef) and not bias.computed),
+                      "a convolution whose weight is computed in the forward (weight standardisation)")
+        groups = values.get("groups", 1)
+        refuse_unless(len(in_shapes[0]) == 3 and in_shapes[0][0] == weight.shape[1] * groups,
+                      f"a convolution of {in_shapes[0]} with a {list(weight.shape)} weight in {groups} groups")
+        return {"out": weight.shape[0], "kernel": tuple(weight.shape[2:]), "stride": values.get("stride", 1),
+                "padding": values.get("padding", 0), "dilation": values.get("dilation", 1), "groups": groups,
+                "bias": bias is not None}
 
     def scaled_args(self, a, old_inputs, new_inputs, width):
         """The output channels scale; a depthwise conv (one group per input channel) stays
@@ -157,6 +174,12 @@ class Conv(OpKind):
         return ConvGeometry(a["kernel"], a["stride"], lead, inputs[0][0], a["out"], a["bias"], a["dilation"],
                             a["groups"])
 
+    def with_border(self, a, border):
+        """Zeros put around its input first are more zero padding, one side at a time."""
+        lead, total = self._padding(a)
+        sides = [(lead[axis] + border[axis][0], total[axis] - lead[axis] + border[axis][1]) for axis in (0, 1)]
+        return {**a, "padding": padding_arg("padding", sides)}
+
     def _padding(self, a) -> tuple[tuple[int, int], tuple[int, int]]:
         """(leading, total) padding per axis, in numbers."""
         return resolve_padding(self.name, a["padding"], a["kernel"], a["stride"], a["dilation"])
@@ -169,6 +192,10 @@ class Conv(OpKind):
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
+        if isinstance(a["padding"][0], tuple):    # more on one side: torch's Conv2d pads both alike
+            from ..torch_modules import SidePaddedConv2d
+            return SidePaddedConv2d(inputs[0][0], a["out"], a["kernel"], a["stride"], a["padding"], a["dilation"],
+                                    a["groups"], a["bias"])
         return nn.Conv2d(inputs[0][0], a["out"], a["kernel"], a["stride"], self._torch_padding(a), a["dilation"],
                          a["groups"], a["bias"])
 
@@ -178,4 +205,7 @@ class Conv(OpKind):
             text += f" g{a['groups']}"
         if a["dilation"] != (1, 1):
             text += f" d{a['dilation'][0]}"
+        if isinstance(a["padding"], tuple) and isinstance(a["padding"][0], tuple):
+            (top, bottom), (left, right) = a["padding"]
+            text += f" pad {top}+{bottom},{left}+{right}"
         return text

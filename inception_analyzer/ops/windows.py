@@ -41,6 +41,8 @@ def resolve_padding(op: str, padding, kernel, stride, dilation) -> tuple[tuple[i
             raise SpecError(f"{op}: padding='same' needs stride 1 (as in torch); give the padding explicitly")
         total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
         return tuple(t // 2 for t in total), total
+    if isinstance(padding[0], tuple):   # ((top, bottom), (left, right))
+        return (padding[0][0], padding[1][0]), (sum(padding[0]), sum(padding[1]))
     return padding, (2 * padding[0], 2 * padding[1])
 
 
