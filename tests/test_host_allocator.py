@@ -105,3 +105,20 @@ def test_the_simulation_starts_where_bench_holds_malloc():
     assert sum(fresh_bytes(graph, 8, 4, steady).values()) == 0      # 8 MiB outputs
     big = sum(fresh_bytes(graph, 40, 4, steady).values())            # 40 MiB outputs: two of them a pass
     assert 2 * 40 * per_image <= big < 3 * 40 * per_image
+
+
+def test_a_convolution_with_weights_of_32_mib_or_more_faults_them_in_on_every_call():
+    """oneDNN reorders a convolution's weights into its blocked layout on every call: from 32 MiB
+    on, that block is mapped afresh each time (a linear layer with as many weights copies none).
+    A 3x3 convolution of 1024 -> 2048 channels holds 72 MiB of weights; the simulation counts that
+    block a pass, as the process's page faults do."""
+    setup = ("torch.set_grad_enabled(False); x = torch.randn(1, 1024, 7, 7); "
+             "conv = torch.nn.Conv2d(1024, 2048, 3, padding=1, bias=False).eval(); "
+             "linear = torch.nn.Linear(1024 * 9, 2048, bias=False).eval(); v = torch.randn(1, 1024 * 9)")
+    weights_mib = 2048 * 1024 * 9 * 4 / MIB
+    assert faulted_mib("steady", "conv(x)", setup) == pytest.approx(weights_mib, rel=0.05)
+    assert faulted_mib("steady", "linear(v)", setup) < 1
+    spec = load_spec_text("name: heavy\ninput: [1024, 7, 7]\nlayers:\n  - conv: conv(2048, 3, padding=1, bias=false)\n",
+                          "heavy.yaml")
+    steady = Allocator(fault_seconds_per_byte=2.5e-10, mmap_threshold=32 * MIB, layout_copies=True)
+    assert fresh_bytes(build_graph(spec), 1, 4, steady)["conv"] / MIB == pytest.approx(weights_mib, rel=0.01)

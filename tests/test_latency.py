@@ -313,6 +313,22 @@ def test_a_slice_or_chunk_of_the_channels_is_a_view_priced_as_a_call():
     assert layer_work(OPS["channel_slice"], {"start": 0, "end": 4}, [(8, 3, 3)], (4, 3, 3), 2).size == 0
 
 
+def test_a_convolution_padded_more_on_one_side_also_pays_for_its_padded_copy():
+    """TensorFlow's 'same' padding: the call pads a copy of its input, then convolves it; the copy
+    is priced at the profile's copy curve, 2 x its elements moved (read and written)."""
+    from inception_analyzer.analysis.latency import COPY_KEY, predict_layer
+    conv = OPS["conv"]
+    args = conv.bind([8, 3], {"padding": [[0, 1], [0, 1]]})
+    work = layer_work(conv, args, [(4, 8, 8)], conv.output_shape(args, [(4, 8, 8)]), batch=3)
+    assert work.staged == 3 * 4 * 9 * 9
+    copy = CurveEntry(COPY_KEY, 1 * US, ELEMENTS, ((1000.0, 2 * US), (4000.0, 6 * US)))
+    profile = replace(hand_profile(), entries={**hand_profile().entries, COPY_KEY: copy})
+    padded = predict_layer(work, profile, 0.0)[4]
+    plain = predict_layer(replace(work, staged=0.0), profile, 0.0)[4]
+    # 2 x 972 = 1,944 elements moved: 2 us + (1944 - 1000) / 3000 x 4 us
+    assert padded - plain == pytest.approx((2 + (1944 - 1000) / 3000 * 4) * US)
+
+
 def test_nearest_window_prefers_area_then_stride_within_its_kind():
     entries = {key: EfficiencyEntry(key, 0.0, 1e9, {}) for key in
                ("conv 1x1/1", "conv 3x3/1", "conv 3x3/2", "conv 3x3/1 depthwise")}

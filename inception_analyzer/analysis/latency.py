@@ -71,6 +71,8 @@ Which entry prices a layer follows from its op kind's facets, never from a model
     between torch's layout and its blocked one on every call). Fitted over the class's
     microbenchmarks by turns: least squares on log(FLOP/s) of what is left after the data term,
     then least squares for d on what is left after the compute term, each d from 0 to MAX_COPIES.
+    A convolution padded more on one side of an axis (TensorFlow's 'same') pads a copy of its
+    input first (OpKind.staged_input): one copy(n) more, of the padded input.
   - a class the framework runs on two kernels keeps two entries. torch on a CPU hands a dense
     convolution to oneDNN, except a batch-1 call on a small input (at most 20,480 elements with
     more than one thread, in torch 2.13), which its own native kernel runs: on the development
@@ -382,6 +384,7 @@ class LayerWork:
     stride: tuple[int, int] | None = None
     batch: int = 1
     activations: float = 0.0                # elements the layer reads and writes, batch included (0: a view)
+    staged: float = 0.0                     # elements of a copy of its input it makes first (OpKind.staged_input)
 
 
 def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = False) -> LayerWork:
@@ -395,6 +398,7 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
     moved = data["input"] + data["output"]
     if geometry is not None:
         pixels = batch * (out[1] * out[2] if len(out) == 3 else 1)
+        staged = op.staged_input(args, inputs)
         grouping = "depthwise" if geometry.depthwise else "grouped" if geometry.grouped else ""
         # the channels a kernel vectorises over: a depthwise one's across its groups, others' within a group
         lanes = (geometry.in_channels, geometry.out_channels) if geometry.depthwise else \
@@ -406,7 +410,8 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
                                     "work": 2.0 * op.macs(args, inputs, out) * batch,
                                     "alignment": channel_alignment(*lanes)},
                          data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
-                         stride=geometry.stride, batch=batch, activations=moved)
+                         stride=geometry.stride, batch=batch, activations=moved,
+                         staged=float(batch * numel(staged)) if staged else 0.0)
     if op.category is Category.LINEAR:
         return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
@@ -564,8 +569,10 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
             entry = native
             via = via and native.key
         copy = profile.entries.get(COPY_KEY)
-        kernel = entry.kernel_seconds(work.flops, work.arguments, work.data,
-                                      copy if isinstance(copy, CurveEntry) else None)
+        copy = copy if isinstance(copy, CurveEntry) else None
+        kernel = entry.kernel_seconds(work.flops, work.arguments, work.data, copy)
+        if copy is not None:
+            kernel += copy_seconds(copy, work.staged)   # the padded copy it computes on
         return how, (work.key if via else entry.key), via, entry.overhead, kernel, not entry.in_range(work.arguments)
     if isinstance(entry, CurveEntry) and work.model == CURVE and (entry.feature == work.feature or not work.size):
         return (NEAREST if via else FITTED), work.key, via, entry.overhead, entry.kernel_seconds(work.size), \

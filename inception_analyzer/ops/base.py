@@ -370,6 +370,12 @@ class OpKind:
         """The convolution geometry of a convolution-like op; None for every other op."""
         return None
 
+    def staged_input(self, a: dict, inputs: list[Shape]) -> Shape | None:
+        """The shape of a copy of its input the call makes before it computes (a convolution
+        padded more on one side pads a copy first), or None. The memory analysis, the allocator's
+        simulation and the latency prediction count it."""
+        return None
+
     def zero_border(self, a: dict) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """The zeros it puts around the grid, ((top, bottom), (left, right)), if that is all it does."""
         return None

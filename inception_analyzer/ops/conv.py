@@ -89,13 +89,33 @@ class Conv(OpKind):
         """Training keeps the input (and, under autocast, the weight's 16-bit copy). On the CPU the
         call needs a workspace: oneDNN copies the input and the weight into its blocked layouts
         (channels rounded up to the block), computes a blocked output and copies it back into the
-        plain one; ATen's own kernel instead unfolds the input into im2col columns."""
+        plain one; ATen's own kernel instead unfolds the input into im2col columns. Padded more on
+        one side, it computes on a padded copy of its input, which training keeps instead."""
         saved = self._weight_bytes(a, inputs, run) if run.training and run.autocast else 0
-        return ForwardMemory(saves_inputs=(0,) if run.training else (), saved_bytes=saved,
-                             workspace_bytes=self._forward_workspace(a, inputs, out, run))
+        staged = self.staged_input(a, inputs)
+        if staged is None:
+            return ForwardMemory(saves_inputs=(0,) if run.training else (), saved_bytes=saved,
+                                 workspace_bytes=self._forward_workspace(a, inputs, out, run))
+        unpadded = {**a, "padding": (0, 0)}
+        copy = run.bytes_of(staged)
+        workspace = self._forward_workspace(unpadded, [staged], out, run)
+        if run.training:
+            return ForwardMemory(saved_bytes=saved + copy, workspace_bytes=workspace)
+        return ForwardMemory(saved_bytes=saved, workspace_bytes=copy + workspace)
+
+    def staged_input(self, a, inputs):
+        if not isinstance(a["padding"][0], tuple):
+            return None
+        (top, bottom), (left, right) = a["padding"]
+        c, h, w = inputs[0]
+        return (c, h + top + bottom, w + left + right)
 
     def backward_memory(self, a, inputs, out, run, input_grads):
-        return BackwardMemory(workspace_bytes=self._backward_workspace(a, inputs, out, run, input_grads[0]))
+        staged = self.staged_input(a, inputs)
+        if staged is None:
+            return BackwardMemory(workspace_bytes=self._backward_workspace(a, inputs, out, run, input_grads[0]))
+        return BackwardMemory(workspace_bytes=self._backward_workspace({**a, "padding": (0, 0)}, [staged], out, run,
+                                                                       input_grads[0]))
 
     # -- the CPU's workspaces (measured with torch's profiler: tests/test_memory.py checks them)
     def _onednn(self, a, inputs, run: Execution) -> bool:
