@@ -696,6 +696,8 @@ class _Importer:
         elif op.reads_last_axis and any(len(s) == 3 for s in in_shapes):
             raise Unmodelled("unsupported", f"{self._what(node)} reads the last axis, which holds the width of a "
                              "feature map here (channels last it would map the channels)")
+        if values is not None:   # a size read off another tensor is fine where the op reads the traced shapes
+            values = {k: v for k, v in values.items() if not (v is _RUNTIME and k in op.traced_arguments)}
         if values is not None and ("*" in values or _RUNTIME in values.values()):
             what = "arguments computed at run time" if _RUNTIME in values.values() else "more arguments than it names"
             raise Unmodelled("unsupported settings", f"{self._what(node)} with {what}")

@@ -286,6 +286,38 @@ class PaddedTwice(nn.Module):
         return self.pool(wide) + self.pool(self.conv2(padded))
 
 
+class TinyUNet(nn.Module):
+    """An encoder and a decoder: upsampled by nn.Upsample and F.interpolate (bilinear), skips
+    concatenated, and a gate brought back to the map's size read off the map (GhostNetV2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.enc2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.enc3 = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+        self.dec2 = nn.Conv2d(32, 8, 3, padding=1)
+        self.dec1 = nn.Conv2d(16, 4, 1)
+        self.gate = nn.Conv2d(3, 4, 3, stride=3, padding=1)
+
+    def forward(self, x):
+        e1 = F.relu(self.enc1(x))
+        e2 = F.relu(self.enc2(e1))
+        e3 = F.relu(self.enc3(e2))
+        d2 = F.relu(self.dec2(torch.cat([self.up(e3), e2], 1)))
+        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2, mode="bilinear", align_corners=False), e1], 1))
+        return d1 * F.interpolate(torch.sigmoid(self.gate(x)), size=(d1.shape[-2], d1.shape[-1]), mode="nearest")
+
+
+class Shrinks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), scale_factor=0.5, mode="bicubic")
+
+
 class StandardisedConv(nn.Conv2d):
     """NFNet's weight standardisation: the weight the convolution uses is computed in the forward."""
 

@@ -999,6 +999,21 @@ def test_fvcore_total_with_string_padding(row, fvcore_flops):
     assert report.totals.macs == report.layers[0].macs > 0
 
 
+@pytest.mark.parametrize("rows", [["pad([0, 1, 2, 3])", "conv(2, 3)"], ["conv(4, 3, stride=2, padding=[[0, 1], [1, 0]])"],
+                                  ["upsample(2)"], ["upsample([2, 3], mode='bilinear')"],
+                                  ["upsample(size=[11, 13], mode='bilinear', align_corners=true)"]])
+def test_fvcore_total_of_padding_and_upsampling(rows, fvcore_flops):
+    """fvcore counts no padding (aten::constant_pad_nd has no rule), a convolution by its MACs,
+    and upsampling by 1 (nearest) or 4 (bilinear) per output element: as the analysis does."""
+    text = "name: s\ninput: [2, 8, 8]\nlayers:\n" + "".join(f"  - \"{row}\"\n" for row in rows)
+    graph = ia.load_graph(ia.load_spec_text(text, "s.yaml"))
+    report = ia.analyze(graph)
+    model = build_model(graph).eval()
+    analysis = fvcore_flops(model, torch.zeros(1, *graph.input_shape))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    assert analysis.total() == report.totals.fvcore_flops > 0
+
+
 # ============================================================================ the long profile
 @pytest.mark.skipif(not LONG, reason="fvcore cross-check runs in the long profile (INCEPTION_ANALYZER_FUZZ=long)")
 @settings(FUZZ, max_examples=200)

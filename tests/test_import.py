@@ -335,6 +335,21 @@ def test_zero_padding_read_by_other_layers_stays_a_layer():
     _round_trips(toys.PaddedTwice(), (3, 8, 8))
 
 
+def test_upsampling_imports_by_factor_or_to_the_size_it_reaches():
+    """nn.Upsample and F.interpolate (nearest, bilinear) become `upsample`: by whole factors, or to
+    the traced size where it is none (a 3x3 gate brought to 8x8, its size read off another map).
+    By hand at 8 x 8: enc1 8x8x8x27, enc2 4x4x16x72, enc3 2x2x16x144, dec2 4x4x8x288, dec1
+    8x8x4x16 and the gate 3x3/3 3x3x4x27 MACs."""
+    imported = import_module(toys.TinyUNet().eval(), (3, 8, 8))
+    ups = [(n.args["scale"], n.args["size"], n.args["mode"]) for n in imported.graph.layers() if n.kind == "upsample"]
+    assert ups == [((2, 2), None, "nearest"), ((2, 2), None, "bilinear"), (None, (8, 8), "nearest")]
+    assert ia.analyze(imported.graph).totals.macs == (64 * 8 * 27 + 16 * 16 * 72 + 4 * 16 * 144 + 16 * 8 * 288
+                                                      + 64 * 4 * 16 + 9 * 4 * 27)
+    _round_trips(toys.TinyUNet(), (3, 8, 8))
+    with pytest.raises(ModelImportError, match="bicubic interpolation"):
+        import_module(toys.Shrinks(), (3, 8, 8))
+
+
 def test_load_callable_reads_literal_arguments_only():
     model = load_callable("import_models:TinyInception(num_classes=7, aux_logits=False)")
     assert model.fc.out_features == 7 and model.aux is None

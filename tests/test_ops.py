@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from inception_analyzer.errors import ShapeError, SpecError
+from inception_analyzer.numbers import numel
 from inception_analyzer.ops import OPS, Category, MergeKind
 
 from conftest import ROOT, spec_path
@@ -110,7 +111,8 @@ def test_every_op_makes_a_module_with_the_inferred_shape(torch):
              "channel_linear": ((6, 5, 5), [4], {}), "layer_norm": ((6, 5, 5), [], {}),
              "global_avgpool": ((3, 9, 9), [], {}), "chunk": ((6, 5, 5), [4, 2], {}),
              "channel_slice": ((6, 5, 5), [1, 4], {}), "channel_shuffle": ((6, 5, 5), [3], {}),
-             "layer_scale": ((6, 5, 5), [], {}), "pad": ((3, 9, 9), [[0, 1, 2, 3]], {})}
+             "layer_scale": ((6, 5, 5), [], {}), "pad": ((3, 9, 9), [[0, 1, 2, 3]], {}),
+             "upsample": ((3, 4, 5), [[2, 3]], {"mode": "bilinear"})}
     activations = [name for name, op in OPS.items() if op.category is Category.ACTIVATION and name not in cases]
     cases.update({name: ((3, 9, 9), [], {}) for name in activations})
     buildable = {name for name, op in OPS.items() if (op.builds_module or op.builds_parameter) and op.modelled}
@@ -163,6 +165,34 @@ def test_conv_padding_may_be_larger_after_the_map_as_tensorflows_same(torch):
     for bad in ([[0, 1, 2], 1], [[0, -1], 0], [[0, 1], "same"]):
         with pytest.raises(SpecError, match="'padding'"):
             op.bind([4, 3], {"padding": bad})
+
+
+def test_upsample_makes_the_grid_finer_as_torch_does(torch):
+    """By a whole factor or to a size; nearest copies (0 FLOPs), bilinear weighs four neighbours (4
+    per output element). fvcore counts 1 and 4 per output element (checked against fvcore where
+    the fvcore tests run)."""
+    op = OPS["upsample"]
+    x = torch.randn(2, 3, 4, 5)
+    for args, kwargs, expected in (([2], {}, (3, 8, 10)), ([[2, 3]], {"mode": "bilinear"}, (3, 8, 15)),
+                                   ([], {"size": [7, 9], "mode": "bilinear", "align_corners": True}, (3, 7, 9)),
+                                   ([], {"size": [7, 7]}, (3, 7, 7))):
+        a = op.bind(args, kwargs)
+        out = op.output_shape(a, [(3, 4, 5)])
+        assert out == expected
+        reference = torch.nn.functional.interpolate(
+            x, size=expected[1:], mode=a["mode"], align_corners=a["align_corners"] if a["mode"] == "bilinear" else None)
+        torch.testing.assert_close(op.make_module(a, [(3, 4, 5)], out)(x), reference, rtol=0, atol=1e-6)
+        reads = 1 if a["mode"] == "nearest" else 4
+        assert op.other_flops(a, [(3, 4, 5)], out) == (0 if reads == 1 else 4 * numel(out))
+        assert op.fvcore_flops(a, [(3, 4, 5)], out) == reads * numel(out)
+    with pytest.raises(SpecError, match="a scale or a size"):
+        op.bind([], {})
+    with pytest.raises(SpecError, match="a scale or a size"):
+        op.bind([2], {"size": [8, 8]})
+    with pytest.raises(ShapeError, match="a coarser grid"):
+        op.output_shape(op.bind([], {"size": [3, 3]}), [(3, 4, 5)])
+    with pytest.raises(SpecError, match="'mode'"):
+        op.bind([2], {"mode": "bicubic"})
 
 
 def test_scale_multiplies_by_its_factor_and_costs_one_flop_per_element(torch):

@@ -72,6 +72,18 @@ def test_padding_after_the_map_keeps_the_first_unit_where_tensorflow_puts_it():
     assert (own.size, own.stride, own.padding, own.center) == (rf["tf"].size, (2, 2), (0, 0), (1.0, 1.0))
 
 
+def test_upsampling_brings_the_units_closer_and_bilinear_widens_the_field():
+    # after a 3x3/2 (r = 3, j = 2), nearest x2: units 1 input pixel apart, the field unchanged;
+    # bilinear x2 reads two neighbours 2 pixels apart: r = 3 + 2 = 5; a resize of 4 to 7 units
+    # puts them 4/7 x 2 pixels apart
+    rf = fields_of(header(8) + "  - down: conv(4, 3, stride=2, padding=1)\n  - near: upsample(2)\n"
+                   "  - from: down\n  - bi: upsample(2, mode='bilinear')\n  - from: down\n"
+                   "  - resized: upsample(size=[7, 7])\n")
+    assert (rf["near"].size, rf["near"].stride, rf["near"].padding) == ((3, 3), (1, 1), (1, 1))
+    assert rf["bi"].size == (5, 5) and rf["bi"].stride == (1, 1)
+    assert rf["resized"].stride == (pytest.approx(8 / 7), pytest.approx(8 / 7)) and rf["resized"].size == (3, 3)
+
+
 def test_asymmetric_kernels_grow_each_axis_on_its_own():
     rf = fields_of(header(17) + "  - a: conv(4, [1, 7], padding=[0, 3])\n  - b: conv(4, [7, 1], padding=[3, 0])\n")
     assert rf["a"].size == (1, 7) and rf["a"].padding == (0, 3)

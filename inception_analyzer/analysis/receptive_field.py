@@ -24,6 +24,7 @@ paths' padding and centre, and the layers after it move that centre, not the mid
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Iterable
 
 from ..graph import INPUT, Graph, broadcast_inputs
@@ -57,10 +58,21 @@ class Growth:
 
 
 def growth(step: RFStep, stride: tuple[int, int]) -> Growth:
-    """The recurrences of the module docstring, for one layer: the one place they are written."""
+    """The recurrences of the module docstring, for one layer: the one place they are written. An
+    upsampling layer's stride is a fraction (1/2: its units lie half as far apart): the figures
+    stay whole numbers wherever they are."""
     (kh, kw), (dh, dw), (ph, pw), (sh, sw) = step.kernel, step.dilation, step.padding, step.stride
     jh, jw = stride
-    return Growth(((kh - 1) * dh * jh, (kw - 1) * dw * jw), (ph * jh, pw * jw), (jh * sh, jw * sw))
+    return Growth((_number((kh - 1) * dh * jh), _number((kw - 1) * dw * jw)),
+                  (_number(ph * jh), _number(pw * jw)), (_number(jh * sh), _number(jw * sw)))
+
+
+def _number(value):
+    """An int where the value is whole, else a float (a field's figures after upsampling)."""
+    if type(value) is int:
+        return value
+    value = Fraction(value)
+    return int(value) if value.denominator == 1 else float(value)
 
 
 def chain_size(steps: Iterable[RFStep]) -> tuple[int, int]:

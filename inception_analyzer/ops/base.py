@@ -251,6 +251,9 @@ class OpKind:
     # calls returning several tensors (x.chunk(2, dim=1)), of which this op is one piece: the
     # importer adds the piece's position as `index` to the call's named arguments
     torch_piece_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # arguments of those calls whose values its `from_torch_call` reads off the traced shapes
+    # instead, so one computed at run time (F.interpolate(x, size=y.shape[-2:])) is fine
+    traced_arguments: ClassVar[tuple[str, ...]] = ()
     # how the op's torch form reads a tensor laid out in another order (x.permute(0, 2, 3, 1)):
     # elementwise ops do not care; ops that read the last axis (nn.Linear, nn.LayerNorm) act on
     # channels when the last axis holds them. Every other op needs the model's own (C, H, W) order.
