@@ -421,8 +421,17 @@ class _Importer:
             try:
                 try:
                     graph = _Tracer(set(self.module_ops)).trace(model)
-                except fx.proxy.TraceError:   # control flow: on shapes, a trace with shapes known follows it
-                    graph = _ShapeTracer(set(self.module_ops), torch.zeros(batch, *self.input_shape)).trace(model)
+                except fx.proxy.TraceError as symbolic:   # control flow: on shapes, a trace with shapes known follows it
+                    try:
+                        graph = _ShapeTracer(set(self.module_ops), torch.zeros(batch, *self.input_shape)).trace(model)
+                    except AssertionError as check:   # the model's own check of the input, at its real shapes
+                        raise ModelImportError(f"{self.reference} does not run on a {list(self.input_shape)} input: "
+                                               f"AssertionError: {_first_line(check)}", SourceLocation(self.reference),
+                                               hint="give the input size it expects (--input-size)") from None
+                    except Exception:  # noqa: BLE001 - the symbolic trace's reason is the one to give
+                        raise symbolic from None
+            except ModelImportError:
+                raise
             except Exception as err:  # noqa: BLE001 - fx's own errors name the Python construct
                 raise ModelImportError(f"torch.fx cannot trace {self.reference}: {type(err).__name__}: "
                                        f"{_first_line(err)}", SourceLocation(self.reference),

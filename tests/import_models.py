@@ -235,6 +235,18 @@ class PoolsWhenLarge(nn.Module):
         return torch.flatten(self.fc(x), 1)
 
 
+class ChecksItsInput(nn.Module):
+    """An assertion on the input's size (as transformers' patch embeddings make)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        assert x.shape[-1] == 16, f"needs 16 x 16 images, got {x.shape[-1]}"
+        return self.conv(x)
+
+
 class BranchesOnValues(nn.Module):
     """Control flow on a tensor's values: no trace can follow it."""
 

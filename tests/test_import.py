@@ -307,6 +307,7 @@ def test_control_flow_on_shapes_is_traced_at_the_input_size():
     assert [n.kind for n in small.graph.layers()] == ["conv", "relu", "conv", "flatten"]
     for size in (12, 4):
         _round_trips(toys.PoolsWhenLarge(), (3, size, size))
+    _round_trips(toys.ChecksItsInput(), (3, 16, 16))     # an assertion on a shape, met
 
 
 def test_tensorflow_same_padding_becomes_the_convolutions_own_padding():
@@ -532,6 +533,8 @@ def test_modules_named_like_the_spec_languages_words_write_a_spec_that_loads(tmp
     ("ContainsItself", ["contains itself", "(at inner.parent)"]),
     ("InputModule", ["a module named 'input' at its top level", "(at input)"]),
     ("BranchesOnValues", ["torch.fx cannot trace import_models:BranchesOnValues", "control flow"]),
+    ("ChecksItsInput", ["does not run on a [3, 8, 8] input: AssertionError: needs 16 x 16 images, got 8",
+                        "--input-size"]),
 ])
 def test_models_that_cannot_be_imported_say_why_in_one_line(tmp_path, model, phrases):
     proc = _cli("import", f"import_models:{model}", "--input-size", "8", "-o", str(tmp_path / "m.yaml"))
