@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import keyword
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class _Structure:
         self.graph = graph
         self.position = positions(graph)
         self.claimed: set[str] = set()
+        self.read_by_name: set[str] = set()
         self.consumers: dict[str, list[str]] = {
             n.path: [c for c in graph.dag.successors(n.path) if graph.node(c).role != AUX] for n in graph.order}
 
@@ -93,11 +95,19 @@ class _Structure:
                 start = graph.node(start).inputs[0]
             self.aux_after.setdefault(start, []).append(_Aux(self.chain(output, {start})))
         main = self.chain(graph.output, {INPUT})
-        missing = sorted({n.path for n in graph.layers()} - self.claimed, key=self.position.get)
-        if missing:
-            raise SpecWriteError(f"{missing[0]} is not on a path to the model's outputs the writer can follow; "
-                                 "please report this with the model", node_path=missing[0])
-        return main
+        # a side chain stops at what the chain it joins makes, which may itself stop at a tensor
+        # another side chain made: tensors read only through such stops (NASNet's stem, read by
+        # every cell of the first two) are written before the rest, by their own chains
+        earlier: list = []
+        while missing := {n.path for n in graph.layers()} - self.claimed:
+            last = max((path for path in missing if all(c in self.claimed for c in graph.dag.successors(path))),
+                       key=self.position.get, default=None)
+            if last is None:
+                first = min(missing, key=self.position.get)
+                raise SpecWriteError(f"{first} is not on a path to the model's outputs the writer can follow; "
+                                     "please report this with the model", node_path=first)
+            earlier = self.chain(last, {INPUT}) + earlier
+        return self._as_run(earlier + main, INPUT) if earlier else main
 
     def chain(self, end: str, stops: set[str], named_start: bool = False) -> list:
         """The items that, run from where the chain starts, make `end`: walking back from `end`
@@ -114,7 +124,8 @@ class _Structure:
                 items.append(_Leaf(node))
                 current = node.inputs[0]
                 continue
-            fork = self._fork(node) if node.op.merges else None
+            # a merge another merge reads by name is a row that can have a name, not a block
+            fork = self._fork(node) if node.op.merges and node.path not in self.read_by_name else None
             if fork is not None:
                 items.append(_Merge(node, [self.chain(i, {fork}) for i in node.inputs], fork))
                 current = fork
@@ -124,6 +135,7 @@ class _Structure:
             latest = max(node.inputs, key=self.position.get)
             before = nx.ancestors(self.graph.dag, latest) | {latest}
             items.append(_Leaf(node, tuple(node.inputs)))
+            self.read_by_name.update(node.inputs)
             for side in sorted((i for i in set(node.inputs) if i not in before), key=self.position.get,
                                reverse=True):
                 made = self.chain(side, before, named_start=True)
@@ -635,6 +647,8 @@ def _value(value: Any) -> str:
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, str):
         return repr(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "'-inf'" if value < 0 else "'inf'"   # a call has no literal for it (pad's fill value)
     return repr(value)
 
 

@@ -330,6 +330,29 @@ class Shrinks(nn.Module):
         return F.interpolate(self.conv(x), scale_factor=0.5, mode="bicubic")
 
 
+class MlpHead(nn.Module):
+    """A classifier head of linear layers with BatchNorm1d between them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * 6 * 6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 5))
+        self.sequence_norm = nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        return self.head(self.conv(x))
+
+
+class NormalisesSequences(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.norm = nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        return self.norm(self.conv(x).flatten(2))
+
+
 class StandardisedConv(nn.Conv2d):
     """NFNet's weight standardisation: the weight the convolution uses is computed in the forward."""
 

@@ -1001,10 +1001,12 @@ def test_fvcore_total_with_string_padding(row, fvcore_flops):
 
 @pytest.mark.parametrize("rows", [["pad([0, 1, 2, 3])", "conv(2, 3)"], ["conv(4, 3, stride=2, padding=[[0, 1], [1, 0]])"],
                                   ["upsample(2)"], ["upsample([2, 3], mode='bilinear')"],
-                                  ["upsample(size=[11, 13], mode='bilinear', align_corners=true)"]])
+                                  ["upsample(size=[11, 13], mode='bilinear', align_corners=true)"],
+                                  ["conv(4, 3)", "flatten", "bn", "linear(5)"]])
 def test_fvcore_total_of_padding_and_upsampling(rows, fvcore_flops):
     """fvcore counts no padding (aten::constant_pad_nd has no rule), a convolution by its MACs,
-    and upsampling by 1 (nearest) or 4 (bilinear) per output element: as the analysis does."""
+    upsampling by 1 (nearest) or 4 (bilinear) per output element, and batch norm on a vector
+    (BatchNorm1d) as on a map: as the analysis does."""
     text = "name: s\ninput: [2, 8, 8]\nlayers:\n" + "".join(f"  - \"{row}\"\n" for row in rows)
     graph = ia.load_graph(ia.load_spec_text(text, "s.yaml"))
     report = ia.analyze(graph)

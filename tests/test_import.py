@@ -325,7 +325,7 @@ def test_tensorflow_same_padding_becomes_the_convolutions_own_padding():
     assert "padding=[[0, 1], [1, 2]]" in _round_trips(toys.TensorFlowPadded(), (3, 8, 8))
     with pytest.raises(ModelImportError, match="a convolution whose weight is computed in the forward"):
         import_module(toys.StandardisedConv(3, 4, 3), (3, 8, 8))
-    with pytest.raises(ModelImportError, match=r"pad \(torch.nn.functional.pad, .*reflect padding \(only zeros\)"):
+    with pytest.raises(ModelImportError, match=r"pad \(torch.nn.functional.pad, .*reflect padding \(only a constant\)"):
         import_module(toys.ReflectPadded(), (3, 8, 8))
 
 
@@ -349,6 +349,20 @@ def test_upsampling_imports_by_factor_or_to_the_size_it_reaches():
     _round_trips(toys.TinyUNet(), (3, 8, 8))
     with pytest.raises(ModelImportError, match="bicubic interpolation"):
         import_module(toys.Shrinks(), (3, 8, 8))
+
+
+def test_batchnorm1d_of_a_head_imports_and_of_a_sequence_is_refused():
+    """BatchNorm1d on a head's vector is `bn` over its features (16 x 2 weights, 16 x 2 + 1
+    buffers); on an [N, C, L] sequence it is no op of ours."""
+    model = toys.MlpHead()
+    del model.sequence_norm
+    imported = import_module(model.eval(), (3, 8, 8))
+    norm = next(n for n in imported.graph.layers() if n.kind == "bn")
+    assert (norm.path, norm.in_shapes, ia.analyze(imported.graph).totals.params) == \
+        ("head.2", ((16,),), sum(p.numel() for p in model.parameters()))
+    _round_trips(model, (3, 8, 8))
+    with pytest.raises(ModelImportError, match=r"norm \(BatchNorm1d, in norm\): unsupported"):
+        import_module(toys.NormalisesSequences().eval(), (3, 8, 8))
 
 
 def test_load_callable_reads_literal_arguments_only():

@@ -29,11 +29,11 @@ TRANSFORMERS = ("vit_", "swin_", "maxvit_")
 TIMM_MODELS = ["resnet50", "resnet50d", "resnext50_32x4d", "efficientnet_b0", "mobilenetv3_large_100",
                "regnetx_002", "regnety_002", "xception41", "legacy_xception", "inception_v3", "inception_v4",
                "inception_resnet_v2", "ese_vovnet19b_dw", "vovnet39a", "densenet121", "dla34", "res2net50_26w_4s",
-               "vgg16_bn", "tf_efficientnet_b0", "hrnet_w18_small", "ghostnetv2_100"]
+               "vgg16_bn", "tf_efficientnet_b0", "hrnet_w18_small", "ghostnetv2_100", "nasnetalarge"]
 # the rest at 64x64: torchvision's inception_v3 traces its auxiliary head (training mode) on a
 # 17x17 grid; timm's Inceptions (no padding in the stem) reduce 64x64 to nothing
 TORCHVISION_SIZES = {"inception_v3": 299}
-TIMM_SIZES = {"inception_v3": 96, "inception_v4": 96, "inception_resnet_v2": 96}
+TIMM_SIZES = {"inception_v3": 96, "inception_v4": 96, "inception_resnet_v2": 96, "nasnetalarge": 96}
 
 
 def _torchvision_cnns() -> list[str]:

@@ -138,11 +138,32 @@ def test_pad_adds_zeros_in_torchs_order_and_costs_nothing(torch):
             op.other_flops(a, [(3, 8, 8)], (3, 13, 9))) == (0, 0, 0)
     x = torch.randn(2, 3, 8, 8)
     assert torch.equal(op.make_module(a, [(3, 8, 8)], (3, 13, 9))(x), torch.nn.functional.pad(x, (0, 1, 2, 3)))
-    for bad in ([1, 2, 3], -1, "same", [[1, 1], [1, 1]], 2**64):
+    for bad in ([1, 2, 3], 1.5, "same", [[1, 1], [1, 1]], 2**64, -2**64):
         with pytest.raises(SpecError, match="'padding'"):
             op.bind([bad], {})
     with pytest.raises(ShapeError, match="feature map"):
         op.output_shape(a, [(12,)])
+
+
+def test_pad_may_fill_minus_infinity_and_crop(torch):
+    """Before a max pool, TensorFlow's 'same' pads -inf ('-inf' in a call); a negative side crops
+    (NASNet shifts a map by a pixel with ZeroPad2d((-1, 1, -1, 1))): the grid keeps its size and
+    the field starts a pixel further in."""
+    op = OPS["pad"]
+    minus = op.bind([[0, 1, 0, 1]], {"value": "-inf"})
+    assert minus["value"] == float("-inf") == op.bind([1], {"value": float("-inf")})["value"]
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(op.make_module(minus, [(3, 8, 8)], (3, 9, 9))(x),
+                               torch.nn.functional.pad(x, (0, 1, 0, 1), value=float("-inf")))
+    shift = op.bind([[-1, 1, -1, 1]], {})
+    assert op.output_shape(shift, [(3, 8, 8)]) == (3, 8, 8)
+    assert torch.equal(op.make_module(shift, [(3, 8, 8)], (3, 8, 8))(x)[:, :, :7, :7], x[:, :, 1:, 1:])
+    assert op.rf_step(shift, [(3, 8, 8)], (8, 8)).padding == (-1, -1)
+    with pytest.raises(ShapeError, match="crops a 8x8 grid to nothing"):
+        op.output_shape(op.bind([[-4, -4, 0, 0]], {}), [(3, 8, 8)])
+    for bad in (float("inf"), "inf", float("nan")):
+        with pytest.raises(SpecError, match="'value'"):
+            op.bind([1], {"value": bad})
 
 
 def test_conv_padding_may_be_larger_after_the_map_as_tensorflows_same(torch):
@@ -165,6 +186,19 @@ def test_conv_padding_may_be_larger_after_the_map_as_tensorflows_same(torch):
     for bad in ([[0, 1, 2], 1], [[0, -1], 0], [[0, 1], "same"]):
         with pytest.raises(SpecError, match="'padding'"):
             op.bind([4, 3], {"padding": bad})
+
+
+def test_batch_norm_of_a_vector_is_batchnorm1d(torch):
+    """A classifier head's BatchNorm1d: the features are the channels; 2 parameters and 2 running
+    statistics each (and the step count), 2 FLOPs per element at inference."""
+    op = OPS["bn"]
+    a = op.bind([], {})
+    assert op.output_shape(a, [(12,)]) == (12,)
+    assert (op.params(a, [(12,)], (12,)), op.buffers(a, [(12,)], (12,)), op.other_flops(a, [(12,)], (12,))) == \
+        (24, 25, 24)
+    made = op.make_module(a, [(12,)], (12,))
+    assert isinstance(made, torch.nn.BatchNorm1d)
+    assert sum(p.numel() for p in made.parameters()) == 24 and sum(b.numel() for b in made.buffers()) == 25
 
 
 def test_upsample_makes_the_grid_finer_as_torch_does(torch):

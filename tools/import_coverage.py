@@ -28,7 +28,7 @@ from inception_analyzer.torchvision_compat import load_torchvision  # noqa: E402
 from test_import_coverage import TIMM_MODELS, TRANSFORMERS, conv_and_linear_macs  # noqa: E402
 
 SIZES = {"inception_v3": 299, "inception_v4": 299, "inception_resnet_v2": 299, "legacy_xception": 299,
-         "xception41": 299}
+         "xception41": 299, "nasnetalarge": 331}
 
 
 def row(package: str, reference: str, name: str) -> str:

@@ -36,7 +36,7 @@ def _too_large(name: str, value: int) -> SpecError:
 
 def _int_from(name: str, value, least: int, what: str) -> int:
     if not _is_int(value) or value < least:
-        raise SpecError(f"'{name}' must be a {what} integer, got {shown(value)}")
+        raise SpecError(f"'{name}' must be {'a ' + what if what else 'an'} integer, got {shown(value)}")
     if value > MAX_SIZE:
         raise _too_large(name, value)
     return value
@@ -91,15 +91,24 @@ def padding_arg(name: str, value):
 
 def four_sides(name: str, value) -> tuple[int, int, int, int]:
     """Padding of the four sides in torch's order, (left, right, top, bottom): one integer for
-    all four, [left, right] for the width alone, or all four (nn.ZeroPad2d's argument)."""
+    all four, [left, right] for the width alone, or all four (nn.ZeroPad2d's argument). A negative
+    side crops (NASNet's ZeroPad2d((-1, 1, -1, 1)) shifts the map by a pixel)."""
     if isinstance(value, (list, tuple)):
         if len(value) not in (2, 4):
             raise SpecError(f"'{name}' must be one integer, [left, right] or [left, right, top, bottom], "
                             f"got {shown(list(value))}")
-        values = tuple(non_negative_int(name, v) for v in value)
+        values = tuple(_int_from(name, v, -MAX_SIZE, "") for v in value)
         return values if len(values) == 4 else (*values, 0, 0)
-    side = non_negative_int(name, value)
+    side = _int_from(name, value, -MAX_SIZE, "")
     return (side, side, side, side)
+
+
+def fill_value(name: str, value) -> float:
+    """What padding fills in: a finite number, or -inf (before a max pool: TensorFlow's 'same'),
+    written '-inf' in a call (or -.inf, YAML's spelling, in a mapping)."""
+    if value == "-inf" or isinstance(value, (int, float)) and not isinstance(value, bool) and value == -math.inf:
+        return -math.inf
+    return _finite(name, value, "number or -.inf")
 
 
 def boolean(name: str, value) -> bool:

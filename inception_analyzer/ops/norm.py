@@ -13,17 +13,20 @@ class BatchNorm(OpKind):
     fresh_output = True
     name = "bn"
     category = Category.BATCH_NORM
-    summary = "batch normalisation over channels (torch.nn.BatchNorm2d)"
+    summary = "batch normalisation over channels (torch.nn.BatchNorm2d), or over the features of a vector (BatchNorm1d)"
     args = (Arg("eps", positive_float, 1e-5), Arg("momentum", optional(probability), 0.1),
             Arg("affine", boolean, True))
     other_flops_rule = "2 per element (scale and shift; foldable into the conv at inference)"
-    torch_modules = ("BatchNorm2d",)
+    torch_modules = ("BatchNorm2d", "BatchNorm1d")
     # with its running statistics and weights passed in (timm's BatchNormAct2d calls it so)
     torch_calls = {F + "batch_norm": ("running_mean", "running_var", "weight", "bias", "training",
                                       "momentum", "eps")}
 
     def from_torch_module(self, m, in_shapes, out_shape):
         refuse_unless(m.track_running_stats, "batch norm without running statistics")
+        # BatchNorm1d also normalises [N, C, L] sequences, which no feature map of ours is
+        refuse_unless(type(m).__name__ != "BatchNorm1d" or len(in_shapes[0]) == 1,
+                      f"BatchNorm1d on a {dims_text(in_shapes[0])} tensor (only on a vector of features)")
         return {"eps": m.eps, "momentum": m.momentum, "affine": m.affine}
 
     def from_torch_call(self, values, in_shapes, out_shape):
@@ -33,7 +36,8 @@ class BatchNorm(OpKind):
         return {"eps": values.get("eps", 1e-5), "momentum": values.get("momentum", 0.1), "affine": affine}
 
     def output_shape(self, a, inputs):
-        return feature_map(self.name, inputs[0])
+        # a vector's features are its channels (a classifier head's BatchNorm1d)
+        return inputs[0] if len(inputs[0]) == 1 else feature_map(self.name, inputs[0])
 
     def params(self, a, inputs, out):
         return 2 * inputs[0][0] if a["affine"] else 0
@@ -68,7 +72,8 @@ class BatchNorm(OpKind):
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
-        return nn.BatchNorm2d(inputs[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+        norm = nn.BatchNorm1d if len(inputs[0]) == 1 else nn.BatchNorm2d
+        return norm(inputs[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
 
     def describe(self, a):
         return f"eps={a['eps']:g}"

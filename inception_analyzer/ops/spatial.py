@@ -7,20 +7,22 @@ from fractions import Fraction
 
 from ..errors import ShapeError, SpecError
 from ..numbers import numel
-from .args import Arg, boolean, choice, four_sides, optional, positive_pair
+from .args import Arg, boolean, choice, fill_value, four_sides, optional, positive_pair
 from .base import F, ForwardMemory, OpKind, RFStep, refuse_unless, register
 from .windows import feature_map
 
 
 @register
 class Pad(OpKind):
-    """Zeros around the grid: TensorFlow's 'same' padding of a strided convolution puts the odd
-    pixel after the map (pad([0, 1, 0, 1]) then a 3x3/2 convolution with no padding of its own),
-    which torch's symmetric padding cannot say; timm's tf_* models and NFNets pad so."""
+    """Zeros (or another constant) around the grid: TensorFlow's 'same' padding of a strided
+    convolution puts the odd pixel after the map (pad([0, 1, 0, 1]) then a 3x3/2 convolution with
+    no padding of its own), which torch's symmetric padding cannot say; before a max pool it pads
+    with -inf (NASNet's). A negative side crops: NASNet's ZeroPad2d((-1, 1, -1, 1)) shifts the map
+    by a pixel before a strided pool."""
 
     name = "pad"
-    summary = "zeros around the grid, pad([left, right, top, bottom]) in torch's order (nn.ZeroPad2d, F.pad)"
-    args = (Arg("padding", four_sides),)
+    summary = "a constant around the grid, pad([left, right, top, bottom]) in torch's order (nn.ZeroPad2d, F.pad)"
+    args = (Arg("padding", four_sides), Arg("value", fill_value, 0.0))
     torch_modules = ("ZeroPad2d", "ConstantPad2d")
     torch_calls = {F + "pad": ("pad", "mode", "value")}
 
@@ -28,32 +30,42 @@ class Pad(OpKind):
         return self.from_torch_call({"pad": m.padding, "value": getattr(m, "value", 0.0)}, in_shapes, out_shape)
 
     def from_torch_call(self, values, in_shapes, out_shape):
-        refuse_unless(values.get("mode", "constant") == "constant", f"{values.get('mode')} padding (only zeros)")
-        refuse_unless(values.get("value") in (None, 0, 0.0), f"padding with the value {values.get('value')} (only zeros)")
+        refuse_unless(values.get("mode", "constant") == "constant", f"{values.get('mode')} padding (only a constant)")
+        value = values.get("value")
+        refuse_unless(value is None or isinstance(value, (int, float)) and not isinstance(value, bool),
+                      f"padding with {value!r}")
         pad = values.get("pad")
         refuse_unless(isinstance(pad, (list, tuple)) and len(pad) in (2, 4) and len(in_shapes[0]) == 3
-                      and all(isinstance(v, int) and v >= 0 for v in pad),
+                      and all(isinstance(v, int) for v in pad),
                       f"a padding of {pad} (only the height and width of a feature map, by whole pixels)")
-        return {"padding": four_sides("padding", pad)}
+        return {"padding": four_sides("padding", pad), "value": fill_value("value", 0.0 if value is None else value)}
 
     def output_shape(self, a, inputs):
         c, h, w = feature_map(self.name, inputs[0])
         left, right, top, bottom = a["padding"]
-        return (c, h + top + bottom, w + left + right)
+        out = (c, h + top + bottom, w + left + right)
+        if min(out[1:]) < 1:
+            raise ShapeError(f"pad {list(a['padding'])} crops a {h}x{w} grid to nothing")
+        return out
 
     def rf_step(self, a, inputs, grid):
-        """No window: the field only shifts by the leading pixels (the first unit is a zero)."""
+        """No window: the field only shifts by the leading pixels (the first unit is padding, or
+        with a negative side, a pixel further in)."""
         left, _, top, _ = a["padding"]
         return RFStep((1, 1), (1, 1), (top, left))
 
     def zero_border(self, a):
+        if a["value"] != 0 or min(a["padding"]) < 0:
+            return None
         left, right, top, bottom = a["padding"]
         return (top, bottom), (left, right)
 
     def with_border(self, a, border):
+        if a["value"] != 0:
+            return None
         left, right, top, bottom = a["padding"]
         (more_top, more_bottom), (more_left, more_right) = border
-        return {"padding": (left + more_left, right + more_right, top + more_top, bottom + more_bottom)}
+        return {**a, "padding": (left + more_left, right + more_right, top + more_top, bottom + more_bottom)}
 
     def forward_memory(self, a, inputs, out, run, in_place=False):
         """A new tensor; its backward crops the gradient, which needs only the shapes."""
@@ -61,11 +73,11 @@ class Pad(OpKind):
 
     def make_module(self, a, inputs, out):
         import torch.nn as nn
-        return nn.ZeroPad2d(a["padding"])
+        return nn.ConstantPad2d(a["padding"], a["value"]) if a["value"] != 0 else nn.ZeroPad2d(a["padding"])
 
     def describe(self, a):
         left, right, top, bottom = a["padding"]
-        return f"l{left} r{right} t{top} b{bottom}"
+        return f"l{left} r{right} t{top} b{bottom}" + ("" if a["value"] == 0 else f" {a['value']:g}")
 
 
 # per output element: nearest copies one input value; bilinear weighs four (fvcore counts these too)
