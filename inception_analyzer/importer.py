@@ -294,19 +294,19 @@ class _ShapeTracer(_Tracer):
     def __init__(self, leaf_types: set[type], example: torch.Tensor):
         super().__init__(leaf_types)
         self.example = example
-        self.running_module = False
+        self.computing_examples = False
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _ShapedProxy(node, self)
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
-        return attr_val if self.running_module else super().getattr(attr, attr_val, parameter_proxy_cache)
+        return attr_val if self.computing_examples else super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         if not isinstance(proxy, _ShapedProxy):
             return proxy
-        self.running_module = True    # what runs here reads the model's own weights, not proxies
+        self.computing_examples = True    # the example values read the model's own weights, not proxies
         try:
             values = fx.node.map_aggregate(args, _example_value)
             keywords = fx.node.map_aggregate(kwargs, _example_value)
@@ -326,7 +326,7 @@ class _ShapeTracer(_Tracer):
         except Exception:  # noqa: BLE001 - a value it cannot work out only leaves that shape unknown
             proxy.value = None
         finally:
-            self.running_module = False
+            self.computing_examples = False
         return proxy
 
     def trace(self, root, concrete_args=None):
