@@ -22,17 +22,25 @@ fresh page costs. In a model, tensors of many sizes live and die in an order of 
 simulation follows that order (the generated forward's: a tensor freed after its last reader,
 in-place activations and views sharing their input's storage, the output dropped after the call)
 over a few passes to a steady state, and reports for each layer the bytes it touches fresh: its
-own mapped blocks, and the heap's growth over pages it had given back. Where the backend
-computes on copies of a layer's tensors (`layout_copies`: on a CPU, oneDNN's convolutions and
-linear layers copy their input and output into its blocked layout, blocks allocated and freed
-inside the op), those copies are allocated too, after the layer's output (of the orders tried
-against a real process's page faults, the closest; docs/benchmarks.md). A convolution's call
-also reorders its weights (a linear layer's does not): a block of the weights' size, which from
-32 MiB on is mapped, faulted in and unmapped on every call. timm's VGG head, a 7x7 convolution
-of 512 -> 4096 channels, has 411 MB of weights: 150 ms a call with malloc held steady against 49
-ms on warm memory; a 3x3 of 1024 -> 2048 (75 MB) 29.9 ms against 10.5 (nn.Linear with the
-same 411 MB: 14.6 ms either way). The prediction prices the fresh bytes at the profile's
-measured cost per byte.
+own mapped blocks, and the heap's growth over pages it had given back. Within a layer it replays
+the blocks the op's call allocates and frees itself, in the order a trace of a real forward's
+mallocs shows them (OpKind.call_blocks): a convolution's oneDNN reorders of its input and
+weights, then its blocked output, the reorders freed, and only then its plain output; max
+pooling's int64 indices after its output. A convolution's call reorders its weights on every
+call: a block of the weights' size, which from 32 MiB on is mapped, faulted in and unmapped each
+time. timm's VGG head, a 7x7 convolution of 512 -> 4096 channels, has 411 MB of weights: 150 ms a
+call with malloc held steady against 49 ms on warm memory; a 3x3 of 1024 -> 2048 (75 MB) 29.9 ms
+against 10.5 (nn.Linear with the same 411 MB: 14.6 ms either way).
+
+Two rules of the real heap decide where those blocks land. torch asks glibc for 64-byte aligned
+blocks, for which glibc needs a free block 96 bytes larger than the request: the hole a block
+left is too small for the next block of the same size, which grows the heap instead (resnet18 at
+batch 8: conv1's blocked output and its batch norm's output are both 24.5 MiB). And small blocks
+come from the small free chunks a process holds among its long-lived objects, not from the space
+the large ones share. Replayed through these rules, the trace of torchvision's resnet18 at batch
+8 gives the 67 MiB a pass its process faulted in (the heap grows past twice the threshold, is
+trimmed at the end of the pass, and grows again). The prediction prices the fresh bytes at the
+profile's measured cost per byte.
 """
 from __future__ import annotations
 
@@ -41,7 +49,7 @@ from dataclasses import dataclass
 
 from ..graph import AUX, Graph, runs_in_place
 from ..numbers import numel
-from ..ops import Category
+from ..ops.base import CPU, OUTPUT, Alloc, Execution
 from .roofline import shapes_move_data
 
 MIB = 2**20
@@ -49,6 +57,16 @@ KIB = 2**10
 PAGE = 4096
 MMAP_THRESHOLD_MAX = 32 * MIB                     # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
 ALIGN = 16
+# torch's CPU allocator asks glibc for 64-byte aligned blocks (posix_memalign): glibc then looks for
+# a free block 64 + 32 bytes (the alignment and its smallest chunk) larger than the request and gives
+# the slivers it cuts off either side to small requests. A hole a block of the same size left is
+# therefore too small for it (module docstring).
+ALIGNMENT_SLACK = 64 + 32
+# A process holds many small free chunks among its long-lived objects: a small block is served from
+# them, not from the space the large blocks share, so it neither fills nor bridges their holes (a
+# layer's reordered 3x3 weights, 37 KB for 3 -> 64 channels, would otherwise join the two holes of a
+# freed 24.5 MiB block and its neighbour into one that holds the next 24.5 MiB output).
+SMALL_BLOCK = 256 * KIB
 
 
 @dataclass(frozen=True)
@@ -60,7 +78,8 @@ class Allocator:
     mmap_threshold: int = 128 * KIB               # the initial threshold (M_MMAP_THRESHOLD)
     mmap_threshold_max: int = MMAP_THRESHOLD_MAX  # the most it rises to
     top_pad: int = 128 * KIB                      # kept at the top when the heap is trimmed (M_TOP_PAD)
-    layout_copies: bool = False                   # conv and linear layers compute on copies of their tensors
+    layout_copies: bool = False                   # torch has oneDNN: convolutions compute on blocked copies
+    channel_block: int = 16                       # oneDNN's channel block there (16 with AVX-512, 8 with AVX2)
 
 
 class _Heap:
@@ -79,13 +98,16 @@ class _Heap:
         below the top, else the top's free space when it holds the block, and only then, when the
         heap would have to grow, a block of at least the threshold mapped on its own, a smaller one
         from the heap's growth."""
+        if size < SMALL_BLOCK:                    # served from the small free chunks the process holds
+            return ("small", size), 0
         size = -(-(size + ALIGN) // ALIGN) * ALIGN     # the request and the block's header
         last = self.blocks[self.starts[-1]] if self.starts else None
         top_free = last if last is not None and last[2] else None
         best = None
         for start in self.starts:
             block = self.blocks[start]
-            if block is not top_free and block[2] and block[1] >= size and (best is None or block[1] < best[1]):
+            if block is not top_free and block[2] and block[1] >= size + ALIGNMENT_SLACK \
+                    and (best is None or block[1] < best[1]):
                 best = block
         if best is not None:                      # a free block: pages already backed
             if best[1] > size:
@@ -106,6 +128,8 @@ class _Heap:
 
     def free(self, handle: tuple) -> None:
         kind, value = handle
+        if kind == "small":
+            return
         if kind == "mmap":
             if self.threshold < value <= self.allocator.mmap_threshold_max:
                 self.threshold = value            # glibc's dynamic threshold
@@ -147,45 +171,49 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
         for source in node.inputs:
             last_read[source] = index
     heap = _Heap(allocator)
+    run = Execution(batch, element_bytes, training=False, backend=CPU, channel_block=allocator.channel_block,
+                    onednn=allocator.layout_copies)
     fresh: dict[str, int] = {}
     for _ in range(passes):
         storage: dict[str, str] = {}              # tensor -> the tensor whose storage it shares
         holders: dict[str, list] = {}             # storage -> [handle, tensors alive on it]
         for index, node in enumerate(layers):
-            shares = _shares_input(graph, node)
             new = 0
-            if shares and node.inputs[0] in storage:
-                owner = storage[node.inputs[0]]
-                storage[node.path] = owner
-                holders[owner][1] += 1
-            elif not shares:
-                handle, more = heap.malloc(batch * numel(node.out_shape) * element_bytes)
-                new += more
-                storage[node.path] = node.path
-                holders[node.path] = [handle, 1]
-            copies = []
-            staged = node.op.staged_input(node.args, list(node.in_shapes))
-            if staged is not None:   # a padded copy of the input, made first
-                handle, more = heap.malloc(batch * numel(staged) * element_bytes)
-                copies.append(handle)
-                new += more
-            convolution = node.op.geometry(node.args, list(node.in_shapes), node.out_shape) is not None
-            if allocator.layout_copies and (node.op.category is Category.LINEAR or convolution):
-                sizes = [batch * numel(shape) * element_bytes for shape in (node.in_shapes[0], node.out_shape)]
-                if convolution:   # oneDNN reorders a convolution's weights too, on every call
-                    sizes.append(node.op.params(node.args, list(node.in_shapes), node.out_shape) * element_bytes)
-                for size in sizes:
-                    handle, more = heap.malloc(size)
-                    copies.append(handle)
+            held: list = []                       # the call's own blocks, in the order it allocates them
+            for step in node.op.call_blocks(node.args, list(node.in_shapes), node.out_shape, run):
+                if step == OUTPUT:
+                    new += _allocate_output(heap, graph, node, batch * numel(node.out_shape) * element_bytes,
+                                            storage, holders)
+                elif isinstance(step, Alloc):
+                    handle, more = heap.malloc(step.bytes)
+                    held.append(handle)
                     new += more
-            for handle in copies:
-                heap.free(handle)
+                elif held[step.index] is not None:
+                    heap.free(held[step.index])
+                    held[step.index] = None
+            for handle in reversed(held):         # what the call still holds, freed as it returns
+                if handle is not None:
+                    heap.free(handle)
             fresh[node.path] = new
             for source in dict.fromkeys(node.inputs):   # in order: a set's order varies by process (hash seed)
                 if last_read.get(source) == index and source in storage and source != graph.output:
                     _release(heap, holders, storage[source])
         if graph.output in storage:               # the caller drops the output after the call
             _release(heap, holders, storage[graph.output])
+    return fresh
+
+
+def _allocate_output(heap: _Heap, graph: Graph, node, size: int, storage: dict, holders: dict) -> int:
+    """The layer's output: a block of its own, or its input's storage (in place, a view): bytes fresh."""
+    if _shares_input(graph, node):
+        if node.inputs[0] in storage:
+            owner = storage[node.inputs[0]]
+            storage[node.path] = owner
+            holders[owner][1] += 1
+        return 0
+    handle, fresh = heap.malloc(size)
+    storage[node.path] = node.path
+    holders[node.path] = [handle, 1]
     return fresh
 
 

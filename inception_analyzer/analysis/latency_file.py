@@ -129,7 +129,8 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
                                    "mmap_threshold_bytes": profile.allocator.mmap_threshold,
                                    "mmap_threshold_max_bytes": profile.allocator.mmap_threshold_max,
                                    "top_pad_bytes": profile.allocator.top_pad,
-                                   "layout_copies": profile.allocator.layout_copies}} if profile.allocator else {}),
+                                   "layout_copies": profile.allocator.layout_copies,
+                                   "channel_block": profile.allocator.channel_block}} if profile.allocator else {}),
                  "fallback": {"overhead_us": _us(profile.fallback.overhead),
                               "roofline_efficiency": _number(profile.fallback.efficiency)},
                  "entries": entries})
@@ -362,7 +363,7 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
     allocator_reader = top.sub("allocator", required=False)
     if allocator_reader is not None:
         allocator_reader.only(("kind", "fault_ns_per_byte", "mmap_threshold_bytes", "mmap_threshold_max_bytes",
-                               "top_pad_bytes", "layout_copies"))
+                               "top_pad_bytes", "layout_copies", "channel_block"))
         copies = allocator_reader.get("layout_copies", required=False)
         if copies is not None and not isinstance(copies, bool):
             raise LatencyError(f"'layout_copies' must be true or false, got {shown(copies)}",
@@ -373,7 +374,10 @@ def parse_profile(data: Any, where: SourceLocation) -> LatencyProfile:
                               mmap_threshold_max=allocator_reader.integer("mmap_threshold_max_bytes", low=1,
                                                                           high=2**40),
                               top_pad=allocator_reader.integer("top_pad_bytes", high=2**40),
-                              layout_copies=bool(copies))
+                              layout_copies=bool(copies),
+                              # profiles written before the key came from an AVX-512 machine
+                              channel_block=allocator_reader.integer("channel_block", low=1, high=1024, required=False)
+                              or 16)
     cold = top.sub("cold_weights", required=False)
     if cold is not None:
         cold.only(("ns_per_byte", "cache_bytes"))

@@ -84,7 +84,8 @@ def warm_allocations(device: torch.device) -> Iterator[bool]:
 def measure_allocator(device: torch.device, size: int = 64 * 2**20, repeats: int = 5) -> Allocator:
     """What a fresh page costs: filling memory just mapped from the kernel (each page faulted in
     and cleared on its first touch) less filling it again, per byte, with torch's threads; the
-    median of a few mappings. Plus whether convolutions compute on layout copies (oneDNN), and
+    median of a few mappings. Plus whether convolutions compute on layout copies (oneDNN) and the
+    channel block those round to (16 where the CPU has AVX-512, else 8), and
     the steady state the measurements run in (its threshold, from the start)."""
     import mmap
 
@@ -103,4 +104,5 @@ def measure_allocator(device: torch.device, size: int = 64 * 2**20, repeats: int
         mapping.close()
     costs.sort()
     return Allocator(fault_seconds_per_byte=rounded(costs[len(costs) // 2]), mmap_threshold=STEADY_MMAP_THRESHOLD,
-                     layout_copies=device.type == "cpu" and torch.backends.mkldnn.is_available())
+                     layout_copies=device.type == "cpu" and torch.backends.mkldnn.is_available(),
+                     channel_block=16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8)

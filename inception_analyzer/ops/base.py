@@ -155,6 +155,7 @@ class Execution:
     # AVX-512, 8 with AVX2 only)
     channel_block: int = 16
     master_bytes: int = 4         # the weights' and gradients' dtype in training
+    onednn: bool = True           # torch was built with oneDNN (mkldnn): convolutions go to it
 
     def bytes_of(self, shape: Shape, element_bytes: int | None = None) -> int:
         """Bytes of one tensor of this per-image shape for the whole batch."""
@@ -186,6 +187,24 @@ class ForwardMemory:
     saves_output: bool = False
     saved_bytes: int = 0
     workspace_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Alloc:
+    """A block an op's call allocates for itself, in bytes for the whole batch."""
+
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Free:
+    """The call frees its `index`-th Alloc (counted from 0 in the order it allocated them)."""
+
+    index: int
+
+
+OUTPUT = "output"   # where among a call's own blocks its output is allocated
+CallStep = Alloc | Free | str
 
 
 @dataclass(frozen=True)
@@ -372,6 +391,16 @@ class OpKind:
     def geometry(self, a: dict, inputs: list[Shape], out: Shape) -> ConvGeometry | None:
         """The convolution geometry of a convolution-like op; None for every other op."""
         return None
+
+    def call_blocks(self, a: dict, inputs: list[Shape], out: Shape, run: Execution) -> tuple[CallStep, ...]:
+        """The blocks its forward call allocates and frees itself, in the order it does, and where
+        among them it allocates its output (OUTPUT); blocks it still holds are freed, last first,
+        as it returns. The allocator's simulation replays them (analysis/allocator.py): where a
+        block lands decides which pages are fresh. Default: the output, then the workspace
+        forward_memory counts (max pooling's int64 indices, which torch's CPU kernel makes even
+        where nobody asks for them), freed as it returns."""
+        workspace = self.forward_memory(a, inputs, out, run).workspace_bytes
+        return (OUTPUT, Alloc(workspace)) if workspace else (OUTPUT,)
 
     def staged_input(self, a: dict, inputs: list[Shape]) -> Shape | None:
         """The shape of a copy of its input the call makes before it computes (a convolution

@@ -4,8 +4,8 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import numel
 from .args import Arg, boolean, padding_arg, positive_int, positive_pair
-from .base import (CPU, F, BackwardMemory, Category, ConvGeometry, Execution, ForwardMemory, OpKind, RFStep,
-                   WeightRef, refuse_unless, register)
+from .base import (CPU, OUTPUT, Alloc, BackwardMemory, Category, ConvGeometry, Execution, F, ForwardMemory, Free,
+                   OpKind, RFStep, WeightRef, refuse_unless, register)
 from .windows import feature_map, kernel_text, resolve_padding, window_output
 
 # ATen runs a fp32 convolution on the CPU with its own im2col kernel (`_slow_conv2d`) instead of
@@ -110,6 +110,29 @@ class Conv(OpKind):
         c, h, w = inputs[0]
         return (c, h + top + bottom, w + left + right)
 
+    def call_blocks(self, a, inputs, out, run):
+        """On the CPU, as a trace of a forward's mallocs shows them: oneDNN reorders the input and
+        the weight, allocates its blocked output, frees the two reorders, and only then is the plain
+        output allocated and the blocked one copied into it and freed; ATen's own kernel unfolds
+        the columns before it allocates the output. A convolution padded more on one side computes
+        on a padded copy of its input made first and freed after it returns."""
+        steps: list = []
+        staged = self.staged_input(a, inputs)
+        if staged is not None:
+            steps.append(Alloc(run.bytes_of(staged)))
+            a, inputs = {**a, "padding": (0, 0)}, [staged]
+        if run.backend != CPU:
+            return (*steps, OUTPUT)
+        if not self._onednn(a, inputs, run):
+            columns = self._columns(a, inputs, out, run)
+            return (*steps, Alloc(columns), OUTPUT) if columns else (*steps, OUTPUT)
+        blocked_input, blocked_weight, blocked_output = self._blocks(a, inputs, out, run)
+        reorders = [len(steps) + i for i in range(2 if blocked_input else 1)]
+        if blocked_input:
+            steps.append(Alloc(blocked_input))
+        steps += [Alloc(blocked_weight), Alloc(blocked_output)]
+        return (*steps, *(Free(index) for index in reversed(reorders)), OUTPUT)
+
     def backward_memory(self, a, inputs, out, run, input_grads):
         staged = self.staged_input(a, inputs)
         if staged is None:
@@ -119,6 +142,8 @@ class Conv(OpKind):
 
     # -- the CPU's workspaces (measured with torch's profiler: tests/test_memory.py checks them)
     def _onednn(self, a, inputs, run: Execution) -> bool:
+        if not run.onednn:
+            return False
         if run.element_bytes != 4:
             return True               # bf16 and fp16 always go to oneDNN
         c, h, w = inputs[0]

@@ -4,7 +4,8 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text, numel
 from .args import Arg, boolean, number, optional, positive_float, positive_int, probability
-from .base import CPU, F, BackwardMemory, Category, ForwardMemory, OpKind, refuse_unless, register
+from .base import (CPU, OUTPUT, Alloc, BackwardMemory, Category, F, ForwardMemory, Free, OpKind, refuse_unless,
+                   register)
 from .windows import feature_map
 
 
@@ -106,6 +107,15 @@ class LocalResponseNorm(OpKind):
             return ForwardMemory(workspace_bytes=2 * run.bytes_of(inputs[0]))
         padded = run.bytes_of((c + a["size"] - 1, h, w))
         return ForwardMemory(saves_inputs=(0,), saved_bytes=padded + 2 * run.bytes_of(inputs[0]))
+
+    def call_blocks(self, a, inputs, out, run):
+        """torch's Python composition, as a trace of its mallocs shows it: the squares, their padded
+        copy, the window average, then the scaling, the shift and the power, each a new tensor
+        freeing the one before, and the output divided last."""
+        c, h, w = inputs[0]
+        size, padded = run.bytes_of(inputs[0]), run.bytes_of((c + a["size"] - 1, h, w))
+        return (Alloc(size), Alloc(padded), Free(0), Alloc(size), Free(1), Alloc(size), Alloc(size), Free(3),
+                Alloc(size), Free(4), Free(2), OUTPUT)
 
     def backward_memory(self, a, inputs, out, run, input_grads):
         return BackwardMemory(workspace_bytes=3 * run.bytes_of(inputs[0]))   # its ops' gradients (measured)
