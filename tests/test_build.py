@@ -283,6 +283,24 @@ def test_in_place_activations_leave_training_gradients_unchanged():
         torch.testing.assert_close(ours.grad, reference.grad, msg=name)
 
 
+def test_silu_and_leaky_relu_run_in_place_as_torchvision_builds_them(tmp_path):
+    """torch's SiLU and LeakyReLU take `inplace` as ReLU does (torchvision's EfficientNet builds
+    SiLU(inplace=True)); out of place, an EfficientNet's SiLU after each batch norm allocates a
+    tensor the original does not. In place, the outputs and the training gradients are the same."""
+    spec = tmp_path / "swish.yaml"
+    spec.write_text("name: swish\ninput: [3, 8, 8]\nlayers:\n"
+                    "  - conv(4, 3, padding=1)\n  - bn\n  - s: silu\n  - conv(4, 3, padding=1)\n  - bn\n"
+                    "  - l: leaky_relu(0.1)\n  - flatten\n  - fc: linear(2)\n")
+    model = build_model(str(spec)).train()
+    assert (model.s.inplace, model.l.inplace) == (True, True)
+    twin = _out_of_place_twin(model)
+    image = torch.randn(2, 3, 8, 8)
+    for network in (model, twin):
+        network(image).square().sum().backward()
+    for (name, ours), (_, reference) in zip(model.named_parameters(), twin.named_parameters()):
+        torch.testing.assert_close(ours.grad, reference.grad, msg=name)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_build_matches_cpu():
     cuda_checks().cuda_build_matches_cpu()  # the GPU suite runs the same check without pytest
