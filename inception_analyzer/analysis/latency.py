@@ -89,7 +89,8 @@ Which entry prices a layer follows from its op kind's facets, never from a model
     its roofline time is 0, and it takes no fresh pages.
   - a convolution class or pooling window the profile lacks takes the nearest window of the same
     kind (a conv of the same grouping, a pool of the same op: kernel area, then stride, then
-    aspect); an op kind the profile has no entry for at all falls back to the roofline
+    aspect); an activation run in place that the profile timed only out of place takes that
+    entry; an op kind the profile has no entry for at all falls back to the roofline
     (analysis/roofline.py, on the profile's measured roofs) divided by the profile's fitted
     roofline efficiency, plus the median overhead. Each layer says which way it was priced (`how`).
 """
@@ -509,7 +510,11 @@ def nearest_entry(profile: LatencyProfile, work: LayerWork) -> str | None:
     """The calibrated entry of the same family (a conv of the same grouping, a pool of the same
     op) closest to a window the profile lacks: nearest in log window area, then in log stride,
     then in aspect; an entry without a window ('maxpool global') only when no other is there.
-    None when the family has no entry at all."""
+    An activation run in place that the profile did not time in place ('silu (in place)' in a
+    profile calibrated before silu took `inplace`) takes the entry timed out of place: the same
+    work, one write stream more. None when the family has no entry at all."""
+    if work.key.endswith(IN_PLACE) and work.key[:-len(IN_PLACE)] in profile.entries:
+        return work.key[:-len(IN_PLACE)]
     if not work.family:
         return None
     best, best_distance = None, None

@@ -227,7 +227,7 @@ def curve_shapes(quick: bool, channels: int = 64, extra: int = 1) -> list[tuple[
 
 
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
-IN_PLACE_ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid")
+IN_PLACE_ACTIVATIONS = tuple(name for name in ACTIVATIONS if OPS[name].in_place_capable)
 POOLS = [("maxpool", {"kernel": [3, 3], "stride": 2}), ("maxpool", {"kernel": [3, 3], "stride": 1, "padding": 1}),
          ("maxpool", {"kernel": [2, 2], "stride": 2}),
          ("avgpool", {"kernel": [3, 3], "stride": 1, "padding": 1}), ("avgpool", {"kernel": [2, 2], "stride": 2}),
