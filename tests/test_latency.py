@@ -128,6 +128,19 @@ def test_an_out_of_place_activation_takes_the_plain_entry():
     assert entries == ["relu (in place)", "relu"]          # the second: its input is no fresh output
 
 
+def test_an_in_place_activation_the_profile_timed_only_out_of_place_takes_that_entry():
+    """A profile calibrated before silu took `inplace` has 'silu' and no 'silu (in place)': the
+    in-place layer is priced by the out-of-place entry (the same work), not the roofline fallback."""
+    spec = SMALL.replace("  - relu\n", "  - silu\n")
+    profile = hand_profile()
+    silu_entry = CurveEntry("silu", 3 * US, ELEMENTS, ((2048.0, 5 * US),))
+    profile = replace(profile, entries={**profile.entries, "silu": silu_entry})
+    (silu,) = [layer for layer in ia.analyze(build_graph(load_spec_text(spec, "swish.yaml"))).predict(profile, 2).layers
+               if layer.op == "silu"]
+    assert (silu.entry, silu.how, silu.via) == ("silu (in place)", NEAREST, "silu")
+    assert silu.kernel_seconds == pytest.approx(5 * US)     # 1,024 elements read and 1,024 written
+
+
 def test_nearest_class_for_an_uncalibrated_conv():
     spec = SMALL.replace("conv(8, 3, padding=1, bias=false)", "conv(8, 5, padding=2, bias=false)")
     layers = ia.analyze(build_graph(load_spec_text(spec, "five.yaml"))).predict(hand_profile(), 2).layers

@@ -44,7 +44,8 @@ _activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, Fal
             saves_result=True)
 # ReLU6 is hardtanh: in place its backward reads the result, out of place the input
 _activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False), saves_result=True)
-_activation("leaky_relu", "LeakyReLU", "leaky ReLU", Arg("negative_slope", number, 0.01), Arg("inplace", boolean, False))
+_activation("leaky_relu", "LeakyReLU", "leaky ReLU", Arg("negative_slope", number, 0.01),
+            Arg("inplace", boolean, False))
 _activation("gelu", "GELU", "Gaussian error linear unit", Arg("approximate", choice("none", "tanh"), "none"))
 _activation("silu", "SiLU", "sigmoid linear unit (swish)", Arg("inplace", boolean, False))
 _activation("sigmoid", "Sigmoid", "logistic sigmoid", saves_result=True)
