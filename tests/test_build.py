@@ -230,6 +230,15 @@ def _out_of_place_twin(model):
     return twin
 
 
+def _assert_same_gradients_as_out_of_place_twin(model, image) -> None:
+    """A training step's weight gradients equal those of the model with every activation out of place."""
+    twin = _out_of_place_twin(model)
+    for network in (model, twin):
+        network(image).square().sum().backward()
+    for (name, ours), (_, reference) in zip(model.named_parameters(), twin.named_parameters()):
+        torch.testing.assert_close(ours.grad, reference.grad, msg=name)
+
+
 def test_activations_run_in_place_only_on_private_fresh_tensors(tmp_path):
     spec = tmp_path / "forked.yaml"
     spec.write_text("name: forked\ninput: [3, 8, 8]\nlayers:\n"
@@ -275,12 +284,7 @@ def test_in_place_activations_leave_training_gradients_unchanged():
     torch.manual_seed(0)
     model = build_model(str(spec_path("resnet50")), input_size=64).train()   # relu after add and after bn
     assert sum(getattr(m, "inplace", False) for m in model.modules()) == 49
-    twin = _out_of_place_twin(model)
-    image = torch.randn(2, 3, 64, 64)
-    for network in (model, twin):
-        network(image).square().sum().backward()
-    for (name, ours), (_, reference) in zip(model.named_parameters(), twin.named_parameters()):
-        torch.testing.assert_close(ours.grad, reference.grad, msg=name)
+    _assert_same_gradients_as_out_of_place_twin(model, torch.randn(2, 3, 64, 64))
 
 
 def test_silu_and_leaky_relu_run_in_place_as_torchvision_builds_them(tmp_path):
@@ -293,12 +297,7 @@ def test_silu_and_leaky_relu_run_in_place_as_torchvision_builds_them(tmp_path):
                     "  - l: leaky_relu(0.1)\n  - flatten\n  - fc: linear(2)\n")
     model = build_model(str(spec)).train()
     assert (model.s.inplace, model.l.inplace) == (True, True)
-    twin = _out_of_place_twin(model)
-    image = torch.randn(2, 3, 8, 8)
-    for network in (model, twin):
-        network(image).square().sum().backward()
-    for (name, ours), (_, reference) in zip(model.named_parameters(), twin.named_parameters()):
-        torch.testing.assert_close(ours.grad, reference.grad, msg=name)
+    _assert_same_gradients_as_out_of_place_twin(model, torch.randn(2, 3, 8, 8))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

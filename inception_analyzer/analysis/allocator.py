@@ -48,7 +48,6 @@ import bisect
 from dataclasses import dataclass
 
 from ..graph import AUX, Graph, runs_in_place
-from ..numbers import numel
 from ..ops.base import CPU, OUTPUT, Alloc, Execution
 from .roofline import shapes_move_data
 
@@ -173,6 +172,8 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
     heap = _Heap(allocator)
     run = Execution(batch, element_bytes, training=False, backend=CPU, channel_block=allocator.channel_block,
                     onednn=allocator.layout_copies)
+    # what each call allocates and frees itself is the same every pass
+    calls = [node.op.call_blocks(node.args, list(node.in_shapes), node.out_shape, run) for node in layers]
     fresh: dict[str, int] = {}
     for _ in range(passes):
         storage: dict[str, str] = {}              # tensor -> the tensor whose storage it shares
@@ -180,10 +181,9 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
         for index, node in enumerate(layers):
             new = 0
             held: list = []                       # the call's own blocks, in the order it allocates them
-            for step in node.op.call_blocks(node.args, list(node.in_shapes), node.out_shape, run):
+            for step in calls[index]:
                 if step == OUTPUT:
-                    new += _allocate_output(heap, graph, node, batch * numel(node.out_shape) * element_bytes,
-                                            storage, holders)
+                    new += _allocate_output(heap, graph, node, run.bytes_of(node.out_shape), storage, holders)
                 elif isinstance(step, Alloc):
                     handle, more = heap.malloc(step.bytes)
                     held.append(handle)

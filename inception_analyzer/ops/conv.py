@@ -127,11 +127,14 @@ class Conv(OpKind):
             columns = self._columns(a, inputs, out, run)
             return (*steps, Alloc(columns), OUTPUT) if columns else (*steps, OUTPUT)
         blocked_input, blocked_weight, blocked_output = self._blocks(a, inputs, out, run)
-        reorders = [len(steps) + i for i in range(2 if blocked_input else 1)]
+        reordered_input = len(steps) if blocked_input else None
         if blocked_input:
             steps.append(Alloc(blocked_input))
-        steps += [Alloc(blocked_weight), Alloc(blocked_output)]
-        return (*steps, *(Free(index) for index in reversed(reorders)), OUTPUT)
+        reordered_weight = len(steps)
+        steps += [Alloc(blocked_weight), Alloc(blocked_output), Free(reordered_weight)]
+        if reordered_input is not None:
+            steps.append(Free(reordered_input))
+        return (*steps, OUTPUT)
 
     def backward_memory(self, a, inputs, out, run, input_grads):
         staged = self.staged_input(a, inputs)
