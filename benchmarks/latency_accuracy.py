@@ -34,7 +34,7 @@ between them, do not wait.
 
 With --rounds N every model and batch is measured N times, round after round over the whole list
 (each time in a fresh process, after a reference convolution that shows the machine's speed at
-that moment): a virtual machine's speed drifts by up to a fifth over tens of seconds, and the
+that moment, and the memory's speed, a copy beyond the cache, before and after): a virtual machine's speed drifts by up to a fifth over tens of seconds, and the
 rounds spread that drift over every model. The table keeps the median of a model's rounds, and
 their spread, which is the noise floor any prediction is checked against.
 
@@ -128,7 +128,7 @@ def reference_ms(device) -> float:
 
 def measure(analysis, batch: int, settings, max_others: float, retries: int, say) -> dict:
     from inception_analyzer.bench.host_allocator import steady_allocator
-    from inception_analyzer.bench.machine import OthersCpu, wait_for_quiet
+    from inception_analyzer.bench.machine import MemoryProbe, OthersCpu, wait_for_quiet
     from inception_analyzer.bench.progress import Progress
     from inception_analyzer.bench.runner import measure_models
     from inception_analyzer.bench.workload import build_ours
@@ -139,14 +139,20 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
         load_before = os.getloadavg()[0]
         steady_allocator(settings.device)    # as bench holds it, before the reference too
         reference = reference_ms(settings.device)
+        # the memory's speed just before and after (docs/benchmarks.md, "The memory's two speeds")
+        memory = MemoryProbe() if settings.device.type == "cpu" else None
+        before = memory() if memory else None
         with OthersCpu() as others:
             (ours,) = measure_models([("ours", lambda: build_ours(graph, settings))], graph, analysis, batch, settings,
                                      None, Progress(1, enabled=False))
+        after = memory() if memory else None
+        del memory
         if not ours.ok:
             raise SystemExit(f"{graph.name} batch {batch}: {ours.status}")
         result = {"p50": ours.timing.median, "p90": ours.timing.p90, "n": ours.timing.iterations,
                   "others_before": quiet, "others_during": others.share, "load_before": load_before,
-                  "load_after": os.getloadavg()[0], "attempt": attempt, "reference_ms": reference}
+                  "load_after": os.getloadavg()[0], "attempt": attempt, "reference_ms": reference,
+                  **({"memory_gbps_before": before / 1e9, "memory_gbps_after": after / 1e9} if before else {})}
         if others.share is None or others.share <= max_others:
             return result
         say(f"{graph.name} batch {batch}: others used {100 * others.share:.0f}% of the CPUs meanwhile; again")
@@ -286,10 +292,12 @@ def grouped(rows: list[dict]) -> list[dict]:
         measured = [r["p50"] for r in members]
         median = statistics.median(measured)
         references = [r["reference_ms"] for r in members if r.get("reference_ms")]
+        speeds = [r[key] for r in members for key in ("memory_gbps_before", "memory_gbps_after") if r.get(key)]
         last = members[-1]
         out.append({**last, "p50": median, "error": last["predicted"] / median - 1, "rounds": len(members),
                     "low": min(measured), "high": max(measured),
                     "reference": (min(references), max(references)) if references else None,
+                    "memory": (min(speeds), max(speeds)) if speeds else None,
                     "others_during": max((r.get("others_during") or 0) for r in members),
                     "load_before": max(r["load_before"] for r in members)})
     return out
@@ -297,16 +305,18 @@ def grouped(rows: list[dict]) -> list[dict]:
 
 def table(path: Path) -> str:
     rows = grouped(read_rows(path))
-    lines = ["| model | batch | predicted | measured | error | rounds: lowest - highest | reference conv | roofline "
-             "| others' CPU share | 1-min load |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | batch | predicted | measured | error | rounds: lowest - highest | reference conv | memory copy "
+             "| roofline | others' CPU share | 1-min load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = r["model"] + (" (imported)" if r.get("imported") else "")
         spread = (f"{r['rounds']}: {_ms(r['low'])} - {_ms(r['high'])} ({100 * (r['high'] / r['low'] - 1):.0f}%)"
                   if r["rounds"] > 1 else "1")
         reference = f"{r['reference'][0]:.2f} - {r['reference'][1]:.2f} ms" if r["reference"] else "-"
+        memory = f"{r['memory'][0]:.0f} - {r['memory'][1]:.0f} GB/s" if r["memory"] else "-"
         lines.append(f"| {name} | {r['batch']} | {_ms(r['predicted'])} | {_ms(r['p50'])} | {100 * r['error']:+.1f}% | "
-                     f"{spread} | {reference} | {_ms(r['roofline'])} | {100 * (r.get('others_during') or 0):.1f}% "
+                     f"{spread} | {reference} | {memory} | {_ms(r['roofline'])} | "
+                     f"{100 * (r.get('others_during') or 0):.1f}% "
                      f"| {r['load_before']:.2f} |")
     errors = [abs(r["error"]) for r in rows]
     if errors:

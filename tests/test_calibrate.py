@@ -15,7 +15,8 @@ from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # n
 from inception_analyzer.analysis.latency_file import read_profile  # noqa: E402
 from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
 from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, calibration_cases, fit_entries,  # noqa: E402
-                                                in_model_counts, native_rule)
+                                                in_model_counts, native_rule, MemoryWatch)
+from inception_analyzer.bench.machine import MemoryProbe, last_level_cache_bytes  # noqa: E402
 from inception_analyzer.cli import main  # noqa: E402
 
 
@@ -44,6 +45,51 @@ def test_the_quick_profile_has_every_entry_of_its_grid(quick_profile):
     for key in ("flatten", "dropout", "identity"):               # views and no-ops: an overhead only
         assert profile.entries[key].points == () and profile.entries[key].overhead > 0
     assert 0 < profile.fallback.efficiency and profile.roofs.matmul_flops > 0
+
+
+def test_the_profile_records_the_memorys_speed_while_it_was_calibrated(quick_profile):
+    looked = read_profile(quick_profile).calibration
+    if last_level_cache_bytes() is None:          # no cache to be beyond: nothing looked at
+        assert "memory_looks" not in looked
+        return
+    assert looked["memory_looks"] >= 2                            # at the first case and the end at least
+    assert 0 < looked["memory_gbps_lowest"] <= looked["memory_gbps_median"] <= looked["memory_gbps_highest"]
+
+
+def test_the_watch_looks_once_a_second_and_sums_up_by_hand():
+    watch = MemoryWatch()
+    speeds = iter([40e9, 80e9, 45e9, 44e9])
+    watch.probe = lambda: next(speeds)
+    watch.look()
+    watch.look()                                  # within the second: no look
+    watch.look(now=True)
+    watch.look(now=True)
+    assert watch.speeds == [40e9, 80e9, 45e9]
+    assert watch.summary() == {"memory_looks": 3, "memory_gbps_lowest": 40.0, "memory_gbps_median": 45.0,
+                               "memory_gbps_highest": 80.0}
+    watch.probe = None                            # no cache to be beyond: the watch never looks
+    watch.look(now=True)
+    assert len(watch.speeds) == 3
+
+
+def test_the_memory_probe_agrees_with_a_copy_timed_apart():
+    """The probe's bytes/s against numpy copying the same bytes, timed here: the same memory,
+    measured by other code (a shared machine's memory moves by half at times: within x3)."""
+    import time
+
+    import numpy as np
+
+    probe = MemoryProbe()
+    source = np.ones(probe.source.numel(), dtype=np.float32)
+    target = np.empty_like(source)
+    np.copyto(target, source)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        times.append(time.perf_counter() - start)
+    apart = 2 * source.nbytes / sorted(times)[1]
+    assert apart / 3 < probe() < apart * 3
 
 
 def test_analyze_predicts_with_it(quick_profile, capsys):

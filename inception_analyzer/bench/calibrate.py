@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import math
+import statistics
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -30,7 +31,7 @@ from ..dtypes import get_dtype
 from ..ops import OPS
 from .host_allocator import measure_allocator, warm_allocations
 from .limits import BenchError
-from .machine import OthersCpu, environment, last_level_cache_bytes, measure_cpu_with_torch, wait_for_quiet
+from .machine import MemoryProbe, OthersCpu, environment, last_level_cache_bytes, measure_cpu_with_torch, wait_for_quiet
 from .progress import Progress
 from .timing import iterations_for, seconds_per_iteration, synchronize, time_iterations
 
@@ -42,6 +43,7 @@ RETRIES = 3                   # times a disturbed window of cases is timed again
 WINDOW = 0.5                  # seconds of cases checked together for other processes' work
 QUIET_WAIT = 60.0             # seconds to wait for a quiet machine before timing a case anyway
 MAX_QUIET_WAIT = 600.0        # seconds of such waiting in a whole calibration, after which it times regardless
+WATCH_INTERVAL = 1.0          # seconds between two looks at a CPU memory's speed (MemoryWatch; 4 to 10 ms each)
 
 
 @dataclass(frozen=True)
@@ -540,8 +542,11 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     cut, retaken, others_seen, waited = 0, 0, 0.0, 0.0
     quiet = math.inf if grid == "quick" else quiet     # the quick grid (tests, a first look) never waits
     results: dict[int, tuple[Prepared, float]] = {}
+    watch = MemoryWatch() if device.type == "cpu" else None
 
     def time_one(prepared: Prepared) -> float:
+        if watch:
+            watch.look()
         if prepared.case.overhead and execution == QUEUE:
             return host_seconds(prepared, device)
         return time_case(prepared, device, min_time)
@@ -585,6 +590,8 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         window = []
         others = OthersCpu().__enter__()
         window_start = time.monotonic()
+    if watch:
+        watch.look(now=True)
     native_classes: dict[str, dict[str, Any]] = {}       # a class with native calls -> one of its cases' arguments
     for index in sorted(results):
         prepared, seconds = results[index]
@@ -623,8 +630,36 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time,
                      **({"cut_by_time_budget": cut} if cut else {}),
                      **({"retaken_when_disturbed": retaken, "waited_for_quiet_seconds": round(waited),
-                         "others_cpu_share_at_most": round(others_seen, 3)} if device.type == "cpu" else {})})
+                         "others_cpu_share_at_most": round(others_seen, 3)} if device.type == "cpu" else {}),
+                     **(watch.summary() if watch else {})})
     return CalibrationRun(profile, samples, elapsed)
+
+
+class MemoryWatch:
+    """A CPU memory's speed (MemoryProbe: a copy beyond the cache), looked at every WATCH_INTERVAL
+    seconds through a calibration and recorded in the profile (lowest, median, highest). On the
+    development machine it moves between about 45 and about 80 GB/s for minutes at a time, and the
+    microbenchmarks of tensors beyond the cache with it; the models, timed, do not follow
+    (docs/benchmarks.md, "The memory's two speeds"). The record says in which state, or mix of
+    them, a profile's curves beyond the cache were taken."""
+
+    def __init__(self) -> None:
+        self.probe = MemoryProbe() if last_level_cache_bytes() else None
+        self.speeds: list[float] = []
+        self.last = -math.inf
+
+    def look(self, now: bool = False) -> None:
+        if self.probe is not None and (now or time.monotonic() - self.last >= WATCH_INTERVAL):
+            self.speeds.append(self.probe())
+            self.last = time.monotonic()
+
+    def summary(self) -> dict[str, float | int]:
+        """The calibration record's lines."""
+        if not self.speeds:
+            return {}
+        return {"memory_looks": len(self.speeds), "memory_gbps_lowest": round(min(self.speeds) / 1e9, 1),
+                "memory_gbps_median": round(statistics.median(self.speeds) / 1e9, 1),
+                "memory_gbps_highest": round(max(self.speeds) / 1e9, 1)}
 
 
 MIN_NATIVE_SAMPLES = 4       # a class's native calls keep an entry of their own from this many on (and as many others)

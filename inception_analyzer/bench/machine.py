@@ -54,6 +54,31 @@ def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int
     return CpuMeasurement(flops, bandwidth, f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
+MEMORY_PROBE_BYTES = 64 * 2**20    # twice the development machine's last-level cache: its copy runs from memory
+
+
+class MemoryProbe:
+    """The memory's speed now: a copy of MEMORY_PROBE_BYTES (or of twice the last-level cache,
+    when larger) with torch's threads, read + written bytes over the median of three copies, in
+    bytes/s. Built once (its two tensors stay), called as often as needed: 4 to 10 ms a call on
+    the development machine, whose memory copies at about 45 or about 80 GB/s for minutes at a
+    time (docs/benchmarks.md, "The memory's two speeds")."""
+
+    def __init__(self) -> None:
+        size = max(MEMORY_PROBE_BYTES, 2 * (last_level_cache_bytes() or 0))
+        self.source = torch.ones(size // 4)
+        self.target = torch.empty_like(self.source)
+        self.target.copy_(self.source)      # every page touched before the first timing
+
+    def __call__(self) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            self.target.copy_(self.source)
+            times.append(time.perf_counter() - start)
+        return 2 * self.source.numel() * 4 / sorted(times)[1]
+
+
 def resolve_profile(name: str | None, settings: BenchSettings) -> tuple[DeviceProfile | None, str]:
     """(profile or None, a note on where it came from)."""
     measure_cpu = functools.partial(measure_cpu_with_torch, ("fp32", settings.dtype))

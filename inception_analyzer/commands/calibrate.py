@@ -59,4 +59,9 @@ def run(args: argparse.Namespace) -> int:
     say(f"{PROG}: calibrated {profile.title}, {profile.dtype}: {len(run_.samples)} microbenchmarks, "
         f"{len(profile.entries)} entries ({efficiency} convolution and linear classes) in {run_.seconds:.0f} s"
         + (f"; wrote {args.output}" if args.output else "") + "\n", sys.stderr)
+    looked = profile.calibration
+    if "memory_gbps_lowest" in looked:
+        say(f"{PROG}: meanwhile the memory copied at {looked['memory_gbps_lowest']} to "
+            f"{looked['memory_gbps_highest']} GB/s (median {looked['memory_gbps_median']}, "
+            f"{looked['memory_looks']} looks); the curves beyond the cache were timed at those speeds\n", sys.stderr)
     return 0
