@@ -34,8 +34,9 @@ between them, do not wait.
 
 With --rounds N every model and batch is measured N times, round after round over the whole list
 (each time in a fresh process, after a reference convolution that shows the machine's speed at
-that moment, and the memory's speed, a copy beyond the cache, before and after): a virtual machine's speed drifts by up to a fifth over tens of seconds, and the
-rounds spread that drift over every model. The table keeps the median of a model's rounds, and
+that moment, and between two copies beyond the cache that show the memory's): a virtual
+machine's speed drifts by up to a fifth over tens of seconds, and the rounds spread that drift
+over every model. The table keeps the median of a model's rounds, and
 their spread, which is the noise floor any prediction is checked against.
 
 Prints a Markdown table (predicted, measured, error = predicted / measured - 1) and the summary:
@@ -146,7 +147,6 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
             (ours,) = measure_models([("ours", lambda: build_ours(graph, settings))], graph, analysis, batch, settings,
                                      None, Progress(1, enabled=False))
         after = memory() if memory else None
-        del memory
         if not ours.ok:
             raise SystemExit(f"{graph.name} batch {batch}: {ours.status}")
         result = {"p50": ours.timing.median, "p90": ours.timing.p90, "n": ours.timing.iterations,

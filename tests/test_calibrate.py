@@ -15,7 +15,7 @@ from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # n
 from inception_analyzer.analysis.latency_file import read_profile  # noqa: E402
 from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
 from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, calibration_cases, fit_entries,  # noqa: E402
-                                                in_model_counts, native_rule, MemoryWatch)
+                                                MemoryWatch, in_model_counts, native_rule)
 from inception_analyzer.bench.machine import MemoryProbe, last_level_cache_bytes  # noqa: E402
 from inception_analyzer.cli import main  # noqa: E402
 

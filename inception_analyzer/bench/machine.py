@@ -19,6 +19,7 @@ from ..analysis.roofline import CpuMeasurement, DeviceProfile, device_profile, p
 from ..build import resolve_dtype
 from .peers import torchvision_version
 from .settings import BenchSettings
+from .timing import time_iterations
 
 
 @functools.cache
@@ -71,12 +72,8 @@ class MemoryProbe:
         self.target.copy_(self.source)      # every page touched before the first timing
 
     def __call__(self) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            self.target.copy_(self.source)
-            times.append(time.perf_counter() - start)
-        return 2 * self.source.numel() * 4 / sorted(times)[1]
+        times = sorted(time_iterations(lambda: self.target.copy_(self.source), torch.device("cpu"), 3))
+        return 2 * self.source.numel() * self.source.element_size() / times[1]
 
 
 def resolve_profile(name: str | None, settings: BenchSettings) -> tuple[DeviceProfile | None, str]:
