@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from inception_analyzer.analysis.latency_file import read_profile
+    from inception_analyzer.bench.machine import cpu_identity, prediction_mismatch
     from inception_analyzer.bench.settings import BenchSettings, torch_settings
 
     profile = read_profile(args.profile)
@@ -214,6 +215,10 @@ def run(args: argparse.Namespace) -> None:
                              min_time=args.min_time, threads=profile.threads if args.device == "cpu" else None)
     analyses = {}
     with torch_settings(settings):
+        # a profile of another CPU (or threads) prices another machine: nothing to check it against
+        mismatch = prediction_mismatch(profile, settings)
+        if mismatch:
+            raise SystemExit(f"latency_accuracy: the profile does not apply here: {mismatch}")
         pending_settle = False
         # round after round over every model, so each model's measurements fall at different
         # times and the machine's slow and fast spells fall on all of them alike
@@ -244,6 +249,7 @@ def run(args: argparse.Namespace) -> None:
                            "by_how": prediction.count_by_how(), "predict_ms": predict_ms, **measured,
                            "error": prediction.seconds / measured["p50"] - 1,
                            "threads": torch.get_num_threads(), "torch": torch.__version__,
+                           **({"cpu": cpu_identity()} if args.device == "cpu" else {}),
                            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "profile": str(args.profile)}
                     with results.open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row) + "\n")

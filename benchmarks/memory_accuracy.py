@@ -32,8 +32,9 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import inception_analyzer as ia  # noqa: E402
 from inception_analyzer import catalog  # noqa: E402
-from inception_analyzer.analysis.memory import MemorySettings  # noqa: E402
+from inception_analyzer.bench.machine import cpu_name, cpu_identity  # noqa: E402
 from inception_analyzer.bench.memory import step_peak_bytes  # noqa: E402
+from inception_analyzer.bench.runner import memory_settings  # noqa: E402
 from inception_analyzer.bench.settings import BenchSettings, torch_settings  # noqa: E402
 from inception_analyzer.bench.workload import build_ours, make_inputs, make_step  # noqa: E402
 
@@ -67,13 +68,6 @@ def counted_flops(analysis, settings: BenchSettings) -> int:
     return counter.get_total_flops()
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def gib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
@@ -91,8 +85,7 @@ def main() -> int:
     specs = args.specs.split(",")
     batches = [int(b) for b in args.batches.split(",")]
     modes = args.modes.split(",")
-    backend = device.type
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()} ({cpu_identity()})"
     print(f"machine: {where}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"python {platform.python_version()}, device {device}, {args.dtype}\n")
     print("| spec | mode | batch | predicted | measured | predicted / measured | peak at |")
@@ -105,8 +98,7 @@ def main() -> int:
             settings = BenchSettings(device, dtype=args.dtype, mode=mode)
             with torch_settings(settings):
                 for batch in batches:
-                    memory = analysis.memory(MemorySettings(batch=batch, dtype=args.dtype, mode=mode, backend=backend,
-                                                            optimizer=settings.recipe.optimizer))
+                    memory = analysis.memory(memory_settings(batch, settings))
                     try:
                         measured = measured_peak(analysis, batch, settings)
                     except (RuntimeError, ValueError) as err:   # torch refuses (batch norm over one value)

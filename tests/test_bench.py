@@ -26,7 +26,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from inception_analyzer.analysis.roofline import ProfileError  # noqa: E402
-from inception_analyzer.bench import runner  # noqa: E402
+from inception_analyzer.bench import machine, runner  # noqa: E402
 from inception_analyzer.bench.limits import MAX_ITERATIONS, MIN_ITERATIONS, BenchError  # noqa: E402
 from inception_analyzer.bench.progress import Progress  # noqa: E402
 from inception_analyzer.bench.recipe import (TrainRecipe, make_criterion, make_optimizer, split_outputs,  # noqa: E402
@@ -426,6 +426,28 @@ def test_measurement_share_of_peak():
     m = Measurement("ours", "ok", batch=4, timing=TimingStats((0.5, 0.5, 0.5)), model_flops=2e9, peak_flops=1e10)
     # 2e9 FLOP in 0.5 s = 4e9 FLOP/s = 40% of 1e10; 4 images / 0.5 s = 8 images/s
     assert (m.achieved_flops, m.peak_share, m.images_per_second) == (4e9, 0.4, 8.0)
+
+
+def test_a_peak_grows_its_problem_only_while_a_run_stays_short(monkeypatch):
+    """The CPU's peak is timed from small problems up, and stops growing at the first size whose
+    run takes over SLOW_RUN: bf16 without AVX-512 BF16 multiplies two 2048 x 2048 matrices in a
+    minute (0.3 GFLOP/s on a Zen 3), and ten of them held `bench --dtype bf16` for ten."""
+    monkeypatch.setattr(machine, "PEAK_RUN_BUDGET", 0.05)
+    tried = []
+
+    def work(size):   # 1e9 FLOPs a size, in 0.03 s a size: 0.03 and 0.06 s are short, 0.12 s is not
+        tried.append(size)
+        return 1e9 * size, lambda: time.sleep(0.03 * size)
+
+    peak = machine.growing_peak((1, 2, 4, 8), work)
+    assert tried == [1, 2, 4]
+    assert 0.8 * 1e9 / 0.03 < peak <= 1e9 / 0.03      # every size runs 1e9 FLOPs in 0.03 s
+
+
+def test_a_best_time_stops_at_its_budget_after_one_timed_run():
+    calls = []
+    assert machine.best_seconds(lambda: calls.append(time.sleep(0.02)), runs=10, budget=0.001) >= 0.02
+    assert len(calls) == 2            # the warm-up and one timed run
 
 
 @pytest.mark.parametrize("argv, error", [

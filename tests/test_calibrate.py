@@ -4,6 +4,7 @@ against the roofline where it does not. The fitted figures of a quick run on a s
 machine are not checked (they are not a prediction); their form and plumbing are."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,11 +13,11 @@ torch = pytest.importorskip("torch")
 
 from conftest import ROOT, spec_path  # noqa: E402 - after the torch skip
 from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # noqa: E402
-from inception_analyzer.analysis.latency_file import read_profile  # noqa: E402
+from inception_analyzer.analysis.latency_file import profile_text, read_profile  # noqa: E402
 from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
-from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, calibration_cases, fit_entries,  # noqa: E402
-                                                MemoryWatch, in_model_counts, native_rule)
-from inception_analyzer.bench.machine import MemoryProbe, last_level_cache_bytes  # noqa: E402
+from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MemoryWatch,  # noqa: E402
+                                                calibration_cases, fit_entries, in_model_counts, native_rule)
+from inception_analyzer.bench.machine import MemoryProbe, cpu_identity, last_level_cache_bytes  # noqa: E402
 from inception_analyzer.cli import main  # noqa: E402
 
 
@@ -125,6 +126,29 @@ def test_bench_measures_against_the_prediction(quick_profile, capsys):
     assert report["rows"][0]["measured_over_estimate"] == report["rows"][0]["measured_over_roofline"]
 
 
+def test_a_profile_from_another_cpu_prices_nothing_here_and_says_why(quick_profile, tmp_path, capsys):
+    """A profile records the CPU it was calibrated on (family, model, the vector instructions torch
+    uses); bench on another CPU keeps its measurements and drops the prediction, saying why. The
+    recorded text comes from a file, so it reaches the table only as visible text."""
+    profile = read_profile(quick_profile)
+    assert profile.machine["cpu"] == cpu_identity() and cpu_identity().endswith(
+        torch.backends.cpu.get_cpu_capability())
+    elsewhere = "GenuineIntel family 6 model 143 stepping 8, AMX \x1b[31m|*x*"
+    moved = tmp_path / "elsewhere.yaml"
+    moved.write_text(profile_text(dataclasses.replace(profile, machine={**profile.machine, "cpu": elsewhere})))
+    tiny = str(ROOT / "tests" / "data" / "tiny_inception.yaml")
+    common = ["bench", tiny, "--device", "cpu", "--batch", "2", "--iters", "2", "--warmup", "1", "--no-torchvision"]
+    assert main([*common, "--profile", str(moved), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"][0]["prediction"] is None and report["rows"][0]["ours"]["p50_seconds"] > 0
+    assert f"this CPU is {cpu_identity()}, the profile's GenuineIntel" in report["prediction_note"]
+    assert main([*common, "--profile", str(moved), "--format", "markdown"]) == 0
+    note = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("NOTE"))
+    assert "\x1b" not in note and "\\|\\*x\\*" in note
+    assert main([*common, "--profile", str(quick_profile), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prediction_note"] is None
+
+
 def test_layers_alone_prices_a_chain_with_the_profile(quick_profile):
     """benchmarks/layers_alone.py: each model whole and layer by layer alone, beside the profile's price."""
     import subprocess
@@ -164,6 +188,21 @@ def test_the_grid_times_gates_on_1x1_maps_and_small_batch_1_inputs_as_series_of_
     # machine would otherwise fall on one entry whole
     positions = [i for i, case in enumerate(cases) if case.series == "small"]
     assert positions[0] < len(cases) // 4
+
+
+def conv_case_macs(case):
+    channels, height, width = case.inputs[0]
+    (kh, kw), (ph, pw), stride = case.args["kernel"], case.args["padding"], case.args["stride"]
+    out = ((height + 2 * ph - kh) // stride + 1) * ((width + 2 * pw - kw) // stride + 1)
+    return case.batch * case.args["out"] * out * channels // case.args["groups"] * kh * kw
+
+
+def test_every_conv_case_stays_within_its_multiply_adds_on_the_output_it_makes():
+    """A case's multiply-adds bound its time (MAX_CASE_MACS), counted on the output its input grid
+    gives: a grid raised to the kernel's size (7x7 for a 7x7 kernel) makes a larger output than
+    the one the design drew."""
+    macs = [conv_case_macs(case) for case in calibration_cases("full") if case.op == "conv"]
+    assert MAX_CASE_MACS / 2 < max(macs) <= MAX_CASE_MACS
 
 
 def conv_args(kernel, groups=1, stride=1):

@@ -165,7 +165,10 @@ def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
         if not quick and conv.grid != (1, 1) and not (MAP_ELEMENTS[0] <= cout * out_grid**2 <= MAP_ELEMENTS[1]
                                                       and cin * grid[0] * grid[1] <= 2 * MAP_ELEMENTS[1]):
             continue
-        macs = batch * cout * out_grid**2 * (cin // groups) * kh * kw
+        # the output of the grid as raised to the kernel (a 7x7 map for a 7x7 kernel), not out_grid
+        outputs = (((grid[0] + 2 * padding[0] - kh) // conv.stride + 1)
+                   * ((grid[1] + 2 * padding[1] - kw) // conv.stride + 1))
+        macs = batch * cout * outputs * (cin // groups) * kh * kw
         # keep a call within MAX_CASE_MACS and its tensors bounded: fewer images
         while batch > 1 and (macs > MAX_CASE_MACS or batch * max(cin, cout) * grid[0] * grid[1] > MAX_ELEMENTS):
             batch //= 2

@@ -105,4 +105,10 @@ def measure_allocator(device: torch.device, size: int = 64 * 2**20, repeats: int
     costs.sort()
     return Allocator(fault_seconds_per_byte=rounded(costs[len(costs) // 2]), mmap_threshold=STEADY_MMAP_THRESHOLD,
                      layout_copies=device.type == "cpu" and torch.backends.mkldnn.is_available(),
-                     channel_block=16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8)
+                     channel_block=onednn_channel_block())
+
+
+def onednn_channel_block() -> int:
+    """The channels oneDNN's blocked layouts round up to on this CPU: 16 where torch's kernels use
+    AVX-512, 8 where they use AVX2 only (ops.base.Execution)."""
+    return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8

@@ -9,6 +9,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -17,38 +18,73 @@ from ..analysis.latency import LatencyProfile
 from ..analysis.latency_file import looks_like_profile_file, read_profile
 from ..analysis.roofline import CpuMeasurement, DeviceProfile, device_profile, profile_matching, profile_names
 from ..build import resolve_dtype
+from ..untrusted import one_line
 from .peers import torchvision_version
 from .settings import BenchSettings
 from .timing import time_iterations
+
+
+PEAK_RUNS = 10            # a peak is the best of this many runs: one quiet moment is enough on a busy machine
+PEAK_RUN_BUDGET = 1.0     # seconds of runs at one size, after which fewer runs do
+SLOW_RUN = 0.1            # seconds of one run beyond which a larger size is not tried
+
+
+def best_seconds(run: Callable[[], Any], runs: int = PEAK_RUNS, budget: float | None = None) -> float:
+    """The fastest of up to `runs` runs, after one to warm up, stopping early once `budget`
+    seconds (PEAK_RUN_BUDGET when not given) have gone (one timed run at least)."""
+    budget = PEAK_RUN_BUDGET if budget is None else budget
+    run()
+    best, spent = math.inf, 0.0
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - start
+        best, spent = min(best, seconds), spent + seconds
+        if spent > budget:
+            break
+    return best
+
+
+def growing_peak(sizes: tuple[int, ...], work: Callable[[int], tuple[float, Callable[[], Any]]]) -> float:
+    """The best FLOP/s of `work` (size -> its FLOPs and a run) over `sizes`, smallest first, up to
+    the first size whose run takes over SLOW_RUN: a dtype the CPU has no instructions for (bf16
+    without AVX-512 BF16) runs a 2048 x 2048 matmul for a minute, where AVX-512 takes 50 ms."""
+    best = 0.0
+    for size in sizes:
+        flops, run = work(size)
+        seconds = best_seconds(run)
+        best = max(best, flops / seconds)
+        if seconds > SLOW_RUN:
+            break
+    return best
 
 
 @functools.cache
 def measure_cpu_with_torch(dtypes: tuple[str, ...] = ("fp32",), matmul_size: int = 2048,
                            copy_bytes: int = 256 * 2**20) -> CpuMeasurement:
     """Peak FLOP/s per dtype and copy bandwidth of this CPU, with torch's own kernels and threads
-    as the benchmark uses them, each the best of ten runs; cached for the run. The peak is the better of a square matmul and
-    a 3x3 convolution (256 -> 256 channels on 28x28, 8 images), counted at 2 FLOPs per
-    multiply-add: on some CPUs torch's convolutions run well above its matmul."""
-    def best_seconds(run) -> float:
-        run()
-        best = math.inf
-        for _ in range(10):  # the best of many: one quiet moment is enough on a busy machine
-            start = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - start)
-        return best
-
+    as the benchmark uses them, each the best of up to PEAK_RUNS runs; cached for the run. The
+    peak is the better of a square matmul (up to `matmul_size`) and a 3x3 convolution (256 -> 256
+    channels on 28x28, up to 8 images), counted at 2 FLOPs per multiply-add: on some CPUs torch's
+    convolutions run well above its matmul. Sizes grow from small ones while a run stays short
+    (growing_peak), so a dtype the CPU computes slowly costs seconds, not minutes."""
     flops = {}
     for name in dict.fromkeys(("fp32", *dtypes)):
         dtype = resolve_dtype(name)  # tf32 is fp32 storage, and plain fp32 on a CPU
-        a = torch.randn(matmul_size, matmul_size).to(dtype)
-        b = torch.randn(matmul_size, matmul_size).to(dtype)
-        conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(dtype)
-        images = torch.randn(8, 256, 28, 28).to(dtype)
+
+        def matmul(size: int) -> tuple[float, Callable[[], Any]]:
+            a = torch.randn(size, size).to(dtype)
+            b = torch.randn(size, size).to(dtype)
+            return 2 * size**3, lambda: torch.mm(a, b)
+
+        def convolution(images: int) -> tuple[float, Callable[[], Any]]:
+            conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(dtype)
+            x = torch.randn(images, 256, 28, 28).to(dtype)
+            return 2 * (images * 256 * 28 * 28) * 256 * 9, lambda: conv(x)
+
+        matmul_sizes = tuple(sorted({min(size, matmul_size) for size in (256, 512, 1024, matmul_size)}))
         with torch.inference_mode():
-            matmul = 2 * matmul_size**3 / best_seconds(lambda: torch.mm(a, b))
-            convolution = 2 * (8 * 256 * 28 * 28) * 256 * 9 / best_seconds(lambda: conv(images))
-        flops[name] = max(matmul, convolution)
+            flops[name] = max(growing_peak(matmul_sizes, matmul), growing_peak((1, 8), convolution))
     source = torch.ones(copy_bytes // 4)
     target = torch.empty_like(source)
     bandwidth = 2 * copy_bytes / best_seconds(lambda: target.copy_(source))  # read + write
@@ -104,18 +140,39 @@ def environment(device: torch.device) -> dict[str, str]:
         info["cuda"] = str(torch.version.cuda)
         info["cudnn"] = str(torch.backends.cudnn.version())
     else:
-        info["device"] = _cpu_name()
+        info["device"] = cpu_name()
+        info["cpu"] = cpu_identity()
     with contextlib.suppress(OSError, AttributeError):  # other work on the machine skews every figure
         info["load average at start"] = f"{os.getloadavg()[0]:.2f}"
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return f"{line.split(':', 1)[1].strip()} (CPU)"
     return platform.processor() or "CPU"
+
+
+def cpu_identity() -> str:
+    """Which CPU this is, as far as its kernels' speed goes: the vendor, family, model and stepping
+    (/proc/cpuinfo) and the widest vector instructions torch's kernels use here. The model name
+    alone does not tell two CPUs apart: the development machine, "AMD EPYC" both days, ran torch's
+    fp32 matmul at 470 GFLOP/s with AVX-512 one day and at 150 to 180 with AVX2 the next."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():            # the first processor's lines are enough
+                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    if "cpu family" in fields:
+        what = (f"{fields.get('vendor_id', 'unknown vendor')} family {fields['cpu family']} "
+                f"model {fields.get('model', '?')} stepping {fields.get('stepping', '?')}")
+    else:
+        what = platform.processor() or platform.machine() or "unknown CPU"
+    return f"{what}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def calibrated_profile(name: str | None) -> LatencyProfile | None:
@@ -126,7 +183,7 @@ def calibrated_profile(name: str | None) -> LatencyProfile | None:
 def prediction_mismatch(profile: LatencyProfile, settings: BenchSettings) -> str | None:
     """Why a calibrated profile's prediction does not apply to a run (None: it does). A profile
     is fitted to eager, contiguous inference in one dtype on one kind of device (and, on a CPU,
-    one number of threads)."""
+    one number of threads) on one CPU (cpu_identity, where the profile records it)."""
     threads = torch.get_num_threads()
     differences = []
     if settings.device.type != profile.device:
@@ -141,6 +198,10 @@ def prediction_mismatch(profile: LatencyProfile, settings: BenchSettings) -> str
         differences.append("channels_last (the profile is contiguous)")
     if profile.device == "cpu" and profile.threads is not None and threads != profile.threads:
         differences.append(f"torch runs {threads} threads, the profile {profile.threads}")
+    calibrated_on = profile.machine.get("cpu")
+    if profile.device == "cpu" == settings.device.type and calibrated_on and calibrated_on != cpu_identity():
+        differences.append(f"this CPU is {cpu_identity()}, the profile's {one_line(str(calibrated_on))} "
+                           "(calibrate on this one)")
     return "; ".join(differences) or None
 
 

@@ -18,7 +18,7 @@ from ..analysis.roofline import DeviceProfile, model_flops
 from ..build import free_memory_bytes
 from ..graph import Graph
 from ..pipeline import ModelAnalysis, Request, analyze
-from .host_allocator import steady_allocator
+from .host_allocator import onednn_channel_block, steady_allocator
 from .limits import BenchError
 from .machine import calibrated_profile, environment, prediction_mismatch, resolve_profile
 from .memory import step_peak_bytes
@@ -130,9 +130,11 @@ class _Prepared:
 
 
 def memory_settings(batch: int, settings: BenchSettings) -> MemorySettings:
-    """The memory analysis's settings for one row: the recipe's optimizer, the device's backend."""
+    """The memory analysis's settings for one row: the recipe's optimizer, the device's backend
+    and, on a CPU, its oneDNN channel block (the analysis alone assumes AVX-512's)."""
+    block = {"channel_block": onednn_channel_block()} if settings.device.type == "cpu" else {}
     return MemorySettings(batch=batch, dtype=settings.dtype, mode=settings.mode, backend=settings.device.type,
-                          optimizer=settings.recipe.optimizer)
+                          optimizer=settings.recipe.optimizer, **block)
 
 
 def measure_models(candidates: list[Candidate], graph: Graph, analysis: ModelAnalysis, batch: int,

@@ -10,7 +10,7 @@ import dataclasses
 
 
 from ..bench.records import DOES_NOT_FIT, NOT_COMPARABLE, OUT_OF_MEMORY, BenchReport, BenchRow, Measurement
-from ..untrusted import markdown_text
+from ..untrusted import markdown_text, visible
 from .estimate import duration_text, estimate_record, gib_text, memory_need, prediction_record
 from .tables import human
 from .text import csv_text, json_text, tabulated
@@ -47,7 +47,8 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
              tabulated([_row(r, predicted) for r in report.rows], headers, tablefmt=tablefmt,
                        colalign=["left"] + ["right"] * (len(headers) - 1))]
     if report.prediction_note:
-        parts.append(f"NOTE: {report.prediction_note}; measured / estimate is against the roofline.")
+        note = f"NOTE: {report.prediction_note}; measured / estimate is against the roofline."
+        parts.append(markdown_text(note) if fmt == "markdown" else visible(note))
     for row in report.rows:
         if row.layers:
             parts.append(_layers_section(row, tablefmt, heading))
