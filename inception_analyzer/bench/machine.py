@@ -198,9 +198,9 @@ def prediction_mismatch(profile: LatencyProfile, settings: BenchSettings) -> str
         differences.append("channels_last (the profile is contiguous)")
     if profile.device == "cpu" and profile.threads is not None and threads != profile.threads:
         differences.append(f"torch runs {threads} threads, the profile {profile.threads}")
-    calibrated_on = profile.machine.get("cpu")
-    if profile.device == "cpu" == settings.device.type and calibrated_on and calibrated_on != cpu_identity():
-        differences.append(f"this CPU is {cpu_identity()}, the profile's {one_line(str(calibrated_on))} "
+    calibrated_on, here = profile.machine.get("cpu"), cpu_identity()
+    if profile.device == "cpu" == settings.device.type and calibrated_on and calibrated_on != here:
+        differences.append(f"this CPU is {here}, the profile's {one_line(str(calibrated_on))} "
                            "(calibrate on this one)")
     return "; ".join(differences) or None
 
