@@ -816,3 +816,50 @@ def test_fresh_pages_do_not_depend_on_the_hash_seed():
                              text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
               for seed in range(4)}
     assert len(totals) == 1, totals
+
+
+def test_the_allocator_simulation_stops_at_a_steady_heap_with_every_pass_s_figures(monkeypatch):
+    """A pass of the simulation depends on nothing but the heap it starts on: once a pass ends on
+    the heap the pass before it ended on, every later pass repeats it, and the simulation stops
+    there. Its figures are those of the simulation made to run all its passes (a heap that never
+    compares equal), for nets with branches, residual adds and an mmap-sized head."""
+    from inception_analyzer.analysis import allocator as simulation
+    settings = (simulation.Allocator(1.7e-9 / 4),
+                simulation.Allocator(1e-10, layout_copies=True, mmap_threshold=32 * 2**20, channel_block=8))
+    graphs = [ia.analyze(name).graph for name in ("inception_v1", "resnet50", "vgg16")]
+    cases = [(graph, batch, allocator) for graph in graphs for batch in (1, 8, 32) for allocator in settings]
+    stopping = [simulation.fresh_bytes(graph, batch, 4, allocator) for graph, batch, allocator in cases]
+    monkeypatch.setattr(simulation._Heap, "state", lambda heap: object())
+    every_pass = [simulation.fresh_bytes(graph, batch, 4, allocator) for graph, batch, allocator in cases]
+    assert stopping == every_pass
+    assert any(sum(fresh.values()) for fresh in every_pass)     # pages were faulted in: the check has teeth
+
+
+def test_the_layers_of_a_repeated_block_are_priced_as_each_alone():
+    """The prediction prices one signature (op kind, arguments, shapes, in place or not) once and
+    reuses it for Inception-ResNet-v2's repeated blocks: every layer's figures equal its own
+    entry's, worked out for that layer alone, and a relu run in place is not priced as the same
+    relu on the same shape run out of place."""
+    from inception_analyzer.analysis.latency import context_seconds, predict_layer
+    from inception_analyzer.analysis.roofline import estimate_layer, moves_data
+    from inception_analyzer.graph import runs_in_place
+    profile = hand_profile()
+    conv = profile.entries["conv 3x3/1"]
+    residuals = ((4.0, 8.0, 128.0, 1.0, 4.0, 1.25), (32.0, 32.0, 1024.0, 1.0, 8.0, 0.8))
+    profile = replace(profile, entries={**profile.entries, "conv 3x3/1": replace(conv, residuals=residuals)})
+    # r and s: one relu on one shape, r out of place (d reads its input too), s in place
+    forked = ("name: forked\ninput: [3, 8, 8]\nlayers:\n  - c: conv(4, 3, padding=1)\n"
+              "  - both:\n      concat:\n        - - r: relu\n        - - d: conv(4, 1)\n          - bn\n"
+              "          - s: relu\n  - flatten\n")
+    for analysis in (ia.analyze("inception_resnet_v2"), ia.analyze(build_graph(load_spec_text(forked, "forked.yaml")))):
+        prediction = analysis.predict(profile, 3)
+        records = {record.path: record for record in analysis.cost.layers}
+        for layer in prediction.layers:
+            node = analysis.graph.node(layer.path)
+            work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, 3,
+                              runs_in_place(analysis.graph, node))
+            record = records[layer.path]
+            bound = estimate_layer(record, profile.device_profile(), "fp32", 3).seconds if moves_data(record) else 0.0
+            assert (layer.how, layer.entry, layer.via, layer.overhead_seconds, layer.kernel_seconds,
+                    layer.extrapolated, layer.roofline_seconds, layer.context_seconds) == \
+                (*predict_layer(work, profile, bound), bound, context_seconds(work, profile, 4)), layer.path

@@ -151,6 +151,10 @@ class _Heap:
             self.top = last[0]
             self.backed = min(self.backed, -(-(self.top + self.allocator.top_pad) // PAGE) * PAGE)
 
+    def state(self) -> tuple:
+        """Everything the next request's answer depends on."""
+        return (tuple(tuple(self.blocks[start]) for start in self.starts), self.top, self.backed, self.threshold)
+
     def _insert(self, block: list) -> None:
         bisect.insort(self.starts, block[0])
         self.blocks[block[0]] = block
@@ -163,7 +167,9 @@ class _Heap:
 def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocator, passes: int = 4
                 ) -> dict[str, int]:
     """Each main-path layer's bytes of heap growth onto fresh pages in a steady-state forward
-    pass (the last of `passes`): the module docstring's rules."""
+    pass (the last of `passes`): the module docstring's rules. A pass is a function of the heap
+    it starts on, so once one leaves the heap as the pass before it did, every later pass repeats
+    it: the simulation stops there with the same figures."""
     layers = [node for node in graph.layers() if node.role != AUX]
     last_read: dict[str, int] = {}
     for index, node in enumerate(layers):
@@ -172,18 +178,26 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
     heap = _Heap(allocator)
     run = Execution(batch, element_bytes, training=False, backend=CPU, channel_block=allocator.channel_block,
                     onednn=allocator.layout_copies)
-    # what each call allocates and frees itself is the same every pass
-    calls = [node.op.call_blocks(node.args, list(node.in_shapes), node.out_shape, run) for node in layers]
+    # what each call allocates and frees, where its output lives and which tensors die after it
+    # are the same every pass
+    steps = [_LayerSteps(node, node.op.call_blocks(node.args, list(node.in_shapes), node.out_shape, run),
+                         run.bytes_of(node.out_shape), _shares_input(graph, node),
+                         # in order: a set's order varies by process (hash seed)
+                         [source for source in dict.fromkeys(node.inputs)
+                          if last_read.get(source) == index and source != graph.output])
+             for index, node in enumerate(layers)]
     fresh: dict[str, int] = {}
+    ended_on = heap.state()
     for _ in range(passes):
         storage: dict[str, str] = {}              # tensor -> the tensor whose storage it shares
         holders: dict[str, list] = {}             # storage -> [handle, tensors alive on it]
-        for index, node in enumerate(layers):
+        for layer in steps:
+            node = layer.node
             new = 0
             held: list = []                       # the call's own blocks, in the order it allocates them
-            for step in calls[index]:
+            for step in layer.calls:
                 if step == OUTPUT:
-                    new += _allocate_output(heap, graph, node, run.bytes_of(node.out_shape), storage, holders)
+                    new += _allocate_output(heap, node, layer.output_bytes, layer.shares_input, storage, holders)
                 elif isinstance(step, Alloc):
                     handle, more = heap.malloc(step.bytes)
                     held.append(handle)
@@ -195,17 +209,32 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
                 if handle is not None:
                     heap.free(handle)
             fresh[node.path] = new
-            for source in dict.fromkeys(node.inputs):   # in order: a set's order varies by process (hash seed)
-                if last_read.get(source) == index and source in storage and source != graph.output:
+            for source in layer.dying:
+                if source in storage:
                     _release(heap, holders, storage[source])
         if graph.output in storage:               # the caller drops the output after the call
             _release(heap, holders, storage[graph.output])
+        state = heap.state()
+        if state == ended_on:
+            break
+        ended_on = state
     return fresh
 
 
-def _allocate_output(heap: _Heap, graph: Graph, node, size: int, storage: dict, holders: dict) -> int:
+@dataclass(frozen=True)
+class _LayerSteps:
+    """One layer as every pass replays it."""
+
+    node: object
+    calls: list                                   # OpKind.call_blocks: Alloc, Free and OUTPUT in call order
+    output_bytes: int
+    shares_input: bool                            # its output is its input's storage
+    dying: list[str]                              # the tensors it reads last
+
+
+def _allocate_output(heap: _Heap, node, size: int, shares_input: bool, storage: dict, holders: dict) -> int:
     """The layer's output: a block of its own, or its input's storage (in place, a view): bytes fresh."""
-    if _shares_input(graph, node):
+    if shares_input:
         if node.inputs[0] in storage:
             owner = storage[node.inputs[0]]
             storage[node.path] = owner
