@@ -15,9 +15,10 @@ from conftest import ROOT, spec_path  # noqa: E402 - after the torch skip
 from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # noqa: E402
 from inception_analyzer.analysis.latency_file import profile_text, read_profile  # noqa: E402
 from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
-from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MemoryWatch,  # noqa: E402
+from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MemoryWatch, Normals,  # noqa: E402
                                                 calibration_cases, fit_entries, in_model_counts, native_rule)
 from inception_analyzer.bench.machine import MemoryProbe, cpu_identity, last_level_cache_bytes  # noqa: E402
+from inception_analyzer.bench.limits import BenchError  # noqa: E402
 from inception_analyzer.cli import main  # noqa: E402
 
 
@@ -203,6 +204,25 @@ def test_every_conv_case_stays_within_its_multiply_adds_on_the_output_it_makes()
     the one the design drew."""
     macs = [conv_case_macs(case) for case in calibration_cases("full") if case.op == "conv"]
     assert MAX_CASE_MACS / 2 < max(macs) <= MAX_CASE_MACS
+
+
+def test_a_case_s_inputs_are_copies_of_one_pool_of_normals_drawn_once():
+    """Each input is its own copy of a stretch of the pool (writing it leaves the pool as it
+    was), the inputs of one case consecutive stretches, from the pool's start again where the
+    next would run past its end; an input larger than the pool is refused."""
+    import torch
+    normals = Normals(2**16)
+    pool = normals.pool.clone()
+    assert abs(float(pool.mean())) < 0.02 and abs(float(pool.std()) - 1) < 0.02    # standard normal
+    first, second = normals.inputs(2, [(3, 10, 10), (2, 10, 10)], torch.device("cpu"), torch.float32)
+    assert first.shape == (2, 3, 10, 10) and second.shape == (2, 2, 10, 10)
+    assert torch.equal(first.flatten(), pool[:600]) and torch.equal(second.flatten(), pool[600:1000])
+    first.zero_()
+    assert torch.equal(normals.pool, pool)
+    wide, again = normals.inputs(1, [(40000,), (30000,)], torch.device("cpu"), torch.float64)
+    assert again.dtype == torch.float64 and torch.equal(again.flatten(), pool[:30000].double())
+    with pytest.raises(BenchError, match="larger than the pool"):
+        normals.inputs(1, [(2**16 + 1,)], torch.device("cpu"), torch.float32)
 
 
 def conv_args(kernel, groups=1, stride=1):
