@@ -15,9 +15,8 @@ from conftest import ROOT, spec_path  # noqa: E402 - after the torch skip
 from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # noqa: E402
 from inception_analyzer.analysis.latency_file import profile_text, read_profile  # noqa: E402
 from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
-from inception_analyzer.bench.calibrate import (IN_MODEL_FIGURES, IN_MODEL_NETWORKS, MAX_CASE_MACS,  # noqa: E402
-                                                MemoryWatch, Normals, calibration_cases, fit_entries,
-                                                in_model_bounds, in_model_counts, native_rule)
+from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MemoryWatch, Normals,  # noqa: E402
+                                                calibration_cases, fit_entries, in_model_counts, native_rule)
 from inception_analyzer.bench.machine import MemoryProbe, cpu_identity, last_level_cache_bytes  # noqa: E402
 from inception_analyzer.bench.limits import BenchError  # noqa: E402
 from inception_analyzer.cli import main  # noqa: E402
@@ -280,20 +279,6 @@ def test_the_in_model_networks_tell_the_three_figures_apart(quick_profile):
     # activations 20 times either small-map network's or more, with its weights the lightest
     assert weights2 / calls2 > 4 * weights1 / calls1 and weights3 / calls3 < weights1 / calls1
     assert moved3 / calls3 > 20 * max(moved1 / calls1, moved2 / calls2)
-
-
-def test_a_byte_found_out_of_cache_costs_at_most_its_read_from_memory(quick_profile):
-    """The per-byte in-model figures are bounded by the memory's measured speed (a byte read once
-    more from memory, nothing overlapping it); the fixed cost a call is not."""
-    import math
-
-    profile = read_profile(quick_profile)
-    per_byte = 1.0 / profile.roofs.memory_bandwidth
-    assert in_model_bounds(profile) == [math.inf, per_byte, per_byte]
-    assert IN_MODEL_FIGURES == ("weighted_layer_overhead", "cold_weights_seconds_per_byte",
-                                "activations_seconds_per_byte")
-    assert 0 <= profile.cold_weights_seconds_per_byte <= per_byte * 1.001          # 4 digits kept
-    assert 0 <= profile.activations_seconds_per_byte <= per_byte * 1.001
 
 
 @pytest.mark.parametrize("arguments, message", [

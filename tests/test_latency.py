@@ -580,10 +580,6 @@ def test_bounded_least_squares_holds_an_unknown_at_a_bound_and_solves_the_rest()
     assert bounded_least_squares(rows, [-1.0, 2.0, 1.0]) == pytest.approx([0.0, 1.5])
     # nothing beats zero: zero
     assert bounded_least_squares(rows, [-1.0, -1.0, -2.0]) == [0.0, 0.0]
-    # a bound for each unknown: the first held at 2, the second free (least squares on 1 and 4: 2.5)
-    assert bounded_least_squares(rows, [5.0, 1.0, 6.0], upper=[2.0, math.inf]) == pytest.approx([2.0, 2.5])
-    # the second held at 0.5, the first takes rows 1 and 3's 5 and 5.5: 5.25
-    assert bounded_least_squares(rows, [5.0, 1.0, 6.0], upper=[math.inf, 0.5]) == pytest.approx([5.25, 0.5])
 
 
 def test_the_data_term_prices_at_most_max_copies_of_a_tensor():

@@ -879,16 +879,15 @@ def _fit_data(base: list[tuple[Sample, float]], peak: float, factors: dict, copy
 
 
 def bounded_least_squares(rows: list[list[float]], targets: list[float], ridge: float = 0.0,
-                          upper: float | list[float] = math.inf) -> list[float]:
+                          upper: float = math.inf) -> list[float]:
     """The x with 0 <= x <= upper minimising |A x - b|^2 (+ ridge^2 |x|^2): every way of holding
-    each unknown at 0, at its upper bound (one for all, or one each) or free, the free ones solved
-    by least squares, the best within the bounds kept; all zero where none beats that. Exhaustive,
-    for the handful of unknowns it is asked (a data term's three, the in-model figures)."""
+    each unknown at 0, at `upper` or free, the free ones solved by least squares, the best within
+    the bounds kept; all zero where none beats that. Exhaustive, for the handful of unknowns it is
+    asked (a data term's three, the in-model figures)."""
     count = len(rows[0])
-    uppers = list(upper) if isinstance(upper, (list, tuple)) else [upper] * count
+    states = (0.0, None) + ((upper,) if math.isfinite(upper) else ())     # None: free
     best, best_error = [0.0] * count, sum(t * t for t in targets)
-    # each unknown held at 0, left free (None) or held at its bound
-    for held in itertools.product(*[(0.0, None) + ((bound,) if math.isfinite(bound) else ()) for bound in uppers]):
+    for held in itertools.product(states, repeat=count):
         free = [i for i in range(count) if held[i] is None]
         x = [0.0 if value is None else value for value in held]
         rest = [t - sum(row[i] * x[i] for i in range(count)) for row, t in zip(rows, targets)]
@@ -901,7 +900,7 @@ def bounded_least_squares(rows: list[list[float]], targets: list[float], ridge: 
                 solution = least_squares(sub + penalty, rest + [0.0] * len(penalty))
             except LatencyError:
                 continue
-            if any(value < 0 or value > uppers[i] for i, value in zip(free, solution)):
+            if min(solution) < 0 or max(solution) > upper:
                 continue
             for i, value in zip(free, solution):
                 x[i] = value

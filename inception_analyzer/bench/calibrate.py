@@ -820,19 +820,6 @@ def in_model_counts(analysis, batch: int, draft: LatencyProfile) -> list[float]:
     return [analysis.predict(replace(bare, **{figure: 1.0}), batch).context_seconds for figure in IN_MODEL_FIGURES]
 
 
-def in_model_bounds(draft: LatencyProfile) -> list[float]:
-    """The most each of the IN_MODEL_FIGURES can be: a byte of weights or activations that a model
-    finds out of cache where a microbenchmark found it in cache is read once more from memory, at
-    worst at the memory's measured speed, with nothing overlapping it; a call's fixed cost has no
-    such bound. Three networks give three equations for three figures, so a disturbed timing lands
-    on them whole: the first calibration on the Zen 3 put its cold weights at 0.13 ns a byte, 3.4
-    times the 0.038 its memory reads a byte in."""
-    per_byte = 1.0 / draft.roofs.memory_bandwidth
-    bounds = {"weighted_layer_overhead": math.inf, "cold_weights_seconds_per_byte": per_byte,
-              "activations_seconds_per_byte": per_byte}
-    return [bounds[figure] for figure in IN_MODEL_FIGURES]
-
-
 def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfile, min_time: float
                    ) -> dict[str, float]:
     """The IN_MODEL_FIGURES (analysis/latency.py, "in a model"): what a layer adds in a model beyond
@@ -864,7 +851,5 @@ def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfi
         excess.append(whole - alone - len(layers) * draft.layer_overhead)
     # the counts differ by orders of magnitude (calls, bytes): solved on columns scaled to 1
     scales = [max(abs(row[i]) for row in rows) or 1.0 for i in range(len(IN_MODEL_FIGURES))]
-    uppers = [bound * scale for bound, scale in zip(in_model_bounds(draft), scales)]
-    solution = bounded_least_squares([[v / scale for v, scale in zip(row, scales)] for row in rows], excess,
-                                     upper=uppers)
+    solution = bounded_least_squares([[v / scale for v, scale in zip(row, scales)] for row in rows], excess)
     return {figure: rounded(value / scale) for figure, value, scale in zip(IN_MODEL_FIGURES, solution, scales)}
