@@ -396,14 +396,31 @@ def test_compiled_rows_each_get_a_static_graph(monkeypatch):
                    for value in inputs)
 
 
-def test_per_layer_profile_covers_every_module(tmp_path):
+def test_per_layer_profile_covers_every_module(tmp_path, capfd):
     data = _run_json(tmp_path, TINY, "--iters", "2", "--warmup", "1", "--per-layer")
+    # torch's profiler ran twice (the memory check, the layers) and wrote nothing to stderr
+    assert "USDT:" not in capfd.readouterr().err
     row = data["rows"][0]
     layers = {layer["path"]: layer for layer in row["layers"]}
     assert layers["stem.conv"]["measured_seconds"] > 0 and layers["fc"]["measured_seconds"] > 0
     assert layers["mixed.concat"]["measured_seconds"] is None        # merges are not modules
     assert "aux.conv" not in layers                                   # no aux head at inference
     assert row["profiled_total_seconds"] >= max(l["measured_seconds"] or 0 for l in row["layers"])
+
+
+def test_kineto_s_lines_are_dropped_and_everything_else_on_stderr_passed_on(capfd):
+    """torch's profiler (kineto, in C++) writes a line to descriptor 2 as a profile starts and
+    stops; bench drops those lines only: what anything else writes meanwhile, at the descriptor
+    or through sys.stderr, still comes out."""
+    import os
+
+    from inception_analyzer.bench.profiler import without_kineto_chatter
+    with without_kineto_chatter():
+        os.write(2, b"USDT:2026-11-29 12:21:55 21881:21881 SyncActivityProfilerHandler.cpp:52] profiler_start\n")
+        os.write(2, b"a warning from C++\n")
+        print("a warning from Python", file=sys.stderr)
+        os.write(2, b"STAGE:2026-11-29 12:22:03 21887:21887 SyncActivityProfilerHandler.cpp:51] Completed Stage\n")
+    assert sorted(capfd.readouterr().err.splitlines()) == ["a warning from C++", "a warning from Python"]
 
 
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile needs a C++ compiler")

@@ -51,7 +51,9 @@ def allocation_trace(run: Callable[[], Any]) -> list[int]:
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    from .profiler import without_kineto_chatter
+
+    with without_kineto_chatter(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run()
     results = getattr(prof.profiler, "kineto_results", None)
     if results is None:  # pragma: no cover - torch without kineto

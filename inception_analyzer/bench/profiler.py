@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import tempfile
 from typing import Any, Iterator
 
 import torch
@@ -18,6 +21,37 @@ from .workload import build_ours, make_inputs
 
 PROFILED_ITERATIONS = 3         # forward passes under the torch profiler
 LAYER_RANGE = "layer:"          # prefix of the profiler ranges around leaf modules
+# what torch's profiler (kineto, in C++) writes straight to the process's stderr as a profile
+# warms up, starts and stops: "USDT:2026-11-29 12:21:55 21881:21881 SyncActivityProfilerHandler.cpp:52]
+# profiler_start"; KINETO_LOG_LEVEL does not silence the USDT lines (torch 2.13)
+KINETO_CHATTER = ("USDT:", "STAGE:")
+
+
+@contextlib.contextmanager
+def without_kineto_chatter() -> Iterator[None]:
+    """Run the block with the process's stderr (file descriptor 2, where kineto writes, past
+    Python's sys.stderr) captured; afterwards every line captured is passed on but kineto's
+    KINETO_CHATTER lines. Where descriptor 2 cannot be duplicated, the block runs as it is."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith(KINETO_CHATTER)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 @contextlib.contextmanager
@@ -61,7 +95,7 @@ def profile_layers(model: nn.Module, images: torch.Tensor, iterations: int = PRO
     with torch.inference_mode(), layer_ranges(model):
         model(images)  # warm-up outside the profile
         synchronize(device)
-        with profile(activities=activities) as prof:
+        with without_kineto_chatter(), profile(activities=activities) as prof:
             for _ in range(iterations):
                 with record_function(LAYER_RANGE + "(model)"):
                     model(images)
