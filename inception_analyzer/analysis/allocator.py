@@ -47,7 +47,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from ..graph import AUX, Graph, runs_in_place
+from ..graph import AUX, Graph, Node, runs_in_place
 from ..ops.base import CPU, OUTPUT, Alloc, Execution
 from .roofline import shapes_move_data
 
@@ -225,7 +225,7 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
 class _LayerSteps:
     """One layer as every pass replays it."""
 
-    node: object
+    node: Node
     calls: list                                   # OpKind.call_blocks: Alloc, Free and OUTPUT in call order
     output_bytes: int
     shares_input: bool                            # its output is its input's storage
