@@ -191,6 +191,48 @@ def test_the_grid_times_gates_on_1x1_maps_and_small_batch_1_inputs_as_series_of_
     assert positions[0] < len(cases) // 4
 
 
+def test_every_op_kind_of_the_registry_is_timed_by_the_grid_as_a_model_s_layer_of_it_is_keyed():
+    """A layer of every op kind (but the input and an opaque import, which no calibration can
+    time) finds an entry of its own in a full calibration: its key is one the grid's cases are
+    filed under. A new op kind fails here until the grid times it."""
+    from inception_analyzer.analysis.latency import layer_work
+    from inception_analyzer.bench.calibrate import case_work
+    from inception_analyzer.graph import runs_in_place
+    from inception_analyzer.ops import OPS
+    from inception_analyzer.pipeline import Request, analyze
+
+    graph = analyze(Request(str(ROOT / "tests" / "data" / "every_op.yaml"))).graph
+    layers = list(graph.layers())
+    assert {node.op.name for node in layers} == set(OPS) - {"input", "opaque"}
+    timed = {case_work(case)[4].key for case in calibration_cases("full")}
+    keys = {node.path: layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, 1,
+                                  runs_in_place(graph, node)).key for node in layers}
+    assert {path: key for path, key in keys.items() if key not in timed} == {}
+    assert {"upsample nearest", "upsample bilinear", "global_avgpool global", "channel_shuffle", "layer_norm",
+            "layer_scale", "pad", "softmax", "conv 1x1/1"} <= set(keys.values())     # channel_linear: a 1x1's
+
+
+def test_each_op_kind_s_case_runs_through_the_registry_s_own_module():
+    """Every series' overhead case (its smallest tensors) is prepared and called as calibrate
+    times it: the op kind's module, merge or parameter, filed under its layer's key."""
+    import torch
+    from inception_analyzer.analysis.roofline import DeviceProfile
+    from inception_analyzer.bench.calibrate import case_work, prepare
+
+    roofs = DeviceProfile("test", "", {"fp32": 1e11}, 1e10, 1e10)
+    normals = Normals(2**12)
+    cases = [case for case in calibration_cases("full") if case.overhead and case.op != "conv"]
+    assert {case.op for case in cases} >= {"layer_scale", "upsample", "softmax", "channel_shuffle", "chunk"}
+    for case in cases:
+        prepared = prepare(case, torch.device("cpu"), torch.float32, roofs, "fp32", normals)
+        with torch.inference_mode():
+            result = prepared.step()
+        _, arguments, _, out, work = case_work(case)
+        if case.op != "(copy)":
+            assert tuple(result.shape[1:]) == tuple(out), case.describe()
+        assert prepared.key in (work.key, "copy"), case.describe()
+
+
 def conv_case_macs(case):
     channels, height, width = case.inputs[0]
     (kh, kw), (ph, pw), stride = case.args["kernel"], case.args["padding"], case.args["stride"]

@@ -88,10 +88,23 @@ def test_bytes_formula_counts_every_input_of_a_merge():
 
 
 @pytest.mark.parametrize("op, inputs, output", [("flatten", [8, 2, 2], (32,)), ("dropout", [32], (32,)),
-                                                ("identity", [4, 2, 2], (4, 2, 2))])
+                                                ("identity", [4, 2, 2], (4, 2, 2)), ("chunk", [8, 2, 2], (4, 2, 2)),
+                                                ("channel_slice", [8, 2, 2], (2, 2, 2))])
 def test_views_and_no_ops_move_nothing(op, inputs, output):
     e = estimate_layer(layer(op, op, inputs=(inputs,), output=output), DEVICE, "fp32", batch=8)
     assert e.bytes == 0 and e.seconds == 0 and e.bound == "-" and e.intensity is None
+
+
+@pytest.mark.parametrize("op, inputs, output", [("channel_shuffle", [8, 2, 2], (8, 2, 2)),
+                                                ("pad", [4, 3, 3], (4, 3, 3)),      # NASNet's crop-and-pad
+                                                ("pad", [4, 2, 2], (4, 4, 4)), ("upsample", [4, 2, 2], (4, 4, 4))])
+def test_an_op_that_only_moves_data_reads_and_writes_it_as_many_elements_as_it_reads_or_not(op, inputs, output):
+    """Nothing computed, but its output is a copy of its input rearranged: a shuffle's transpose
+    made contiguous, a padding, a nearest upsampling. The shapes alone do not say so where the
+    counts are equal; the op kind does (neither a view nor its input handed on)."""
+    e = estimate_layer(layer(op, op, inputs=(inputs,), output=output), DEVICE, "fp32", batch=8)
+    elements = 8 * (inputs[0] * inputs[1] * inputs[2] + output[0] * output[1] * output[2])
+    assert e.bytes == 4 * elements and e.bound == "memory"
 
 
 def test_training_triples_each_layer():

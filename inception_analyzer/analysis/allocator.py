@@ -252,8 +252,7 @@ def _shares_input(graph: Graph, node) -> bool:
         return True
     op, args = node.op, node.args
     ins, out = list(node.in_shapes), node.out_shape
-    return len(ins) == 1 and not shapes_move_data(op.macs(args, ins, out), op.other_flops(args, ins, out), ins, out,
-                                                  op.views_input)
+    return len(ins) == 1 and not shapes_move_data(op.macs(args, ins, out), op.other_flops(args, ins, out), ins, out, op)
 
 
 def _release(heap: _Heap, holders: dict[str, list], owner: str) -> None:

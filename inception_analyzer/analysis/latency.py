@@ -84,9 +84,11 @@ Which entry prices a layer follows from its op kind's facets, never from a model
     elements it reads and writes per batch; for pooling the window reads, batch x output
     elements x window area), interpolated linearly between the measured sizes, from zero below
     the first and at the last segment's rate beyond the last. An activation the builder runs in
-    place (graph.runs_in_place) has an entry of its own ("relu (in place)"). A view or no-op
-    (flatten, dropout at inference, a slice or chunk of the channels) costs its overhead only,
-    its roofline time is 0, and it takes no fresh pages.
+    place (graph.runs_in_place) has an entry of its own ("relu (in place)"), and so has each kernel
+    an op kind's arguments pick (OpKind.kernel_variant: "upsample bilinear", "upsample nearest").
+    A view or no-op (flatten, dropout at inference, a slice or chunk of the channels) costs its
+    overhead only, its roofline time is 0, and it takes no fresh pages; an op that only moves
+    data (a channel shuffle, a padding) is priced by its elements like any other.
   - a convolution class or pooling window the profile lacks takes the nearest window of the same
     kind (a conv of the same grouping, a pool of the same op: kernel area, then stride, then
     aspect); an activation run in place that the profile timed only out of place takes that
@@ -419,14 +421,15 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
                                     "work": 2.0 * op.macs(args, inputs, out) * batch,
                                     "groups": 1, "alignment": channel_alignment(numel(inputs[0]), numel(out))},
                          data=data, activations=moved)
-    key = op.name + (IN_PLACE if in_place else "")
-    if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out, op.views_input):
+    key = " ".join(filter(None, (op.name, op.kernel_variant(args)))) + (IN_PLACE if in_place else "")
+    if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out, op):
         return LayerWork(key, CURVE, size=0.0)
     if op.category is Category.POOL and len(inputs[0]) == 3:
         # a pool's entry is its window ('maxpool 3x3/2'), or 'global' where the window is the whole map
         step = op.rf_step(args, inputs, tuple(inputs[0][1:]))
         size = float(batch * numel(out) * step.kernel[0] * step.kernel[1])
-        if tuple(out[1:]) == (1, 1) and tuple(step.kernel) == tuple(inputs[0][1:]):
+        # a window over the whole map: to a 1 x 1 map, or to a vector (global_avgpool)
+        if all(d == 1 for d in out[1:]) and tuple(step.kernel) == tuple(inputs[0][1:]):
             return LayerWork(f"{op.name} {GLOBAL}", CURVE, feature=WINDOW_READS, size=size, family=op.name,
                              activations=moved)
         return LayerWork(f"{op.name} {step.kernel[0]}x{step.kernel[1]}/{stride_text(step.stride)}", CURVE,

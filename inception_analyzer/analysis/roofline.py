@@ -251,19 +251,23 @@ def check_settings(dtype: str, batch: int, mode: str) -> None:
 
 
 def moves_data(record: LayerCost) -> bool:
-    """False for a view or no-op: no arithmetic over a single input of the output's size, or an op
-    whose output is a view of its input (a slice of the channels: OpKind.views_input)."""
-    op = OPS.get(record.op)
+    """False for a view or no-op (shapes_move_data)."""
     return shapes_move_data(record.macs, record.other_flops, record.input_shapes, record.output_shape,
-                            op is not None and op.views_input)
+                            OPS.get(record.op))
 
 
-def shapes_move_data(macs: int, other_flops: int, input_shapes, output_shape, views_input: bool = False) -> bool:
-    """moves_data from a layer's counts and shapes (the latency prediction asks before any record
-    exists), and whether its op kind views its input."""
+def shapes_move_data(macs: int, other_flops: int, input_shapes, output_shape, op=None) -> bool:
+    """Whether a layer reads and writes its tensors (the latency prediction asks before any record
+    exists). One that computes nothing on a single input moves nothing where its op kind hands on
+    its input or a view of it (OpKind.passes_input, views_input: an identity, a flatten, a slice of
+    the channels), and copies it otherwise, as many elements as it reads or not (a channel shuffle's
+    transpose, a padding). Where the op kind is not known, or not modelled (an opaque import), as
+    many elements out as in is taken for a reshape, a view."""
     if macs or other_flops or len(input_shapes) != 1:
         return True
-    return not views_input and numel(input_shapes[0]) != numel(output_shape)
+    if op is None or not op.modelled:
+        return numel(input_shapes[0]) != numel(output_shape)
+    return not (op.views_input or op.passes_input)
 
 
 def layer_bytes(record: LayerCost, dtype: str, batch: int) -> int:

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import torch
 
 from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, NATIVE, QUEUE, SYNC, CurveEntry,
-                                EfficiencyEntry, Fallback, LatencyProfile, Roofs, Sample, fit_curve, fit_efficiency,
-                                bounded_least_squares, fit_fallback, fit_overhead, layer_work, rounded)
+                                EfficiencyEntry, Fallback, LatencyProfile, LayerWork, Roofs, Sample, fit_curve,
+                                fit_efficiency, bounded_least_squares, fit_fallback, fit_overhead, layer_work, rounded)
 from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
@@ -239,20 +239,34 @@ POOLS = [("maxpool", {"kernel": [3, 3], "stride": 2}), ("maxpool", {"kernel": [3
          ("avgpool", {"kernel": [5, 5], "stride": 3})]
 
 
+# op kinds priced by a curve over feature maps, with the arguments they are timed with, besides the
+# activations and pools: normalisations, scales, the data movers, the merges (and their arity)
+MAP_CURVES = [("bn", {}, 1), ("lrn", {"size": 5}, 1), ("scale", {"factor": 0.2}, 1), ("layer_norm", {}, 1),
+              ("layer_scale", {}, 1), ("channel_shuffle", {"groups": 2}, 1), ("pad", {"padding": [1, 1, 1, 1]}, 1),
+              ("concat", {}, 2), ("concat", {}, 4), ("add", {}, 2)]
+# an upsampling's output is `scale` squared times its input: its inputs stop that much smaller
+UPSAMPLINGS = [("upsample", {"scale": 2, "mode": "nearest"}), ("upsample", {"scale": 2, "mode": "bilinear"})]
+# views and no-ops: their overhead is all they cost
+VIEWS = [("flatten", {}), ("dropout", {}), ("identity", {}), ("chunk", {"chunks": 2, "index": 0}),
+         ("channel_slice", {"start": 0, "end": 32})]
+
+
 def curve_cases(quick: bool) -> list[Case]:
     """Every op kind priced by a curve: a case per size, and its overhead case (one element)."""
     cases: list[Case] = []
 
     def series(op: str, args: dict, arity: int = 1, in_place: bool = False, gate: bool = False,
-               min_side: int = 1) -> None:
-        for batch, c, h, w in curve_shapes(quick):
+               min_side: int = 1, extra: int = 1, vector: bool = False) -> None:
+        for batch, c, h, w in curve_shapes(quick, extra=extra):
             if min(h, w) < min_side:
                 continue
-            shape = (c, h, w)
+            shape = (c * h * w,) if vector else (c, h, w)
             inputs = (shape, (c, 1, 1)) if gate else (shape,) * arity
             cases.append(Case(op, dict(args), inputs, batch, in_place))
-        # the smallest map: one channel, 1 x 1 (a pool's: twice its window, so it is no global pool)
-        tiny = (1, 2 * min_side, 2 * min_side) if min_side > 1 else (1, 1, 1)
+        # the smallest map: one channel (one per group: a shuffle's), 1 x 1 (a pool's: twice its
+        # window, so it is no global pool)
+        channels = args.get("groups", 1)
+        tiny = (1,) if vector else (channels, 2 * min_side, 2 * min_side) if min_side > 1 else (channels, 1, 1)
         inputs = (tiny, (1, 1, 1)) if gate else (tiny,) * arity
         cases.append(Case(op, dict(args), inputs, 1, in_place, overhead=True))
 
@@ -261,19 +275,19 @@ def curve_cases(quick: bool) -> list[Case]:
         series(name, {})
         if name in IN_PLACE_ACTIVATIONS:
             series(name, {"inplace": True}, in_place=True)
-    for name in (("bn",) if quick else ("bn", "lrn", "scale", "softmax")):
-        if name == "softmax":
-            continue  # over the classes of a vector: a head's few thousand elements, priced as an element-wise op
-        series(name, {"size": 5} if name == "lrn" else {"factor": 0.2} if name == "scale" else {})
-    for name, arity in (("concat", 2), ("concat", 4), ("add", 2)) if not quick else (("concat", 2), ("add", 2)):
-        series(name, {}, arity=arity)
+    for name, args, arity in MAP_CURVES if not quick else (("bn", {}, 1), ("concat", {}, 2), ("add", {}, 2)):
+        series(name, args, arity=arity)
     if not quick:
         series("mul", {}, gate=True)
+        for name, args in UPSAMPLINGS:
+            series(name, args, extra=args["scale"] ** 2)
+        series("softmax", {}, vector=True)      # over the classes of a vector, as the op kind takes
     for name, args in (POOLS[:1] if quick else POOLS):
         series(name, args, min_side=args["kernel"][0])
-    series("adaptive_avgpool", {})
-    for name in ("flatten", "dropout", "identity"):
-        cases.append(Case(name, {}, ((64, 2, 2),), 1, overhead=True))
+    for name in ("adaptive_avgpool",) if quick else ("adaptive_avgpool", "adaptive_maxpool", "global_avgpool"):
+        series(name, {})
+    for name, args in VIEWS:
+        cases.append(Case(name, dict(args), ((64, 2, 2),), 1, overhead=True))
     series(COPY, {})        # the device's copy of a tensor: the data term of convolutions and linear layers
     return cases
 
@@ -365,6 +379,16 @@ class Normals:
         return tensors
 
 
+def case_work(case: Case) -> tuple[Any, dict, list, tuple, LayerWork]:
+    """(op kind, resolved arguments, input shapes, output shape, LayerWork) of a case: the layer
+    it times, as a model's layer of that kind and shapes would be seen by the prediction."""
+    op = OPS["identity" if case.op == COPY else case.op]
+    arguments = op.bind([], dict(case.args))
+    inputs = [tuple(s) for s in case.inputs]
+    out = op.output_shape(arguments, inputs)
+    return op, arguments, inputs, out, layer_work(op, arguments, inputs, out, case.batch, case.in_place)
+
+
 def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceProfile, dtype_name: str,
             normals: Normals) -> Prepared:
     """The case's module (through the registry), its inputs (copied from `normals`) and its
@@ -372,11 +396,7 @@ def prepare(case: Case, device: torch.device, dtype: torch.dtype, roofs: DeviceP
     from ..analysis.cost import LayerCost
     from ..analysis.roofline import estimate_layer
 
-    op = OPS["identity" if case.op == COPY else case.op]
-    arguments = op.bind([], dict(case.args))
-    inputs = [tuple(s) for s in case.inputs]
-    out = op.output_shape(arguments, inputs)
-    work = layer_work(op, arguments, inputs, out, case.batch, case.in_place)
+    op, arguments, inputs, out, work = case_work(case)
     tensors = normals.inputs(case.batch, inputs, device, dtype)
     if case.op == COPY:
         source = tensors[0]
@@ -400,6 +420,9 @@ def op_call(op, arguments: dict, inputs: list, out, tensors: list, device: torch
             ) -> tuple[Callable[[], Any], Any]:
     """(one call of the layer on `tensors`, its module or None): through the registry, as the built
     models call it: its module (`make_module`), or its merge (`combine`)."""
+    if op.builds_parameter:               # a parameter of the model's, used as its forward pass does
+        parameter = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype)
+        return (lambda: op.apply(parameter, tensors[0])), None
     if not op.builds_module:
         return (lambda: op.combine(tensors)), None
     module = op.make_module(arguments, inputs, out).to(device=device, dtype=dtype).eval()

@@ -253,9 +253,10 @@ class OpKind:
     # it overwrites the tensor before it, so graph.runs_in_place asks that tensor's producer (timm's
     # BatchNormAct2d runs bn, an identity in place of dropout, then ReLU(inplace=True))
     passes_input: ClassVar[bool] = False
-    # its output is a view of its input at inference, of fewer elements (a slice or chunk of the
-    # channels): nothing is computed, copied or allocated. (A view of as many elements, a flatten or
-    # an identity, needs no flag: its shapes say so, analysis/roofline.shapes_move_data.)
+    # its output is a view of its input at inference (a slice or chunk of the channels, a flatten):
+    # nothing is computed, copied or allocated. An op kind that computes nothing and has neither
+    # this nor `passes_input` copies its input (a channel shuffle, a padding, an upsampling), as
+    # many elements as it reads or not (analysis/roofline.shapes_move_data)
     views_input: ClassVar[bool] = False
     # it can overwrite its input (torch's inplace=True); whether it does is the graph's decision
     # (graph.runs_in_place: only where nothing else needs the input), the builder's and the memory
@@ -438,6 +439,12 @@ class OpKind:
     def apply(self, parameter, tensor):
         """For ops that build a parameter (`builds_parameter`): the forward pass's use of it."""
         raise NotImplementedError(f"{self.name} builds no parameter")
+
+    def kernel_variant(self, a: dict) -> str:
+        """Which of the op kind's kernels its arguments pick, where they pick one that costs otherwise
+        (upsample's 'bilinear' against 'nearest'): a word of its latency entry's key, so a profile
+        prices each apart (analysis/latency.py). '' for an op kind of one kernel."""
+        return ""
 
     def describe(self, a: dict) -> str:
         """A short argument summary for tables: '3x3/2', 'p=0.5'."""

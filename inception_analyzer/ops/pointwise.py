@@ -179,6 +179,7 @@ class Flatten(OpKind):
     name = "flatten"
     category = Category.RESHAPE
     summary = "flattens [C, H, W] into a vector of C*H*W"
+    views_input = True    # of a contiguous tensor, as every layer's output is
     torch_modules = ("Flatten",)
     # x.view(x.size(0), -1) and other reshapes are data movement: the importer works out what they
     # did to the elements and asks `from_movement`

@@ -157,6 +157,9 @@ class Upsample(OpKind):
             return nn.Upsample(size=tuple(a["size"]), mode=a["mode"], align_corners=corners)
         return nn.Upsample(scale_factor=tuple(float(s) for s in a["scale"]), mode=a["mode"], align_corners=corners)
 
+    def kernel_variant(self, a):
+        return a["mode"]
+
     def describe(self, a):
         if a["size"] is not None:
             text = f"to {a['size'][0]}x{a['size'][1]}"
