@@ -835,6 +835,22 @@ def test_the_allocator_simulation_stops_at_a_steady_heap_with_every_pass_s_figur
     assert any(sum(fresh.values()) for fresh in every_pass)     # pages were faulted in: the check has teeth
 
 
+def test_the_second_pass_stops_where_it_joins_the_first(monkeypatch):
+    """Once the heap and the live tensors' places after a layer are those after the same layer
+    of the pass before, the rest of the pass is not simulated again: resnet50 at batch 8 gets
+    there within its first layers, so the whole simulation asks for few more blocks than one pass."""
+    from inception_analyzer.analysis import allocator as simulation
+    graph = ia.analyze("resnet50").graph
+    allocator = simulation.Allocator(1e-10, layout_copies=True, mmap_threshold=32 * 2**20, channel_block=8)
+    requests = []
+    malloc = simulation._Heap.malloc
+    monkeypatch.setattr(simulation._Heap, "malloc", lambda heap, size: requests.append(size) or malloc(heap, size))
+    simulation.fresh_bytes(graph, 8, 4, allocator, passes=1)
+    one_pass, requests[:] = len(requests), []
+    simulation.fresh_bytes(graph, 8, 4, allocator)
+    assert one_pass < len(requests) < 1.2 * one_pass
+
+
 def test_the_layers_of_a_repeated_block_are_priced_as_each_alone():
     """The prediction prices one signature (op kind, arguments, shapes, in place or not) once and
     reuses it for Inception-ResNet-v2's repeated blocks: every layer's figures equal its own

@@ -66,6 +66,7 @@ ALIGNMENT_SLACK = 64 + 32
 # layer's reordered 3x3 weights, 37 KB for 3 -> 64 channels, would otherwise join the two holes of a
 # freed 24.5 MiB block and its neighbour into one that holds the next 24.5 MiB output).
 SMALL_BLOCK = 256 * KIB
+SETTLING_LAYERS = 64    # the layers over which a pass is compared with the pass before (fresh_bytes)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,13 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
     """Each main-path layer's bytes of heap growth onto fresh pages in a steady-state forward
     pass (the last of `passes`): the module docstring's rules. A pass is a function of the heap
     it starts on, so once one leaves the heap as the pass before it did, every later pass repeats
-    it: the simulation stops there with the same figures."""
+    it: the simulation stops there with the same figures. Likewise within a pass: once the heap
+    and the places of the live tensors after a layer are what they were after that layer in the
+    pass before, the rest of the pass repeats that one's, figures and end alike. The second pass
+    mostly gets there within its first few dozen layers (in 66 of the 72 model-and-batch cases
+    of docs/benchmarks.md, "Every op kind timed"), else late or never: the states are compared
+    over the first SETTLING_LAYERS layers only, as keeping them for every layer would cost more
+    than it saves."""
     layers = [node for node in graph.layers() if node.role != AUX]
     last_read: dict[str, int] = {}
     for index, node in enumerate(layers):
@@ -188,10 +195,12 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
              for index, node in enumerate(layers)]
     fresh: dict[str, int] = {}
     ended_on = heap.state()
+    last_pass: list[tuple] = []                   # the state after each layer of the pass before
     for _ in range(passes):
         storage: dict[str, str] = {}              # tensor -> the tensor whose storage it shares
-        holders: dict[str, list] = {}             # storage -> [handle, tensors alive on it]
-        for layer in steps:
+        holders: dict[str, list] = {}             # live storage -> [handle, tensors alive on it]
+        this_pass: list[tuple] = []
+        for index, layer in enumerate(steps):
             node = layer.node
             new = 0
             held: list = []                       # the call's own blocks, in the order it allocates them
@@ -212,12 +221,17 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
             for source in layer.dying:
                 if source in storage:
                     _release(heap, holders, storage[source])
+            if index < SETTLING_LAYERS:
+                # the heap and where each live tensor lies: all that the rest of the pass depends on
+                this_pass.append((heap.state(), tuple(holder[0] for holder in holders.values())))
+                if index < len(last_pass) and this_pass[-1] == last_pass[index]:
+                    return fresh                  # the rest repeats the pass before, whose figures stand
         if graph.output in storage:               # the caller drops the output after the call
             _release(heap, holders, storage[graph.output])
         state = heap.state()
         if state == ended_on:
             break
-        ended_on = state
+        ended_on, last_pass = state, this_pass
     return fresh
 
 
@@ -258,4 +272,4 @@ def _shares_input(graph: Graph, node) -> bool:
 def _release(heap: _Heap, holders: dict[str, list], owner: str) -> None:
     holders[owner][1] -= 1
     if holders[owner][1] == 0:
-        heap.free(holders[owner][0])
+        heap.free(holders.pop(owner)[0])
