@@ -99,7 +99,6 @@ Which entry prices a layer follows from its op kind's facets, never from a model
 from __future__ import annotations
 
 import bisect
-import heapq
 import itertools
 import math
 import statistics
@@ -210,15 +209,17 @@ class EfficiencyEntry:
         if not self.residuals:
             return 1.0
         here = [math.log2(arguments[name]) for name in LOCATION[:len(self.residuals[0]) - 1]]
-        nearest = heapq.nsmallest(NEIGHBOURS, ((math.dist(here, where), log_ratio)
-                                               for where, log_ratio in self._located_residuals))
+        places, log_ratios = self._located_residuals
+        nearest = sorted(zip(map(math.dist, itertools.repeat(here, len(places)), places), log_ratios))[:NEIGHBOURS]
         weights = [(1.0 / (distance + 0.5), log_ratio) for distance, log_ratio in nearest]
         return math.exp(sum(w * r for w, r in weights) / sum(w for w, _ in weights))
 
     @cached_property
-    def _located_residuals(self) -> tuple[tuple[tuple[float, ...], float], ...]:
-        """Each residual as (log2 of its location, log of its ratio), worked out once per entry."""
-        return tuple((tuple(math.log2(v) for v in row[:-1]), math.log(row[-1])) for row in self.residuals)
+    def _located_residuals(self) -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
+        """The residuals' places (log2 of their location) and the logs of their ratios, worked out
+        once per entry."""
+        return (tuple(tuple(math.log2(v) for v in row[:-1]) for row in self.residuals),
+                tuple(math.log(row[-1]) for row in self.residuals))
 
     def in_range(self, arguments: dict[str, float]) -> bool:
         return all(points[0][0] <= arguments[name] <= points[-1][0] for name, points in self.factors.items())
@@ -246,7 +247,7 @@ class CurveEntry:
     def kernel_seconds(self, x: float) -> float:
         if x <= 0 or not self.points:
             return 0.0
-        xs = [p[0] for p in self.points]
+        xs = self._xs
         if x <= xs[0]:                                   # from zero at no work to the first point
             return self.points[0][1] * x / xs[0]
         if x >= xs[-1]:                                  # beyond: at the last segment's rate
@@ -260,6 +261,10 @@ class CurveEntry:
 
     def in_range(self, x: float) -> bool:
         return not self.points or x <= self.points[-1][0]
+
+    @cached_property
+    def _xs(self) -> list[float]:
+        return [p[0] for p in self.points]
 
 
 Entry = EfficiencyEntry | CurveEntry
@@ -396,6 +401,7 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
     inputs = [tuple(s) for s in inputs]
     out = tuple(out)
     geometry = op.geometry(args, inputs, out)
+    macs = op.macs(args, inputs, out)
     data = {"input": float(batch * sum(numel(s) for s in inputs)), "output": float(batch * numel(out)),
             "weights": float(op.params(args, inputs, out))}
     moved = data["input"] + data["output"]
@@ -406,23 +412,23 @@ def layer_work(op, args: dict, inputs: list, out, batch: int, in_place: bool = F
         # the channels a kernel vectorises over: a depthwise one's across its groups, others' within a group
         lanes = (geometry.in_channels, geometry.out_channels) if geometry.depthwise else \
             (geometry.in_channels // geometry.groups, geometry.out_channels // geometry.groups)
-        return LayerWork(conv_key(geometry), EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
+        return LayerWork(conv_key(geometry), EFFICIENCY, flops=2.0 * macs * batch,
                          arguments={"in_channels": geometry.in_channels / geometry.groups,
                                     "out_channels": geometry.out_channels / geometry.groups,
                                     "pixels": pixels, "groups": geometry.groups,
-                                    "work": 2.0 * op.macs(args, inputs, out) * batch,
+                                    "work": 2.0 * macs * batch,
                                     "alignment": channel_alignment(*lanes)},
                          data=data, family=f"conv {grouping}".strip(), kernel=geometry.kernel,
                          stride=geometry.stride, batch=batch, activations=moved,
                          staged=float(batch * numel(staged)) if staged else 0.0)
     if op.category is Category.LINEAR:
-        return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * op.macs(args, inputs, out) * batch,
+        return LayerWork(LINEAR_KEY, EFFICIENCY, flops=2.0 * macs * batch,
                          arguments={"in_channels": numel(inputs[0]), "out_channels": numel(out), "pixels": batch,
-                                    "work": 2.0 * op.macs(args, inputs, out) * batch,
+                                    "work": 2.0 * macs * batch,
                                     "groups": 1, "alignment": channel_alignment(numel(inputs[0]), numel(out))},
                          data=data, activations=moved)
     key = " ".join(filter(None, (op.name, op.kernel_variant(args)))) + (IN_PLACE if in_place else "")
-    if not shapes_move_data(op.macs(args, inputs, out), op.other_flops(args, inputs, out), inputs, out, op):
+    if not shapes_move_data(macs, op.other_flops(args, inputs, out), inputs, out, op):
         return LayerWork(key, CURVE, size=0.0)
     if op.category is Category.POOL and len(inputs[0]) == 3:
         # a pool's entry is its window ('maxpool 3x3/2'), or 'global' where the window is the whole map
