@@ -29,6 +29,7 @@ from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
 from ..ops import OPS
+from ..ops.base import Timing
 from .host_allocator import measure_allocator, warm_allocations
 from .limits import BenchError
 from .machine import MemoryProbe, OthersCpu, environment, last_level_cache_bytes, measure_cpu_with_torch, wait_for_quiet
@@ -231,64 +232,38 @@ def curve_shapes(quick: bool, channels: int = 64, extra: int = 1) -> list[tuple[
     return shapes
 
 
-ACTIVATIONS = ("relu", "relu6", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid")
-IN_PLACE_ACTIVATIONS = tuple(name for name in ACTIVATIONS if OPS[name].in_place_capable)
-POOLS = [("maxpool", {"kernel": [3, 3], "stride": 2}), ("maxpool", {"kernel": [3, 3], "stride": 1, "padding": 1}),
-         ("maxpool", {"kernel": [2, 2], "stride": 2}),
-         ("avgpool", {"kernel": [3, 3], "stride": 1, "padding": 1}), ("avgpool", {"kernel": [2, 2], "stride": 2}),
-         ("avgpool", {"kernel": [5, 5], "stride": 3})]
-
-
-# op kinds priced by a curve over feature maps, with the arguments they are timed with, besides the
-# activations and pools: normalisations, scales, the data movers, the merges (and their arity)
-MAP_CURVES = [("bn", {}, 1), ("lrn", {"size": 5}, 1), ("scale", {"factor": 0.2}, 1), ("layer_norm", {}, 1),
-              ("layer_scale", {}, 1), ("channel_shuffle", {"groups": 2}, 1), ("pad", {"padding": [1, 1, 1, 1]}, 1),
-              ("concat", {}, 2), ("concat", {}, 4), ("add", {}, 2)]
-# an upsampling's output is `scale` squared times its input: its inputs stop that much smaller
-UPSAMPLINGS = [("upsample", {"scale": 2, "mode": "nearest"}), ("upsample", {"scale": 2, "mode": "bilinear"})]
-# views and no-ops: their overhead is all they cost
-VIEWS = [("flatten", {}), ("dropout", {}), ("identity", {}), ("chunk", {"chunks": 2, "index": 0}),
-         ("channel_slice", {"start": 0, "end": 32})]
-
-
 def curve_cases(quick: bool) -> list[Case]:
-    """Every op kind priced by a curve: a case per size, and its overhead case (one element)."""
+    """Every op kind priced by a curve, each series its op kind names (OpKind.timings) and again in
+    place where the op kind can run in place: a case per size and its overhead case (its smallest
+    tensors); then the device's copy of a tensor, the data term of convolutions and linear layers."""
     cases: list[Case] = []
-
-    def series(op: str, args: dict, arity: int = 1, in_place: bool = False, gate: bool = False,
-               min_side: int = 1, extra: int = 1, vector: bool = False) -> None:
-        for batch, c, h, w in curve_shapes(quick, extra=extra):
-            if min(h, w) < min_side:
+    for op in OPS.values():
+        for timing in op.timings:
+            if quick and not timing.quick:
                 continue
-            shape = (c * h * w,) if vector else (c, h, w)
-            inputs = (shape, (c, 1, 1)) if gate else (shape,) * arity
-            cases.append(Case(op, dict(args), inputs, batch, in_place))
-        # the smallest map: one channel (one per group: a shuffle's), 1 x 1 (a pool's: twice its
-        # window, so it is no global pool)
-        channels = args.get("groups", 1)
-        tiny = (1,) if vector else (channels, 2 * min_side, 2 * min_side) if min_side > 1 else (channels, 1, 1)
-        inputs = (tiny, (1, 1, 1)) if gate else (tiny,) * arity
-        cases.append(Case(op, dict(args), inputs, 1, in_place, overhead=True))
+            cases.extend(timing_cases(op.name, timing, quick))
+            if op.in_place_capable:
+                cases.extend(timing_cases(op.name, replace(timing, args={**timing.args, "inplace": True}), quick,
+                                          in_place=True))
+    return cases + timing_cases(COPY, Timing(), quick)
 
-    activations = ACTIVATIONS[:2] if quick else ACTIVATIONS
-    for name in activations:
-        series(name, {})
-        if name in IN_PLACE_ACTIVATIONS:
-            series(name, {"inplace": True}, in_place=True)
-    for name, args, arity in MAP_CURVES if not quick else (("bn", {}, 1), ("concat", {}, 2), ("add", {}, 2)):
-        series(name, args, arity=arity)
-    if not quick:
-        series("mul", {}, gate=True)
-        for name, args in UPSAMPLINGS:
-            series(name, args, extra=args["scale"] ** 2)
-        series("softmax", {}, vector=True)      # over the classes of a vector, as the op kind takes
-    for name, args in (POOLS[:1] if quick else POOLS):
-        series(name, args, min_side=args["kernel"][0])
-    for name in ("adaptive_avgpool",) if quick else ("adaptive_avgpool", "adaptive_maxpool", "global_avgpool"):
-        series(name, {})
-    for name, args in VIEWS:
-        cases.append(Case(name, dict(args), ((64, 2, 2),), 1, overhead=True))
-    series(COPY, {})        # the device's copy of a tensor: the data term of convolutions and linear layers
+
+def timing_cases(op: str, timing: Timing, quick: bool, in_place: bool = False) -> list[Case]:
+    """One series: a case per size of curve_shapes (a size whose map is narrower than the
+    op kind's window left out), then its overhead case on the smallest tensors it takes."""
+    cases = []
+    if timing.sizes:
+        for batch, c, h, w in curve_shapes(quick, extra=timing.growth):
+            if min(h, w) < timing.window:
+                continue
+            shape = (c * h * w,) if timing.vector else (c, h, w)
+            inputs = (shape, (c, 1, 1)) if timing.gate else (shape,) * timing.maps
+            cases.append(Case(op, dict(timing.args), inputs, batch, in_place))
+    # the smallest map: 1 x 1 of the fewest channels (a window's: twice the window, so no global pool)
+    side = 2 * timing.window if timing.window > 1 else 1
+    tiny = (1,) if timing.vector else (timing.channels, side, side)
+    inputs = (tiny, (timing.channels, 1, 1)) if timing.gate else (tiny,) * timing.maps
+    cases.append(Case(op, dict(timing.args), inputs, 1, in_place, overhead=True))
     return cases
 
 

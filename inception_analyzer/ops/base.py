@@ -24,7 +24,7 @@ Shapes exclude the batch: (C, H, W) for feature maps, (N,) for vectors.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 from ..errors import SpecError, did_you_mean
@@ -190,6 +190,24 @@ class ForwardMemory:
 
 
 @dataclass(frozen=True)
+class Timing:
+    """One series of microbenchmarks `calibrate` times an op kind with (bench/calibrate.py): its
+    arguments, and how a feature map [C, H, W] of each size, from a few elements to tens of
+    millions, becomes the case's inputs. Its smallest case (one channel, 1 x 1, or the least the
+    op kind takes) times the entry's overhead."""
+
+    args: dict = field(default_factory=dict)
+    maps: int = 1              # the map read this many times (a merge of that many branches)
+    gate: bool = False         # the map and a [C, 1, 1] gate (a squeeze-and-excitation product)
+    vector: bool = False       # the map flattened into a vector (an op kind of vectors)
+    window: int = 1            # the map's least side (a pool's window; the smallest case twice it)
+    channels: int = 1          # the fewest channels the op kind takes (a channel shuffle's groups)
+    growth: int = 1            # its output holds this many times its input: the series stops that much smaller
+    sizes: bool = True         # False: its overhead alone (a view or no-op, which costs nothing more)
+    quick: bool = False        # in the quick grid too (`calibrate --quick`: tests, a first look)
+
+
+@dataclass(frozen=True)
 class Alloc:
     """A block an op's call allocates for itself, in bytes for the whole batch."""
 
@@ -262,6 +280,10 @@ class OpKind:
     # (graph.runs_in_place: only where nothing else needs the input), the builder's and the memory
     # analysis's alike
     in_place_capable: ClassVar[bool] = False
+    # the series `calibrate` times it with (each again in place where it can run in place); the
+    # default: an element-wise op on a feature map. () for what no curve prices: the input, an
+    # opaque import, and the convolution and linear classes, which have grids of their own
+    timings: ClassVar[tuple[Timing, ...]] = (Timing(),)
     other_flops_rule: ClassVar[str] = "none"
     # torch.fx import (importer.py): the torch.nn classes this op stands for, and the functions
     # ("torch.nn.functional.relu") and tensor methods (".relu") with the names of their arguments

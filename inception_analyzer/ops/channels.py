@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text
 from .args import Arg, non_negative_int, positive_int
-from .base import F, Category, ForwardMemory, OpKind, Storage, refuse_unless, register
+from .base import F, Category, ForwardMemory, OpKind, Storage, Timing, refuse_unless, register
 
 
 class _ChannelMove(OpKind):
@@ -32,6 +32,7 @@ def _chunk_sizes(channels: int, chunks: int) -> list[int]:
 @register
 class Chunk(_ChannelMove):
     name = "chunk"
+    timings = (Timing({"chunks": 2, "index": 0}, channels=64, sizes=False, quick=True),)
     summary = "one of `chunks` equal pieces of the channels, x.chunk(chunks, dim=1)[index] (ShuffleNet's split)"
     args = (Arg("chunks", positive_int), Arg("index", non_negative_int))
     torch_piece_calls = {".chunk": ("chunks", "dim"), "torch.chunk": ("chunks", "dim")}
@@ -58,6 +59,7 @@ class Chunk(_ChannelMove):
 @register
 class ChannelSlice(_ChannelMove):
     name = "channel_slice"
+    timings = (Timing({"start": 0, "end": 32}, channels=64, sizes=False, quick=True),)
     summary = "the channels start to end-1, x[:, start:end] (a piece of torch.split, x.narrow(1, ...))"
     args = (Arg("start", non_negative_int), Arg("end", positive_int))
     torch_calls = {"_operator.getitem": ("index",), ".narrow": ("dim", "start", "length"),
@@ -128,6 +130,7 @@ class ChannelShuffle(_ChannelMove):
     out transposed, so that the next grouped convolution sees channels of every group."""
 
     name = "channel_shuffle"
+    timings = (Timing({"groups": 2}, channels=2),)
     summary = "interleaves the channels of `groups` groups (ShuffleNet; view, transpose, view)"
     views_input = False   # the last view of the transposed tensor copies it
     args = (Arg("groups", positive_int),)

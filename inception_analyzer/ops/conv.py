@@ -18,6 +18,7 @@ ONEDNN_SMALL_INPUT = 20480
 class Conv(OpKind):
     fresh_output = True
     name = "conv"
+    timings = ()    # the convolution classes: bench/calibrate.py's grid of their own
     category = Category.CONV
     summary = "2-D convolution (torch.nn.Conv2d); in_channels come from the input"
     args = (Arg("out", positive_int), Arg("kernel", positive_pair), Arg("stride", positive_pair, 1),

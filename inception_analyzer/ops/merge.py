@@ -7,7 +7,7 @@ from typing import Callable, ClassVar
 
 from ..errors import ShapeError
 from ..numbers import dims_text, numel
-from .base import BackwardMemory, Category, ForwardMemory, MergeKind, OpKind, Storage, refuse_unless, register
+from .base import BackwardMemory, Category, ForwardMemory, MergeKind, OpKind, Storage, Timing, refuse_unless, register
 
 
 class _Merge(OpKind):
@@ -35,6 +35,7 @@ class _ElementwiseMerge(_Merge):
 @register
 class Concat(_Merge):
     name = "concat"
+    timings = (Timing(maps=2, quick=True), Timing(maps=4))    # two branches and four (Inception's)
     summary = "concatenates branches along channels (the Inception filter concat)"
     merge_kind = MergeKind.CONCAT
     min_inputs = 1   # torch.cat([x]) is a copy of x (DenseNet's first layer of a block reads one tensor)
@@ -67,6 +68,7 @@ class Concat(_Merge):
 @register
 class Add(_ElementwiseMerge):
     name = "add"
+    timings = (Timing(maps=2, quick=True),)
     summary = "element-wise sum of branches (residual connections)"
     merge_kind = MergeKind.ADD
     operation = operator.add
@@ -97,6 +99,7 @@ class Add(_ElementwiseMerge):
 @register
 class Multiply(_ElementwiseMerge):
     name = "mul"
+    timings = (Timing(gate=True),)    # a map by its squeeze-and-excitation gate
     summary = "element-wise product of branches, broadcasting [C, 1, 1] over the grid (squeeze-and-excitation gates)"
     merge_kind = MergeKind.GATE
     operation = operator.mul

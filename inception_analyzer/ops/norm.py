@@ -4,8 +4,8 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import dims_text, numel
 from .args import Arg, boolean, number, optional, positive_float, positive_int, probability
-from .base import (CPU, OUTPUT, Alloc, BackwardMemory, Category, F, ForwardMemory, Free, OpKind, refuse_unless,
-                   register)
+from .base import (CPU, OUTPUT, Alloc, BackwardMemory, Category, F, ForwardMemory, Free, OpKind, Timing,
+                   refuse_unless, register)
 from .windows import feature_map
 
 
@@ -13,6 +13,7 @@ from .windows import feature_map
 class BatchNorm(OpKind):
     fresh_output = True
     name = "bn"
+    timings = (Timing(quick=True),)
     category = Category.BATCH_NORM
     summary = "batch normalisation over channels (torch.nn.BatchNorm2d), or over the features of a vector (BatchNorm1d)"
     args = (Arg("eps", positive_float, 1e-5), Arg("momentum", optional(probability), 0.1),
@@ -83,6 +84,7 @@ class BatchNorm(OpKind):
 @register
 class LocalResponseNorm(OpKind):
     name = "lrn"
+    timings = (Timing({"size": 5}),)
     category = Category.NORMALIZATION
     summary = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
     args = (Arg("size", positive_int), Arg("alpha", number, 1e-4), Arg("beta", number, 0.75),

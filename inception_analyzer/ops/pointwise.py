@@ -7,7 +7,8 @@ from typing import ClassVar
 from ..numbers import dims_text, numel
 from ..errors import ShapeError
 from .args import Arg, boolean, choice, number, probability
-from .base import CPU, F, BackwardMemory, Category, ForwardMemory, OpKind, Storage, WeightRef, refuse_unless, register
+from .base import (CPU, F, BackwardMemory, Category, ForwardMemory, OpKind, Storage, Timing, WeightRef, refuse_unless,
+                   register)
 
 
 class _Activation(OpKind):
@@ -25,7 +26,7 @@ class _Activation(OpKind):
 
 
 def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg, calls: dict | None = None,
-                saves_result: bool = False):
+                saves_result: bool = False, quick: bool = False):
     """An element-wise activation op kind. `saves_result`: its backward reads its output (relu,
     sigmoid, tanh), else its input (torch's derivatives.yaml); one with an `inplace` argument can
     run in place."""
@@ -36,14 +37,14 @@ def _activation(op_name: str, torch_name: str, doc: str, *op_args: Arg, calls: d
     cls = type(f"Activation_{op_name}", (_Activation,),
                {"name": op_name, "summary": doc, "module_name": torch_name, "args": op_args,
                 "torch_modules": (torch_name,), "torch_calls": torch_calls, "saves_result": saves_result,
-                "in_place_capable": any(a.name == "inplace" for a in op_args)})
+                "in_place_capable": any(a.name == "inplace" for a in op_args), "timings": (Timing(quick=quick),)})
     return register(cls)
 
 
 _activation("relu", "ReLU", "rectified linear unit", Arg("inplace", boolean, False), calls={F + "relu_": ()},
-            saves_result=True)
+            saves_result=True, quick=True)
 # ReLU6 is hardtanh: in place its backward reads the result, out of place the input
-_activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False), saves_result=True)
+_activation("relu6", "ReLU6", "ReLU clipped at 6", Arg("inplace", boolean, False), saves_result=True, quick=True)
 _activation("leaky_relu", "LeakyReLU", "leaky ReLU", Arg("negative_slope", number, 0.01),
             Arg("inplace", boolean, False))
 _activation("gelu", "GELU", "Gaussian error linear unit", Arg("approximate", choice("none", "tanh"), "none"))
@@ -58,6 +59,7 @@ _activation("hardsigmoid", "Hardsigmoid", "hard sigmoid (MobileNetV3's squeeze-a
 @register
 class Softmax(OpKind):
     name = "softmax"
+    timings = (Timing(vector=True),)    # over the classes of a vector
     category = Category.ACTIVATION
     summary = "softmax over the classes of a vector (the papers' last row; not in torchvision models)"
     other_flops_rule = "3 per element (exp, sum, divide)"
@@ -84,6 +86,7 @@ class Softmax(OpKind):
 @register
 class Dropout(OpKind):
     name = "dropout"
+    timings = (Timing(channels=64, sizes=False, quick=True),)    # its input handed on: an overhead
     summary = "dropout (identity at inference)"
     passes_input = True
     args = (Arg("p", probability, 0.5), Arg("inplace", boolean, False))
@@ -125,6 +128,7 @@ class Dropout(OpKind):
 @register
 class Identity(OpKind):
     name = "identity"
+    timings = (Timing(channels=64, sizes=False, quick=True),)
     summary = "passes its input through"
     passes_input = True
     elementwise = True
@@ -149,6 +153,7 @@ class Identity(OpKind):
 class Scale(OpKind):
     fresh_output = True
     name = "scale"
+    timings = (Timing({"factor": 0.2}),)
     summary = "multiplies by a constant factor (Inception-ResNet's residual scaling, x * 0.17)"
     args = (Arg("factor", number),)
     elementwise = True
@@ -177,6 +182,7 @@ class Scale(OpKind):
 @register
 class Flatten(OpKind):
     name = "flatten"
+    timings = (Timing(channels=64, sizes=False, quick=True),)    # a view: an overhead
     category = Category.RESHAPE
     summary = "flattens [C, H, W] into a vector of C*H*W"
     views_input = True    # of a contiguous tensor, as every layer's output is

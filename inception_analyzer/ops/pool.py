@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..numbers import numel
 from .args import Arg, boolean, non_negative_pair, optional, positive_pair
-from .base import F, Category, ForwardMemory, OpKind, RFStep, refuse_unless, register
+from .base import F, Category, ForwardMemory, OpKind, RFStep, Timing, refuse_unless, register
 
 INDEX_BYTES = 8     # max pooling's indices are int64, whatever the dtype
 
@@ -54,6 +54,9 @@ class _WindowPool(OpKind):
 @register
 class MaxPool(_WindowPool):
     name = "maxpool"
+    timings = (Timing({"kernel": [3, 3], "stride": 2}, window=3, quick=True),
+               Timing({"kernel": [3, 3], "stride": 1, "padding": 1}, window=3),
+               Timing({"kernel": [2, 2], "stride": 2}, window=2))
     summary = "max pooling (torch.nn.MaxPool2d)"
     args = (Arg("kernel", positive_pair), Arg("stride", optional(positive_pair), None),
             Arg("padding", non_negative_pair, 0), Arg("dilation", positive_pair, 1), Arg("ceil_mode", boolean, False))
@@ -84,6 +87,8 @@ class MaxPool(_WindowPool):
 @register
 class AvgPool(_WindowPool):
     name = "avgpool"
+    timings = (Timing({"kernel": [3, 3], "stride": 1, "padding": 1}, window=3),
+               Timing({"kernel": [2, 2], "stride": 2}, window=2), Timing({"kernel": [5, 5], "stride": 3}, window=5))
     summary = "average pooling (torch.nn.AvgPool2d)"
     args = (Arg("kernel", positive_pair), Arg("stride", optional(positive_pair), None),
             Arg("padding", non_negative_pair, 0), Arg("ceil_mode", boolean, False),
@@ -156,6 +161,7 @@ class _AdaptivePool(OpKind):
 @register
 class AdaptiveAvgPool(_AdaptivePool):
     name = "adaptive_avgpool"
+    timings = (Timing(quick=True),)
     summary = "adaptive average pooling to a fixed grid (torch.nn.AdaptiveAvgPool2d); 1 = global"
     torch_modules = ("AdaptiveAvgPool2d",)
     # a mean over the grid keeping its axes is a global average pooling

@@ -8,7 +8,7 @@ from fractions import Fraction
 from ..errors import ShapeError, SpecError
 from ..numbers import numel
 from .args import Arg, boolean, choice, fill_value, four_sides, optional, positive_pair
-from .base import F, ForwardMemory, OpKind, RFStep, refuse_unless, register
+from .base import F, ForwardMemory, OpKind, RFStep, Timing, refuse_unless, register
 from .windows import feature_map
 
 
@@ -21,6 +21,7 @@ class Pad(OpKind):
     by a pixel before a strided pool."""
 
     name = "pad"
+    timings = (Timing({"padding": [1, 1, 1, 1]}),)
     summary = "a constant around the grid, pad([left, right, top, bottom]) in torch's order (nn.ZeroPad2d, F.pad)"
     args = (Arg("padding", four_sides), Arg("value", fill_value, 0.0))
     torch_modules = ("ZeroPad2d", "ConstantPad2d")
@@ -93,6 +94,8 @@ class Upsample(OpKind):
     away from the border), and units lie in / out as far apart in the input as before."""
 
     name = "upsample"
+    # each kernel apart (kernel_variant); the output is 4 times the input
+    timings = (Timing({"scale": 2, "mode": "nearest"}, growth=4), Timing({"scale": 2, "mode": "bilinear"}, growth=4))
     summary = "the grid made finer, `scale` times or to `size`, nearest or bilinear (nn.Upsample, F.interpolate)"
     args = (Arg("scale", optional(positive_pair), None), Arg("size", optional(positive_pair), None),
             Arg("mode", choice("nearest", "bilinear"), "nearest"), Arg("align_corners", boolean, False))

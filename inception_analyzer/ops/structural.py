@@ -10,6 +10,7 @@ from .base import OpKind, register
 @register
 class Input(OpKind):
     name = "input"
+    timings = ()
     summary = "the network's input image"
     builds_module = False
     min_inputs = max_inputs = 0
@@ -22,6 +23,7 @@ class Opaque(OpKind):
     FLOPs are unknown, not zero, and every total that would include them says it is partial."""
 
     name = "opaque"
+    timings = ()    # no torch module to time
     summary = "an imported operation no op kind models (import --no-strict): shape and weights kept, MACs unknown"
     args = (Arg("shape", tensor_shape), Arg("what", text), Arg("params", non_negative_int, 0),
             Arg("buffers", non_negative_int, 0))
