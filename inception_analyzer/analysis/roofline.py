@@ -41,7 +41,7 @@ import yaml
 from ..errors import AnalyzerError, did_you_mean, shown
 from ..dtypes import FP32, get_dtype
 from ..numbers import numel
-from ..ops.base import CPU, CUDA, OPS
+from ..ops.base import CPU, CUDA, OPS, OpKind
 from .cost import AUX, CostReport, LayerCost, Totals
 from .memory import MODES, MemoryEstimate
 
@@ -256,7 +256,7 @@ def moves_data(record: LayerCost) -> bool:
                             OPS.get(record.op))
 
 
-def shapes_move_data(macs: int, other_flops: int, input_shapes, output_shape, op=None) -> bool:
+def shapes_move_data(macs: int, other_flops: int, input_shapes, output_shape, op: OpKind | None = None) -> bool:
     """Whether a layer reads and writes its tensors (the latency prediction asks before any record
     exists). One that computes nothing on a single input moves nothing where its op kind hands on
     its input or a view of it (OpKind.passes_input, views_input: an identity, a flatten, a slice of

@@ -28,8 +28,7 @@ from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTION
 from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
-from ..ops import OPS
-from ..ops.base import Timing
+from ..ops import OPS, Timing
 from .host_allocator import measure_allocator, warm_allocations
 from .limits import BenchError
 from .machine import MemoryProbe, OthersCpu, environment, last_level_cache_bytes, measure_cpu_with_torch, wait_for_quiet
@@ -216,9 +215,10 @@ def linear_cases(quick: bool) -> list[Case]:
 
 # the shapes of feature maps along a curve: a map of C channels on an H x H grid, from C = 64 on
 # 2x2 upwards; each step doubles the elements (x4 in the quick grid)
-def curve_shapes(quick: bool, channels: int = 64, extra: int = 1) -> list[tuple[int, int, int, int]]:
-    """(batch, C, H, W) of growing size, up to MAX_ELEMENTS per tensor (2^20 in the quick grid)."""
-    top = 2**12 if quick else MAX_ELEMENTS // extra
+def curve_shapes(quick: bool, growth: int = 1, channels: int = 64) -> list[tuple[int, int, int, int]]:
+    """(batch, C, H, W) of growing size, up to MAX_ELEMENTS per tensor (2^12 in the quick grid),
+    or that divided by `growth` for an op kind whose output is `growth` times its input."""
+    top = 2**12 if quick else MAX_ELEMENTS // growth
     shapes, elements = [], channels * 4
     while elements <= top:
         plane = elements // channels
@@ -253,7 +253,7 @@ def timing_cases(op: str, timing: Timing, quick: bool, in_place: bool = False) -
     op kind's window left out), then its overhead case on the smallest tensors it takes."""
     cases = []
     if timing.sizes:
-        for batch, c, h, w in curve_shapes(quick, extra=timing.growth):
+        for batch, c, h, w in curve_shapes(quick, timing.growth):
             if min(h, w) < timing.window:
                 continue
             shape = (c * h * w,) if timing.vector else (c, h, w)
@@ -333,9 +333,9 @@ class Prepared:
 class Normals:
     """Standard normal values drawn once (seed 0), copied into each case's inputs: on the Zen 3
     2^25 of them take 0.21 s to draw and about 0.05 s to copy, and drawing every case's inputs
-    anew took about 20 s of a 211 s calibration. A case's inputs take consecutive stretches of the pool (from its start
-    again where one would run past its end); what a kernel costs does not depend on which
-    normal values it reads."""
+    anew took about 20 s of a 211 s calibration. A case's inputs take consecutive stretches of
+    the pool (from its start again where one would run past its end); what a kernel costs does
+    not depend on which normal values it reads."""
 
     def __init__(self, count: int = MAX_ELEMENTS):
         self.pool = torch.randn(count, generator=torch.Generator(device="cpu").manual_seed(0))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from . import conv, linear, norm, pool, pointwise, channels, spatial, merge, structural  # noqa: F401  (each registers its ops)
 from .args import MAX_SIZE, REQUIRED, Arg
 from .base import (OPS, BackwardMemory, Category, ConvGeometry, Execution, ForwardMemory, MergeKind, Movement, OpKind,
-                   RFStep, Shape, Storage, Unmodelled, WeightRef, get_op, register)
+                   RFStep, Shape, Storage, Timing, Unmodelled, WeightRef, get_op, register)
 
 # the merges: written as blocks of branches (`concat: [...]`), or called on the tensors a row reads
 MERGE_OPS = tuple(name for name, op in OPS.items() if op.merges)
@@ -28,4 +28,4 @@ STRUCTURAL_OPS = frozenset({"input"})
 
 __all__ = ["Arg", "BackwardMemory", "Category", "ConvGeometry", "Execution", "ForwardMemory", "MAX_SIZE", "MERGE_OPS",
            "MergeKind", "Movement", "OPS", "OpKind", "REQUIRED", "RFStep", "STRUCTURAL_OPS", "Shape", "Storage",
-           "Unmodelled", "WeightRef", "get_op", "register"]
+           "Timing", "Unmodelled", "WeightRef", "get_op", "register"]
