@@ -228,6 +228,31 @@ def runs_in_place(graph: Graph, node: Node) -> bool:
     return source != INPUT and graph.node(source).op.fresh_output and private(source)
 
 
+@dataclass(frozen=True)
+class MainLayer:
+    """A main-path layer with what every per-batch pass over a model reads of it (the latency
+    prediction, the allocator simulation): whether it runs in place, and its signature, equal
+    for layers whose op kind, arguments, shapes and in-place choice are equal (a repeated
+    block's), so that such a pass works out each signature's price or blocks once:
+    Inception-ResNet-v2's 823 layers have 106 signatures."""
+
+    node: Node
+    in_place: bool
+    signature: tuple
+
+
+def main_layers(graph: Graph) -> list[MainLayer]:
+    """The main-path layers in execution order (auxiliary heads left out)."""
+    layers = []
+    for node in graph.layers():
+        if node.role == AUX:
+            continue
+        in_place = runs_in_place(graph, node)
+        layers.append(MainLayer(node, in_place, (id(node.op), repr(node.args), tuple(map(tuple, node.in_shapes)),
+                                                 tuple(node.out_shape), in_place)))
+    return layers
+
+
 def grid_of(shape: Shape) -> tuple[int, int] | None:
     """The feature grid a tensor lies on, (H, W); None for a vector or a 1x1 map (the head)."""
     return tuple(shape[1:]) if len(shape) == 3 and shape[1] * shape[2] > 1 else None

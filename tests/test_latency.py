@@ -879,3 +879,29 @@ def test_the_layers_of_a_repeated_block_are_priced_as_each_alone():
             assert (layer.how, layer.entry, layer.via, layer.overhead_seconds, layer.kernel_seconds,
                     layer.extrapolated, layer.roofline_seconds, layer.context_seconds) == \
                 (*predict_layer(work, profile, bound), bound, context_seconds(work, profile, 4)), layer.path
+
+
+def test_the_allocator_simulation_replays_a_repeated_block_s_layers_as_each_alone():
+    """The simulation works out the blocks a layer's call allocates once per signature: its
+    figures are those of the same layers each given a signature of its own."""
+    from inception_analyzer.analysis.allocator import Allocator, fresh_bytes
+    from inception_analyzer.graph import main_layers
+    allocator = Allocator(1e-10, layout_copies=True, mmap_threshold=32 * 2**20, channel_block=8)
+    faulted = []
+    for name in ("inception_resnet_v2", "resnet50"):
+        graph = ia.analyze(name).graph
+        layers = main_layers(graph)
+        alone = [replace(layer, signature=(index,)) for index, layer in enumerate(layers)]
+        assert len({layer.signature for layer in layers}) < len(layers) / 3      # repeated blocks share them
+        for batch in (1, 8, 32):
+            shared = fresh_bytes(graph, batch, 4, allocator, layers=layers)
+            assert shared == fresh_bytes(graph, batch, 4, allocator, layers=alone), (name, batch)
+            faulted.append(sum(shared.values()))
+    assert any(faulted)                                      # pages were faulted in: the check has teeth
+
+
+def test_a_cost_report_of_another_graph_is_refused():
+    from inception_analyzer.analysis.latency import predict
+    one, other = ia.analyze("resnet50"), ia.analyze("inception_v3")
+    with pytest.raises(LatencyError, match="not of this graph"):
+        predict(one.graph, other.cost, hand_profile())

@@ -47,7 +47,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from ..graph import AUX, Graph, Node, runs_in_place
+from ..graph import Graph, MainLayer, Node, main_layers
 from ..ops.base import CPU, OUTPUT, Alloc, Execution
 from .roofline import shapes_move_data
 
@@ -165,8 +165,8 @@ class _Heap:
         del self.blocks[start]
 
 
-def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocator, passes: int = 4
-                ) -> dict[str, int]:
+def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocator, passes: int = 4,
+                layers: list[MainLayer] | None = None) -> dict[str, int]:
     """Each main-path layer's bytes of heap growth onto fresh pages in a steady-state forward
     pass (the last of `passes`): the module docstring's rules. A pass is a function of the heap
     it starts on, so once one leaves the heap as the pass before it did, every later pass repeats
@@ -176,23 +176,29 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
     mostly gets there within its first few dozen layers (in 66 of the 72 model-and-batch cases
     of docs/benchmarks.md, "Every op kind timed"), else late or never: the states are compared
     over the first SETTLING_LAYERS layers only, as keeping them for every layer would cost more
-    than it saves."""
-    layers = [node for node in graph.layers() if node.role != AUX]
+    than it saves. `layers` is graph.main_layers(graph), where the caller has it already."""
+    layers = main_layers(graph) if layers is None else layers
     last_read: dict[str, int] = {}
-    for index, node in enumerate(layers):
-        for source in node.inputs:
+    for index, layer in enumerate(layers):
+        for source in layer.node.inputs:
             last_read[source] = index
     heap = _Heap(allocator)
     run = Execution(batch, element_bytes, training=False, backend=CPU, channel_block=allocator.channel_block,
                     onednn=allocator.layout_copies)
     # what each call allocates and frees, where its output lives and which tensors die after it
-    # are the same every pass
-    steps = [_LayerSteps(node, node.op.call_blocks(node.args, list(node.in_shapes), node.out_shape, run),
-                         run.bytes_of(node.out_shape), _shares_input(graph, node),
-                         # in order: a set's order varies by process (hash seed)
-                         [source for source in dict.fromkeys(node.inputs)
-                          if last_read.get(source) == index and source != graph.output])
-             for index, node in enumerate(layers)]
+    # are the same every pass; the first three are the same for the layers of one signature
+    per_signature: dict[tuple, tuple[list, int, bool]] = {}
+    steps = []
+    for index, layer in enumerate(layers):
+        node = layer.node
+        if layer.signature not in per_signature:
+            per_signature[layer.signature] = (
+                node.op.call_blocks(node.args, list(node.in_shapes), node.out_shape, run),
+                run.bytes_of(node.out_shape), _shares_input(layer))
+        steps.append(_LayerSteps(node, *per_signature[layer.signature],
+                                 # in order: a set's order varies by process (hash seed)
+                                 [source for source in dict.fromkeys(node.inputs)
+                                  if last_read.get(source) == index and source != graph.output]))
     fresh: dict[str, int] = {}
     ended_on = heap.state()
     last_pass: list[tuple] = []                   # the state after each layer of the pass before
@@ -205,9 +211,9 @@ def fresh_bytes(graph: Graph, batch: int, element_bytes: int, allocator: Allocat
             new = 0
             held: list = []                       # the call's own blocks, in the order it allocates them
             for step in layer.calls:
-                if step == OUTPUT:
+                if step is OUTPUT:
                     new += _allocate_output(heap, node, layer.output_bytes, layer.shares_input, storage, holders)
-                elif isinstance(step, Alloc):
+                elif type(step) is Alloc:
                     handle, more = heap.malloc(step.bytes)
                     held.append(handle)
                     new += more
@@ -260,10 +266,11 @@ def _allocate_output(heap: _Heap, node, size: int, shares_input: bool, storage: 
     return fresh
 
 
-def _shares_input(graph: Graph, node) -> bool:
+def _shares_input(layer: MainLayer) -> bool:
     """The layer's output is its input's storage: an in-place activation, or a view or no-op."""
-    if runs_in_place(graph, node):
+    if layer.in_place:
         return True
+    node = layer.node
     op, args = node.op, node.args
     ins, out = list(node.in_shapes), node.out_shape
     return len(ins) == 1 and not shapes_move_data(op.macs(args, ins, out), op.other_flops(args, ins, out), ins, out, op)

@@ -108,7 +108,7 @@ from typing import Iterable
 
 from ..dtypes import get_dtype
 from ..errors import AnalyzerError
-from ..graph import Graph, Node, runs_in_place
+from ..graph import Graph, main_layers
 from ..numbers import numel
 from ..ops import Category, ConvGeometry
 from .allocator import Allocator, fresh_bytes
@@ -606,23 +606,21 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
                            hint=f"calibrate again with --dtype {dtype}, or ask for {profile.dtype}")
     device = profile.device_profile()
     allocator = profile.allocator
-    fresh = fresh_bytes(graph, batch, get_dtype(profile.dtype).bytes, allocator) if allocator else {}
+    main = main_layers(graph)
+    fresh = fresh_bytes(graph, batch, get_dtype(profile.dtype).bytes, allocator, layers=main) if allocator else {}
+    records = [record for record in report.layers if record.role != AUX]
+    if [record.path for record in records] != [layer.node.path for layer in main]:
+        raise LatencyError(f"the cost report of '{report.model}' is not of this graph")
     layers = []
-    # a layer's price follows from its op kind, arguments, shapes and whether it runs in place: the
-    # layers of a repeated block (Inception-ResNet-v2's 823 have 106 such signatures) are priced once
-    priced: dict[tuple, tuple] = {}
-    for record in report.layers:
-        if record.role == AUX:
-            continue
-        node: Node = graph.node(record.path)
-        in_place = runs_in_place(graph, node)
-        signature = (id(node.op), repr(node.args), tuple(map(tuple, node.in_shapes)), tuple(node.out_shape), in_place)
-        if signature not in priced:
-            work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, batch, in_place)
+    priced: dict[tuple, tuple] = {}               # a price per signature (graph.MainLayer)
+    for record, layer in zip(records, main):
+        if layer.signature not in priced:
+            node = layer.node
+            work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, batch, layer.in_place)
             bound = estimate_layer(record, device, profile.dtype, batch).seconds if moves_data(record) else 0.0
-            priced[signature] = (predict_layer(work, profile, bound), bound,
-                                 context_seconds(work, profile, get_dtype(profile.dtype).bytes))
-        (how, entry, via, overhead, kernel, outside), bound, context = priced[signature]
+            priced[layer.signature] = (predict_layer(work, profile, bound), bound,
+                                       context_seconds(work, profile, get_dtype(profile.dtype).bytes))
+        (how, entry, via, overhead, kernel, outside), bound, context = priced[layer.signature]
         touched = fresh.get(record.path, 0)
         layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, entry, how,
                                       overhead, kernel, bound, outside, via, touched,
