@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -165,6 +166,27 @@ def test_layers_alone_prices_a_chain_with_the_profile(quick_profile):
     assert all(row.split(" | ")[4].endswith(" us") for row in rows)     # what the whole takes beyond its layers
     spreads = [line for line in result.stdout.splitlines() if line.startswith(str(quick_profile))]
     assert len(spreads) == 2 and spreads[0] == spreads[1] and "spread" in spreads[0]
+
+
+def test_fresh_pages_counts_a_pass_s_faults_beside_the_simulation(quick_profile):
+    """benchmarks/fresh_pages.py: a model's steady passes, each in a process of its own, their page
+    faults beside the simulation's fresh bytes for that pass (the profile's allocator settings)."""
+    import subprocess
+    import sys
+
+    import inception_analyzer
+    from inception_analyzer.analysis.allocator import fresh_bytes
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fresh_pages.py"), "--profile", str(quick_profile),
+                             "--models", "googlenet", "--batch", "1,8", "--passes", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| googlenet")]
+    assert [row[1] for row in rows] == ["1", "8"]
+    graph = inception_analyzer.analyze("googlenet").graph
+    for row, batch in zip(rows, (1, 8)):
+        simulated = sum(fresh_bytes(graph, batch, 4, read_profile(quick_profile).allocator).values()) / 2**20
+        assert row[2] == f"{simulated:,.1f} MiB"
+        assert float(row[3].split()[0].replace(",", "")) >= 0          # the median pass's faults, in MiB
 
 
 def test_the_grid_orders_overheads_first_and_spreads_each_series():
@@ -330,3 +352,80 @@ def test_bad_calibrate_options_are_one_line(arguments, message, capsys):
     assert main(["calibrate", "--quick", *arguments]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+
+# ----------------------------------------------------------------------------- calibrate --check
+def test_the_check_times_cases_a_full_calibration_prices_by_their_own_entries(quick_profile):
+    """Every case `calibrate --check` times is of a kind the full grid fits an entry to, so a full
+    profile prices each by a measurement of its own kind; the data-bound ones hold an eighth of
+    the profile's cache and four times it."""
+    from inception_analyzer.analysis.latency import COPY_KEY
+    from inception_analyzer.bench.calibrate import COPY, calibration_cases, case_work
+    from inception_analyzer.bench.profile_check import check_cases
+    key = lambda case: COPY_KEY if case.op == COPY else case_work(case)[4].key  # noqa: E731
+    keys = {key(case) for case in calibration_cases("full")}
+    profile = dataclasses.replace(read_profile(quick_profile), cache_bytes=32 * 2**20)
+    regimes = []
+    for case, regime in check_cases(profile):
+        assert key(case) in keys, key(case)
+        regimes.append(regime)
+        if regime != "compute":
+            mebibytes = case.batch * math.prod(case.inputs[0]) * 4 / 2**20
+            assert mebibytes == pytest.approx(4 if regime == "in cache" else 128, rel=0.1), case
+    assert regimes.count("compute") == 3 and regimes.count("in cache") == regimes.count("beyond cache") == 3
+
+
+def test_the_checks_verdict_names_the_regime_the_machine_left():
+    from inception_analyzer.analysis.latency import FALLBACK, FITTED
+    from inception_analyzer.bench.profile_check import CheckRow, verdict
+    same = [CheckRow("conv", "compute", 1.05e-3, 1e-3, FITTED), CheckRow("relu", "beyond cache", 0.9e-3, 1e-3, FITTED)]
+    assert verdict(same).startswith("the machine runs as calibrated") and "beyond cache x0.90" in verdict(same)
+    slower = [*same, CheckRow("copy", "beyond cache", 2e-3, 1e-3, FITTED)]
+    assert "does not run as calibrated" in verdict(slower) and "worst copy x2.00" in verdict(slower)
+    assert "read low" in verdict(slower)
+    faster = [*same, CheckRow("bn", "in cache", 0.5e-3, 1e-3, FITTED)]
+    assert "read high" in verdict(faster)
+    # a case priced by the fallback says nothing about the profile's entries
+    assert verdict([*same, CheckRow("add", "in cache", 5e-3, 1e-3, FALLBACK)]) == verdict(same)
+
+
+def test_calibrate_check_prints_each_case_beside_the_profile(quick_profile, capsys):
+    assert main(["calibrate", "--check", str(quick_profile)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| conv") or line.startswith("| bn")
+            or line.startswith("| relu") or line.startswith("| copy")]
+    assert len(rows) == 9
+    for row in rows:                      # now and the profile's price, both in ms, and their ratio
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[2].endswith(" ms") and cells[3].split()[1] == "ms" and float(cells[4]) > 0
+    assert "the machine" in out.splitlines()[-1] and "calibrated" in out.splitlines()[-1]
+
+
+def test_calibrate_check_of_a_missing_profile_is_one_line(tmp_path, capsys):
+    assert main(["calibrate", "--check", str(tmp_path / "none.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none.yaml" in err
+
+
+def test_the_check_prices_each_case_as_the_prediction_prices_such_a_layer(quick_profile):
+    """A check row's price is the profile's price of that layer in a model, overhead and kernel
+    (predict_layer), and its ratio is what was timed over it."""
+    from inception_analyzer.analysis.latency import predict_layer
+    from inception_analyzer.bench.calibrate import case_work
+    from inception_analyzer.bench.profile_check import check_cases, check_profile
+    profile = read_profile(quick_profile)
+    rows = check_profile(profile, torch.device("cpu"), min_time=0.001)
+    for (case, regime), row in zip(check_cases(profile), rows):
+        assert row.regime == regime and row.measured > 0
+        if case.op != "(copy)":
+            _, _, _, overhead, kernel, _ = predict_layer(case_work(case)[4], profile, 0.0)
+            if row.how != "fallback":
+                assert row.priced == pytest.approx(overhead + kernel)
+        assert row.ratio == pytest.approx(row.measured / row.priced)
+
+
+def test_calibrate_check_refuses_the_options_of_a_calibration(tmp_path, capsys):
+    assert main(["calibrate", "--check", str(tmp_path / "p.yaml"), "-o", str(tmp_path / "q.yaml"), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-o, --quick" in err and not (tmp_path / "q.yaml").exists()

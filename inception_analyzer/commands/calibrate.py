@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, metavar="S",
                         help="stop timing after S seconds and fit what was measured (the cases are ordered so "
                         "that a cut run still covers every op kind over its whole range)")
+    parser.add_argument("--check", metavar="PROFILE.yaml",
+                        help="calibrate nothing: time a few cases now (convolutions, batch norm, an activation, "
+                        "the memory copy, within and beyond the cache) beside the prices PROFILE puts on them, "
+                        "to see whether the machine still runs as it did when PROFILE was calibrated (seconds)")
     add_output_argument(parser, "PROFILE.yaml")
 
 
@@ -42,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from ..build import resolve_device
     from ..bench.settings import BenchSettings, torch_settings
 
+    if args.check:
+        given = [flag for flag, value in (("-o", args.output), ("--quick", args.quick), ("--name", args.name),
+                                          ("--max-seconds", args.max_seconds), ("--threads", args.threads))
+                 if value not in (None, False)]
+        if given:
+            raise BenchError(f"--check calibrates nothing and runs as the profile was calibrated: drop {', '.join(given)}")
+        return check(args.check)
     device = resolve_device(args.device)
     if device.type not in ("cpu", "cuda"):
         raise BenchError(f"calibrate times real kernels: --device cpu or cuda, not {device.type}")
@@ -64,4 +75,29 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: meanwhile the memory copied at {looked['memory_gbps_lowest']} to "
             f"{looked['memory_gbps_highest']} GB/s (median {looked['memory_gbps_median']}, "
             f"{looked['memory_looks']} looks); the curves beyond the cache were timed at those speeds\n", sys.stderr)
+    return 0
+
+
+def check(path: str) -> int:
+    """`calibrate --check PROFILE.yaml`: the machine now beside the profile (bench/profile_check.py),
+    on the profile's device, dtype and threads."""
+    from ..analysis.latency_file import read_profile
+    from ..bench.machine import cpu_identity
+    from ..bench.profile_check import check_profile, verdict
+    from ..bench.settings import BenchSettings, torch_settings
+    from ..build import resolve_device
+    from ..untrusted import one_line
+
+    profile = read_profile(path)
+    device = resolve_device(profile.device)
+    calibrated_on = profile.machine.get("cpu")
+    if device.type == "cpu" and calibrated_on and str(calibrated_on) != cpu_identity():
+        say(f"{PROG}: note: this CPU is {cpu_identity()}, the profile's {one_line(str(calibrated_on))}\n", sys.stderr)
+    with torch_settings(BenchSettings(device=device, dtype=profile.dtype, threads=profile.threads)):
+        rows = check_profile(profile, device)
+    lines = [f"{one_line(profile.title)}, calibrated {one_line(profile.date)}: the machine now against the profile",
+             "", "| case | regime | now | profile | now / profile |", "|---|---|---|---|---|"]
+    lines += [f"| {row.what} | {row.regime} | {row.measured * 1e3:,.3f} ms | {row.priced * 1e3:,.3f} ms"
+              f"{' (' + row.how + ')' if row.how != 'fitted' else ''} | {row.ratio:.3g} |" for row in rows]
+    say("\n".join(lines) + "\n\n" + verdict(rows) + "\n")
     return 0
