@@ -111,13 +111,20 @@ def test_bench_measures_against_the_prediction(quick_profile, capsys):
     common = ["bench", tiny, "--device", "cpu", "--batch", "2", "--iters", "3", "--warmup", "1",
               "--no-torchvision", "--profile", str(quick_profile)]
     assert main([*common, "--format", "json"]) == 0
-    row = json.loads(capsys.readouterr().out)["rows"][0]
+    report = json.loads(capsys.readouterr().out)
+    row = report["rows"][0]
     assert row["prediction"]["seconds"] > 0
+    # after the rows, the profile's check cases: each timed beside its price, and the verdict
+    check = report["machine_check"]
+    assert len(check["cases"]) == 9 and check["verdict"].startswith("the ")
+    assert all(case["measured_over_priced"] == pytest.approx(case["measured_seconds"] / case["priced_seconds"])
+               for case in check["cases"])
     assert row["measured_over_estimate"] == pytest.approx(row["ours"]["p50_seconds"] / row["prediction"]["seconds"])
     assert row["measured_over_roofline"] == pytest.approx(row["ours"]["p50_seconds"] / row["estimate"]["seconds"])
     assert main([*common, "--per-layer"]) == 0
     table = capsys.readouterr().out
     assert "predicted" in table and "measured / predicted" in table
+    assert "the profile's check cases (calibrate --check): the machine" in table
     per_layer = table[table.index("forward pass per layer"):]
     header = next(line for line in per_layer.splitlines() if line.startswith("layer "))
     assert header.split()[:6] == ["layer", "op", "estimate", "bound", "predicted", "measured"]
@@ -125,6 +132,7 @@ def test_bench_measures_against_the_prediction(quick_profile, capsys):
     assert main([*common, "--channels-last", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["rows"][0]["prediction"] is None and "channels_last" in report["prediction_note"]
+    assert report["machine_check"] is None                 # no prediction, nothing to check it against
     assert report["rows"][0]["measured_over_estimate"] == report["rows"][0]["measured_over_roofline"]
 
 
@@ -378,7 +386,8 @@ def test_the_check_times_cases_a_full_calibration_prices_by_their_own_entries(qu
 
 def test_the_checks_verdict_names_the_regime_the_machine_left():
     from inception_analyzer.analysis.latency import FALLBACK, FITTED
-    from inception_analyzer.bench.profile_check import CheckRow, verdict
+    from inception_analyzer.bench.records import CheckRow
+    from inception_analyzer.render.bench import machine_check_verdict as verdict
     same = [CheckRow("conv", "compute", 1.05e-3, 1e-3, FITTED), CheckRow("relu", "beyond cache", 0.9e-3, 1e-3, FITTED)]
     assert verdict(same).startswith("the machine runs as calibrated") and "beyond cache x0.90" in verdict(same)
     slower = [*same, CheckRow("copy", "beyond cache", 2e-3, 1e-3, FITTED)]

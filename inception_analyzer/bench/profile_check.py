@@ -16,33 +16,18 @@ profile's cache (`cache_bytes`), and each row gives now / profile.
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass
 
 import torch
 
-from ..analysis.latency import COPY_KEY, CURVE, FALLBACK, LatencyProfile, LayerWork, predict_layer
+from ..analysis.latency import COPY_KEY, CURVE, LatencyProfile, LayerWork, predict_layer
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
 from .calibrate import COPY, Case, Normals, case_work, prepare, time_case
 from .host_allocator import warm_allocations
+from .records import CheckRow
 
-TOLERANCE = 0.15           # now / profile within 1 +- this: the machine runs as calibrated
 MIN_TIME = 0.1             # seconds of calls per case
 DEFAULT_CACHE = 32 * 2**20  # where a profile records no cache (a GPU's): the sizes are placed around this
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    what: str              # the case, in words
-    regime: str            # "compute", "in cache" or "beyond cache"
-    measured: float        # seconds a call now
-    priced: float          # seconds the profile prices it at
-    how: str               # how the profile priced it (FITTED, NEAREST, FALLBACK)
-
-    @property
-    def ratio(self) -> float:
-        return self.measured / self.priced if self.priced > 0 else math.inf
 
 
 def check_cases(profile: LatencyProfile) -> list[tuple[Case, str]]:
@@ -105,22 +90,3 @@ def check_profile(profile: LatencyProfile, device: torch.device, min_time: float
                                  measured, priced, how))
     return rows
 
-
-def verdict(rows: list[CheckRow]) -> str:
-    """One line: whether the machine runs as the profile says, and where it does not."""
-    ratios = [row.ratio for row in rows if row.how != FALLBACK]
-    if not ratios:
-        return "the profile prices none of the check's cases by an entry of its own: calibrate on this machine"
-    off = [row for row in rows if row.how != FALLBACK and abs(row.ratio - 1) > TOLERANCE]
-    by_regime = {}
-    for row in rows:
-        if row.how != FALLBACK:
-            by_regime.setdefault(row.regime, []).append(row.ratio)
-    summary = ", ".join(f"{regime} x{statistics.median(values):.2f}" for regime, values in by_regime.items())
-    if not off:
-        return f"the machine runs as calibrated (now / profile: {summary}; all within +-{TOLERANCE:.0%})"
-    worst = max(off, key=lambda row: abs(math.log(row.ratio)))
-    direction = "low" if worst.ratio > 1 else "high"
-    return (f"the machine does not run as calibrated (now / profile: {summary}; worst {worst.what} "
-            f"x{worst.ratio:.2f}): predictions read {direction} where such layers dominate; calibrate again, "
-            "or predict when the machine is as quiet as it was then")

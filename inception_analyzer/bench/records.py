@@ -7,6 +7,7 @@ renderer words it from the row's figures (the memory needed and free).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -125,6 +126,22 @@ class BenchReport:
     rows: list[BenchRow]
     load: MachineLoad | None = None
     prediction_note: str = ""        # a calibrated profile given: why its prediction does not apply, if it does not
+    machine_check: list[CheckRow] | None = None   # a calibrated profile's cases timed after the rows (profile_check)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One case of `calibrate --check` (bench/profile_check.py): timed now, and the profile's price."""
+
+    what: str              # the case, in words
+    regime: str            # COMPUTE, IN_CACHE or BEYOND_CACHE
+    measured: float        # seconds a call now
+    priced: float          # seconds the profile prices it at
+    how: str               # how the profile priced it (FITTED, NEAREST, FALLBACK)
+
+    @property
+    def ratio(self) -> float:
+        return self.measured / self.priced if self.priced > 0 else math.inf
 
 
 @dataclass

@@ -23,6 +23,7 @@ from .limits import BenchError
 from .machine import calibrated_profile, environment, prediction_mismatch, resolve_profile
 from .memory import step_peak_bytes
 from .peers import build_torchvision, has_peer
+from .profile_check import check_profile
 from .profiler import layer_timings, profile_forward
 from .progress import Progress
 from .records import (DOES_NOT_FIT, NOT_COMPARABLE, OK, OUT_OF_MEMORY, BenchReport, BenchRow, MachineLoad,
@@ -62,8 +63,11 @@ def run_benchmark(requests: list[Request], batches: list[int], settings: BenchSe
                 rows.append(_bench_row(analysis, batch, settings, profile, peak, with_torchvision, per_layer,
                                        progress, predicting))
                 _sample_load(load)
+        # after the rows, so its tensors never shape the heap the models were measured on: whether the
+        # machine still runs as the profile says, beside a measured / predicted that is off
+        machine_check = check_profile(predicting, settings.device) if predicting else None
     note = f"the calibrated prediction does not apply to this run: {mismatch}" if mismatch else ""
-    return BenchReport(settings, machine, profile, profile_note, rows, load, note)
+    return BenchReport(settings, machine, profile, profile_note, rows, load, note, machine_check)
 
 
 def _sample_load(load: MachineLoad) -> None:

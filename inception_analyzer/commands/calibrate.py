@@ -83,9 +83,10 @@ def check(path: str) -> int:
     on the profile's device, dtype and threads."""
     from ..analysis.latency_file import read_profile
     from ..bench.machine import cpu_identity
-    from ..bench.profile_check import check_profile, verdict
+    from ..bench.profile_check import check_profile
     from ..bench.settings import BenchSettings, torch_settings
     from ..build import resolve_device
+    from ..render.bench import machine_check_verdict
     from ..untrusted import one_line
 
     profile = read_profile(path)
@@ -99,5 +100,5 @@ def check(path: str) -> int:
              "", "| case | regime | now | profile | now / profile |", "|---|---|---|---|---|"]
     lines += [f"| {row.what} | {row.regime} | {row.measured * 1e3:,.3f} ms | {row.priced * 1e3:,.3f} ms"
               f"{' (' + row.how + ')' if row.how != 'fitted' else ''} | {row.ratio:.3g} |" for row in rows]
-    say("\n".join(lines) + "\n\n" + verdict(rows) + "\n")
+    say("\n".join(lines) + "\n\n" + machine_check_verdict(rows) + "\n")
     return 0

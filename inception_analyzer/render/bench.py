@@ -7,9 +7,11 @@ for a status (why a model has no timing) are made here, from the row's figures. 
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 
-
-from ..bench.records import DOES_NOT_FIT, NOT_COMPARABLE, OUT_OF_MEMORY, BenchReport, BenchRow, Measurement
+from ..analysis.latency import FALLBACK
+from ..bench.records import DOES_NOT_FIT, NOT_COMPARABLE, OUT_OF_MEMORY, BenchReport, BenchRow, CheckRow, Measurement
 from ..untrusted import markdown_text, visible
 from .estimate import duration_text, estimate_record, gib_text, memory_need, prediction_record
 from .tables import human
@@ -49,6 +51,9 @@ def render_bench(report: BenchReport, fmt: str = "table") -> str:
     if report.prediction_note:
         note = f"NOTE: {report.prediction_note}; measured / estimate is against the roofline."
         parts.append(markdown_text(note) if fmt == "markdown" else visible(note))
+    if report.machine_check:
+        parts.append(f"after the rows, the profile's check cases (calibrate --check): "
+                     f"{machine_check_verdict(report.machine_check)}")
     for row in report.rows:
         if row.layers:
             parts.append(_layers_section(row, tablefmt, heading))
@@ -228,6 +233,11 @@ def _json(report: BenchReport) -> dict:
                                               "load_averages": load.samples, "busy": load.busy}
     return {"schema_version": JSON_SCHEMA_VERSION, "settings": settings, "environment": report.environment,
             "profile_note": report.profile_note, "prediction_note": report.prediction_note or None,
+            "machine_check": None if report.machine_check is None else {
+                "verdict": machine_check_verdict(report.machine_check),
+                "cases": [{"case": c.what, "regime": c.regime, "measured_seconds": c.measured,
+                           "priced_seconds": c.priced, "priced_by": c.how, "measured_over_priced": c.ratio}
+                          for c in report.machine_check]},
             "conventions": _conventions(report), "machine_load": machine_load,
             "rows": rows}
 
@@ -256,3 +266,26 @@ def _csv(report: BenchReport) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
+
+
+CHECK_TOLERANCE = 0.15     # now / profile within 1 +- this: the machine runs as calibrated
+
+
+def machine_check_verdict(rows: list[CheckRow]) -> str:
+    """One line on `calibrate --check`'s cases: whether the machine runs as the profile says, and
+    where it does not (the median now / profile of each regime, and the worst case)."""
+    priced = [row for row in rows if row.how != FALLBACK]
+    if not priced:
+        return "the profile prices none of the check's cases by an entry of its own: calibrate on this machine"
+    by_regime: dict[str, list[float]] = {}
+    for row in priced:
+        by_regime.setdefault(row.regime, []).append(row.ratio)
+    summary = ", ".join(f"{regime} x{statistics.median(values):.2f}" for regime, values in by_regime.items())
+    off = [row for row in priced if abs(row.ratio - 1) > CHECK_TOLERANCE]
+    if not off:
+        return f"the machine runs as calibrated (now / profile: {summary}; all within +-{CHECK_TOLERANCE:.0%})"
+    worst = max(off, key=lambda row: abs(math.log(row.ratio)))
+    direction = "low" if worst.ratio > 1 else "high"
+    return (f"the machine does not run as calibrated (now / profile: {summary}; worst {worst.what} "
+            f"x{worst.ratio:.2f}): predictions read {direction} where such layers dominate; calibrate again, "
+            "or predict when the machine is as quiet as it was then")
