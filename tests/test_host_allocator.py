@@ -194,25 +194,3 @@ def test_small_blocks_do_not_bridge_the_holes_of_large_ones():
     assert heap.malloc(size)[1] >= size
 
 
-
-def test_space_freed_at_the_top_and_taken_again_stays_warm():
-    """Blocks freed at the heap's top, 50 MiB, then a 10 MiB block carved from that space and
-    freed with the 30 MiB below it: 80 MiB lie free at the top, past the 64 MiB trim threshold,
-    yet a real process keeps them: glibc gives back only its top chunk, and in a trace of its
-    mallocs the top chunk stayed at 0.1 MiB after the block just below it was freed (something
-    small lay between). So the 40 MiB asked for next lands on warm pages, every call; the
-    simulation's heap serves it warm as well (a rule that trimmed there would fault it in)."""
-    sequence = ("a = torch.empty(30 * 2**18); b = torch.empty(30 * 2**18); x = torch.empty(20 * 2**18)\n"
-                "del x, b\nc = torch.empty(10 * 2**18)\ndel a, c\n"
-                "d = torch.empty(40 * 2**18).fill_(1.0)\ndel d")
-    assert faulted_mib("steady", sequence) < 10
-    heap = _Heap(Allocator(fault_seconds_per_byte=2.5e-10, mmap_threshold=32 * MIB))
-    a, _ = heap.malloc(30 * MIB)
-    b, _ = heap.malloc(30 * MIB)
-    x, _ = heap.malloc(20 * MIB)
-    heap.free(x)
-    heap.free(b)
-    c, _ = heap.malloc(10 * MIB)
-    heap.free(a)
-    heap.free(c)
-    assert heap.malloc(40 * MIB)[1] == 0
