@@ -371,6 +371,7 @@ def test_the_check_times_cases_a_full_calibration_prices_by_their_own_entries(qu
     from inception_analyzer.analysis.latency import COPY_KEY
     from inception_analyzer.bench.calibrate import COPY, calibration_cases, case_work
     from inception_analyzer.bench.profile_check import check_cases
+    from inception_analyzer.bench.records import BEYOND_CACHE, CONVOLUTIONS, IN_CACHE
     key = lambda case: COPY_KEY if case.op == COPY else case_work(case)[4].key  # noqa: E731
     keys = {key(case) for case in calibration_cases("full")}
     profile = dataclasses.replace(read_profile(quick_profile), cache_bytes=32 * 2**20)
@@ -378,17 +379,17 @@ def test_the_check_times_cases_a_full_calibration_prices_by_their_own_entries(qu
     for case, regime in check_cases(profile):
         assert key(case) in keys, key(case)
         regimes.append(regime)
-        if regime != "compute":
+        if regime != CONVOLUTIONS:
             mebibytes = case.batch * math.prod(case.inputs[0]) * 4 / 2**20
-            assert mebibytes == pytest.approx(4 if regime == "in cache" else 128, rel=0.1), case
-    assert regimes.count("compute") == 3 and regimes.count("in cache") == regimes.count("beyond cache") == 3
+            assert mebibytes == pytest.approx(4 if regime == IN_CACHE else 128, rel=0.1), case
+    assert regimes.count(CONVOLUTIONS) == 3 and regimes.count(IN_CACHE) == regimes.count(BEYOND_CACHE) == 3
 
 
 def test_the_checks_verdict_names_the_regime_the_machine_left():
     from inception_analyzer.analysis.latency import FALLBACK, FITTED
     from inception_analyzer.bench.records import CheckRow
     from inception_analyzer.render.bench import machine_check_verdict as verdict
-    same = [CheckRow("conv", "compute", 1.05e-3, 1e-3, FITTED), CheckRow("relu", "beyond cache", 0.9e-3, 1e-3, FITTED)]
+    same = [CheckRow("conv", "convolutions", 1.05e-3, 1e-3, FITTED), CheckRow("relu", "beyond cache", 0.9e-3, 1e-3, FITTED)]
     assert verdict(same).startswith("the machine runs as calibrated") and "beyond cache x0.90" in verdict(same)
     slower = [*same, CheckRow("copy", "beyond cache", 2e-3, 1e-3, FITTED)]
     assert "does not run as calibrated" in verdict(slower) and "worst copy x2.00" in verdict(slower)

@@ -24,7 +24,7 @@ from ..build import resolve_dtype
 from ..dtypes import get_dtype
 from .calibrate import COPY, Case, Normals, case_work, prepare, time_case
 from .host_allocator import warm_allocations
-from .records import CheckRow
+from .records import BEYOND_CACHE, CONVOLUTIONS, IN_CACHE, CheckRow
 
 MIN_TIME = 0.1             # seconds of calls per case
 DEFAULT_CACHE = 32 * 2**20  # where a profile records no cache (a GPU's): the sizes are placed around this
@@ -37,11 +37,11 @@ def check_cases(profile: LatencyProfile) -> list[tuple[Case, str]]:
     shapes them)."""
     element_bytes = get_dtype(profile.dtype).bytes
     cache = profile.cache_bytes or DEFAULT_CACHE
-    cases = [(Case("conv", {"out": 64, "kernel": 3, "padding": 1, "bias": False}, ((64, 56, 56),), 1), "compute"),
-             (Case("conv", {"out": 256, "kernel": 1, "bias": False}, ((256, 14, 14),), 8), "compute"),
+    cases = [(Case("conv", {"out": 64, "kernel": 3, "padding": 1, "bias": False}, ((64, 56, 56),), 1), CONVOLUTIONS),
+             (Case("conv", {"out": 256, "kernel": 1, "bias": False}, ((256, 14, 14),), 8), CONVOLUTIONS),
              (Case("conv", {"out": 144, "kernel": 3, "padding": 1, "groups": 144, "bias": False},
-                   ((144, 56, 56),), 8), "compute")]
-    for fraction, regime in ((1 / 8, "in cache"), (4, "beyond cache")):
+                   ((144, 56, 56),), 8), CONVOLUTIONS)]
+    for fraction, regime in ((1 / 8, IN_CACHE), (4, BEYOND_CACHE)):
         side = max(4, math.isqrt(int(cache * fraction / element_bytes) // 64))
         batch = 1
         while side > 112:                     # as calibration does: beyond 112 x 112, more images
@@ -63,15 +63,6 @@ def describe(case: Case, key: str, dtype: str) -> str:
     return f"{text} ({case.batch * math.prod(shape) * get_dtype(dtype).bytes / 2**20:,.0f} MiB)"
 
 
-def priced_seconds(profile: LatencyProfile, case: Case, work: LayerWork, bound: float,
-                   copied_elements: float) -> tuple[float, str]:
-    """The profile's price of one call of the case alone: its entry's overhead and kernel."""
-    if case.op == COPY:                       # the copy curve: elements read and written
-        work = LayerWork(COPY_KEY, CURVE, size=copied_elements)
-    how, _, _, overhead, kernel, _ = predict_layer(work, profile, bound)
-    return overhead + kernel, how
-
-
 def check_profile(profile: LatencyProfile, device: torch.device, min_time: float = MIN_TIME) -> list[CheckRow]:
     """Time the check cases on `device` now (on warm memory, as calibration times them) and price
     each by `profile`."""
@@ -84,9 +75,11 @@ def check_profile(profile: LatencyProfile, device: torch.device, min_time: float
         for case, regime in cases:
             prepared = prepare(case, device, dtype, roofs, profile.dtype, normals)
             measured = time_case(prepared, device, min_time)
-            work = case_work(case)[4]
-            priced, how = priced_seconds(profile, case, work, prepared.roofline_seconds, prepared.sample.size)
-            rows.append(CheckRow(describe(case, work.key if case.op != COPY else COPY_KEY, profile.dtype), regime,
-                                 measured, priced, how))
+            # priced as the prediction prices such a layer alone (its entry's overhead and kernel); the
+            # copy by the profile's copy curve, over the elements it reads and writes
+            work = (LayerWork(COPY_KEY, CURVE, size=prepared.sample.size) if case.op == COPY
+                    else case_work(case)[4])
+            how, _, _, overhead, kernel, _ = predict_layer(work, profile, prepared.roofline_seconds)
+            rows.append(CheckRow(describe(case, work.key, profile.dtype), regime, measured, overhead + kernel, how))
     return rows
 

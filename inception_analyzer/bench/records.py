@@ -23,6 +23,8 @@ OK = "ok"
 DOES_NOT_FIT = "does not fit"        # the predicted peak memory exceeds the free memory: not run
 OUT_OF_MEMORY = "out of memory"      # it ran out of memory anyway
 NOT_COMPARABLE = "not comparable"    # torchvision's model has other parameters than the spec's
+# CheckRow.regime: what a check case exercises
+CONVOLUTIONS, IN_CACHE, BEYOND_CACHE = "convolutions", "in cache", "beyond cache"
 
 
 @dataclass
@@ -134,7 +136,7 @@ class CheckRow:
     """One case of `calibrate --check` (bench/profile_check.py): timed now, and the profile's price."""
 
     what: str              # the case, in words
-    regime: str            # COMPUTE, IN_CACHE or BEYOND_CACHE
+    regime: str            # CONVOLUTIONS, IN_CACHE or BEYOND_CACHE
     measured: float        # seconds a call now
     priced: float          # seconds the profile prices it at
     how: str               # how the profile priced it (FITTED, NEAREST, FALLBACK)

@@ -81,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
 def check(path: str) -> int:
     """`calibrate --check PROFILE.yaml`: the machine now beside the profile (bench/profile_check.py),
     on the profile's device, dtype and threads."""
+    from ..analysis.latency import FITTED
     from ..analysis.latency_file import read_profile
-    from ..bench.machine import cpu_identity
+    from ..bench.machine import prediction_mismatch
     from ..bench.profile_check import check_profile
     from ..bench.settings import BenchSettings, torch_settings
     from ..build import resolve_device
@@ -91,14 +92,15 @@ def check(path: str) -> int:
 
     profile = read_profile(path)
     device = resolve_device(profile.device)
-    calibrated_on = profile.machine.get("cpu")
-    if device.type == "cpu" and calibrated_on and str(calibrated_on) != cpu_identity():
-        say(f"{PROG}: note: this CPU is {cpu_identity()}, the profile's {one_line(str(calibrated_on))}\n", sys.stderr)
-    with torch_settings(BenchSettings(device=device, dtype=profile.dtype, threads=profile.threads)):
+    settings = BenchSettings(device=device, dtype=profile.dtype, threads=profile.threads)
+    with torch_settings(settings):
+        mismatch = prediction_mismatch(profile, settings)     # another CPU: the profile does not price it
+        if mismatch:
+            say(f"{PROG}: note: {mismatch}\n", sys.stderr)
         rows = check_profile(profile, device)
     lines = [f"{one_line(profile.title)}, calibrated {one_line(profile.date)}: the machine now against the profile",
              "", "| case | regime | now | profile | now / profile |", "|---|---|---|---|---|"]
     lines += [f"| {row.what} | {row.regime} | {row.measured * 1e3:,.3f} ms | {row.priced * 1e3:,.3f} ms"
-              f"{' (' + row.how + ')' if row.how != 'fitted' else ''} | {row.ratio:.3g} |" for row in rows]
+              f"{' (' + row.how + ')' if row.how != FITTED else ''} | {row.ratio:.3g} |" for row in rows]
     say("\n".join(lines) + "\n\n" + machine_check_verdict(rows) + "\n")
     return 0
