@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from conftest import ROOT, spec_path  # noqa: E402 - after the torch skip
 from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # noqa: E402
 from inception_analyzer.analysis.latency_file import profile_text, read_profile  # noqa: E402
-from inception_analyzer.analysis.latency import EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
+from inception_analyzer.analysis.latency import CURVE, EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
 from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MemoryWatch, Normals,  # noqa: E402
                                                 calibration_cases, fit_entries, in_model_counts, native_rule)
 from inception_analyzer.bench.machine import MemoryProbe, cpu_identity, last_level_cache_bytes  # noqa: E402
@@ -332,6 +332,64 @@ def test_a_class_keeps_its_native_entry_only_with_samples_enough_on_both_kernels
     assert both["conv 1x1/1"].samples == 6 and both["conv 1x1/1 native"].samples == 5
     merged = fit_entries(_samples("conv 1x1/1", 6) + _samples("conv 1x1/1" + NATIVE, 2), {}, dict(models), SYNC)
     assert merged.keys() == {"conv 1x1/1"} and merged["conv 1x1/1"].samples == 8
+
+
+def test_an_entry_without_samples_is_left_out_unless_it_is_a_view():
+    """A class needs samples to be fitted, and a curve whose every case the time budget cut has
+    none: neither gets an entry (its layers are then priced by the nearest entry or the fallback,
+    as a missing entry's are), while a view's overhead is all it costs, samples or none."""
+    models = {"conv 1x1/1": EFFICIENCY, "conv 3x3/1": EFFICIENCY, "relu": CURVE, "flatten": CURVE,
+              "conv 7x1/1" + NATIVE: EFFICIENCY, "conv 7x1/1": EFFICIENCY}
+    overheads = {key: [5e-6] for key in models}
+    entries = fit_entries(_samples("conv 1x1/1", 6), overheads, dict(models), SYNC, untimed={"relu", "conv 3x3/1"})
+    assert entries.keys() == {"conv 1x1/1", "flatten"}
+    assert entries["flatten"].points == () and entries["flatten"].overhead == 5e-6
+
+
+def test_a_calibration_stays_within_its_time_budget_and_says_what_it_left_untimed(tmp_path):
+    """On a machine that never looks quiet (every window retimed), the waits come out of the
+    budget: the run times the overheads and what the budget leaves, then fits and writes a profile
+    whose left-out entries are named, and which still predicts a model."""
+    from inception_analyzer.analysis.latency import predict
+    from inception_analyzer.bench.calibrate import calibrate
+    from inception_analyzer.pipeline import Request, analyze
+
+    run = calibrate(torch.device("cpu"), "fp32", "full", max_seconds=15.0, quiet=-1.0)
+    looked = run.profile.calibration
+    assert looked["cut_by_time_budget"] > 0 and looked["retaken_when_disturbed"] > 0
+    assert looked["waited_for_quiet_seconds"] <= 15
+    assert run.left_out and not set(run.left_out) & run.profile.entries.keys()
+    assert looked["entries_left_without_samples"].startswith(run.left_out[0])
+    assert all(entry.samples > 0 or not entry.points for entry in run.profile.entries.values()
+               if isinstance(entry, CurveEntry))
+    model = analyze(Request("googlenet"))
+    (tmp_path / "cut.yaml").write_text(profile_text(run.profile))
+    again = read_profile(tmp_path / "cut.yaml")
+    prediction = predict(model.graph, model.cost, again, 8)
+    assert prediction.seconds > 0 and any("no entry for" in note for note in prediction.notes)
+
+
+def test_a_budget_too_short_to_fit_a_profile_is_one_line(tmp_path, capsys):
+    assert main(["calibrate", "--max-seconds", "0.001", "-o", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too few to fit a profile: give --max-seconds more" in err
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_calibrate_times_the_full_grid_within_its_budget_unless_told_otherwise(monkeypatch):
+    import inception_analyzer.bench.calibrate as calibrating
+    from inception_analyzer.bench.limits import TIMING_BUDGET
+
+    asked, real = [], calibrating.calibrate
+
+    def quick_instead(device, dtype, grid, name=None, max_seconds=None):
+        asked.append((grid, max_seconds))
+        return real(device, dtype, "quick", name=name)
+
+    monkeypatch.setattr(calibrating, "calibrate", quick_instead)
+    assert main(["calibrate"]) == 0 and main(["calibrate", "--max-seconds", "400"]) == 0
+    assert main(["calibrate", "--quick"]) == 0
+    assert asked == [("full", TIMING_BUDGET), ("full", 400.0), ("quick", None)]
 
 
 def test_the_in_model_networks_tell_the_three_figures_apart(quick_profile):

@@ -23,8 +23,10 @@ from typing import Any, Callable
 import torch
 
 from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, NATIVE, QUEUE, SYNC, CurveEntry,
-                                EfficiencyEntry, Fallback, LatencyProfile, LayerWork, Roofs, Sample, fit_curve,
-                                fit_efficiency, bounded_least_squares, fit_fallback, fit_overhead, layer_work, rounded)
+                                EfficiencyEntry, Fallback, LatencyError, LatencyProfile, LayerWork, Roofs, Sample,
+                                fit_curve, fit_efficiency, bounded_least_squares, fit_fallback, fit_overhead,
+                                layer_work, rounded)
+from ..analysis.latency_file import MAX_TEXT
 from ..analysis.roofline import DeviceProfile
 from ..build import resolve_dtype
 from ..dtypes import get_dtype
@@ -507,6 +509,7 @@ class CalibrationRun:
     profile: LatencyProfile
     samples: list[Sample] = field(default_factory=list)
     seconds: float = 0.0
+    left_out: tuple[str, ...] = ()    # entries every sample of which the time budget cut: none fitted
 
 
 def measure_roofs(device: torch.device, dtype: str, quick: bool = False) -> Roofs:
@@ -566,6 +569,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     samples: list[Sample] = []
     bounds: dict[int, float] = {}
     cut, retaken, others_seen, waited = 0, 0, 0.0, 0.0
+    untimed: set[str] = set()        # the entries of the cases cut by the time budget
     quiet = math.inf if grid == "quick" else quiet     # the quick grid (tests, a first look) never waits
     results: dict[int, tuple[Prepared, float]] = {}
     watch = MemoryWatch() if device.type == "cpu" else None
@@ -587,6 +591,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     for index, case in enumerate(cases):
         if max_seconds is not None and not case.overhead and time.monotonic() - started > max_seconds:
             cut += 1
+            untimed.add(COPY_KEY if case.op == COPY else case_work(case)[-1].key)
             continue
         progress.start(case.describe())
         prepared = prepare(case, device, torch_dtype, roofline, dtype, normals)
@@ -599,11 +604,13 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         others.__exit__(None, None, None)
         share = others.share or 0.0
         for _ in range(RETRIES):
-            if device.type != "cpu" or share <= quiet or waited > MAX_QUIET_WAIT:
+            # waiting comes out of the time budget: a run that has none left keeps what it timed
+            left = math.inf if max_seconds is None else max_seconds - (time.monotonic() - started)
+            if device.type != "cpu" or share <= quiet or waited > MAX_QUIET_WAIT or left < 2 * WINDOW:
                 break
             retaken += len(window)
             start_wait = time.monotonic()
-            wait_for_quiet(quiet, give_up=min(QUIET_WAIT, MAX_QUIET_WAIT - waited))
+            wait_for_quiet(quiet, window=min(3.0, left / 4), give_up=min(QUIET_WAIT, MAX_QUIET_WAIT - waited, left / 4))
             waited += time.monotonic() - start_wait
             with OthersCpu() as again:
                 for i in window:
@@ -631,11 +638,18 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
             samples.append(Sample(prepared.key, seconds, prepared.sample.flops, prepared.sample.arguments,
                                   prepared.sample.feature, prepared.sample.size, prepared.sample.data))
         models[prepared.key] = prepared.model
-    entries = fit_entries(samples, overhead_times, models, execution)
+    entries = fit_entries(samples, overhead_times, models, execution, untimed)
+    left_out = sorted(key for key in untimed | set(models) if key not in entries)
     for key, args in sorted(native_classes.items()):
         if key + NATIVE in entries and isinstance(entries.get(key), EfficiencyEntry):
             entries[key] = replace(entries[key], native_up_to=native_rule(args, torch_dtype))
-    fallback = fit_fallback(entries, samples, bounds, subtract_overhead=execution == SYNC)
+    try:
+        fallback = fit_fallback(entries, samples, bounds, subtract_overhead=execution == SYNC)
+    except LatencyError as err:
+        if not cut:
+            raise
+        raise BenchError(f"the time budget of {max_seconds:g} s left {len(samples)} samples, too few to fit a "
+                         "profile: give --max-seconds more") from err
     forward = forward_overhead(device, torch_dtype, min_time)
     layer = layer_overhead(device, torch_dtype, min_time, entries, fallback, forward, execution, roofs, dtype)
     cache = last_level_cache_bytes() if device.type == "cpu" else None
@@ -656,10 +670,11 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         date=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         calibration={"grid": grid, "samples": len(samples), "seconds": round(elapsed, 1), "min_time": min_time,
                      **({"cut_by_time_budget": cut} if cut else {}),
+                     **({"entries_left_without_samples": listed(left_out, MAX_TEXT)} if left_out else {}),
                      **({"retaken_when_disturbed": retaken, "waited_for_quiet_seconds": round(waited),
                          "others_cpu_share_at_most": round(others_seen, 3)} if device.type == "cpu" else {}),
                      **(watch.summary() if watch else {})})
-    return CalibrationRun(profile, samples, elapsed)
+    return CalibrationRun(profile, samples, elapsed, tuple(left_out))
 
 
 class MemoryWatch:
@@ -689,11 +704,25 @@ class MemoryWatch:
                 "memory_gbps_highest": round(max(self.speeds) / 1e9, 1)}
 
 
+def listed(names: list[str], most: int) -> str:
+    """The names joined by commas in at most `most` characters: as many as fit, then how many more."""
+    for shown in range(len(names), 0, -1):
+        text = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if shown < len(names) else "")
+        if len(text) <= most:
+            return text
+    return f"{len(names)} entries"[:most]
+
+
 MIN_NATIVE_SAMPLES = 4       # a class's native calls keep an entry of their own from this many on (and as many others)
 
 
 def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], models: dict[str, str],
-                execution: str) -> dict[str, CurveEntry | EfficiencyEntry]:
+                execution: str, untimed: set[str] | frozenset[str] = frozenset()
+                ) -> dict[str, CurveEntry | EfficiencyEntry]:
+    """An entry per key timed: a curve or an efficiency fit to its samples, a view's overhead
+    alone. A key without samples whose cases the time budget cut (`untimed`), or a class's (a
+    fit needs samples), gets no entry: the prediction prices such layers by the nearest entry
+    of their kind or the fallback, and names the entry they lacked."""
     subtract = execution == SYNC
     by_key: dict[str, list[Sample]] = {}
     for sample in samples:
@@ -708,6 +737,8 @@ def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], m
     entries: dict[str, CurveEntry | EfficiencyEntry] = {}
     # the copy curve first: the efficiency entries' data term is priced by it
     for key in sorted(models, key=lambda k: k != COPY_KEY):
+        if not by_key.get(key) and (models[key] == EFFICIENCY or key in untimed):
+            continue
         fastest = min((s.seconds for s in by_key.get(key, ())), default=None)
         overhead = fit_overhead(overhead_times.get(key) or [fastest])
         if fastest is not None and subtract:   # no call is faster than the overhead: a slower reading was disturbed
@@ -717,7 +748,7 @@ def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], m
             copy = None if key.endswith(NATIVE) else entries.get(COPY_KEY)
             entries[key] = fit_efficiency(key, by_key[key], overhead, subtract,
                                           copy if isinstance(copy, CurveEntry) else None)
-        elif key in by_key:
+        elif by_key.get(key):
             entries[key] = fit_curve(key, by_key[key], overhead, subtract)
         else:   # a view or no-op: its overhead is all it costs
             entries[key] = CurveEntry(key, overhead, "elements", (), 0)

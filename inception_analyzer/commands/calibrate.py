@@ -7,7 +7,7 @@ import argparse
 import math
 import sys
 
-from ..bench.limits import MAX_THREADS, BenchError
+from ..bench.limits import MAX_THREADS, TIMING_BUDGET, BenchError
 from .options import PROG, add_output_argument, dtype_name, emit, say
 
 NAME = "calibrate"
@@ -16,7 +16,7 @@ DESCRIPTION = ("Time every op kind of the registry on this device and torch buil
                "(convolutions by kernel, stride, grouping, channels and grid; linear layers; batch norm, pools, "
                "activations, merges), fit a per-op-kind model and write the device profile as YAML. "
                "`analyze SPEC --device PROFILE.yaml` and `bench SPEC --profile PROFILE.yaml` then predict each "
-               "layer's and the model's latency beside the roofline. About 2 minutes on a 2-core CPU.")
+               "layer's and the model's latency beside the roofline. Within about 3 minutes (the --max-seconds budget).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a tiny grid of shapes (seconds; for tests and a first look, not for predictions)")
     parser.add_argument("--name", help="the profile's name (default: DEVICE-calibrated)")
     parser.add_argument("--max-seconds", type=float, metavar="S",
-                        help="stop timing after S seconds and fit what was measured (the cases are ordered so "
-                        "that a cut run still covers every op kind over its whole range)")
+                        help="stop timing after S seconds, waits for a quiet machine included, and fit what was "
+                        "measured (the cases are ordered so that a cut run still covers every op kind over its "
+                        f"whole range; default: {TIMING_BUDGET:g}, a calibration within about three minutes)")
     parser.add_argument("--check", metavar="PROFILE.yaml",
                         help="calibrate nothing: time a few cases now (convolutions, batch norm, an activation, "
                         "the memory copy, within and beyond the cache) beside the prices PROFILE puts on them, "
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401 - measuring needs torch; the parser above does not
 
     from ..analysis.latency_file import profile_text
-    from ..bench.calibrate import calibrate
+    from ..bench.calibrate import calibrate, listed
     from ..build import resolve_device
     from ..bench.settings import BenchSettings, torch_settings
 
@@ -63,14 +64,20 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(device=device, dtype=args.dtype, threads=args.threads)
     with torch_settings(settings):   # TF32 off for fp32, on for tf32; cuDNN autotuning; the threads asked for
         run_ = calibrate(device, args.dtype, "quick" if args.quick else "full", name=args.name,
-                         max_seconds=args.max_seconds)
+                         max_seconds=args.max_seconds if args.max_seconds is not None or args.quick
+                         else TIMING_BUDGET)
     profile = run_.profile
     emit(profile_text(profile), args.output)
     efficiency = sum(1 for e in profile.entries.values() if hasattr(e, "peak_flops"))
+    looked = profile.calibration
     say(f"{PROG}: calibrated {profile.title}, {profile.dtype}: {len(run_.samples)} microbenchmarks, "
         f"{len(profile.entries)} entries ({efficiency} convolution and linear classes) in {run_.seconds:.0f} s"
+        + (f"; {looked['cut_by_time_budget']} cases left untimed by the time budget (--max-seconds)"
+           if looked.get("cut_by_time_budget") else "")
+        + (f", every sample of {len(run_.left_out)} entries among them (no entry: their layers are priced by the "
+           f"nearest entry of their kind or the fallback): {listed(list(run_.left_out), 300)}"
+           if run_.left_out else "")
         + (f"; wrote {args.output}" if args.output else "") + "\n", sys.stderr)
-    looked = profile.calibration
     if "memory_gbps_lowest" in looked:
         say(f"{PROG}: meanwhile the memory copied at {looked['memory_gbps_lowest']} to "
             f"{looked['memory_gbps_highest']} GB/s (median {looked['memory_gbps_median']}, "
