@@ -207,6 +207,27 @@ def test_the_grid_orders_overheads_first_and_spreads_each_series():
     assert len(relu) == len(set(relu))
 
 
+def test_a_run_cut_late_loses_the_same_share_of_every_series():
+    """The time budget cuts the grid's last cases: every series keeps its first samples whatever
+    the cut, and a late cut takes each series' share of what it takes, not the longest series'
+    samples alone (those are the dense 1x1 and 3x3 classes that price most of a model)."""
+    from collections import Counter
+
+    from inception_analyzer.bench.calibrate import LEAD_SAMPLES, _series_of
+
+    samples = [case for case in calibration_cases("full") if not case.overhead]
+    whole = Counter(map(_series_of, samples))
+    lead = sum(min(count, LEAD_SAMPLES) for count in whole.values())
+    first = Counter(map(_series_of, samples[:lead]))
+    assert all(first[series] == min(count, LEAD_SAMPLES) for series, count in whole.items())
+    for cut in (69, 300):                         # the 18:23 calibration's cut, and a busier machine's
+        share = cut / (len(samples) - lead)       # of the samples after the lead ones
+        kept = Counter(map(_series_of, samples[:-cut]))
+        for series, count in whole.items():
+            assert kept[series] >= min(count, LEAD_SAMPLES)
+            assert kept[series] >= LEAD_SAMPLES + (count - LEAD_SAMPLES) * (1 - share) - 1, series
+
+
 def test_the_grid_times_gates_on_1x1_maps_and_small_batch_1_inputs_as_series_of_their_own():
     cases = calibration_cases("full")
     gates = [case for case in cases if case.series == "gate"]
