@@ -413,6 +413,26 @@ def test_calibrate_times_the_full_grid_within_its_budget_unless_told_otherwise(m
     assert asked == [("full", TIMING_BUDGET), ("full", 400.0), ("quick", None)]
 
 
+def test_the_chain_is_timed_whole_as_long_as_the_in_model_networks(quick_profile, monkeypatch):
+    """The layer overhead is the chain network's time beyond its layers' prices, a few us a layer
+    of a 2 ms call: timed for the cases' 0.03 s, a stall of tens of ms set it (7.3 to 23.6 us a
+    layer in four runs within a minute on a Zen 3); timed as long as the in-model networks, the
+    median call rides out such stalls."""
+    import inception_analyzer.bench.calibrate as calibrating
+
+    asked, real = [], calibrating.time_case
+
+    def recording(prepared, device, seconds):
+        asked.append(seconds)
+        return real(prepared, device, seconds)
+
+    monkeypatch.setattr(calibrating, "time_case", recording)
+    profile = read_profile(quick_profile)
+    overhead = calibrating.layer_overhead(torch.device("cpu"), torch.float32, 0.03, profile.entries, profile.fallback,
+                                          profile.forward_overhead, SYNC, profile.roofs, "fp32")
+    assert asked == [calibrating.IN_MODEL_MIN_TIME] and 0 <= overhead < 1e-3
+
+
 def test_the_in_model_networks_tell_the_three_figures_apart(quick_profile):
     """calibrate solves three figures (a call, a byte of weights, a byte of activations) from three
     networks: each must weigh on its own figure, or the solve would trade one for another."""
