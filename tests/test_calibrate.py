@@ -459,7 +459,7 @@ def test_the_in_model_networks_tell_the_three_figures_apart(quick_profile):
     from inception_analyzer.spec import load_spec_text
 
     draft = replace(read_profile(quick_profile), cache_bytes=32 * 2**20)
-    counts = [in_model_counts(analyze(Request(load_spec_text(text, "units.yaml"))), batch, draft)
+    counts = [in_model_counts(analyze(Request(load_spec_text(text, "units.yaml"))), batch, draft)[0]
               for text, batch in IN_MODEL_NETWORKS]
     (calls1, weights1, moved1), (calls2, weights2, moved2), (calls3, weights3, moved3) = counts
     assert calls1 == calls2 == 40 and calls3 == 20                  # the convolutions: 2 or 1 a unit

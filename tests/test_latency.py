@@ -232,6 +232,33 @@ def test_a_layers_activations_cost_a_byte_in_a_model_by_hand():
     assert small_analysis().predict(profile, 2).context_seconds == pytest.approx((47.152 + 28.752) * US)
 
 
+def test_a_layer_that_only_moves_elements_runs_at_its_speed_beyond_the_cache_in_a_model_by_hand():
+    # a cache of 16,384 bytes, 4,096 fp32 elements: the bn curve's one point beyond it, 64 us at
+    # 16,384 elements, runs at 1/256 us an element
+    bn_curve = CurveEntry("bn", 3 * US, ELEMENTS, ((1024.0, 5 * US), (4096.0, 11 * US), (16384.0, 64 * US)))
+    profile = replace(hand_profile(), entries={**hand_profile().entries, "bn": bn_curve}, cache_bytes=16384)
+    layers = {batch: {layer.path: layer for layer in small_analysis().predict(profile, batch).layers}
+              for batch in (2, 8)}
+    bn = next(path for path in layers[2] if path.startswith("bn"))
+    # batch 2: 2,048 elements, 7 us in cache (5 + 1,024 x 6 / 3,072); 8 us at 1/256 us each: 1 us more
+    assert layers[2][bn].kernel_seconds == pytest.approx(7 * US)
+    assert layers[2][bn].context_seconds == pytest.approx(1 * US)
+    # batch 8: 8,192 elements, 11 + 4,096 x 53 / 12,288 = 28.667 us in cache; 32 us beyond it
+    assert layers[8][bn].context_seconds == pytest.approx((32 - 11 - 4096 * 53 / 12288) * US)
+    # the in-place relu's one point (2 us at 2,048) is beyond the cache too, but no slower than its
+    # kernel; the pool is priced by window reads, not elements; the conv and fc by their entries
+    assert all(layer.context_seconds == 0 for path, layer in layers[2].items() if path != bn)
+    # a profile without a cache (a GPU's) adds nothing
+    assert small_analysis().predict(replace(profile, cache_bytes=None), 2).context_seconds == 0
+
+
+def test_a_curve_s_speed_beyond_the_cache_is_the_median_of_its_points_there():
+    stalled = CurveEntry("add", 1 * US, ELEMENTS, ((1e3, 1e-6), (1e6, 1e-3), (2e6, 2e-3), (4e6, 40e-3)))
+    # 1 ns an element at 1e6 and 2e6, one stalled point at 10 ns: the median keeps 1 ns
+    assert stalled.seconds_per_unit_beyond(5e5) == pytest.approx(1e-9)
+    assert stalled.seconds_per_unit_beyond(4e6) is None
+
+
 def test_the_in_model_figures_round_trip():
     text = profile_text(in_model_profile())
     assert "weighted_layer_overhead_us: 20" in text and "cache_bytes: 4096" in text
@@ -878,7 +905,8 @@ def test_the_layers_of_a_repeated_block_are_priced_as_each_alone():
             bound = estimate_layer(record, profile.device_profile(), "fp32", 3).seconds if moves_data(record) else 0.0
             assert (layer.how, layer.entry, layer.via, layer.overhead_seconds, layer.kernel_seconds,
                     layer.extrapolated, layer.roofline_seconds, layer.context_seconds) == \
-                (*predict_layer(work, profile, bound), bound, context_seconds(work, profile, 4)), layer.path
+                (*predict_layer(work, profile, bound), bound,
+                 context_seconds(work, profile, 4, layer.via or layer.entry, layer.kernel_seconds)), layer.path
 
 
 def test_the_allocator_simulation_replays_a_repeated_block_s_layers_as_each_alone():

@@ -28,6 +28,10 @@ as a microbenchmark runs it:
     norms, activations and convolutions took 0.001 to 0.028 ns a byte moved more in the model,
     for tensors from 1 MiB to beyond the last-level cache alike; efficientnet_b0 at batch 32 took
     56 ms (31%) more than its layers alone;
+  - a layer its curve prices by elements (a batch norm, an activation, an add, a concat...)
+    also: what its elements take beyond its kernel at the curve's own speed beyond the
+    last-level cache, where that is slower (uncached_seconds): a microbenchmark keeps the
+    tensors it calls the op on again and again in cache, a model does not;
   - a convolution or linear layer also: the profile's `weighted layer overhead`, a fixed cost a
     call, and its weights' bytes x `cold weights` per byte where they fit the last-level cache
     (a microbenchmark's repeated calls keep such weights there; a model runs its other layers in
@@ -261,6 +265,12 @@ class CurveEntry:
 
     def in_range(self, x: float) -> bool:
         return not self.points or x <= self.points[-1][0]
+
+    def seconds_per_unit_beyond(self, size: float) -> float | None:
+        """Kernel seconds per unit of the feature over the measured sizes above `size`: the median
+        of their rates, robust to one stalled sample; None where none was measured."""
+        rates = [seconds / x for x, seconds in self.points if x > size]
+        return statistics.median(rates) if rates else None
 
     @cached_property
     def _xs(self) -> list[float]:
@@ -618,8 +628,10 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
             node = layer.node
             work = layer_work(node.op, node.args, list(node.in_shapes), node.out_shape, batch, layer.in_place)
             bound = estimate_layer(record, device, profile.dtype, batch).seconds if moves_data(record) else 0.0
-            priced[layer.signature] = (predict_layer(work, profile, bound), bound,
-                                       context_seconds(work, profile, get_dtype(profile.dtype).bytes))
+            price = predict_layer(work, profile, bound)
+            _, entry, via, _, kernel, _ = price
+            priced[layer.signature] = (price, bound, context_seconds(work, profile, get_dtype(profile.dtype).bytes,
+                                                                     via or entry, kernel))
         (how, entry, via, overhead, kernel, outside), bound, context = priced[layer.signature]
         touched = fresh.get(record.path, 0)
         layers.append(LayerPrediction(record.path, record.op, record.role, record.block, record.stage, entry, how,
@@ -640,18 +652,41 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
     return LatencyPrediction(report.model, profile, batch, layers, seconds, notes)
 
 
-def context_seconds(work: LayerWork, profile: LatencyProfile, element_bytes: int) -> float:
+def context_seconds(work: LayerWork, profile: LatencyProfile, element_bytes: int, entry: str = "",
+                    kernel: float = 0.0) -> float:
     """What the layer adds for running among a model's other layers: the profile's layer overhead
     and its activations' bytes at the in-model cost a byte; for a convolution or linear layer also
     its in-model overhead, and its weights' fetch where a microbenchmark kept them in cache (they
-    fit the last-level cache) and a model does not."""
+    fit the last-level cache) and a model does not; for a layer its curve prices by elements
+    (`entry`, at `kernel` seconds), what its elements take beyond that at the curve's own speed
+    beyond the cache (uncached_seconds)."""
     seconds = profile.layer_overhead + work.activations * element_bytes * profile.activations_seconds_per_byte
     if work.model == EFFICIENCY:
         weights = work.data.get("weights", 0.0) * element_bytes
         seconds += profile.weighted_layer_overhead
         if profile.cache_bytes is not None and weights <= profile.cache_bytes:
             seconds += weights * profile.cold_weights_seconds_per_byte
-    return seconds
+    return seconds + uncached_seconds(work, profile, element_bytes, entry, kernel)
+
+
+def uncached_seconds(work: LayerWork, profile: LatencyProfile, element_bytes: int, entry: str, kernel: float
+                     ) -> float:
+    """In a model, a layer that only moves elements (batch norm, an activation, an add, a concat,
+    a shuffle) moves them no faster than its curve's calibration did once the tensors outgrew the
+    last-level cache: the calibration calls it again and again on the same tensors, which stay in
+    cache up to its size, while a model hands it tensors among everything else it has touched.
+    The layer's elements at that rate, less its kernel where that is more. On the Zen 3 of
+    docs/benchmarks.md, the batch norms of 4 to 34 MB read and written in nine (model, batch)
+    pairs, each timed in its model (125 layers): a median 0.040 ns a byte (quartiles 0.034 and
+    0.048); the profile's batch-norm curve priced them at 0.015 to 0.020 (in cache), and ran at
+    0.037 to 0.040 beyond the cache. Nothing where the profile knows no cache (a GPU's) or the
+    curve has no point beyond it."""
+    curve = profile.entries.get(entry)
+    if (profile.cache_bytes is None or work.model != CURVE or work.feature != ELEMENTS or work.size <= 0
+            or not isinstance(curve, CurveEntry) or curve.feature != ELEMENTS):
+        return 0.0
+    rate = curve.seconds_per_unit_beyond(profile.cache_bytes / element_bytes)
+    return max(work.size * rate - kernel, 0.0) if rate is not None else 0.0
 
 
 def combine(profile: LatencyProfile, layers: Iterable[LayerPrediction]) -> float:

@@ -858,12 +858,15 @@ IN_MODEL_FIGURES = ("weighted_layer_overhead", "cold_weights_seconds_per_byte", 
 IN_MODEL_MIN_TIME = 0.5
 
 
-def in_model_counts(analysis, batch: int, draft: LatencyProfile) -> list[float]:
+def in_model_counts(analysis, batch: int, draft: LatencyProfile) -> tuple[list[float], float]:
     """What each of the IN_MODEL_FIGURES applies to in a network at a batch (its calls, its
     weights' bytes within the cache, its activations' bytes), as the prediction counts it: the
-    network's in-model time with that figure alone set to 1."""
+    network's in-model time with that figure alone set to 1, less what it has with none; and that
+    rest, which no figure scales (the layers' elements beyond the cache: uncached_seconds)."""
     bare = replace(draft, layer_overhead=0.0, **{figure: 0.0 for figure in IN_MODEL_FIGURES})
-    return [analysis.predict(replace(bare, **{figure: 1.0}), batch).context_seconds for figure in IN_MODEL_FIGURES]
+    rest = analysis.predict(bare, batch).context_seconds
+    return [analysis.predict(replace(bare, **{figure: 1.0}), batch).context_seconds - rest
+            for figure in IN_MODEL_FIGURES], rest
 
 
 def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfile, min_time: float
@@ -872,7 +875,8 @@ def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfi
     the same layer called alone, fitted to the IN_MODEL_NETWORKS: each timed whole and layer by
     layer alone (as a case is: warm memory, its tensors and weights in cache where they fit), back
     to back, so neither the machine's drift nor an entry's error in pricing those layers enters.
-    A network's excess, less the draft's layer overhead for every layer, = the sum over the figures
+    A network's excess, less the draft's layer overhead for every layer and what its layers'
+    elements take beyond the cache (analysis/latency.py's uncached_seconds), = the sum over the figures
     of what the prediction counts for each (calls, weights' bytes, activations' bytes) x the figure:
     solved for the three, none below zero (bounded_least_squares)."""
     from ..build import build_model
@@ -893,8 +897,9 @@ def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfi
         whole = timed(lambda: model(x), IN_MODEL_MIN_TIME)
         layers = [node for node in analysis.graph.layers() if node.role != AUX]
         alone = sum(timed(node_call(node, batch, device, dtype), min_time) for node in layers)
-        rows.append(in_model_counts(analysis, batch, draft))
-        excess.append(whole - alone - len(layers) * draft.layer_overhead)
+        counts, rest = in_model_counts(analysis, batch, draft)
+        rows.append(counts)
+        excess.append(whole - alone - len(layers) * draft.layer_overhead - rest)
     # the counts differ by orders of magnitude (calls, bytes): solved on columns scaled to 1
     scales = [max(abs(row[i]) for row in rows) or 1.0 for i in range(len(IN_MODEL_FIGURES))]
     solution = bounded_least_squares([[v / scale for v, scale in zip(row, scales)] for row in rows], excess)
