@@ -109,8 +109,7 @@ class SpecNetwork(SpecBlock):
         filename = f"<forward of {self.spec_name} #{next(_FORWARD_NUMBERS)}>"
         linecache.cache[filename] = (len(self.code), None, self.code.splitlines(keepends=True), filename)
         weakref.finalize(self, linecache.cache.pop, filename, None)   # the lines live as long as the model
-        namespace = {"SpecOutputs": SpecOutputs, **{f"combine_{op.name}": op.combine for op in OPS.values()},
-                     **{f"apply_{op.name}": op.apply for op in OPS.values() if op.builds_parameter}}
+        namespace = forward_namespace()
         exec(compile(self.code, filename, "exec"), namespace)  # noqa: S102 - our own generated source
         # an instance attribute: nn.Module.__call__ looks `forward` up on the instance first
         object.__setattr__(self, "forward", types.MethodType(namespace["forward"], self))
@@ -129,6 +128,13 @@ class SpecNetwork(SpecBlock):
 
     def extra_repr(self) -> str:
         return f"spec={self.spec_name}, input={list(self.input_shape)}"
+
+
+def forward_namespace() -> dict[str, Any]:
+    """What the generated forward calls besides the network's modules: the registry's merges
+    (`combine_concat`...) and parameter ops (`apply_...`), and SpecOutputs."""
+    return {"SpecOutputs": SpecOutputs, **{f"combine_{op.name}": op.combine for op in OPS.values()},
+            **{f"apply_{op.name}": op.apply for op in OPS.values() if op.builds_parameter}}
 
 
 def module_arguments(graph: Graph, node) -> dict:

@@ -676,10 +676,11 @@ def uncached_seconds(work: LayerWork, profile: LatencyProfile, element_bytes: in
     last-level cache: the calibration calls it again and again on the same tensors, which stay in
     cache up to its size, while a model hands it tensors among everything else it has touched.
     The layer's elements at that rate, less its kernel where that is more. On the Zen 3 of
-    docs/benchmarks.md, the batch norms of 4 to 34 MB read and written in nine (model, batch)
-    pairs, each timed in its model (125 layers): a median 0.040 ns a byte (quartiles 0.034 and
-    0.048); the profile's batch-norm curve priced them at 0.015 to 0.020 (in cache), and ran at
-    0.037 to 0.040 beyond the cache. Nothing where the profile knows no cache (a GPU's) or the
+    docs/benchmarks.md, the batch norms of 4 to 34 MB read and written in ten (model, batch)
+    pairs, 144 layers each timed in its model (benchmarks/layers_in_model.py): a median 0.040 ns
+    a byte (quartiles 0.029 and 0.053), where their curve ran at 0.016 to 0.038 at those sizes
+    and at 0.043 beyond the 32 MiB cache; the in-place ReLUs, 0.012 in the model, 0.004 to 0.008
+    on their curve, 0.014 beyond. Nothing where the profile knows no cache (a GPU's) or the
     curve has no point beyond it."""
     curve = profile.entries.get(entry)
     if (profile.cache_bytes is None or work.model != CURVE or work.feature != ELEMENTS or work.size <= 0

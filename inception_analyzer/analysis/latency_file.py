@@ -72,7 +72,8 @@ HEADER = """\
 #   its 'native' entry; curve entries: kernel us at sizes of the feature, linear between points.
 #   In a model a layer also adds layer_overhead_us and its activations' bytes (read and written)
 #   x activations_ns_per_byte; a convolution or linear layer weighted_layer_overhead_us and, for
-#   weights within cache_bytes, their bytes x cold_weights' ns_per_byte.
+#   weights within cache_bytes, their bytes x cold_weights' ns_per_byte; a layer a curve prices
+#   by its elements no less than those elements at the curve's own rate beyond cache_bytes.
 #   Times in us, rates in GFLOP/s and GB/s.
 """
 
