@@ -197,6 +197,36 @@ def test_fresh_pages_counts_a_pass_s_faults_beside_the_simulation(quick_profile)
         assert float(row[3].split()[0].replace(",", "")) >= 0          # the median pass's faults, in MiB
 
 
+def test_layers_in_model_times_every_layer_where_it_runs_beside_its_price(quick_profile):
+    """benchmarks/layers_in_model.py: every main-path layer of a network with auxiliary heads
+    (googlenet: its inference lines run under `if not self.training:`) timed once in the model,
+    grouped by the entry that priced it, its price alone as the prediction's."""
+    import subprocess
+    import sys
+
+    import inception_analyzer
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layers_in_model.py"), "--profile",
+                             str(quick_profile), "--models", "googlenet@1", "--passes", "2", "--rate", "bn:0:1000"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("googlenet at batch 1: ") for line in lines)
+    # | entry | layers | in the model | priced alone | in a model | fresh pages | measured / priced |
+    table = [line.split(" | ") for line in lines if line.startswith("| ") and not line.startswith("| entry")]
+    rows = {cells[0][2:]: cells[1:] for cells in table}
+    left_out = next((line for line in lines if line.startswith("left out")), "")
+    prediction = inception_analyzer.analyze("googlenet").predict(read_profile(quick_profile), 1)
+    priced: dict[str, list[float]] = {}
+    for layer in prediction.layers:
+        if f" {layer.path} (" not in left_out and not left_out.endswith(f" {layer.path}"):
+            priced.setdefault(layer.via or layer.entry, []).append(layer.overhead_seconds + layer.kernel_seconds)
+    assert sum(int(cells[0]) for cells in rows.values()) + left_out.count(" MiB, ") == len(prediction.layers)
+    for entry, prices in priced.items():
+        assert int(rows[entry][0]) == len(prices)
+        assert rows[entry][2] == f"{sum(prices) * 1e3:,.2f} ms", entry
+    assert any(line.startswith("bn, ") and "ns a byte" in line for line in lines)
+
+
 def test_the_grid_orders_overheads_first_and_spreads_each_series():
     cases = calibration_cases("full")
     overheads = [i for i, case in enumerate(cases) if case.overhead]
