@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,14 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-PAGE = 4096
-WARM_PASSES = 3     # the allocator's steady state (fresh_pages.py)
+from fresh_pages import PAGE, WARM_PASSES, faults  # noqa: E402 - benchmarks/ is on the path above
+
 # a layer's line in the generated forward: `    name = call`, never `    a = b = None` (a tensor dropped)
 LAYER_LINE = re.compile(r"^(\s+)(\w+) = (?!.* = )(?!None$)(.+)$")
-
-
-def faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def clocked_forward(model, layers: int):
