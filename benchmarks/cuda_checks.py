@@ -45,7 +45,33 @@ def cuda_events_agree_with_the_synchronised_wall_clock() -> None:
     assert abs(sum(samples) - wall) <= 0.2 * wall, f"events {sum(samples):.6f} s, wall clock {wall:.6f} s"
 
 
-CHECKS = [cuda_build_matches_cpu, cuda_events_agree_with_the_synchronised_wall_clock]
+def cuda_a_call_timed_on_the_device_is_its_kernel_not_its_launch() -> None:
+    """calibrate times each call on the device with the host kept ahead (bench/timing.py's
+    time_on_device): a tiny kernel, which the host enqueues more slowly than the device runs it,
+    comes out faster than events back to back time it (they time the host), with the host's
+    time per call beside it; a long kernel comes out the same both ways."""
+    import statistics
+
+    from inception_analyzer.bench.timing import time_iterations, time_on_device
+
+    device = torch.device("cuda")
+    tiny = torch.randn(256, device="cuda")
+    large = torch.randn(4096, 4096, device="cuda")
+    for step in (lambda: torch.relu(tiny), lambda: large @ large):
+        time_iterations(step, device, 5)
+    queued, host = time_on_device(lambda: torch.relu(tiny), device, 200)
+    plain = time_iterations(lambda: torch.relu(tiny), device, 200)
+    assert host > 0 and statistics.median(queued) < 0.8 * statistics.median(plain), \
+        f"tiny: {statistics.median(queued) * 1e6:.2f} us on the device, {statistics.median(plain) * 1e6:.2f} us " \
+        f"back to back, host {host * 1e6:.2f} us"
+    queued, _ = time_on_device(lambda: large @ large, device, 20)
+    plain = time_iterations(lambda: large @ large, device, 20)
+    assert abs(statistics.median(queued) / statistics.median(plain) - 1) < 0.1, \
+        f"large: {statistics.median(queued) * 1e3:.3f} ms on the device, {statistics.median(plain) * 1e3:.3f} ms back to back"
+
+
+CHECKS = [cuda_build_matches_cpu, cuda_events_agree_with_the_synchronised_wall_clock,
+          cuda_a_call_timed_on_the_device_is_its_kernel_not_its_launch]
 
 
 def main() -> int:

@@ -40,7 +40,10 @@ over every model. The table keeps the median of a model's rounds, and
 their spread, which is the noise floor any prediction is checked against.
 
 Prints a Markdown table (predicted, measured, error = predicted / measured - 1) and the summary:
-the median absolute error, the worst, and how many lie within +-15%.
+the median absolute error, the worst, and how many lie within +-15%. On a queue device (CUDA)
+each row also holds the forward's two sides apart (queue_sides: the host's time to enqueue it,
+the device's time to run it) beside the prediction's (queue_predicted), and a second table gives
+each side's error on its own: which side sets a model's time, and which side a miss comes from.
 """
 from __future__ import annotations
 
@@ -127,7 +130,25 @@ def reference_ms(device) -> float:
     return 1e3 * statistics.median(samples)
 
 
-def measure(analysis, batch: int, settings, max_others: float, retries: int, say) -> dict:
+def queue_sides(graph, batch: int, settings) -> dict:
+    """On a queue device (CUDA), the two sides of one forward the prediction models apart
+    (analysis/latency.py's execution 'queue'): the host's time to enqueue it and the device's
+    time to run it (bench/timing.py's host_and_device_seconds), each the median of five."""
+    import torch
+
+    from inception_analyzer.bench.timing import host_and_device_seconds, warm_up
+    from inception_analyzer.bench.workload import build_ours, make_inputs
+
+    model = build_ours(graph, settings).eval()
+    images, _ = make_inputs(graph, batch, settings)
+    with torch.inference_mode():
+        warm_up(lambda: model(images), 3)
+        host, device, ahead = host_and_device_seconds(lambda: model(images), settings.device)
+    return {"host_p50": host, "device_p50": device, "host_ahead": ahead}
+
+
+def measure(analysis, batch: int, settings, max_others: float, retries: int, say, quiet_window: float = 3.0
+            ) -> dict:
     from inception_analyzer.bench.host_allocator import steady_allocator
     from inception_analyzer.bench.machine import MemoryProbe, OthersCpu, wait_for_quiet
     from inception_analyzer.bench.progress import Progress
@@ -136,7 +157,7 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
 
     graph = analysis.graph
     for attempt in range(1, retries + 1):
-        quiet = wait_for_quiet(max_others, say=say)
+        quiet = wait_for_quiet(max_others, window=quiet_window, say=say)
         load_before = os.getloadavg()[0]
         steady_allocator(settings.device)    # as bench holds it, before the reference too
         reference = reference_ms(settings.device)
@@ -152,7 +173,8 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
         result = {"p50": ours.timing.median, "p90": ours.timing.p90, "n": ours.timing.iterations,
                   "others_before": quiet, "others_during": others.share, "load_before": load_before,
                   "load_after": os.getloadavg()[0], "attempt": attempt, "reference_ms": reference,
-                  **({"memory_gbps_before": before / 1e9, "memory_gbps_after": after / 1e9} if before else {})}
+                  **({"memory_gbps_before": before / 1e9, "memory_gbps_after": after / 1e9} if before else {}),
+                  **(queue_sides(graph, batch, settings) if settings.device.type == "cuda" else {})}
         if others.share is None or others.share <= max_others:
             return result
         say(f"{graph.name} batch {batch}: others used {100 * others.share:.0f}% of the CPUs meanwhile; again")
@@ -165,7 +187,7 @@ def measure_apart(name: str, batch: int, args: argparse.Namespace, say) -> dict:
     command = [sys.executable, __file__, "--measure-one", spec_of(name, Path(args.specs)), "--batch", str(batch),
                "--profile", str(args.profile),
                "--device", args.device, "--max-others", str(args.max_others), "--retries", str(args.retries),
-               "--warmup", str(args.warmup), "--min-time", str(args.min_time)]
+               "--warmup", str(args.warmup), "--min-time", str(args.min_time), "--quiet-window", str(args.quiet_window)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"measuring {name} batch {batch} failed (exit {done.returncode})")
@@ -188,7 +210,7 @@ def measure_one(args: argparse.Namespace) -> None:
 
     with torch_settings(settings):
         analysis = graph_of(args.measure_one)
-        result = measure(analysis, int(args.batch), settings, args.max_others, args.retries, say)
+        result = measure(analysis, int(args.batch), settings, args.max_others, args.retries, say, args.quiet_window)
         result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(result))
 
@@ -238,7 +260,8 @@ def run(args: argparse.Namespace) -> None:
                         time.sleep(args.settle)
                         settled = args.settle
                     if args.in_process:
-                        measured = measure(analysis, batch, settings, args.max_others, args.retries, say)
+                        measured = measure(analysis, batch, settings, args.max_others, args.retries, say,
+                                           args.quiet_window)
                     else:
                         measured = measure_apart(name, batch, args, say)
                     pending_settle = args.settle > 0 and not args.in_process    # a process of its own just ended
@@ -246,6 +269,7 @@ def run(args: argparse.Namespace) -> None:
                     row = {"model_source": name, "model": analysis.name, "batch": batch, "round": round_number,
                            "imported": ":" in name, "predicted": prediction.seconds,
                            "predicted_overhead": prediction.overhead_seconds, "roofline": prediction.roofline_seconds,
+                           **queue_predicted(prediction),
                            "by_how": prediction.count_by_how(), "predict_ms": predict_ms, **measured,
                            "error": prediction.seconds / measured["p50"] - 1,
                            "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -276,11 +300,21 @@ def repredict(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             prediction = analysis.predict(profile, row["batch"], profile.dtype)
             row.update(predicted=prediction.seconds, predicted_overhead=prediction.overhead_seconds,
+                       **queue_predicted(prediction),
                        roofline=prediction.roofline_seconds, by_how=prediction.count_by_how(),
                        predict_ms=1e3 * (time.perf_counter() - start), error=prediction.seconds / row["p50"] - 1,
                        profile=str(args.profile), repredicted=time.strftime("%Y-%m-%d %H:%M:%S"))
             handle.write(json.dumps(row) + "\n")
     print(table(Path(args.repredict)))
+
+
+def queue_predicted(prediction) -> dict:
+    """The prediction's two sides on a queue device: what the host spends (overheads, and what a
+    layer adds in a model) and what the device runs (the kernels)."""
+    if prediction.profile.execution != "queue":
+        return {}
+    host = prediction.overhead_seconds + prediction.fresh_seconds + prediction.context_seconds
+    return {"predicted_host": host, "predicted_device": prediction.kernel_seconds}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -345,7 +379,29 @@ def table(path: Path) -> str:
             lines.append(f"the machine itself: the rounds of one model and batch differ by "
                          f"{100 * statistics.median(spreads):.0f}% "
                          f"(median), at most {100 * max(spreads):.0f}% ({widest['model']} batch {widest['batch']})")
-    return "\n".join(lines)
+    return "\n".join(lines + queue_table(rows))
+
+
+def queue_table(rows: list[dict]) -> list[str]:
+    """On a queue device, each side of the prediction against its own measurement (queue_sides):
+    which side sets a model's time, and which side a miss comes from."""
+    queued = [r for r in rows if r.get("host_p50") is not None and r.get("predicted_host") is not None]
+    if not queued:
+        return []
+    lines = ["", "each side on its own (host: enqueuing one forward behind a held device; device: running it "
+             "with all of it enqueued; error = predicted / measured - 1):", "",
+             "| model | batch | host predicted | host measured | host error | device predicted | device measured "
+             "| device error |", "|---|---|---|---|---|---|---|---|"]
+    for r in queued:
+        waited = "" if r.get("host_ahead", True) else " (waited on the device)"
+        lines.append(f"| {r['model']} | {r['batch']} | {_ms(r['predicted_host'])} | {_ms(r['host_p50'])}{waited} | "
+                     f"{100 * (r['predicted_host'] / r['host_p50'] - 1):+.1f}% | {_ms(r['predicted_device'])} | "
+                     f"{_ms(r['device_p50'])} | {100 * (r['predicted_device'] / r['device_p50'] - 1):+.1f}% |")
+    for side in ("host", "device"):
+        errors = [abs(r[f"predicted_{side}"] / r[f"{side}_p50"] - 1) for r in queued]
+        lines.append(f"{side}: median absolute error {100 * statistics.median(errors):.1f}%, "
+                     f"{sum(e <= TARGET for e in errors)} of {len(errors)} within +-{100 * TARGET:.0f}%")
+    return lines
 
 
 def _ms(seconds: float) -> str:
@@ -368,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-others", type=float, default=0.05,
                         help="the share of the CPUs other processes may use while a measurement runs")
     parser.add_argument("--retries", type=int, default=5)
+    parser.add_argument("--quiet-window", type=float, default=3.0,
+                        help="seconds over which other processes' share of the CPUs is looked at before a "
+                             "measurement (default 3)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=2.0)
     parser.add_argument("--settle", type=float, default=8.0,

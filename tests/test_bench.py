@@ -141,6 +141,13 @@ def test_cuda_events_agree_with_the_synchronised_wall_clock():
     cuda_checks().cuda_events_agree_with_the_synchronised_wall_clock()  # the GPU suite runs it too
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_a_call_timed_on_the_device_is_its_kernel_not_its_launch():
+    from test_build import cuda_checks
+
+    cuda_checks().cuda_a_call_timed_on_the_device_is_its_kernel_not_its_launch()  # the GPU suite runs it too
+
+
 # ----------------------------------------------------------------------------- training recipe
 def _smoothed_cross_entropy(logits: list[float], label: int, smoothing: float = 0.1) -> float:
     """By hand: -sum_k q_k log softmax_k, with q = (1 - e) one-hot + e / K (torch's definition)."""

@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 from conftest import ROOT, spec_path  # noqa: E402 - after the torch skip
 from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # noqa: E402
 from inception_analyzer.analysis.latency_file import profile_text, read_profile  # noqa: E402
-from inception_analyzer.analysis.latency import CURVE, EFFICIENCY, NATIVE, SYNC, Sample  # noqa: E402
+from inception_analyzer.analysis.latency import CURVE, EFFICIENCY, NATIVE, QUEUE, SYNC, Sample  # noqa: E402
+from inception_analyzer.bench.timing import time_on_device  # noqa: E402
 from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MemoryWatch, Normals,  # noqa: E402
                                                 calibration_cases, fit_entries, in_model_counts, native_rule)
 from inception_analyzer.bench.machine import MemoryProbe, cpu_identity, last_level_cache_bytes  # noqa: E402
@@ -385,6 +386,26 @@ def test_a_class_keeps_its_native_entry_only_with_samples_enough_on_both_kernels
     assert merged.keys() == {"conv 1x1/1"} and merged["conv 1x1/1"].samples == 8
 
 
+def test_on_a_queue_device_each_entry_keeps_the_hosts_time_by_size_and_on_a_cpu_none():
+    """A queue device's calibration times the host at every case: each entry gets a host curve
+    (a class's by FLOPs, a curve's by its feature); a CPU's, whose host runs the call, none."""
+    hosted = [dataclasses.replace(s, host=(20 + i) * 1e-6) for i, s in enumerate(_samples("conv 1x1/1", 6))]
+    curve = [Sample("bn", (5 + i) * 1e-6, size=1024.0 * 2**i, host=(8 + i) * 1e-6) for i in range(3)]
+    models = {"conv 1x1/1": EFFICIENCY, "bn": CURVE}
+    queued = fit_entries(hosted + curve, {key: [5e-6] for key in models}, dict(models), QUEUE)
+    # six samples, six runs of one: FLOPs 2e6 .. 12e6, host 20 .. 25 us
+    assert queued["conv 1x1/1"].host == tuple((2e6 * (i + 1), pytest.approx((20 + i) * 1e-6)) for i in range(6))
+    assert queued["bn"].host == tuple((1024.0 * 2**i, pytest.approx((8 + i) * 1e-6)) for i in range(3))
+    synced = fit_entries(hosted + curve, {key: [5e-6] for key in models}, dict(models), SYNC)
+    assert synced["conv 1x1/1"].host == () and synced["bn"].host == ()
+
+
+def test_on_a_cpu_time_on_device_times_each_call_and_no_host():
+    calls = []
+    samples, host = time_on_device(lambda: calls.append(1), torch.device("cpu"), 7)
+    assert len(samples) == 7 == len(calls) and host == 0.0 and all(s >= 0 for s in samples)
+
+
 def test_an_entry_without_samples_is_left_out_unless_it_is_a_view():
     """A class needs samples to be fitted, and a curve whose every case the time budget cut has
     none: neither gets an entry (its layers are then priced by the nearest entry or the fallback,
@@ -478,6 +499,32 @@ def test_the_chain_is_timed_whole_as_long_as_the_in_model_networks(quick_profile
     overhead = calibrating.layer_overhead(torch.device("cpu"), torch.float32, 0.03, profile.entries, profile.fallback,
                                           profile.forward_overhead, SYNC, profile.roofs, "fp32")
     assert asked == [calibrating.IN_MODEL_MIN_TIME] and 0 <= overhead < 1e-3
+
+
+def test_on_a_queue_device_a_convolution_s_host_cost_in_a_model_is_fitted_to_networks_of_distinct_shapes(
+        quick_profile, monkeypatch):
+    """The two networks of twenty units (a 1x1 and a 3x3 convolution, each unit wider than the one
+    before: 40 convolutions each, every one of a shape of its own) enqueued whole: what their hosts
+    take beyond the draft's host prices, a convolution. A network whose host waited on the device
+    says nothing of the host."""
+    import inception_analyzer.bench.calibrate as calibrating
+    import inception_analyzer.bench.timing as timing
+    from inception_analyzer.pipeline import Request, analyze
+    from inception_analyzer.spec import load_spec_text
+
+    draft = dataclasses.replace(read_profile(quick_profile), execution=QUEUE, layer_overhead=2e-6, cache_bytes=None)
+    priced = []
+    for index, (text, batch) in enumerate(calibrating.QUEUE_IN_MODEL_NETWORKS):
+        prediction = analyze(Request(load_spec_text(text, f"units {index}"))).predict(draft, batch)
+        priced.append(prediction.overhead_seconds + prediction.context_seconds)
+    # the hosts take 30 us a convolution more than priced (the first network), 50 us (the second)
+    hosts = iter([(priced[0] + 40 * 30e-6, 1e-3, True), (priced[1] + 40 * 50e-6, 1e-3, True)])
+    monkeypatch.setattr(timing, "host_and_device_seconds", lambda step, device: next(hosts))
+    figure = calibrating.queue_in_model_costs(torch.device("cpu"), torch.float32, draft)
+    assert figure == {"weighted_layer_overhead": pytest.approx(40e-6, rel=1e-3)}
+    hosts = iter([(priced[0] + 40 * 30e-6, 1e-3, True), (1.0, 1e-3, False)])
+    assert calibrating.queue_in_model_costs(torch.device("cpu"), torch.float32, draft) == \
+        {"weighted_layer_overhead": pytest.approx(30e-6, rel=1e-3)}
 
 
 def test_the_in_model_networks_tell_the_three_figures_apart(quick_profile):

@@ -42,7 +42,7 @@ def test_each_measuring_step_writes_bench_json_as_it_goes(dry_run):
                      "per_layer.json", "train.jsonl"]
     assert len(files) <= 8
     for name in files:
-        if not name.endswith((".json", ".jsonl")):
+        if not name.endswith((".json", ".jsonl")) or name == "latency.jsonl":
             continue
         for line in (dry_run / name).read_text().splitlines():
             report = json.loads(line)
@@ -51,11 +51,11 @@ def test_each_measuring_step_writes_bench_json_as_it_goes(dry_run):
     assert train["settings"]["mode"] == "train" and train["settings"]["channels_last"]
     per_layer = json.loads((dry_run / "per_layer.json").read_text())
     assert per_layer["rows"][0]["layers"]
-    # the latency step measured against the profile the calibrate step wrote
-    latency = json.loads((dry_run / "latency.jsonl").read_text().splitlines()[0])
-    row = latency["rows"][0]
-    assert row["prediction"]["profile"]["file"].endswith("latency_profile.yaml")
-    assert row["measured_over_estimate"] == row["ours"]["p50_seconds"] / row["prediction"]["seconds"]
+    # the latency step measured against the profile the calibrate step wrote (latency_accuracy.py's rows)
+    (row,) = [json.loads(line) for line in (dry_run / "latency.jsonl").read_text().splitlines()]
+    assert row["profile"].endswith("latency_profile.yaml") and row["model"] == "alexnet" and row["batch"] == 1
+    assert row["error"] == row["predicted"] / row["p50"] - 1
+    assert "median absolute error" in (dry_run / "log.txt").read_text()        # its table, in the log
 
 
 def test_the_gpu_plan_is_the_issues():
@@ -79,6 +79,11 @@ def test_the_gpu_plan_is_the_issues():
     (calibrate,) = plan["calibrate"].runs
     assert {"calibrate", "cuda", "fp32", "-o"} <= set(calibrate) and "--quick" not in calibrate
     profile = calibrate[calibrate.index("-o") + 1]
-    assert all(run[run.index("--profile") + 1] == profile and "1,8,32" in run for run in plan["latency"].runs)
-    assert len(plan["latency"].runs) >= 3
+    (latency,) = plan["latency"].runs
+    assert plan["latency"].script == "benchmarks/latency_accuracy.py"
+    assert latency[latency.index("--profile") + 1] == profile and "1,8,32" in latency
+    # every spec, and at least five imported models
+    models = latency[latency.index("--models") + 1].split(",")
+    specs = {path.stem for path in (ROOT / "inception_analyzer" / "specs").glob("*.yaml")}
+    assert specs <= set(models) and sum(":" in name for name in models) >= 5
     assert sum(step.seconds for step in plan.values()) <= 8 * 60   # the issue's budget, inside a 15-minute window

@@ -23,7 +23,7 @@ from inception_analyzer.analysis.latency import (CURVE, EFFICIENCY, ELEMENTS, FA
                                                  SYNC, WINDOW_READS, CurveEntry, EfficiencyEntry, Fallback,
                                                  MAX_COPIES, LatencyError, LatencyProfile, Roofs, Sample,
                                                  bounded_least_squares, conv_key, copy_seconds, fit_curve,
-                                                 fit_efficiency, fit_fallback, fit_overhead, interpolate_log2,
+                                                 fit_efficiency, fit_fallback, fit_host, fit_overhead, interpolate_log2,
                                                  isotonic, layer_work, least_squares, nearest_entry,
                                                  parse_window_key)
 from inception_analyzer.analysis.latency_file import (MAX_PROFILE_BYTES, looks_like_profile_file, profile_text,
@@ -119,6 +119,79 @@ def test_queue_execution_by_hand():
     # device 148.072 + 7 = 155.072; relu: 21, 157.072; pool: 23, 159.072; flatten: 23.5, 159.072;
     # fc: host 27.5, device 159.072 + 12.528 = 171.6
     assert p.seconds == pytest.approx(171.6 * US)
+
+
+def test_a_queue_device_prices_the_host_by_the_calls_size_by_hand():
+    """Where a queue profile timed the host at every size, a layer costs the host its entry's
+    host curve at the layer's size (a convolution's FLOPs, a curve's feature), not the overhead
+    on the smallest tensors."""
+    profile = hand_profile(QUEUE)
+    conv = replace(profile.entries["conv 3x3/1"], host=((1e4, 20 * US), (1e6, 40 * US)))
+    bn = replace(profile.entries["bn"], host=((1024.0, 5 * US), (4096.0, 9 * US)))
+    profile = replace(profile, entries={**profile.entries, "conv 3x3/1": conv, "bn": bn})
+    p = small_analysis().predict(profile, batch=2)
+    by_op = {layer.op: layer for layer in p.layers}
+    # conv: 73,728 FLOPs (test_small_network_by_hand), log2 of it lies (log10 73,728 - 4) / 2 =
+    # 0.43377 of the way from 1e4 to 1e6: 20 + 0.43377 x 20 = 28.675 us
+    assert by_op["conv"].overhead_seconds == pytest.approx(28.675 * US, rel=1e-4)
+    # bn: 2,048 elements, halfway in log2 between 1,024 and 4,096: 7 us
+    assert by_op["bn"].overhead_seconds == pytest.approx(7 * US)
+    # the others keep their overheads: relu 1, pool 2, flatten 0.5, fc (the fallback) 4
+    assert by_op["relu"].overhead_seconds == pytest.approx(1 * US)
+    # host, device: forward 7, 7; conv: host 35.675, device max(35.675, 7) + 131.072 = 166.747; bn:
+    # host 42.675, device 173.747; relu: 43.675, 175.747; pool: 45.675, 177.747; flatten: 46.175,
+    # 177.747; fc: host 50.175, device 177.747 + 12.528 = 190.275
+    assert p.seconds == pytest.approx(190.275 * US, rel=1e-5)
+
+
+def test_the_host_curve_is_the_median_of_runs_of_samples_by_size():
+    # twelve samples of a class: FLOPs 1..12 x 1e6, the host 10 us, every third one stalled to 50 us,
+    # and two samples whose host was not measured (0): six runs of two, each at its median size and
+    # median host time
+    samples = [Sample("conv 1x1/1", 1e-5, (i + 1) * 1e6, host=(50 if i % 3 == 2 else 10) * US) for i in range(12)]
+    samples += [Sample("conv 1x1/1", 1e-5, 5e5, host=0.0)] * 2
+    points = fit_host(samples, by_work=True)
+    assert [x for x, _ in points] == [1.5e6, 3.5e6, 5.5e6, 7.5e6, 9.5e6, 11.5e6]
+    # runs (1, 2), (3, 4), (5, 6)...: hosts (10, 10), (50, 10), (10, 50), (10, 10), (50, 10), (10, 50)
+    assert [y / US for _, y in points] == pytest.approx([10, 30, 30, 10, 30, 30])
+    # a curve's samples by their feature; runs of one size become one point
+    same = [Sample("bn", 1e-5, size=4096.0, host=h * US) for h in (8, 9, 10, 11)]
+    assert fit_host(same, by_work=False) == ((4096.0, pytest.approx(9.5 * US)),)
+    assert fit_host([Sample("bn", 1e-5, size=1.0)], by_work=False) == ()
+
+
+def test_a_curve_of_one_point_prices_no_layer_beyond_it_where_its_family_has_a_longer_curve():
+    """On a GPU a single sample of a small pool is its launch alone (4.64 us at 256 window reads
+    on the H200): held proportional, a global pool of 1.6 million reads would cost 29 ms. Beyond
+    its one point the family's longer curve prices it; up to the point, its own curve does."""
+    spec = "name: gap\ninput: [64, 7, 7]\nlayers:\n  - avgpool(7)\n"
+    analysis = ia.analyze(build_graph(load_spec_text(spec, "gap.yaml")))
+    lone = CurveEntry("avgpool global", 1 * US, WINDOW_READS, ((256.0, 4 * US),))
+    longer = CurveEntry("avgpool 3x3/1", 2 * US, WINDOW_READS, ((1000.0, 5 * US), (1e6, 20 * US)))
+    profile = replace(hand_profile(QUEUE), entries={"avgpool global": lone, "avgpool 3x3/1": longer})
+    (layer,) = analysis.predict(profile, 1).layers
+    # 64 x 49 reads = 3,136: on the longer curve 5 + (3,136 - 1,000) x 15 / 999,000 = 5.0321 us
+    assert (layer.entry, layer.how, layer.via) == ("avgpool global", NEAREST, "avgpool 3x3/1")
+    assert layer.kernel_seconds == pytest.approx((5 + 2136 * 15 / 999000) * US)
+    assert layer.overhead_seconds == pytest.approx(2 * US)
+    # with no longer curve of its family the lone point prices it, as before
+    alone = replace(profile, entries={"avgpool global": lone})
+    (layer,) = analysis.predict(alone, 1).layers
+    assert (layer.how, layer.kernel_seconds) == (FITTED, pytest.approx(4 * US * 3136 / 256))
+
+
+def test_host_curves_round_trip():
+    profile = hand_profile(QUEUE)
+    conv = replace(profile.entries["conv 3x3/1"], host=((1e4, 20 * US), (1e6, 40 * US)))
+    bn = replace(profile.entries["bn"], host=((1024.0, 5 * US),))
+    with_host = replace(profile, entries={**profile.entries, "conv 3x3/1": conv, "bn": bn})
+    text = profile_text(with_host)
+    assert "host:" in text
+    again = parse_text(text)
+    assert again.entries["conv 3x3/1"].host == conv.host and again.entries["bn"].host == bn.host
+    assert again.entries["relu (in place)"].host == ()
+    assert small_analysis().predict(again, 2).seconds == pytest.approx(small_analysis().predict(with_host, 2).seconds,
+                                                                       rel=1e-9)
 
 
 def test_an_out_of_place_activation_takes_the_plain_entry():
@@ -933,3 +1006,10 @@ def test_a_cost_report_of_another_graph_is_refused():
     one, other = ia.analyze("resnet50"), ia.analyze("inception_v3")
     with pytest.raises(LatencyError, match="not of this graph"):
         predict(one.graph, other.cost, hand_profile())
+
+
+def test_a_host_curve_s_sizes_increase_as_the_profile_keeps_them():
+    """Sizes that differ only beyond the digits a profile keeps make one point: the file's sizes
+    must increase, or it would not be read back."""
+    samples = [Sample("conv 1x1/1", 1e-5, 1.23401e6 + i, host=10 * US) for i in range(12)]
+    assert fit_host(samples, by_work=True) == ((1.234e6, pytest.approx(10 * US)),)

@@ -58,3 +58,34 @@ def test_resume_takes_only_what_is_missing(small_run, tmp_path):
                                   "--batch", "1,2", "--rounds", "2", "--in-process", "--resume", "--min-time", "0.01",
                                   "--warmup", "1", "--max-others", "1", "--results", str(small_run)]) == 0
     assert small_run.read_text() == before
+
+
+def test_on_a_queue_device_each_side_of_the_forward_is_checked_on_its_own(tmp_path):
+    """A queue profile's prediction has a host side (overheads, what a layer adds in a model) and a
+    device side (the kernels); a CUDA measurement holds both apart. The second table gives each
+    side's error, from the figures of each row."""
+    from dataclasses import replace
+
+    import inception_analyzer as ia
+    from inception_analyzer.graph import build_graph
+    from inception_analyzer.spec import load_spec_text
+    from test_latency import QUEUE
+
+    prediction = ia.analyze(build_graph(load_spec_text(SMALL, "small.yaml"))).predict(
+        replace(hand_profile(QUEUE), layer_overhead=2e-6), 2)
+    sides = latency_accuracy.queue_predicted(prediction)
+    # test_queue_execution_by_hand: the host's 27.5 us, six layers of 2 us more in a model; the
+    # kernels 131.072 + 7 + 2 + 2 + 0 + 12.528 us
+    assert sides["predicted_host"] == pytest.approx(39.5e-6) and sides["predicted_device"] == pytest.approx(154.6e-6)
+    assert latency_accuracy.queue_predicted(ia.analyze(build_graph(load_spec_text(SMALL, "s.yaml"))).predict(
+        hand_profile(), 2)) == {}                                        # a CPU's: one side
+    row = {"model_source": "small", "model": "small", "batch": 2, "round": 1, "predicted": 160e-6, "p50": 200e-6,
+           "error": -0.2, "roofline": 1e-4, "predict_ms": 1.0, "reference_ms": 0.1, "load_before": 0.0,
+           "others_during": 0.0, **sides, "host_p50": 50e-6, "device_p50": 150e-6, "host_ahead": False}
+    results = tmp_path / "queue.jsonl"
+    results.write_text(json.dumps(row) + "\n")
+    table = latency_accuracy.table(results)
+    # host 39.5 / 50 - 1 = -21.0%; device 154.6 / 150 - 1 = +3.1%
+    assert "| small | 2 | 0.04 ms | 0.05 ms (waited on the device) | -21.0% | 0.15 ms | 0.15 ms | +3.1% |" in table
+    assert "host: median absolute error 21.0%, 0 of 1 within +-15%" in table
+    assert "device: median absolute error 3.1%, 1 of 1 within +-15%" in table

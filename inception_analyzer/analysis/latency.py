@@ -41,7 +41,10 @@ as a microbenchmark runs it:
     widths (48 to 200 channels), 74 to 87 us with wider ones (200 to 352, 60 MiB of weights).
     `calibrate` fits the three figures to three networks, each timed whole and layer by layer
     alone: two of distinct widths on small maps (the call and weights figures) and one of narrow
-    convolutions on large maps at batch 8 (the activations'), never to a model it predicts.
+    convolutions on large maps at batch 8 (the activations'), never to a model it predicts. On a
+    queue device (CUDA) all of it is the host's: the weighted layer overhead alone, what the
+    first two networks' hosts take to enqueue a forward beyond their layers' host times, a
+    convolution (bench/calibrate.py's queue_in_model_costs).
 Which entry prices a layer follows from its op kind's facets, never from a model's name:
 
   - convolution-like layers (a `ConvGeometry`) and linear layers: an *efficiency* entry per class
@@ -165,6 +168,16 @@ def interpolate_log2(points: tuple[tuple[float, float], ...], x: float) -> float
     return y0 + t * (y1 - y0)
 
 
+def host_seconds(entry: EfficiencyEntry | CurveEntry, x: float) -> float:
+    """What a call costs the host (the entry's overhead): on a queue device whose calibration
+    timed the host at every size, its time at x (a call's FLOPs, or a curve's feature) between
+    the measured points (linear in log2 x, held beyond them); otherwise the overhead on the
+    smallest tensors. On the H200 of docs/benchmarks.md most entries' host times were flat in
+    size, but a grouped 3x3 convolution's rose from 33 to 62 us a call to 94 to 148 us beyond
+    3.4e8 FLOPs."""
+    return interpolate_log2(entry.host, x) if entry.host and x > 0 else entry.overhead
+
+
 @dataclass(frozen=True)
 class EfficiencyEntry:
     """A convolution class (or linear): kernel = FLOPs / (peak x product of factors)."""
@@ -182,6 +195,8 @@ class EfficiencyEntry:
     # ((batch, most input elements, batch included), ...) by ascending batch, as calibrate probed
     # it; such layers are priced by the entry `key + NATIVE`
     native_up_to: tuple[tuple[int, int], ...] = ()
+    # on a queue device: (FLOPs of the call, the host's seconds to enqueue it), ascending (fit_host)
+    host: tuple[tuple[float, float], ...] = ()
 
     def efficiency(self, arguments: dict[str, float]) -> float:
         value = self.peak_flops
@@ -247,6 +262,8 @@ class CurveEntry:
     feature: str                                     # ELEMENTS or WINDOW_READS
     points: tuple[tuple[float, float], ...]          # (feature value, kernel seconds), ascending
     samples: int = 0
+    # on a queue device: (feature value, the host's seconds to enqueue the call), ascending (fit_host)
+    host: tuple[tuple[float, float], ...] = ()
 
     def kernel_seconds(self, x: float) -> float:
         if x <= 0 or not self.points:
@@ -525,7 +542,7 @@ class LatencyPrediction:
         return counts
 
 
-def nearest_entry(profile: LatencyProfile, work: LayerWork) -> str | None:
+def nearest_entry(profile: LatencyProfile, work: LayerWork, besides: str = "") -> str | None:
     """The calibrated entry of the same family (a conv of the same grouping, a pool of the same
     op) closest to a window the profile lacks: nearest in log window area, then in log stride,
     then in aspect; an entry without a window ('maxpool global') only when no other is there.
@@ -539,7 +556,7 @@ def nearest_entry(profile: LatencyProfile, work: LayerWork) -> str | None:
     best, best_distance = None, None
     for key, entry in profile.entries.items():
         parsed = parse_window_key(key)
-        if parsed is None or parsed[0] != work.family or (isinstance(entry, EfficiencyEntry)) != (work.model == EFFICIENCY):
+        if key == besides or parsed is None or parsed[0] != work.family or (isinstance(entry, EfficiencyEntry)) != (work.model == EFFICIENCY):
             continue
         _, kernel, stride = parsed
         if kernel is None or work.kernel is None:
@@ -597,10 +614,17 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
         kernel = entry.kernel_seconds(work.flops, work.arguments, work.data, copy)
         if copy is not None:
             kernel += copy_seconds(copy, work.staged)   # the padded copy it computes on
-        return how, (work.key if via else entry.key), via, entry.overhead, kernel, not entry.in_range(work.arguments)
+        return how, (work.key if via else entry.key), via, host_seconds(entry, work.flops), kernel, \
+            not entry.in_range(work.arguments)
     if isinstance(entry, CurveEntry) and work.model == CURVE and (entry.feature == work.feature or not work.size):
-        return (NEAREST if via else FITTED), work.key, via, entry.overhead, entry.kernel_seconds(work.size), \
-            not entry.in_range(work.size)
+        if len(entry.points) == 1 and work.size > entry.points[0][0]:
+            # one sample says nothing of how the time grows (on a GPU it is the launch alone):
+            # beyond it, the nearest entry of the layer's family prices it, where there is one
+            other = profile.entries.get(nearest_entry(profile, work, besides=entry.key) or "")
+            if isinstance(other, CurveEntry) and other.feature == work.feature and len(other.points) > 1:
+                entry, via = other, other.key
+        return (NEAREST if via else FITTED), work.key, via, host_seconds(entry, work.size), \
+            entry.kernel_seconds(work.size), not entry.in_range(work.size)
     fallback = profile.fallback
     return FALLBACK, work.key, "", fallback.overhead, roofline_seconds / fallback.efficiency, False
 
@@ -719,6 +743,7 @@ class Sample:
     feature: str = ELEMENTS
     size: float = 0.0
     data: dict[str, float] = field(default_factory=dict)
+    host: float = 0.0     # on a queue device: the host's seconds to enqueue one call (0: not measured)
 
 
 def fit_overhead(seconds: Iterable[float]) -> float:
@@ -727,6 +752,31 @@ def fit_overhead(seconds: Iterable[float]) -> float:
     if not values:
         raise LatencyError("no timing to fit an overhead to")
     return rounded(statistics.median(values))
+
+
+HOST_POINTS = 6     # at most this many points of a host curve (fit_host)
+
+
+def fit_host(samples: list[Sample], by_work: bool) -> tuple[tuple[float, float], ...]:
+    """The host's time to enqueue a call against its size (a call's FLOPs where `by_work`, else its
+    curve feature), for a queue device: the samples that measured it, in ascending size, cut into
+    at most HOST_POINTS runs of about equal count, each run a point at its median size and median
+    host time (medians: a host stalled by another process in one sample moves no point). Empty
+    where no sample measured the host."""
+    measured = sorted(((s.flops if by_work else s.size), s.host) for s in samples if s.host > 0)
+    measured = [(x, host) for x, host in measured if x > 0]
+    if not measured:
+        return ()
+    count = min(HOST_POINTS, len(measured))
+    runs: list[list[tuple[float, float]]] = []
+    for index in range(count):
+        run = measured[index * len(measured) // count:(index + 1) * len(measured) // count]
+        if runs and rounded(statistics.median(x for x, _ in run)) <= rounded(statistics.median(x for x, _ in runs[-1])):
+            runs[-1] += run                     # runs of one size (as the profile keeps sizes): one point
+        else:
+            runs.append(run)
+    return tuple((rounded(statistics.median(x for x, _ in run)), rounded(statistics.median(h for _, h in run)))
+                 for run in runs)
 
 
 def isotonic(values: list[float]) -> list[float]:

@@ -29,6 +29,8 @@ GFLOP/s and GB/s, so the file reads as the device's figures do:
         residuals: [[64, 64, 3136, 1, 32, 1.08], ...]  # per sample: in, out, pixels, groups, alignment, measured / fit
         native_up_to: [[1, 20480], [2, 0]]        # batch, the largest input (elements) the framework's
                                                    # native kernel runs: priced by 'conv 3x3/1 native'
+        host: [[1.2e6, 21.5], [3.4e9, 38.0]]       # a queue device's: the host's us to enqueue a call by its
+                                                   # FLOPs (a curve's: by its feature), the overhead's place
       relu (in place):                             # curve: kernel us at sizes of a feature
         model: curve
         overhead_us: 2.9
@@ -69,12 +71,15 @@ HEADER = """\
 #   4 samples nearest in log2 of in, out, pixels, groups: their measured / fitted ratios, weighted
 #   by 1 / (distance + 1/2)); a class with `native_up_to` prices the layers the framework runs
 #   on its own kernel (a batch of at least the row's batch, an input of at most its elements) by
-#   its 'native' entry; curve entries: kernel us at sizes of the feature, linear between points.
+#   its 'native' entry; curve entries: kernel us at sizes of the feature, linear between points
+#   (a curve of one point prices no layer beyond it where its family has a longer curve).
 #   In a model a layer also adds layer_overhead_us and its activations' bytes (read and written)
 #   x activations_ns_per_byte; a convolution or linear layer weighted_layer_overhead_us and, for
 #   weights within cache_bytes, their bytes x cold_weights' ns_per_byte; a layer a curve prices
 #   by its elements no less than those elements at the curve's own rate beyond cache_bytes.
-#   Times in us, rates in GFLOP/s and GB/s.
+#   On a queue device (execution: queue) an entry with `host` points costs the host, in place of
+#   its overhead, the time at the call's FLOPs (a curve's: its feature) between those points,
+#   linear in log2, held beyond them. Times in us, rates in GFLOP/s and GB/s.
 """
 
 
@@ -108,6 +113,8 @@ def profile_data(profile: LatencyProfile) -> dict[str, Any]:
         else:
             entries[key] = {"model": CURVE, "overhead_us": _us(entry.overhead), "feature": entry.feature,
                             "samples": entry.samples, "points": [[_number(x), _us(y)] for x, y in entry.points]}
+        if entry.host:
+            entries[key]["host"] = [[_number(x), _us(y)] for x, y in entry.host]
     roofs = {"matmul_gflops": _number(round(profile.roofs.matmul_flops / GIGA, 6)),
              "vector_gflops": _number(round(profile.roofs.vector_flops / GIGA, 6)),
              "memory_gbps": _number(round(profile.roofs.memory_bandwidth / GIGA, 6))}
@@ -248,7 +255,8 @@ def _point_list(value: Any, what: str, where: SourceLocation, x_positive: bool =
 
 
 def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
-    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors", "data", "residuals", "native_up_to"))
+    reader.only(("model", "overhead_us", "peak_gflops", "samples", "factors", "data", "residuals", "native_up_to",
+                 "host"))
     factors_reader = reader.sub("factors")
     factors_reader.only(FACTOR_NAMES)
     factors = {}
@@ -268,7 +276,8 @@ def _efficiency_entry(key: str, reader: _Reader) -> EfficiencyEntry:
     native = _native_rule(key, reader) if "native_up_to" in reader.mapping else ()
     return EfficiencyEntry(key, reader.number("overhead_us", high=1e9) * US,
                            reader.number("peak_gflops", positive=True, high=1e9) * GIGA, factors,
-                           reader.integer("samples", required=False) or 0, data, residuals, native)
+                           reader.integer("samples", required=False) or 0, data, residuals, native,
+                           _host_points(key, reader))
 
 
 def _native_rule(key: str, reader: _Reader) -> tuple[tuple[int, int], ...]:
@@ -314,11 +323,20 @@ def _residuals(key: str, reader: _Reader) -> tuple[tuple[float, ...], ...]:
 
 
 def _curve_entry(key: str, reader: _Reader) -> CurveEntry:
-    reader.only(("model", "overhead_us", "feature", "samples", "points"))
+    reader.only(("model", "overhead_us", "feature", "samples", "points", "host"))
     feature = reader.text("feature", choices=FEATURES)
     points = _point_list(reader.get("points"), f"'{key}' points", reader.loc("points"), high_y=1e12, allow_empty=True)
     return CurveEntry(key, reader.number("overhead_us", high=1e9) * US, feature,
-                      tuple((x, y * US) for x, y in points), reader.integer("samples", required=False) or 0)
+                      tuple((x, y * US) for x, y in points), reader.integer("samples", required=False) or 0,
+                      _host_points(key, reader))
+
+
+def _host_points(key: str, reader: _Reader) -> tuple[tuple[float, float], ...]:
+    """An entry's host curve, where it has one: [size, us] pairs, the sizes increasing."""
+    if "host" not in reader.mapping:
+        return ()
+    points = _point_list(reader.get("host"), f"'{key}' host", reader.loc("host"), high_y=1e9)
+    return tuple((x, y * US) for x, y in points)
 
 
 def read_profile(path: str | Path) -> LatencyProfile:

@@ -24,7 +24,7 @@ import torch
 
 from ..analysis.latency import (COPY_KEY, CURVE, EFFICIENCY, ELEMENTS, EXECUTIONS, NATIVE, QUEUE, SYNC, CurveEntry,
                                 EfficiencyEntry, Fallback, LatencyError, LatencyProfile, LayerWork, Roofs, Sample,
-                                fit_curve, fit_efficiency, bounded_least_squares, fit_fallback, fit_overhead,
+                                fit_curve, fit_efficiency, bounded_least_squares, fit_fallback, fit_host, fit_overhead,
                                 layer_work, rounded)
 from ..analysis.latency_file import MAX_TEXT
 from ..analysis.roofline import DeviceProfile
@@ -35,7 +35,7 @@ from .host_allocator import measure_allocator, warm_allocations
 from .limits import BenchError
 from .machine import MemoryProbe, OthersCpu, environment, last_level_cache_bytes, measure_cpu_with_torch, wait_for_quiet
 from .progress import Progress
-from .timing import iterations_for, seconds_per_iteration, synchronize, time_iterations
+from .timing import iterations_for, seconds_per_iteration, synchronize, time_iterations, time_on_device
 
 GRIDS = ("full", "quick")
 COPY = "(copy)"               # a case that copies its input (Tensor.clone): the profile's copy curve
@@ -488,15 +488,21 @@ def time_case(prepared: Prepared, device: torch.device, min_time: float) -> floa
     their kernels on the first call), then enough iterations for `min_time`. The call that sizes
     the run is the second untimed one: with a third, five timed calls of 129 cases of over 10 ms
     a call came as close to the next five (2.0% off in the median case, 9.7% in one case of ten)
-    as with two (1.8%, 10.0%), and leaving it out took a Zen 3 calibration from 190 s to 166."""
+    as with two (1.8%, 10.0%), and leaving it out took a Zen 3 calibration from 190 s to 166.
+    On a queue device the calls are timed on the device with the host kept ahead: the kernel a
+    model's device runs (time_case_and_host)."""
+    return time_case_and_host(prepared, device, min_time)[0]
+
+
+def time_case_and_host(prepared: Prepared, device: torch.device, min_time: float) -> tuple[float, float]:
+    """time_case's median seconds per call, and on a queue device the host's seconds to enqueue
+    one call (bench/timing.py's time_on_device; 0 on a CPU, whose host runs the call itself)."""
     step = prepared.step
     with torch.inference_mode():
         step()
         iterations = iterations_for(seconds_per_iteration(step, device), min_time)
-        samples = time_iterations(step, device, iterations)
-    samples.sort()
-    return samples[len(samples) // 2] if len(samples) % 2 else 0.5 * (samples[len(samples) // 2 - 1]
-                                                                       + samples[len(samples) // 2])
+        samples, host = time_on_device(step, device, iterations)
+    return statistics.median(samples), host
 
 
 def host_seconds(prepared: Prepared, device: torch.device, calls: int = 200) -> float:
@@ -583,16 +589,17 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     cut, retaken, others_seen, waited = 0, 0, 0.0, 0.0
     untimed: set[str] = set()        # the entries of the cases cut by the time budget
     quiet = math.inf if grid == "quick" else quiet     # the quick grid (tests, a first look) never waits
-    results: dict[int, tuple[Prepared, float]] = {}
+    results: dict[int, tuple[Prepared, float, float]] = {}     # index -> (case, seconds, host seconds)
     watch = MemoryWatch() if device.type == "cpu" else None
     normals = Normals(max(case.batch * math.prod(shape) for case in cases for shape in case.inputs))
 
-    def time_one(prepared: Prepared) -> float:
+    def time_one(prepared: Prepared) -> tuple[float, float]:
+        """(seconds, the host's seconds to enqueue a call: on a queue device only)."""
         if watch:
             watch.look()
         if prepared.case.overhead and execution == QUEUE:
-            return host_seconds(prepared, device)
-        return time_case(prepared, device, min_time)
+            return host_seconds(prepared, device), 0.0
+        return time_case_and_host(prepared, device, min_time)
 
     # On a CPU shared with other work, the cases are checked in windows of at least WINDOW seconds
     # (/proc/stat counts in hundredths of a second, too coarse for one short case): a window during
@@ -607,7 +614,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
             continue
         progress.start(case.describe())
         prepared = prepare(case, device, torch_dtype, roofline, dtype, normals)
-        results[index] = (prepared, time_one(prepared))
+        results[index] = (prepared, *time_one(prepared))
         window.append(index)
         progress.done()
         last = index == len(cases) - 1
@@ -626,13 +633,13 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
             waited += time.monotonic() - start_wait
             with OthersCpu() as again:
                 for i in window:
-                    results[i] = (results[i][0], time_one(results[i][0]))
+                    results[i] = (results[i][0], *time_one(results[i][0]))
             share = again.share or 0.0
         others_seen = max(others_seen, share)
         for i in window:             # the window's tensors go; its figures stay
-            prepared, seconds = results.pop(i)
+            prepared, seconds, host = results.pop(i)
             results[i] = (Prepared(prepared.case, prepared.key, prepared.model, None, prepared.sample,
-                                   prepared.roofline_seconds), seconds)
+                                   prepared.roofline_seconds), seconds, host)
         window = []
         others = OthersCpu().__enter__()
         window_start = time.monotonic()
@@ -640,7 +647,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         watch.look(now=True)
     native_classes: dict[str, dict[str, Any]] = {}       # a class with native calls -> one of its cases' arguments
     for index in sorted(results):
-        prepared, seconds = results[index]
+        prepared, seconds, host = results[index]
         if prepared.key.endswith(NATIVE):
             native_classes.setdefault(prepared.key[:-len(NATIVE)], prepared.case.args)
         if prepared.case.overhead:
@@ -648,7 +655,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         else:
             bounds[len(samples)] = prepared.roofline_seconds
             samples.append(Sample(prepared.key, seconds, prepared.sample.flops, prepared.sample.arguments,
-                                  prepared.sample.feature, prepared.sample.size, prepared.sample.data))
+                                  prepared.sample.feature, prepared.sample.size, prepared.sample.data, host))
         models[prepared.key] = prepared.model
     entries = fit_entries(samples, overhead_times, models, execution, untimed)
     left_out = sorted(key for key in untimed | set(models) if key not in entries)
@@ -667,8 +674,8 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     cache = last_level_cache_bytes() if device.type == "cpu" else None
     draft = LatencyProfile("draft", "", device.type, dtype, execution, roofs, forward, fallback, entries,
                            layer_overhead=layer, cache_bytes=cache)
-    # on a queue device the host's overheads overlap the kernels: no such fit (module docstring)
-    in_model = in_model_costs(device, torch_dtype, draft, min_time) if execution == SYNC else {}
+    in_model = in_model_costs(device, torch_dtype, draft, min_time) if execution == SYNC else \
+        queue_in_model_costs(device, torch_dtype, draft)
     machine = environment(device)
     machine.pop("load average at start", None)
     elapsed = time.monotonic() - started
@@ -764,6 +771,8 @@ def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], m
             entries[key] = fit_curve(key, by_key[key], overhead, subtract)
         else:   # a view or no-op: its overhead is all it costs
             entries[key] = CurveEntry(key, overhead, "elements", (), 0)
+        if execution == QUEUE and key in entries:     # the host's part, by the call's size (host_seconds)
+            entries[key] = replace(entries[key], host=fit_host(by_key.get(key, []), models[key] == EFFICIENCY))
     assert all(models[k] in (CURVE, EFFICIENCY) for k in models)
     return entries
 
@@ -867,6 +876,42 @@ def in_model_counts(analysis, batch: int, draft: LatencyProfile) -> tuple[list[f
     rest = analysis.predict(bare, batch).context_seconds
     return [analysis.predict(replace(bare, **{figure: 1.0}), batch).context_seconds - rest
             for figure in IN_MODEL_FIGURES], rest
+
+
+# on a queue device: the networks of convolutions each of a shape of its own whose host time gives
+# what such a convolution costs the host in a model (queue_in_model_costs): IN_MODEL_NETWORKS' two
+# at batch 1 (their devices' time stays below their hosts')
+QUEUE_IN_MODEL_NETWORKS = IN_MODEL_NETWORKS[:2]
+
+
+def queue_in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfile) -> dict[str, float]:
+    """On a queue device, what a convolution or linear layer costs the host in a model beyond its
+    entry's host time (the profile's weighted_layer_overhead): the QUEUE_IN_MODEL_NETWORKS'
+    hosts' time to enqueue a forward (bench/timing.py's host_and_device_seconds), less what the
+    draft prices their hosts at, over their convolutions. An entry's host time comes from calls
+    of one shape again and again; a model calls each convolution with a shape of its own. On
+    the H200 of docs/benchmarks.md 20 models' hosts took 1.2 to 4.5 times (median 1.8) their
+    layers' overheads; fitted as a cost a convolution, the gap came to 47 us over one run's 60
+    measurements, 27 us over another's."""
+    from ..build import build_model
+    from ..pipeline import Request, analyze
+    from ..spec import load_spec_text
+    from .timing import host_and_device_seconds
+
+    gap, convolutions = 0.0, 0
+    for index, (text, batch) in enumerate(QUEUE_IN_MODEL_NETWORKS):
+        analysis = analyze(Request(load_spec_text(text, f"<calibrate units {index}>")))
+        model = build_model(analysis.graph, device=device, dtype=dtype).eval()
+        x = torch.randn(batch, *analysis.graph.input_shape, device=device, dtype=dtype)
+        with torch.inference_mode():
+            model(x)
+            host, _, ahead = host_and_device_seconds(lambda: model(x), device)
+        if not ahead:           # the host waited on the device: its time is not the host's own
+            continue
+        predicted = analysis.predict(draft, batch)
+        gap += host - predicted.overhead_seconds - predicted.context_seconds
+        convolutions += round(in_model_counts(analysis, batch, draft)[0][0])   # as the prediction counts them
+    return {"weighted_layer_overhead": rounded(max(gap, 0.0) / convolutions) if convolutions else 0.0}
 
 
 def in_model_costs(device: torch.device, dtype: torch.dtype, draft: LatencyProfile, min_time: float

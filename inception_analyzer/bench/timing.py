@@ -3,6 +3,7 @@ minimum time, and splitting a run into the blocks that interleave two models."""
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from typing import Any, Callable
 
@@ -52,6 +53,126 @@ def _time_cuda(step, device, iterations, on_iteration) -> list[float]:
                 on_iteration(index + 1)
         torch.cuda.synchronize(device)  # elapsed_time needs both events completed
         return [start.elapsed_time(end) / 1000 for start, end in zip(starts, ends)]
+
+
+# On a queue device (CUDA) the host enqueues a call and goes on; the device runs it when it gets
+# there. Timed back to back with events (time_iterations), a call the host takes longer to enqueue
+# than the device takes to run measures the host: on the H200 of docs/benchmarks.md a batch norm
+# of inception_v3 at batch 1 came out at about 30 us a call, which priced the model's 94 batch
+# norms at 2.8 ms of device time while the whole model ran in 5.6 ms. Timed behind a hold (a
+# kernel that spins while the host enqueues the calls), a group of calls between two events
+# measures the device running each with the next one already waiting, as in a model whose host
+# runs ahead.
+QUEUED_CALLS = 64       # calls behind one hold: a call's few kernels each stay well within the
+                        # about 1000 launches CUDA queues before the host has to wait
+HOLD_MARGIN = 2.0       # a hold lasts this many times the host's time to enqueue its calls ...
+HOLD_SLACK = 100e-6     # ... plus this
+HOLD_RETRIES = 3        # a group the host outran its hold for is timed again, the hold longer
+_SLEEP_CYCLES_PER_SECOND: dict[int, float] = {}
+
+
+def can_hold(device: torch.device) -> bool:
+    return device.type == "cuda" and hasattr(torch.cuda, "_sleep")
+
+
+def _cycles_per_second(device: torch.device) -> float:
+    """How many of torch.cuda._sleep's cycles the device spins a second, measured once a device."""
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if index not in _SLEEP_CYCLES_PER_SECOND:
+        cycles = 2**22
+        torch.cuda._sleep(cycles)               # its first launch loads the kernel
+        seconds = []
+        for _ in range(3):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            torch.cuda._sleep(cycles)
+            end.record()
+            end.synchronize()
+            seconds.append(start.elapsed_time(end) / 1000)
+        _SLEEP_CYCLES_PER_SECOND[index] = cycles / min(seconds)
+    return _SLEEP_CYCLES_PER_SECOND[index]
+
+
+def hold_device(device: torch.device, seconds: float) -> None:
+    """Keep the device busy for about `seconds` (a spinning kernel), so that the host enqueues what
+    follows while the device is still behind it."""
+    torch.cuda._sleep(max(1, int(seconds * _cycles_per_second(device))))
+
+
+def time_on_device(step: Callable[[], Any], device: torch.device, iterations: int) -> tuple[list[float], float]:
+    """The seconds a call of `step` takes on the device itself, the host kept ahead, once per
+    group of calls (the group's time on the device over its calls); and the host's seconds to
+    enqueue one call (the median over the groups). The calls are enqueued in groups of
+    QUEUED_CALLS between two events, each group behind a hold of HOLD_MARGIN times the host's
+    time to enqueue it, unless the group before ran longer on the device than that (the host
+    stays ahead of such calls by itself). No event between the calls: an event recorded costs
+    the host time of its own (on the H200 of docs/benchmarks.md, with two a call, each entry's
+    host time lay a median 13.9 us above its overhead timed without them, at every size).
+    Where the host cannot be kept ahead
+    (a CPU, which runs each call itself; a torch without the spinning kernel): each call as
+    time_iterations times it, and no host time (0)."""
+    if not can_hold(device):
+        return time_iterations(step, device, iterations), 0.0
+    samples: list[float] = []
+    hosts: list[float] = []
+    with torch.cuda.device(device):
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        host = time.perf_counter() - start      # one call's enqueue (the device may still run it)
+        held, done = True, 0
+        while done < iterations:
+            calls = min(QUEUED_CALLS, iterations - done)
+            for _ in range(HOLD_RETRIES):
+                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                hold = HOLD_MARGIN * calls * host + HOLD_SLACK if held else 0.0
+                synchronize(device)
+                if held:
+                    hold_device(device, hold)
+                start = time.perf_counter()
+                begin.record()
+                for _ in range(calls):
+                    step()
+                end.record()
+                enqueued = time.perf_counter() - start
+                host = enqueued / calls
+                if not held or enqueued < hold:     # the device waited on nothing: these are its times
+                    break
+            synchronize(device)
+            per_call = begin.elapsed_time(end) / 1000 / calls
+            samples.append(per_call)
+            hosts.append(host)
+            done += calls
+            held = per_call < HOLD_MARGIN * host
+    return samples, statistics.median(hosts)
+
+
+def host_and_device_seconds(step: Callable[[], Any], device: torch.device, calls: int = 5
+                            ) -> tuple[float, float, bool]:
+    """A whole call's two sides on a queue device, each the median of `calls`: the host's time to
+    enqueue it (behind a hold, so that nothing it does waits on the device), and the device's
+    time to run it with all of it already enqueued. The flag is False where the hold did not
+    last while the host enqueued (a call of more launches than CUDA queues, whose host then
+    waits on the device): its host time includes waiting."""
+    if not can_hold(device):
+        raise ValueError(f"a {device.type} device runs what its host calls: no queue to split")
+    with torch.cuda.device(device):
+        once = seconds_per_iteration(step, device)
+        hosts, devices, ahead = [], [], True
+        for _ in range(calls):
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            hold = HOLD_MARGIN * once + HOLD_SLACK
+            synchronize(device)
+            hold_device(device, hold)
+            start = time.perf_counter()
+            begin.record()
+            step()
+            end.record()
+            hosts.append(time.perf_counter() - start)
+            ahead = ahead and hosts[-1] < hold
+            synchronize(device)
+            devices.append(begin.elapsed_time(end) / 1000)
+    return statistics.median(hosts), statistics.median(devices), ahead
 
 
 def warm_up(step: Callable[[], Any], iterations: int) -> None:
