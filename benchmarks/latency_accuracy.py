@@ -236,6 +236,7 @@ def run(args: argparse.Namespace) -> None:
     settings = BenchSettings(device=torch.device(args.device), dtype=profile.dtype, warmup=args.warmup,
                              min_time=args.min_time, threads=profile.threads if args.device == "cpu" else None)
     analyses = {}
+    unavailable: dict[str, str] = {}      # name -> why it could not be analysed here
     with torch_settings(settings):
         # a profile of another CPU (or threads) prices another machine: nothing to check it against
         mismatch = prediction_mismatch(profile, settings)
@@ -246,8 +247,15 @@ def run(args: argparse.Namespace) -> None:
         # times and the machine's slow and fast spells fall on all of them alike
         for round_number in range(1, args.rounds + 1):
             for name in names:
+                if name in unavailable:
+                    continue
                 if name not in analyses:
-                    analyses[name] = graph_of(name, Path(args.specs))
+                    try:
+                        analyses[name] = graph_of(name, Path(args.specs))
+                    except (Exception, SystemExit) as err:  # noqa: BLE001 - the rest still measured
+                        unavailable[name] = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+                        say(f"{name}: not measured ({unavailable[name]})")
+                        continue
                 analysis = analyses[name]
                 for batch in batches:
                     if (name, batch, round_number) in done:
@@ -281,7 +289,10 @@ def run(args: argparse.Namespace) -> None:
                         f"{1e3 * row['predicted']:9.2f} ms, measured {1e3 * row['p50']:9.2f} ms, error "
                         f"{100 * row['error']:+6.1f}%  (reference {measured['reference_ms']:.3f} ms, others "
                         f"{100 * (row['others_during'] or 0):.1f}%, load {row['load_before']:.2f})")
-    print(table(results))
+    if results.exists():
+        print(table(results))
+    for name, why in unavailable.items():
+        print(f"not measured: {name} ({why})")
 
 
 def repredict(args: argparse.Namespace) -> None:

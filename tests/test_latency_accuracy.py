@@ -89,3 +89,19 @@ def test_on_a_queue_device_each_side_of_the_forward_is_checked_on_its_own(tmp_pa
     assert "| small | 2 | 0.04 ms | 0.05 ms (waited on the device) | -21.0% | 0.15 ms | 0.15 ms | +3.1% |" in table
     assert "host: median absolute error 21.0%, 0 of 1 within +-15%" in table
     assert "device: median absolute error 3.1%, 1 of 1 within +-15%" in table
+
+
+def test_a_model_that_cannot_be_imported_here_leaves_the_others_measured(tmp_path, capsys):
+    """The GPU suite imports torchvision and timm models on a lent machine it cannot see first: one
+    that fails there is named with why, and every other model is still measured."""
+    profile = tmp_path / "hand.yaml"
+    profile.write_text(profile_text(hand_profile()))
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SMALL)
+    results = tmp_path / "run.jsonl"
+    assert latency_accuracy.main(["--profile", str(profile), "--models", f"nowhere:model,{spec}", "--batch", "1",
+                                  "--in-process", "--min-time", "0.01", "--warmup", "1", "--max-others", "1",
+                                  "--quiet-window", "0.1", "--specs", str(tmp_path / "specs"),
+                                  "--results", str(results)]) == 0
+    assert [json.loads(line)["model"] for line in results.read_text().splitlines()] == ["small"]
+    assert "not measured: nowhere:model (SystemExit: unknown package in nowhere:model" in capsys.readouterr().out
