@@ -67,7 +67,8 @@ def cuda_a_call_timed_on_the_device_is_its_kernel_not_its_launch() -> None:
     queued, _ = time_on_device(lambda: large @ large, device, 20)
     plain = time_iterations(lambda: large @ large, device, 20)
     assert abs(statistics.median(queued) / statistics.median(plain) - 1) < 0.1, \
-        f"large: {statistics.median(queued) * 1e3:.3f} ms on the device, {statistics.median(plain) * 1e3:.3f} ms back to back"
+        f"large: {statistics.median(queued) * 1e3:.3f} ms on the device, " \
+        f"{statistics.median(plain) * 1e3:.3f} ms back to back"
 
 
 CHECKS = [cuda_build_matches_cpu, cuda_events_agree_with_the_synchronised_wall_clock,

@@ -556,7 +556,8 @@ def nearest_entry(profile: LatencyProfile, work: LayerWork, besides: str = "") -
     best, best_distance = None, None
     for key, entry in profile.entries.items():
         parsed = parse_window_key(key)
-        if key == besides or parsed is None or parsed[0] != work.family or (isinstance(entry, EfficiencyEntry)) != (work.model == EFFICIENCY):
+        if key == besides or parsed is None or parsed[0] != work.family \
+                or isinstance(entry, EfficiencyEntry) != (work.model == EFFICIENCY):
             continue
         _, kernel, stride = parsed
         if kernel is None or work.kernel is None:
