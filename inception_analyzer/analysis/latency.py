@@ -168,7 +168,7 @@ def interpolate_log2(points: tuple[tuple[float, float], ...], x: float) -> float
     return y0 + t * (y1 - y0)
 
 
-def host_seconds(entry: EfficiencyEntry | CurveEntry, x: float) -> float:
+def enqueue_seconds(entry: EfficiencyEntry | CurveEntry, x: float) -> float:
     """What a call costs the host (the entry's overhead): on a queue device whose calibration
     timed the host at every size, its time at x (a call's FLOPs, or a curve's feature) between
     the measured points (linear in log2 x, held beyond them); otherwise the overhead on the
@@ -615,7 +615,7 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
         kernel = entry.kernel_seconds(work.flops, work.arguments, work.data, copy)
         if copy is not None:
             kernel += copy_seconds(copy, work.staged)   # the padded copy it computes on
-        return how, (work.key if via else entry.key), via, host_seconds(entry, work.flops), kernel, \
+        return how, (work.key if via else entry.key), via, enqueue_seconds(entry, work.flops), kernel, \
             not entry.in_range(work.arguments)
     if isinstance(entry, CurveEntry) and work.model == CURVE and (entry.feature == work.feature or not work.size):
         if len(entry.points) == 1 and work.size > entry.points[0][0]:
@@ -624,7 +624,7 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
             other = profile.entries.get(nearest_entry(profile, work, besides=entry.key) or "")
             if isinstance(other, CurveEntry) and other.feature == work.feature and len(other.points) > 1:
                 entry, via = other, other.key
-        return (NEAREST if via else FITTED), work.key, via, host_seconds(entry, work.size), \
+        return (NEAREST if via else FITTED), work.key, via, enqueue_seconds(entry, work.size), \
             entry.kernel_seconds(work.size), not entry.in_range(work.size)
     fallback = profile.fallback
     return FALLBACK, work.key, "", fallback.overhead, roofline_seconds / fallback.efficiency, False

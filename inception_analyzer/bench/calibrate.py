@@ -771,7 +771,7 @@ def fit_entries(samples: list[Sample], overhead_times: dict[str, list[float]], m
             entries[key] = fit_curve(key, by_key[key], overhead, subtract)
         else:   # a view or no-op: its overhead is all it costs
             entries[key] = CurveEntry(key, overhead, "elements", (), 0)
-        if execution == QUEUE and key in entries:     # the host's part, by the call's size (host_seconds)
+        if execution == QUEUE and key in entries:     # the host's part by size (enqueue_seconds)
             entries[key] = replace(entries[key], host=fit_host(by_key.get(key, []), models[key] == EFFICIENCY))
     assert all(models[k] in (CURVE, EFFICIENCY) for k in models)
     return entries

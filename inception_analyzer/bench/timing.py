@@ -99,6 +99,24 @@ def hold_device(device: torch.device, seconds: float) -> None:
     torch.cuda._sleep(max(1, int(seconds * _cycles_per_second(device))))
 
 
+def _held_calls(step: Callable[[], Any], device: torch.device, calls: int, hold: float) -> tuple[float, float]:
+    """`calls` calls of `step` enqueued between two events, behind a hold of `hold` seconds (none
+    for 0): (the host's seconds to enqueue them, the device's seconds from the first event to
+    the second)."""
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    synchronize(device)
+    if hold:
+        hold_device(device, hold)
+    start = time.perf_counter()
+    begin.record()
+    for _ in range(calls):
+        step()
+    end.record()
+    enqueued = time.perf_counter() - start
+    synchronize(device)
+    return enqueued, begin.elapsed_time(end) / 1000
+
+
 def time_on_device(step: Callable[[], Any], device: torch.device, iterations: int) -> tuple[list[float], float]:
     """The seconds a call of `step` takes on the device itself, the host kept ahead, once per
     group of calls (the group's time on the device over its calls); and the host's seconds to
@@ -108,9 +126,8 @@ def time_on_device(step: Callable[[], Any], device: torch.device, iterations: in
     stays ahead of such calls by itself). No event between the calls: an event recorded costs
     the host time of its own (on the H200 of docs/benchmarks.md, with two a call, each entry's
     host time lay a median 13.9 us above its overhead timed without them, at every size).
-    Where the host cannot be kept ahead
-    (a CPU, which runs each call itself; a torch without the spinning kernel): each call as
-    time_iterations times it, and no host time (0)."""
+    Where the host cannot be kept ahead (a CPU, which runs each call itself; a torch without
+    the spinning kernel): each call as time_iterations times it, and no host time (0)."""
     if not can_hold(device):
         return time_iterations(step, device, iterations), 0.0
     samples: list[float] = []
@@ -124,26 +141,15 @@ def time_on_device(step: Callable[[], Any], device: torch.device, iterations: in
         while done < iterations:
             calls = min(QUEUED_CALLS, iterations - done)
             for _ in range(HOLD_RETRIES):
-                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 hold = HOLD_MARGIN * calls * host + HOLD_SLACK if held else 0.0
-                synchronize(device)
-                if held:
-                    hold_device(device, hold)
-                start = time.perf_counter()
-                begin.record()
-                for _ in range(calls):
-                    step()
-                end.record()
-                enqueued = time.perf_counter() - start
+                enqueued, on_device = _held_calls(step, device, calls, hold)
                 host = enqueued / calls
                 if not held or enqueued < hold:     # the device waited on nothing: these are its times
                     break
-            synchronize(device)
-            per_call = begin.elapsed_time(end) / 1000 / calls
-            samples.append(per_call)
+            samples.append(on_device / calls)
             hosts.append(host)
             done += calls
-            held = per_call < HOLD_MARGIN * host
+            held = samples[-1] < HOLD_MARGIN * host
     return samples, statistics.median(hosts)
 
 
@@ -157,22 +163,10 @@ def host_and_device_seconds(step: Callable[[], Any], device: torch.device, calls
     if not can_hold(device):
         raise ValueError(f"a {device.type} device runs what its host calls: no queue to split")
     with torch.cuda.device(device):
-        once = seconds_per_iteration(step, device)
-        hosts, devices, ahead = [], [], True
-        for _ in range(calls):
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            hold = HOLD_MARGIN * once + HOLD_SLACK
-            synchronize(device)
-            hold_device(device, hold)
-            start = time.perf_counter()
-            begin.record()
-            step()
-            end.record()
-            hosts.append(time.perf_counter() - start)
-            ahead = ahead and hosts[-1] < hold
-            synchronize(device)
-            devices.append(begin.elapsed_time(end) / 1000)
-    return statistics.median(hosts), statistics.median(devices), ahead
+        hold = HOLD_MARGIN * seconds_per_iteration(step, device) + HOLD_SLACK
+        sides = [_held_calls(step, device, 1, hold) for _ in range(calls)]
+    hosts, devices = [host for host, _ in sides], [on_device for _, on_device in sides]
+    return statistics.median(hosts), statistics.median(devices), all(host < hold for host in hosts)
 
 
 def warm_up(step: Callable[[], Any], iterations: int) -> None:
