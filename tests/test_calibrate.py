@@ -17,8 +17,10 @@ from inception_analyzer.analysis.latency import CurveEntry, EfficiencyEntry  # n
 from inception_analyzer.analysis.latency_file import profile_text, read_profile  # noqa: E402
 from inception_analyzer.analysis.latency import CURVE, EFFICIENCY, NATIVE, QUEUE, SYNC, Sample  # noqa: E402
 from inception_analyzer.bench.timing import time_on_device  # noqa: E402
-from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MemoryWatch, Normals,  # noqa: E402
-                                                calibration_cases, fit_entries, in_model_counts, native_rule)
+from inception_analyzer.analysis.latency import Roofs  # noqa: E402
+from inception_analyzer.bench.calibrate import (IN_MODEL_NETWORKS, MAX_CASE_MACS, MAX_ELEMENTS,  # noqa: E402
+                                                MOST_ELEMENTS, CaseLimits, MemoryWatch, Normals, calibration_cases,
+                                                case_limits, fit_entries, in_model_counts, native_rule)
 from inception_analyzer.bench.machine import MemoryProbe, cpu_identity, last_level_cache_bytes  # noqa: E402
 from inception_analyzer.bench.limits import BenchError  # noqa: E402
 from inception_analyzer.cli import main  # noqa: E402
@@ -330,6 +332,48 @@ def test_every_conv_case_stays_within_its_multiply_adds_on_the_output_it_makes()
     assert MAX_CASE_MACS / 2 < max(macs) <= MAX_CASE_MACS
 
 
+# the roofs calibrate measured on the development CPU (a Zen 3 guest) and on the H200 of docs/benchmarks.md
+DEVELOPMENT_CPU = Roofs(172.2e9, 172.2e9, 27.06e9)
+H200 = Roofs(51.46e12, 974.5e9, 4208e9, 150_109_880_000)
+
+
+def test_a_device_no_faster_than_the_development_cpu_keeps_the_grid_as_it_is():
+    assert case_limits(DEVELOPMENT_CPU, 4) == CaseLimits(MAX_CASE_MACS, MAX_ELEMENTS)
+    assert calibration_cases("full", case_limits(DEVELOPMENT_CPU, 4)) == calibration_cases("full")
+
+
+def test_a_fast_device_s_limits_grow_with_its_roofs_up_to_what_cnns_reach_and_what_its_memory_holds():
+    assert case_limits(H200, 4) == CaseLimits(51.46e12 * 0.05 / 2, MOST_ELEMENTS)
+    small = dataclasses.replace(H200, memory_bytes=2 * 2**30)          # 2 GiB: a case's tensors a few of 256 MiB
+    assert case_limits(small, 4).elements == 2**26
+    cases = calibration_cases("full", case_limits(H200, 4))
+    largest = max(case.batch * math.prod(shape) for case in cases for shape in case.inputs)
+    assert MAX_ELEMENTS < largest <= MOST_ELEMENTS
+
+
+def test_a_fast_device_s_grid_reaches_the_convolutions_vgg16_runs_at_batch_32():
+    """Nine of vgg16's thirteen 3x3 convolutions do 5.9e10 or 1.2e11 FLOPs a call at batch 32:
+    beyond every sample of their class in the development CPU's grid (where such a call takes up
+    to a third of a second), among the samples of the H200's."""
+    from inception_analyzer.analysis.latency import layer_work
+    from inception_analyzer.bench.calibrate import case_work
+    from inception_analyzer.graph import main_layers
+    from inception_analyzer.pipeline import Request, analyze
+
+    layers = [layer_work(layer.node.op, layer.node.args, list(layer.node.in_shapes), layer.node.out_shape, 32)
+              for layer in main_layers(analyze(Request("vgg16")).graph)]
+    flops = [work.flops for work in layers if work.key == "conv 3x3/1" and work.flops > 5e10]
+    assert len(flops) == 9
+
+    def sampled(roofs):
+        works = [case_work(case)[4] for case in calibration_cases("full", case_limits(roofs, 4)) if not case.overhead]
+        return [work.flops for work in works if work.key == "conv 3x3/1"]
+
+    assert min(flops) > max(sampled(DEVELOPMENT_CPU))
+    assert max(flops) < max(sampled(H200))
+    assert sum(1 for value in sampled(H200) if value > min(flops)) >= 3
+
+
 def test_a_case_s_inputs_are_copies_of_one_pool_of_normals_drawn_once():
     """Each input is its own copy of a stretch of the pool (writing it leaves the pool as it
     was), the inputs of one case consecutive stretches, from the pool's start again where the
@@ -481,24 +525,38 @@ def test_calibrate_times_the_full_grid_within_its_budget_unless_told_otherwise(m
     assert asked == [("full", TIMING_BUDGET), ("full", 400.0), ("quick", None)]
 
 
-def test_the_chain_is_timed_whole_as_long_as_the_in_model_networks(quick_profile, monkeypatch):
+def test_the_chain_is_timed_in_slices_spread_over_the_calibration_and_priced_by_their_median(
+        quick_profile, monkeypatch):
     """The layer overhead is the chain network's time beyond its layers' prices, a few us a layer
-    of a 2 ms call: timed for the cases' 0.03 s, a stall of tens of ms set it (7.3 to 23.6 us a
-    layer in four runs within a minute on a Zen 3); timed as long as the in-model networks, the
-    median call rides out such stalls."""
+    of a 2 ms call. Its slices come CHAIN_INTERVAL apart over the calibration, and the median slice
+    prices it: one slice timed in a slow spell of the machine (here three times the others) moves
+    it not at all, where a single timing would have set it."""
     import inception_analyzer.bench.calibrate as calibrating
 
-    asked, real = [], calibrating.time_case
-
-    def recording(prepared, device, seconds):
-        asked.append(seconds)
-        return real(prepared, device, seconds)
-
-    monkeypatch.setattr(calibrating, "time_case", recording)
     profile = read_profile(quick_profile)
-    overhead = calibrating.layer_overhead(torch.device("cpu"), torch.float32, 0.03, profile.entries, profile.fallback,
-                                          profile.forward_overhead, SYNC, profile.roofs, "fp32")
-    assert asked == [calibrating.IN_MODEL_MIN_TIME] and 0 <= overhead < 1e-3
+    chain = calibrating.ChainTimings(torch.device("cpu"), torch.float32, SYNC)
+    chain.look()
+    chain.look()                                   # within CHAIN_INTERVAL of the first: no slice
+    assert len(chain.slices) == 1 and 0 < chain.slices[0] < 0.1
+    from inception_analyzer.analysis.latency import LatencyProfile
+
+    # the entries' prices alone, as layer_overhead's draft has them
+    draft = LatencyProfile("draft", "", "cpu", "fp32", SYNC, profile.roofs, profile.forward_overhead, profile.fallback,
+                           profile.entries)
+    predicted = chain.analysis.predict(draft, 1)
+    steady = predicted.seconds + len(predicted.layers) * 5e-6        # 5 us a layer beyond the prices
+    arguments = (profile.entries, profile.fallback, profile.forward_overhead, SYNC, profile.roofs, "fp32")
+
+    def overhead_with(slices):
+        timed = iter(slices)
+        monkeypatch.setattr(calibrating, "time_case", lambda prepared, device, seconds: next(timed))
+        fresh = calibrating.ChainTimings(torch.device("cpu"), torch.float32, SYNC)
+        value = calibrating.layer_overhead(fresh, *arguments)
+        assert len(fresh.slices) == calibrating.CHAIN_LOOKS         # a short run takes its slices at the end
+        return value
+
+    assert overhead_with([steady] * 5) == pytest.approx(5e-6, rel=1e-3)
+    assert overhead_with([steady, 3 * steady, steady, steady, steady]) == overhead_with([steady] * 5)
 
 
 def test_on_a_queue_device_a_convolution_s_host_cost_in_a_model_is_fitted_to_networks_of_distinct_shapes(

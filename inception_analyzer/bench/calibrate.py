@@ -39,12 +39,18 @@ from .timing import iterations_for, seconds_per_iteration, synchronize, time_ite
 
 GRIDS = ("full", "quick")
 COPY = "(copy)"               # a case that copies its input (Tensor.clone): the profile's copy curve
-MAX_ELEMENTS = 2**25          # the largest tensor a case makes (128 MiB at fp32)
+MAX_ELEMENTS = 2**25          # the largest tensor a case makes (128 MiB at fp32), unless the device is fast
 QUIET = 0.05                  # the share of the CPUs other processes may take while a case is timed
 RETRIES = 3                   # times a disturbed window of cases is timed again
 WINDOW = 0.5                  # seconds of cases checked together for other processes' work
 QUIET_WAIT = 60.0             # seconds to wait for a quiet machine before timing a case anyway
 MAX_QUIET_WAIT = 600.0        # seconds of such waiting in a whole calibration, after which it times regardless
+# seconds of calls a case is timed for. A queue device's calls are timed in groups on the device
+# itself (bench/timing.py's time_on_device), each group behind a hold: with the CPU's 0.03 s an
+# H200 timed 884 of the grid's samples within a budget of 60 s and 1,185 within 75 s
+# (docs/benchmarks.md), the budget cutting 561 and 260
+MIN_TIME = {SYNC: 0.03, QUEUE: 0.01}
+QUICK_MIN_TIME = 0.005
 WATCH_INTERVAL = 1.0          # seconds between two looks at a CPU memory's speed (MemoryWatch; 4 to 10 ms each)
 
 
@@ -108,7 +114,39 @@ GROUPED_CONVS = [ConvClass((3, 3), 1, "depthwise", samples=32), ConvClass((3, 3)
                  ConvClass((3, 3), 1, "grouped"), ConvClass((3, 3), 2, "grouped")]
 QUICK_CONVS = [ConvClass((1, 1), 1, samples=6, grid=(2, 8)), ConvClass((3, 3), 1, samples=6, grid=(2, 8))]
 BATCHES = (1, 8, 32)
-MAX_CASE_MACS = 3e10         # multiply-adds of one conv call (up to a few hundred ms here)
+MAX_CASE_MACS = 3e10         # multiply-adds of one conv call (up to a few hundred ms here), unless the device is fast
+
+
+# A device much faster than the development CPU gets larger cases, so that its grid reaches the
+# layers models run there: on the H200 of docs/benchmarks.md the limits above left vgg16's
+# convolutions at batch 32 (5.9e10 multiply-adds, outputs of up to 2^26.6 elements) beyond every
+# sample of their class, and the prediction held the class's efficiency at its largest sample's.
+# A limit grows to what the device's roofs run in the time below, never past what CNNs reach at
+# the grid's batches (MOST_ELEMENTS), and never shrinks: on the development CPU (172 GFLOP/s,
+# 27 GB/s) both stay where they are.
+LARGEST_CALL_SECONDS = 0.05   # a case's multiply-adds at the device's matmul roof
+LARGEST_TENSOR_SECONDS = 0.005  # a case's largest tensor read and written at its memory roof
+MOST_ELEMENTS = 2**27         # batch 32 of a 2^22-element map (vgg16's 64 x 224 x 224 activations: 2^26.6)
+
+
+@dataclass(frozen=True)
+class CaseLimits:
+    """How large a case may be: its call's multiply-adds and its largest tensor's elements."""
+
+    macs: float = MAX_CASE_MACS
+    elements: int = MAX_ELEMENTS
+
+
+def case_limits(roofs: Roofs, element_bytes: int) -> CaseLimits:
+    """The limits on a device of these roofs (the comment above LARGEST_CALL_SECONDS)."""
+    macs = roofs.matmul_flops * LARGEST_CALL_SECONDS / 2
+    elements = roofs.memory_bandwidth * LARGEST_TENSOR_SECONDS / (2 * element_bytes)
+    if roofs.memory_bytes:           # room for a case's input, output and the framework's copies of them
+        elements = min(elements, roofs.memory_bytes / (8 * element_bytes))
+    top = MAX_ELEMENTS
+    while top < MOST_ELEMENTS and 2 * top <= elements:
+        top *= 2
+    return CaseLimits(max(MAX_CASE_MACS, macs), top)
 
 
 # channel counts CNNs use (multiples of 8, and the image's 3 for a stem); a feature map per image
@@ -140,9 +178,10 @@ def _misaligned(channels: int, u: float) -> int:
     return channels + step
 
 
-def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
+def conv_cases(conv: ConvClass, quick: bool, limits: CaseLimits = CaseLimits()) -> list[Case]:
     """The class's samples, spread by a Halton design over channels, log grid and batch within
-    the sizes CNNs use, and its overhead case (the smallest tensors the class takes)."""
+    the sizes CNNs use and the device's `limits`, and its overhead case (the smallest tensors the
+    class takes)."""
     kh, kw = conv.kernel
     padding = (kh // 2, kw // 2)
     cases = []
@@ -171,11 +210,11 @@ def conv_cases(conv: ConvClass, quick: bool) -> list[Case]:
         outputs = (((grid[0] + 2 * padding[0] - kh) // conv.stride + 1)
                    * ((grid[1] + 2 * padding[1] - kw) // conv.stride + 1))
         macs = batch * cout * outputs * (cin // groups) * kh * kw
-        # keep a call within MAX_CASE_MACS and its tensors bounded: fewer images
-        while batch > 1 and (macs > MAX_CASE_MACS or batch * max(cin, cout) * grid[0] * grid[1] > MAX_ELEMENTS):
+        # keep a call within the limits' multiply-adds and its tensors within their elements: fewer images
+        while batch > 1 and (macs > limits.macs or batch * max(cin, cout) * grid[0] * grid[1] > limits.elements):
             batch //= 2
             macs //= 2
-        if macs > MAX_CASE_MACS:
+        if macs > limits.macs:
             continue
         cases.append(Case("conv", {"out": cout, "kernel": list(conv.kernel), "stride": conv.stride,
                                    "padding": list(padding), "groups": groups, "bias": False},
@@ -217,10 +256,11 @@ def linear_cases(quick: bool) -> list[Case]:
 
 # the shapes of feature maps along a curve: a map of C channels on an H x H grid, from C = 64 on
 # 2x2 upwards; each step doubles the elements (x4 in the quick grid)
-def curve_shapes(quick: bool, growth: int = 1, channels: int = 64) -> list[tuple[int, int, int, int]]:
-    """(batch, C, H, W) of growing size, up to MAX_ELEMENTS per tensor (2^12 in the quick grid),
+def curve_shapes(quick: bool, growth: int = 1, channels: int = 64, most: int = MAX_ELEMENTS
+                 ) -> list[tuple[int, int, int, int]]:
+    """(batch, C, H, W) of growing size, up to `most` elements per tensor (2^12 in the quick grid),
     or that divided by `growth` for an op kind whose output is `growth` times its input."""
-    top = 2**12 if quick else MAX_ELEMENTS // growth
+    top = 2**12 if quick else most // growth
     shapes, elements = [], channels * 4
     while elements <= top:
         plane = elements // channels
@@ -234,7 +274,7 @@ def curve_shapes(quick: bool, growth: int = 1, channels: int = 64) -> list[tuple
     return shapes
 
 
-def curve_cases(quick: bool) -> list[Case]:
+def curve_cases(quick: bool, limits: CaseLimits = CaseLimits()) -> list[Case]:
     """Every op kind priced by a curve, each series its op kind names (OpKind.timings) and again in
     place where the op kind can run in place: a case per size and its overhead case (its smallest
     tensors); then the device's copy of a tensor, the data term of convolutions and linear layers."""
@@ -243,19 +283,20 @@ def curve_cases(quick: bool) -> list[Case]:
         for timing in op.timings:
             if quick and not timing.quick:
                 continue
-            cases.extend(timing_cases(op.name, timing, quick))
+            cases.extend(timing_cases(op.name, timing, quick, limits=limits))
             if op.in_place_capable:
                 cases.extend(timing_cases(op.name, replace(timing, args={**timing.args, "inplace": True}), quick,
-                                          in_place=True))
-    return cases + timing_cases(COPY, Timing(), quick)
+                                          in_place=True, limits=limits))
+    return cases + timing_cases(COPY, Timing(), quick, limits=limits)
 
 
-def timing_cases(op: str, timing: Timing, quick: bool, in_place: bool = False) -> list[Case]:
+def timing_cases(op: str, timing: Timing, quick: bool, in_place: bool = False,
+                 limits: CaseLimits = CaseLimits()) -> list[Case]:
     """One series: a case per size of curve_shapes (a size whose map is narrower than the
     op kind's window left out), then its overhead case on the smallest tensors it takes."""
     cases = []
     if timing.sizes:
-        for batch, c, h, w in curve_shapes(quick, timing.growth):
+        for batch, c, h, w in curve_shapes(quick, timing.growth, most=limits.elements):
             if min(h, w) < timing.window:
                 continue
             shape = (c * h * w,) if timing.vector else (c, h, w)
@@ -272,8 +313,9 @@ def timing_cases(op: str, timing: Timing, quick: bool, in_place: bool = False) -
 LEAD_SAMPLES = 3     # every series' first samples, taken round-robin before the rest (calibration_cases)
 
 
-def calibration_cases(grid: str = "full") -> list[Case]:
-    """Every case of the grid, in the order they are timed: first every entry's overhead, then
+def calibration_cases(grid: str = "full", limits: CaseLimits = CaseLimits()) -> list[Case]:
+    """Every case of the grid (within the device's `limits`: case_limits), in the order they are
+    timed: first every entry's overhead, then
     each series' first LEAD_SAMPLES samples round-robin across the series, then the rest of
     every series in proportion to its length. Each series' own samples come in an order that
     spreads them (a Halton design already is; a curve's sizes go ends first, then midpoints), so
@@ -283,8 +325,8 @@ def calibration_cases(grid: str = "full") -> list[Case]:
         raise BenchError(f"unknown calibration grid '{grid}' (use {' or '.join(GRIDS)})")
     quick = grid == "quick"
     convs = QUICK_CONVS if quick else [replace(c, small=SMALL_SAMPLES) for c in DENSE_CONVS] + GATE_CONVS + GROUPED_CONVS
-    cases = [*itertools.chain.from_iterable(conv_cases(c, quick) for c in convs), *linear_cases(quick),
-             *curve_cases(quick)]
+    cases = [*itertools.chain.from_iterable(conv_cases(c, quick, limits) for c in convs), *linear_cases(quick),
+             *curve_cases(quick, limits)]
     series: dict[tuple, list[Case]] = {}
     for case in cases:
         if not case.overhead:
@@ -567,10 +609,11 @@ def calibrate(device: torch.device, dtype: str = "fp32", grid: str = "full", min
     started = time.monotonic()
     execution = SYNC if device.type == "cpu" else QUEUE
     assert execution in EXECUTIONS
-    min_time = min_time if min_time is not None else (0.005 if grid == "quick" else 0.03)
-    cases = calibration_cases(grid)
-    progress = progress or Progress(len(cases), f"calibrate {device.type} {dtype}")
+    if min_time is None:
+        min_time = QUICK_MIN_TIME if grid == "quick" else MIN_TIME[execution]
     roofs = measure_roofs(device, dtype, quick=grid == "quick")
+    cases = calibration_cases(grid, case_limits(roofs, get_dtype(dtype).bytes))
+    progress = progress or Progress(len(cases), f"calibrate {device.type} {dtype}")
     roofline = DeviceProfile("calibrating", "", {dtype: roofs.matmul_flops}, roofs.vector_flops,
                              roofs.memory_bandwidth)
     torch_dtype = resolve_dtype(dtype)
@@ -592,6 +635,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     results: dict[int, tuple[Prepared, float, float]] = {}     # index -> (case, seconds, host seconds)
     watch = MemoryWatch() if device.type == "cpu" else None
     normals = Normals(max(case.batch * math.prod(shape) for case in cases for shape in case.inputs))
+    chain = ChainTimings(device, torch_dtype, execution)
 
     def time_one(prepared: Prepared) -> tuple[float, float]:
         """(seconds, the host's seconds to enqueue a call: on a queue device only)."""
@@ -617,6 +661,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         results[index] = (prepared, *time_one(prepared))
         window.append(index)
         progress.done()
+        chain.look()
         last = index == len(cases) - 1
         if time.monotonic() - window_start < WINDOW and not last:
             continue
@@ -670,7 +715,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
         raise BenchError(f"the time budget of {max_seconds:g} s left {len(samples)} samples, too few to fit a "
                          "profile: give --max-seconds more") from err
     forward = forward_overhead(device, torch_dtype, min_time)
-    layer = layer_overhead(device, torch_dtype, min_time, entries, fallback, forward, execution, roofs, dtype)
+    layer = layer_overhead(chain, entries, fallback, forward, execution, roofs, dtype)
     cache = last_level_cache_bytes() if device.type == "cpu" else None
     draft = LatencyProfile("draft", "", device.type, dtype, execution, roofs, forward, fallback, entries,
                            layer_overhead=layer, cache_bytes=cache)
@@ -692,7 +737,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
                      **({"entries_left_without_samples": listed(left_out, MAX_TEXT)} if left_out else {}),
                      **({"retaken_when_disturbed": retaken, "waited_for_quiet_seconds": round(waited),
                          "others_cpu_share_at_most": round(others_seen, 3)} if device.type == "cpu" else {}),
-                     **(watch.summary() if watch else {})})
+                     **(watch.summary() if watch else {}), **chain.summary()})
     return CalibrationRun(profile, samples, elapsed, tuple(left_out))
 
 
@@ -819,27 +864,63 @@ layers:
 """ + "".join(f"  - m{i}: Mixed\n" for i in range(8))
 
 
-def layer_overhead(device: torch.device, dtype: torch.dtype, min_time: float, entries: dict, fallback: Fallback,
-                   forward: float, execution: str, roofs: Roofs, dtype_name: str) -> float:
-    """The overhead a layer adds in a model beyond its own in isolation: the CHAIN network built
-    by our builder, timed as a whole, less its prediction from the entries, per layer."""
-    from ..build import build_model
-    from ..pipeline import Request, analyze
-    from ..spec import load_spec_text
+# The chain is timed in slices spread over the whole calibration, and its time is their median, as
+# the entries' samples are spread over it. Timed once at the end (for IN_MODEL_MIN_TIME), it gave
+# 26.48 us a layer in one calibration on the Zen 3 of docs/benchmarks.md, against 7.01 and 6.23 in
+# the two before, and five such timings within three seconds, against one profile's entries, gave
+# 15.84, 15.35, 5.09, 4.46 and 4.50 us: the machine's slow spells last seconds, and one timing that
+# falls in one prices every layer of every model by it (shufflenet_v2_x1_0 at batch 1: +47.9%).
+CHAIN_INTERVAL = 10.0     # seconds of calibration between two slices
+CHAIN_SLICE = 0.1         # seconds a slice times the chain for on a CPU (each call ~2 ms) ...
+CHAIN_QUEUE_CALLS = 40    # ... and the calls whose enqueue it times on a queue device (host_seconds)
+CHAIN_LOOKS = 5           # slices at the least: a calibration shorter than that takes the rest at its end
 
-    analysis = analyze(Request(load_spec_text(CHAIN, "<calibrate chain>")))
-    draft = LatencyProfile("draft", "", device.type, dtype_name, execution, roofs, forward, fallback, entries)
-    predicted = analysis.predict(draft, 1)
-    model = build_model(analysis.graph, device=device, dtype=dtype).eval()
-    x = torch.randn(1, *analysis.graph.input_shape, device=device, dtype=dtype)
-    whole = Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", lambda: model(x), Sample("", 0.0))
-    # timed for as long as the in-model networks are: timed for `min_time`, the chain's 2 ms a call
-    # came out at 2.2 to 4.1 ms in four runs within a minute on a Zen 3 (each the mean of two
-    # timings; stalls of tens of ms), and this figure at 7.3 to 23.6 us a layer; timed for
-    # IN_MODEL_MIN_TIME, at 2.05 to 2.32 ms in five runs, and 6.3 to 8.6 us a layer
-    measured = host_seconds(whole, device) if execution == QUEUE else time_case(whole, device, IN_MODEL_MIN_TIME)
+
+class ChainTimings:
+    """The CHAIN network, built once by our builder, and its time per call in slices spread over
+    the calibration (the comment above CHAIN_INTERVAL)."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, execution: str):
+        from ..build import build_model
+        from ..pipeline import Request, analyze
+        from ..spec import load_spec_text
+
+        self.analysis = analyze(Request(load_spec_text(CHAIN, "<calibrate chain>")))
+        model = build_model(self.analysis.graph, device=device, dtype=dtype).eval()
+        x = torch.randn(1, *self.analysis.graph.input_shape, device=device, dtype=dtype)
+        self.whole = Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", lambda: model(x), Sample("", 0.0))
+        self.device, self.execution = device, execution
+        self.slices: list[float] = []
+        self.last = -math.inf
+
+    def look(self, now: bool = False) -> None:
+        """Time a slice, if CHAIN_INTERVAL has passed since the last one (or `now`)."""
+        if not now and time.monotonic() - self.last < CHAIN_INTERVAL:
+            return
+        self.slices.append(host_seconds(self.whole, self.device, CHAIN_QUEUE_CALLS) if self.execution == QUEUE
+                           else time_case(self.whole, self.device, CHAIN_SLICE))
+        self.last = time.monotonic()
+
+    def seconds(self) -> float:
+        """The chain's time per call: the median slice, after CHAIN_LOOKS slices at the least."""
+        while len(self.slices) < CHAIN_LOOKS:
+            self.look(now=True)
+        return statistics.median(self.slices)
+
+    def summary(self) -> dict[str, float | int]:
+        return {"chain_looks": len(self.slices), "chain_ms_lowest": round(1e3 * min(self.slices), 3),
+                "chain_ms_median": round(1e3 * statistics.median(self.slices), 3),
+                "chain_ms_highest": round(1e3 * max(self.slices), 3)} if self.slices else {}
+
+
+def layer_overhead(chain: ChainTimings, entries: dict, fallback: Fallback, forward: float, execution: str,
+                   roofs: Roofs, dtype_name: str) -> float:
+    """The overhead a layer adds in a model beyond its own in isolation: the CHAIN network's time
+    (its median slice), less its prediction from the entries, per layer."""
+    draft = LatencyProfile("draft", "", chain.device.type, dtype_name, execution, roofs, forward, fallback, entries)
+    predicted = chain.analysis.predict(draft, 1)
     expected = predicted.overhead_seconds if execution == QUEUE else predicted.seconds
-    return rounded(max(measured - expected, 0.0) / len(predicted.layers))
+    return rounded(max(chain.seconds() - expected, 0.0) / len(predicted.layers))
 
 
 # ----------------------------------------------------------------------------- in a model
