@@ -741,7 +741,40 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     return CalibrationRun(profile, samples, elapsed, tuple(left_out))
 
 
-class MemoryWatch:
+class Looks:
+    """A figure of the machine taken every `interval` seconds through a calibration (`look`; `take`
+    says how, None where it cannot) and recorded in the profile as its lowest, median and highest
+    (`summary`: `<name>_looks`, `<name>_<unit>_lowest`..., each value over `per`)."""
+
+    name, unit, per, digits = "", "", 1.0, 1
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.values: list[float] = []
+        self.last = -math.inf
+
+    def take(self) -> float | None:
+        raise NotImplementedError
+
+    def look(self, now: bool = False) -> None:
+        """Take the figure, if `interval` has passed since the last look (or `now`)."""
+        if now or time.monotonic() - self.last >= self.interval:
+            value = self.take()
+            if value is not None:
+                self.values.append(value)
+                self.last = time.monotonic()
+
+    def summary(self) -> dict[str, float | int]:
+        """The calibration record's lines."""
+        if not self.values:
+            return {}
+        figures = {"lowest": min(self.values), "median": statistics.median(self.values), "highest": max(self.values)}
+        return {f"{self.name}_looks": len(self.values),
+                **{f"{self.name}_{self.unit}_{which}": round(value / self.per, self.digits)
+                   for which, value in figures.items()}}
+
+
+class MemoryWatch(Looks):
     """A CPU memory's speed (MemoryProbe: a copy beyond the cache), looked at every WATCH_INTERVAL
     seconds through a calibration and recorded in the profile (lowest, median, highest). On the
     development machine it moves between about 45 and about 80 GB/s for minutes at a time, and the
@@ -749,23 +782,18 @@ class MemoryWatch:
     (docs/benchmarks.md, "The memory's two speeds"). The record says in which state, or mix of
     them, a profile's curves beyond the cache were taken."""
 
+    name, unit, per, digits = "memory", "gbps", 1e9, 1
+
     def __init__(self) -> None:
+        super().__init__(WATCH_INTERVAL)
         self.probe = MemoryProbe() if last_level_cache_bytes() else None
-        self.speeds: list[float] = []
-        self.last = -math.inf
 
-    def look(self, now: bool = False) -> None:
-        if self.probe is not None and (now or time.monotonic() - self.last >= WATCH_INTERVAL):
-            self.speeds.append(self.probe())
-            self.last = time.monotonic()
+    def take(self) -> float | None:
+        return self.probe() if self.probe is not None else None
 
-    def summary(self) -> dict[str, float | int]:
-        """The calibration record's lines."""
-        if not self.speeds:
-            return {}
-        return {"memory_looks": len(self.speeds), "memory_gbps_lowest": round(min(self.speeds) / 1e9, 1),
-                "memory_gbps_median": round(statistics.median(self.speeds) / 1e9, 1),
-                "memory_gbps_highest": round(max(self.speeds) / 1e9, 1)}
+    @property
+    def speeds(self) -> list[float]:
+        return self.values
 
 
 def listed(names: list[str], most: int) -> str:
@@ -876,41 +904,38 @@ CHAIN_QUEUE_CALLS = 40    # ... and the calls whose enqueue it times on a queue 
 CHAIN_LOOKS = 5           # slices at the least: a calibration shorter than that takes the rest at its end
 
 
-class ChainTimings:
+class ChainTimings(Looks):
     """The CHAIN network, built once by our builder, and its time per call in slices spread over
     the calibration (the comment above CHAIN_INTERVAL)."""
+
+    name, unit, per, digits = "chain", "ms", 1e-3, 3
 
     def __init__(self, device: torch.device, dtype: torch.dtype, execution: str):
         from ..build import build_model
         from ..pipeline import Request, analyze
         from ..spec import load_spec_text
 
+        super().__init__(CHAIN_INTERVAL)
         self.analysis = analyze(Request(load_spec_text(CHAIN, "<calibrate chain>")))
         model = build_model(self.analysis.graph, device=device, dtype=dtype).eval()
         x = torch.randn(1, *self.analysis.graph.input_shape, device=device, dtype=dtype)
         self.whole = Prepared(Case("identity", {}, ((1, 1, 1),), 1), "", "", lambda: model(x), Sample("", 0.0))
         self.device, self.execution = device, execution
-        self.slices: list[float] = []
-        self.last = -math.inf
 
-    def look(self, now: bool = False) -> None:
-        """Time a slice, if CHAIN_INTERVAL has passed since the last one (or `now`)."""
-        if not now and time.monotonic() - self.last < CHAIN_INTERVAL:
-            return
-        self.slices.append(host_seconds(self.whole, self.device, CHAIN_QUEUE_CALLS) if self.execution == QUEUE
-                           else time_case(self.whole, self.device, CHAIN_SLICE))
-        self.last = time.monotonic()
+    def take(self) -> float:
+        """One slice: the chain's time per call."""
+        return (host_seconds(self.whole, self.device, CHAIN_QUEUE_CALLS) if self.execution == QUEUE
+                else time_case(self.whole, self.device, CHAIN_SLICE))
+
+    @property
+    def slices(self) -> list[float]:
+        return self.values
 
     def seconds(self) -> float:
         """The chain's time per call: the median slice, after CHAIN_LOOKS slices at the least."""
-        while len(self.slices) < CHAIN_LOOKS:
+        while len(self.values) < CHAIN_LOOKS:
             self.look(now=True)
-        return statistics.median(self.slices)
-
-    def summary(self) -> dict[str, float | int]:
-        return {"chain_looks": len(self.slices), "chain_ms_lowest": round(1e3 * min(self.slices), 3),
-                "chain_ms_median": round(1e3 * statistics.median(self.slices), 3),
-                "chain_ms_highest": round(1e3 * max(self.slices), 3)} if self.slices else {}
+        return statistics.median(self.values)
 
 
 def layer_overhead(chain: ChainTimings, entries: dict, fallback: Fallback, forward: float, execution: str,
