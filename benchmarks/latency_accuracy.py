@@ -34,10 +34,12 @@ between them, do not wait.
 
 With --rounds N every model and batch is measured N times, round after round over the whole list
 (each time in a fresh process, after a reference convolution that shows the machine's speed at
-that moment, and between two copies beyond the cache that show the memory's): a virtual
-machine's speed drifts by up to a fifth over tens of seconds, and the rounds spread that drift
-over every model. The table keeps the median of a model's rounds, and
-their spread, which is the noise floor any prediction is checked against.
+that moment and the calibration's chain network that shows its speed at small layers, and
+between two copies beyond the cache that show the memory's): a virtual machine's speed drifts by
+up to a fifth over tens of seconds, and the rounds spread that drift over every model. The table
+keeps the median of a model's rounds, and their spread, which is the noise floor any prediction
+is checked against: its summary also checks each round against the median of the others as the
+prediction is checked against the median of all.
 
 Prints a Markdown table (predicted, measured, error = predicted / measured - 1) and the summary:
 the median absolute error, the worst, and how many lie within +-15%. On a queue device (CUDA)
@@ -130,6 +132,27 @@ def reference_ms(device) -> float:
     return 1e3 * statistics.median(samples)
 
 
+CHAIN_SLICES = 3     # slices of the chain network timed before each measurement (their median kept)
+
+
+def chain_ms(settings) -> float:
+    """The machine's speed at small layers right now: the calibration's chain network of 120
+    layers on tiny maps (bench/calibrate.py's CHAIN), its time per call, the median of CHAIN_SLICES
+    slices. The reference convolution shows the speed of a kernel; models of many small layers
+    (shufflenet_v2_x1_0, mobilenet_v2) moved by up to a third between two runs 14 minutes apart
+    while it held still (docs/benchmarks.md), and their time is mostly each layer's overhead,
+    which the profile prices from this chain's slices (`chain_ms_median` in its calibration)."""
+    from inception_analyzer.analysis.latency import QUEUE, SYNC
+    from inception_analyzer.bench.calibrate import ChainTimings
+
+    execution = QUEUE if settings.device.type == "cuda" else SYNC
+
+    chain = ChainTimings(settings.device, settings.parameter_dtype, execution)
+    for _ in range(CHAIN_SLICES):
+        chain.look(now=True)
+    return 1e3 * statistics.median(chain.values)
+
+
 def queue_sides(graph, batch: int, settings) -> dict:
     """On a queue device (CUDA), the two sides of one forward the prediction models apart
     (analysis/latency.py's execution 'queue'): the host's time to enqueue it and the device's
@@ -161,6 +184,7 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
         load_before = os.getloadavg()[0]
         steady_allocator(settings.device)    # as bench holds it, before the reference too
         reference = reference_ms(settings.device)
+        chain = chain_ms(settings)
         # the memory's speed just before and after (docs/benchmarks.md, "The memory's two speeds")
         memory = MemoryProbe() if settings.device.type == "cpu" else None
         before = memory() if memory else None
@@ -173,6 +197,7 @@ def measure(analysis, batch: int, settings, max_others: float, retries: int, say
         result = {"p50": ours.timing.median, "p90": ours.timing.p90, "n": ours.timing.iterations,
                   "others_before": quiet, "others_during": others.share, "load_before": load_before,
                   "load_after": os.getloadavg()[0], "attempt": attempt, "reference_ms": reference,
+                  "chain_ms": chain,
                   **({"memory_gbps_before": before / 1e9, "memory_gbps_after": after / 1e9} if before else {}),
                   **(queue_sides(graph, batch, settings) if settings.device.type == "cuda" else {})}
         if others.share is None or others.share <= max_others:
@@ -280,6 +305,7 @@ def run(args: argparse.Namespace) -> None:
                            **queue_predicted(prediction),
                            "by_how": prediction.count_by_how(), "predict_ms": predict_ms, **measured,
                            "error": prediction.seconds / measured["p50"] - 1,
+                           "calibration_chain_ms": profile.calibration.get("chain_ms_median"),
                            "threads": torch.get_num_threads(), "torch": torch.__version__,
                            **({"cpu": cpu_identity()} if args.device == "cpu" else {}),
                            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "profile": str(args.profile)}
@@ -344,29 +370,43 @@ def grouped(rows: list[dict]) -> list[dict]:
         median = statistics.median(measured)
         references = [r["reference_ms"] for r in members if r.get("reference_ms")]
         speeds = [r[key] for r in members for key in ("memory_gbps_before", "memory_gbps_after") if r.get(key)]
+        chains = [r["chain_ms"] for r in members if r.get("chain_ms")]
         last = members[-1]
         out.append({**last, "p50": median, "error": last["predicted"] / median - 1, "rounds": len(members),
                     "low": min(measured), "high": max(measured),
                     "reference": (min(references), max(references)) if references else None,
                     "memory": (min(speeds), max(speeds)) if speeds else None,
+                    "chain": (min(chains), max(chains)) if chains else None,
                     "others_during": max((r.get("others_during") or 0) for r in members),
                     "load_before": max(r["load_before"] for r in members)})
     return out
 
 
+def rounds_against_the_others(rows: list[dict]) -> list[float]:
+    """Each round's measurement against the median of the other rounds of its model and batch
+    (measured / others' median - 1), for every (model, batch) measured more than once: how well
+    the machine predicts itself, the floor under any prediction's error on it."""
+    groups: dict[tuple, list[float]] = {}
+    for row in rows:
+        groups.setdefault((row["model_source"], row["batch"]), []).append(row["p50"])
+    return [measured[i] / statistics.median(measured[:i] + measured[i + 1:]) - 1
+            for measured in groups.values() if len(measured) > 1 for i in range(len(measured))]
+
+
 def table(path: Path) -> str:
     rows = grouped(read_rows(path))
-    lines = ["| model | batch | predicted | measured | error | rounds: lowest - highest | reference conv | memory copy "
-             "| roofline | others' CPU share | 1-min load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | batch | predicted | measured | error | rounds: lowest - highest | reference conv | chain network "
+             "| memory copy | roofline | others' CPU share | 1-min load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = r["model"] + (" (imported)" if r.get("imported") else "")
         spread = (f"{r['rounds']}: {_ms(r['low'])} - {_ms(r['high'])} ({100 * (r['high'] / r['low'] - 1):.0f}%)"
                   if r["rounds"] > 1 else "1")
         reference = f"{r['reference'][0]:.2f} - {r['reference'][1]:.2f} ms" if r["reference"] else "-"
         memory = f"{r['memory'][0]:.0f} - {r['memory'][1]:.0f} GB/s" if r["memory"] else "-"
+        chain = f"{r['chain'][0]:.2f} - {r['chain'][1]:.2f} ms" if r.get("chain") else "-"
         lines.append(f"| {name} | {r['batch']} | {_ms(r['predicted'])} | {_ms(r['p50'])} | {100 * r['error']:+.1f}% | "
-                     f"{spread} | {reference} | {memory} | {_ms(r['roofline'])} | "
+                     f"{spread} | {reference} | {chain} | {memory} | {_ms(r['roofline'])} | "
                      f"{100 * (r.get('others_during') or 0):.1f}% "
                      f"| {r['load_before']:.2f} |")
     errors = [abs(r["error"]) for r in rows]
@@ -390,6 +430,17 @@ def table(path: Path) -> str:
             lines.append(f"the machine itself: the rounds of one model and batch differ by "
                          f"{100 * statistics.median(spreads):.0f}% "
                          f"(median), at most {100 * max(spreads):.0f}% ({widest['model']} batch {widest['batch']})")
+            misses = rounds_against_the_others(read_rows(path))
+            lines.append(f"each round against the median of the same model and batch's other rounds (a prediction "
+                         f"as good as the machine repeats itself): {sum(abs(m) <= TARGET for m in misses)} of "
+                         f"{len(misses)} within +-{100 * TARGET:.0f}%, median absolute difference "
+                         f"{100 * statistics.median(abs(m) for m in misses):.1f}%")
+        chains = [r for r in rows if r.get("chain") and r.get("calibration_chain_ms")]
+        if chains:
+            lines.append(f"the chain network of small layers ran at {min(r['chain'][0] for r in chains):.2f} to "
+                         f"{max(r['chain'][1] for r in chains):.2f} ms a call before the measurements; its "
+                         f"calibration's median slice, which prices every layer's overhead: "
+                         f"{chains[-1]['calibration_chain_ms']:.2f} ms")
     return "\n".join(lines + queue_table(rows))
 
 

@@ -35,7 +35,7 @@ def test_rounds_are_measured_and_kept_apart(small_run):
     rows = [json.loads(line) for line in small_run.read_text().splitlines()]
     assert sorted((r["batch"], r["round"]) for r in rows) == [(1, 1), (1, 2), (2, 1), (2, 2)]
     for row in rows:
-        assert row["p50"] > 0 and row["reference_ms"] > 0 and row["model"] == "small"
+        assert row["p50"] > 0 and row["reference_ms"] > 0 and row["chain_ms"] > 0 and row["model"] == "small"
         assert row["error"] == pytest.approx(row["predicted"] / row["p50"] - 1)
 
 
@@ -49,6 +49,31 @@ def test_the_table_keeps_the_median_of_the_rounds(small_run):
         assert group["error"] == pytest.approx(group["predicted"] / statistics.median(mine) - 1)
     table = latency_accuracy.table(small_run)
     assert "2 measurements (1 models)" in table and "the rounds of one model and batch differ by" in table
+
+
+def test_each_round_is_checked_against_the_median_of_the_others_as_the_machine_s_own_floor(tmp_path):
+    """A prediction is checked against the median of a model's rounds; the same check of each round
+    against the median of the others says how well the machine repeats itself."""
+    def row(model, batch, p50):
+        return {"model_source": model, "model": model, "batch": batch, "p50": p50}
+
+    rows = [row("a", 1, 10.0), row("a", 1, 12.0), row("a", 1, 11.0), row("b", 1, 5.0), row("b", 1, 6.0),
+            row("b", 8, 40.0)]                                              # b at batch 8: one round, no check
+    # a: 10 / median(12, 11) - 1, 12 / median(10, 11) - 1, 11 / median(10, 12) - 1; b: 5 / 6 - 1, 6 / 5 - 1
+    assert latency_accuracy.rounds_against_the_others(rows) == pytest.approx(
+        [10 / 11.5 - 1, 12 / 10.5 - 1, 0.0, 5 / 6 - 1, 0.2])
+    results = tmp_path / "rounds.jsonl"
+    results.write_text("".join(json.dumps({**r, "round": i, "predicted": 11.0, "roofline": 1.0, "predict_ms": 1.0,
+                                           "reference_ms": 0.1, "load_before": 0.0, "chain_ms": 2.0 + i,
+                                           "calibration_chain_ms": 2.5}) + "\n" for i, r in enumerate(rows)))
+    table = latency_accuracy.table(results)
+    # |-13.0%|, 14.3%, 0, |-16.7%|, 20.0%: three of five within 15%, the median 14.3%
+    assert "other rounds (a prediction as good as the machine repeats itself): 3 of 5 within +-15%, median " \
+           "absolute difference 14.3%" in table
+    assert "| a | 1 | 11,000.00 ms | 11,000.00 ms | +0.0% | 3: 10,000.00 ms - 12,000.00 ms (20%) | 0.10 - 0.10 ms " \
+           "| 2.00 - 4.00 ms |" in table
+    assert "the chain network of small layers ran at 2.00 to 7.00 ms a call before the measurements; its " \
+           "calibration's median slice, which prices every layer's overhead: 2.50 ms" in table
 
 
 def test_resume_takes_only_what_is_missing(small_run, tmp_path):
