@@ -62,6 +62,23 @@ def test_the_profile_records_the_memorys_speed_while_it_was_calibrated(quick_pro
     assert 0 < looked["memory_gbps_lowest"] <= looked["memory_gbps_median"] <= looked["memory_gbps_highest"]
 
 
+def test_each_look_at_the_overheads_is_recorded_against_the_fitted_overheads(quick_profile):
+    """The overheads are timed in three looks through the run; the profile records each look's
+    times over the fitted overheads (the median over entries), so a look in a slow spell shows."""
+    from types import SimpleNamespace
+
+    from inception_analyzer.bench.calibrate import overheads_by_look
+
+    looked = read_profile(quick_profile).calibration
+    assert {key for key in looked if key.startswith("overheads_look_")} == {f"overheads_look_{n}" for n in (1, 2, 3)}
+    entries = {"a": SimpleNamespace(overhead=10e-6), "b": SimpleNamespace(overhead=20e-6)}
+    by_look = {1: {"a": [10e-6, 12e-6], "b": [20e-6]},          # a: 11 / 10, b: 20 / 20 -> median 1.05
+               2: {"a": [20e-6, 20e-6], "b": [40e-6], "a native": [1e-6]},   # a slow spell: twice; no entry of its own
+               3: {"a": [9e-6]}}
+    assert overheads_by_look(by_look, entries) == {"overheads_look_1": 1.05, "overheads_look_2": 2.0,
+                                                   "overheads_look_3": 0.9}
+
+
 def test_the_watch_looks_once_a_second_and_sums_up_by_hand():
     watch = MemoryWatch()
     speeds = iter([40e9, 80e9, 45e9, 44e9])
@@ -230,10 +247,21 @@ def test_layers_in_model_times_every_layer_where_it_runs_beside_its_price(quick_
     assert any(line.startswith("bn, ") and "ns a byte" in line for line in lines)
 
 
-def test_the_grid_orders_overheads_first_and_spreads_each_series():
+def test_the_grid_orders_overheads_first_and_again_through_the_run_and_spreads_each_series():
+    """Every entry's overhead is timed before any sample, and again at a third and two thirds of
+    the samples: a slow spell in the run's first seconds no longer sets every one of them."""
+    from inception_analyzer.bench.calibrate import OVERHEAD_LOOKS
+
     cases = calibration_cases("full")
+    samples = [case for case in cases if not case.overhead]
     overheads = [i for i, case in enumerate(cases) if case.overhead]
-    assert overheads == list(range(len(overheads)))              # every entry's overhead before any sample
+    each = len(overheads) // OVERHEAD_LOOKS
+    assert OVERHEAD_LOOKS == 3 and len(overheads) == 3 * each
+    for look in range(OVERHEAD_LOOKS):
+        block = overheads[look * each:(look + 1) * each]
+        assert block == list(range(block[0], block[0] + each))      # the look's overheads one after another
+        assert [cases[i] for i in block] == [cases[i] for i in overheads[:each]]   # the same cases each look
+        assert block[0] - look * each == round(look * len(samples) / 3)          # after a third of the samples
     relu = [case.batch * case.inputs[0][0] * case.inputs[0][1] * case.inputs[0][2]
             for case in cases if case.op == "relu" and not case.overhead and not case.in_place]
     assert relu[:2] == [min(relu), max(relu)]                    # a curve's ends first

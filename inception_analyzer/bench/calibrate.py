@@ -311,6 +311,14 @@ def timing_cases(op: str, timing: Timing, quick: bool, in_place: bool = False,
 
 
 LEAD_SAMPLES = 3     # every series' first samples, taken round-robin before the rest (calibration_cases)
+# Each entry's overhead (its calls on the smallest tensors) is timed this many times, each look
+# for 1/OVERHEAD_LOOKS of a case's time: before the samples, then at even steps through them,
+# and the entry's overhead is the median of its looks (fit_overhead). Timed once, all together
+# in the run's first seconds, one slow spell set every entry's: over eleven calibrations of the
+# Zen 3 of docs/benchmarks.md within a day, a profile's overheads of 20 us and more stood at 0.92
+# to 1.54 times their median over the eleven (the profile's median entry), each profile's entries
+# high or low together, and that overhead prices every layer of a model once
+OVERHEAD_LOOKS = 3
 
 
 def calibration_cases(grid: str = "full", limits: CaseLimits = CaseLimits()) -> list[Case]:
@@ -320,7 +328,8 @@ def calibration_cases(grid: str = "full", limits: CaseLimits = CaseLimits()) -> 
     every series in proportion to its length. Each series' own samples come in an order that
     spreads them (a Halton design already is; a curve's sizes go ends first, then midpoints), so
     a run cut short by its time budget still has every entry, each over its whole range, and
-    a run cut late loses the same share of each."""
+    a run cut late loses the same share of each. The overheads come again at even steps through
+    the samples, OVERHEAD_LOOKS times in all (the comment above it)."""
     if grid not in GRIDS:
         raise BenchError(f"unknown calibration grid '{grid}' (use {' or '.join(GRIDS)})")
     quick = grid == "quick"
@@ -331,7 +340,8 @@ def calibration_cases(grid: str = "full", limits: CaseLimits = CaseLimits()) -> 
     for case in cases:
         if not case.overhead:
             series.setdefault(_series_of(case), []).append(case)
-    ordered = [case for case in cases if case.overhead]
+    overheads = [case for case in cases if case.overhead]
+    ordered: list[Case] = []
     spread = [_spread(members) if members[0].op not in ("conv", "linear") else members
               for members in series.values()]
     for index in range(LEAD_SAMPLES):
@@ -343,7 +353,8 @@ def calibration_cases(grid: str = "full", limits: CaseLimits = CaseLimits()) -> 
     rest = sorted(((index - LEAD_SAMPLES + 0.5) / (len(members) - LEAD_SAMPLES), number, index)
                   for number, members in enumerate(spread) for index in range(LEAD_SAMPLES, len(members)))
     ordered.extend(spread[number][index] for _, number, index in rest)
-    return ordered
+    steps = [round(look * len(ordered) / OVERHEAD_LOOKS) for look in range(OVERHEAD_LOOKS + 1)]
+    return [case for look in range(OVERHEAD_LOOKS) for case in (*overheads, *ordered[steps[look]:steps[look + 1]])]
 
 
 def _series_of(case: Case) -> tuple:
@@ -643,7 +654,7 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
             watch.look()
         if prepared.case.overhead and execution == QUEUE:
             return host_seconds(prepared, device), 0.0
-        return time_case_and_host(prepared, device, min_time)
+        return time_case_and_host(prepared, device, min_time / OVERHEAD_LOOKS if prepared.case.overhead else min_time)
 
     # On a CPU shared with other work, the cases are checked in windows of at least WINDOW seconds
     # (/proc/stat counts in hundredths of a second, too coarse for one short case): a window during
@@ -691,12 +702,17 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
     if watch:
         watch.look(now=True)
     native_classes: dict[str, dict[str, Any]] = {}       # a class with native calls -> one of its cases' arguments
+    # the look (1, 2, ...) each case's index falls in: a run of overhead cases after a sample starts the next
+    looks = list(itertools.accumulate(int(case.overhead and (i == 0 or not cases[i - 1].overhead))
+                                      for i, case in enumerate(cases)))
+    by_look: dict[int, dict[str, list[float]]] = {}
     for index in sorted(results):
         prepared, seconds, host = results[index]
         if prepared.key.endswith(NATIVE):
             native_classes.setdefault(prepared.key[:-len(NATIVE)], prepared.case.args)
         if prepared.case.overhead:
             overhead_times.setdefault(prepared.key, []).append(seconds)
+            by_look.setdefault(looks[index], {}).setdefault(prepared.key, []).append(seconds)
         else:
             bounds[len(samples)] = prepared.roofline_seconds
             samples.append(Sample(prepared.key, seconds, prepared.sample.flops, prepared.sample.arguments,
@@ -737,8 +753,22 @@ def _calibrate(device, dtype, grid, min_time, name, progress, max_seconds, quiet
                      **({"entries_left_without_samples": listed(left_out, MAX_TEXT)} if left_out else {}),
                      **({"retaken_when_disturbed": retaken, "waited_for_quiet_seconds": round(waited),
                          "others_cpu_share_at_most": round(others_seen, 3)} if device.type == "cpu" else {}),
-                     **(watch.summary() if watch else {}), **chain.summary()})
+                     **overheads_by_look(by_look, entries), **(watch.summary() if watch else {}),
+                     **chain.summary()})
     return CalibrationRun(profile, samples, elapsed, tuple(left_out))
+
+
+def overheads_by_look(by_look: dict[int, dict[str, list[float]]], entries: dict) -> dict[str, float]:
+    """The calibration record's `overheads_look_<n>`: each look's overhead times over the fitted
+    overheads (the median of an entry's calls in that look over its overhead, the median over the
+    entries): a look that fell in a slow spell stands out, and the overheads' median steps over it."""
+    record = {}
+    for look, times in sorted(by_look.items()):
+        ratios = [statistics.median(values) / entries[key].overhead for key, values in times.items()
+                  if key in entries and entries[key].overhead > 0]
+        if ratios:
+            record[f"overheads_look_{look}"] = round(statistics.median(ratios), 3)
+    return record
 
 
 class Looks:
