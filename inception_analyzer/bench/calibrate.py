@@ -315,9 +315,9 @@ LEAD_SAMPLES = 3     # every series' first samples, taken round-robin before the
 # for 1/OVERHEAD_LOOKS of a case's time: before the samples, then at even steps through them,
 # and the entry's overhead is the median of its looks (fit_overhead). Timed once, all together
 # in the run's first seconds, one slow spell set every entry's: over eleven calibrations of the
-# Zen 3 of docs/benchmarks.md within a day, a profile's overheads of 20 us and more stood at 0.92
-# to 1.54 times their median over the eleven (the profile's median entry), each profile's entries
-# high or low together, and that overhead prices every layer of a model once
+# Zen 3 of docs/benchmarks.md within a day, the 20 entries whose overhead is 20 us or more stood at
+# 0.92 to 1.54 times their median over the eleven (each profile's median entry), a profile's
+# entries high or low together; and an overhead prices every layer of its entry once
 OVERHEAD_LOOKS = 3
 
 
