@@ -50,6 +50,7 @@ each side's error on its own: which side sets a model's time, and which side a m
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -132,25 +133,33 @@ def reference_ms(device) -> float:
     return 1e3 * statistics.median(samples)
 
 
-CHAIN_SLICES = 3     # slices of the chain network timed before each measurement (their median kept)
+# slices of the chain network timed before each measurement (their median kept): on a queue device
+# one, whose time is already the best of three groups of calls (bench/calibrate.py's host_seconds),
+# so the GPU suite's latency step stays within its limit
+CHAIN_SLICES = {"sync": 3, "queue": 1}
 
 
 def chain_ms(settings) -> float:
     """The machine's speed at small layers right now: the calibration's chain network of 120
-    layers on tiny maps (bench/calibrate.py's CHAIN), its time per call, the median of CHAIN_SLICES
-    slices. The reference convolution shows the speed of a kernel; models of many small layers
-    (shufflenet_v2_x1_0, mobilenet_v2) moved by up to a third between two runs 14 minutes apart
-    while it held still (docs/benchmarks.md), and their time is mostly each layer's overhead,
-    which the profile prices from this chain's slices (`chain_ms_median` in its calibration)."""
+    layers on tiny maps (bench/calibrate.py's CHAIN), its time per call, the median of
+    CHAIN_SLICES slices. The reference convolution shows the speed of a kernel; models of many
+    small layers (shufflenet_v2_x1_0, mobilenet_v2) moved by up to a third between two runs 14
+    minutes apart while it held still (docs/benchmarks.md), and their time is mostly each layer's
+    overhead, which the profile prices from this chain's slices (`chain_ms_median` in its
+    calibration)."""
     from inception_analyzer.analysis.latency import QUEUE, SYNC
-    from inception_analyzer.bench.calibrate import ChainTimings
 
     execution = QUEUE if settings.device.type == "cuda" else SYNC
+    chain = _chain(settings.device, settings.parameter_dtype, execution)
+    return 1e3 * statistics.median(chain.take() for _ in range(CHAIN_SLICES[execution]))
 
-    chain = ChainTimings(settings.device, settings.parameter_dtype, execution)
-    for _ in range(CHAIN_SLICES):
-        chain.look(now=True)
-    return 1e3 * statistics.median(chain.values)
+
+@functools.lru_cache(maxsize=None)
+def _chain(device, dtype, execution: str):
+    """The chain network built once a process (--in-process measures every model in one)."""
+    from inception_analyzer.bench.calibrate import ChainTimings
+
+    return ChainTimings(device, dtype, execution)
 
 
 def queue_sides(graph, batch: int, settings) -> dict:
