@@ -27,7 +27,7 @@ from .analysis.latency import LatencyPrediction, LatencyProfile, predict
 from .analysis.roofline import DeviceProfile, ModelEstimate, check_settings, estimate
 from .analysis.training import DEFAULT_OPTIMIZER, OPTIMIZERS, TrainingFlops, training_flops
 from .errors import OverrideError
-from .graph import Graph, build_graph
+from .graph import Graph, MainLayer, build_graph, main_layers
 from .spec import Spec, load_spec
 from .transform import scale_widths
 
@@ -151,9 +151,17 @@ class ModelAnalysis:
                 if profile.memory_bytes else None)
         return estimate(self.cost, profile, dtype, batch, mode, OPTIMIZERS[optimizer].states, memory, most)
 
+    @functools.cached_property
+    def main_path(self) -> list[MainLayer]:
+        """The graph's main-path layers (graph.main_layers), worked out once for the model's every
+        prediction (a sweep's, bench's at each batch): worked out anew each time, they took
+        Inception-ResNet-v2's prediction at batch 32 from 13.80 to 17.20 ms on the development
+        machine (the fastest of five each)."""
+        return main_layers(self.graph)
+
     def predict(self, profile: LatencyProfile, batch: int = 1, dtype: str | None = None) -> LatencyPrediction:
         """The calibrated latency of one inference batch on a device (analysis/latency.py)."""
-        return predict(self.graph, self.cost, profile, batch, dtype)
+        return predict(self.graph, self.cost, profile, batch, dtype, self.main_path)
 
 
 def analyze(request: Request) -> ModelAnalysis:

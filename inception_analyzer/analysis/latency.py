@@ -115,7 +115,7 @@ from typing import Iterable
 
 from ..dtypes import get_dtype
 from ..errors import AnalyzerError
-from ..graph import Graph, main_layers
+from ..graph import Graph, MainLayer, main_layers
 from ..numbers import numel
 from ..ops import Category, ConvGeometry
 from .allocator import Allocator, fresh_bytes
@@ -631,9 +631,10 @@ def predict_layer(work: LayerWork, profile: LatencyProfile, roofline_seconds: fl
 
 
 def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: int = 1,
-            dtype: str | None = None) -> LatencyPrediction:
+            dtype: str | None = None, layers: list[MainLayer] | None = None) -> LatencyPrediction:
     """The calibrated prediction of one inference batch: every main-path layer priced by its
-    entry (module docstring), combined as the profile's execution runs them."""
+    entry (module docstring), combined as the profile's execution runs them. `layers` is
+    graph.main_layers(graph), where the caller keeps it for the model's every prediction."""
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise LatencyError(f"the batch size must be a positive integer, got {batch!r}")
     if dtype is not None and dtype != profile.dtype:
@@ -641,7 +642,7 @@ def predict(graph: Graph, report: CostReport, profile: LatencyProfile, batch: in
                            hint=f"calibrate again with --dtype {dtype}, or ask for {profile.dtype}")
     device = profile.device_profile()
     allocator = profile.allocator
-    main = main_layers(graph)
+    main = main_layers(graph) if layers is None else layers
     fresh = fresh_bytes(graph, batch, get_dtype(profile.dtype).bytes, allocator, layers=main) if allocator else {}
     records = [record for record in report.layers if record.role != AUX]
     if [record.path for record in records] != [layer.node.path for layer in main]:
