@@ -136,22 +136,23 @@ def reference_ms(device) -> float:
 # slices of the chain network timed before each measurement (their median kept): on a queue device
 # one, whose time is already the best of three groups of calls (bench/calibrate.py's host_seconds),
 # so the GPU suite's latency step stays within its limit
-CHAIN_SLICES = {"sync": 3, "queue": 1}
+CHAIN_SLICES, CHAIN_QUEUE_SLICES = 3, 1
 
 
 def chain_ms(settings) -> float:
     """The machine's speed at small layers right now: the calibration's chain network of 120
     layers on tiny maps (bench/calibrate.py's CHAIN), its time per call, the median of
-    CHAIN_SLICES slices. The reference convolution shows the speed of a kernel; models of many
-    small layers (shufflenet_v2_x1_0, mobilenet_v2) moved by up to a third between two runs 14
-    minutes apart while it held still (docs/benchmarks.md), and their time is mostly each layer's
-    overhead, which the profile prices from this chain's slices (`chain_ms_median` in its
-    calibration)."""
+    CHAIN_SLICES slices (CHAIN_QUEUE_SLICES on a queue device). The reference convolution shows
+    the speed of a kernel; models of many small layers (shufflenet_v2_x1_0, mobilenet_v2) moved
+    by up to a third between two runs 14 minutes apart while it held still (docs/benchmarks.md),
+    and their time is mostly each layer's overhead, which the profile prices from this chain's
+    slices (`chain_ms_median` in its calibration)."""
     from inception_analyzer.analysis.latency import QUEUE, SYNC
 
     execution = QUEUE if settings.device.type == "cuda" else SYNC
     chain = _chain(settings.device, settings.parameter_dtype, execution)
-    return 1e3 * statistics.median(chain.take() for _ in range(CHAIN_SLICES[execution]))
+    slices = CHAIN_QUEUE_SLICES if execution == QUEUE else CHAIN_SLICES
+    return 1e3 * statistics.median(chain.take() for _ in range(slices))
 
 
 @functools.lru_cache(maxsize=None)
@@ -403,7 +404,8 @@ def rounds_against_the_others(rows: list[dict]) -> list[float]:
 
 
 def table(path: Path) -> str:
-    rows = grouped(read_rows(path))
+    taken = read_rows(path)
+    rows = grouped(taken)
     lines = ["| model | batch | predicted | measured | error | rounds: lowest - highest | reference conv | chain network "
              "| memory copy | roofline | others' CPU share | 1-min load |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -439,7 +441,7 @@ def table(path: Path) -> str:
             lines.append(f"the machine itself: the rounds of one model and batch differ by "
                          f"{100 * statistics.median(spreads):.0f}% "
                          f"(median), at most {100 * max(spreads):.0f}% ({widest['model']} batch {widest['batch']})")
-            misses = rounds_against_the_others(read_rows(path))
+            misses = rounds_against_the_others(taken)
             lines.append(f"each round against the median of the same model and batch's other rounds (a prediction "
                          f"as good as the machine repeats itself): {sum(abs(m) <= TARGET for m in misses)} of "
                          f"{len(misses)} within +-{100 * TARGET:.0f}%, median absolute difference "
