@@ -146,10 +146,15 @@ class _Heap:
             previous[1] += block[1]
             self._remove(block[0])
             block = previous
+        # glibc's top chunk is all the free space from the last block in use up to the heap's end,
+        # the backed pages above `top` that no block holds included: past twice the threshold it
+        # goes back to the kernel (trimmed), whichever block's free made it so
         last = self.blocks[self.starts[-1]]
-        if last[2] and last[1] > 2 * self.threshold:   # trim: the top's free space goes back to the kernel
-            self._remove(last[0])
-            self.top = last[0]
+        top_chunk_start = last[0] if last[2] else self.top
+        if self.backed - top_chunk_start > 2 * self.threshold:
+            if last[2]:
+                self._remove(last[0])
+            self.top = top_chunk_start
             self.backed = min(self.backed, -(-(self.top + self.allocator.top_pad) // PAGE) * PAGE)
 
     def state(self) -> tuple:
