@@ -495,10 +495,10 @@ def test_a_calibration_cut_by_its_time_budget_says_what_it_left_untimed(tmp_path
     profile whose left-out entries are named, and which still predicts every bundled model,
     naming in its notes the left-out entries a model's layers needed (every window taken as
     quiet: nothing is timed twice). Which entries the budget leaves out depends on the machine's
-    speed (a Zen 4 timed all of googlenet's within it), so the models checked are the bundled
-    ones, at least one of which runs a left-out entry."""
-    from inception_analyzer.analysis.latency import predict
-    from inception_analyzer.bench.calibrate import calibrate
+    speed (a Zen 4 timed all of googlenet's within it), so each left-out entry is checked on a
+    layer of its own grid: priced by the nearest entry of its kind or the fallback."""
+    from inception_analyzer.analysis.latency import FALLBACK, NEAREST, predict, predict_layer
+    from inception_analyzer.bench.calibrate import calibrate, calibration_cases, case_work
     from inception_analyzer.catalog import bundled_names
     from inception_analyzer.pipeline import Request, analyze
 
@@ -511,7 +511,13 @@ def test_a_calibration_cut_by_its_time_budget_says_what_it_left_untimed(tmp_path
                if isinstance(entry, CurveEntry))
     (tmp_path / "cut.yaml").write_text(profile_text(run.profile))
     cut = read_profile(tmp_path / "cut.yaml")
-    lacking_models = 0
+    works = {}
+    for case in calibration_cases("full"):
+        work = case_work(case)[4]
+        works.setdefault(work.key, work)
+    for entry in run.left_out:
+        how, _, _, overhead, kernel, _ = predict_layer(works[entry], cut, 1e-3)
+        assert how in (NEAREST, FALLBACK) and overhead + kernel > 0, entry
     for name in bundled_names():
         model = analyze(Request(name))
         prediction = predict(model.graph, model.cost, cut, 8)
@@ -519,8 +525,6 @@ def test_a_calibration_cut_by_its_time_budget_says_what_it_left_untimed(tmp_path
         lacking = {layer.entry for layer in prediction.layers} & set(run.left_out)
         named = " ".join(note for note in prediction.notes if "no entry for" in note)
         assert all(entry in named for entry in lacking), (name, lacking, named)
-        lacking_models += bool(lacking)
-    assert lacking_models > 0
 
 
 def test_on_a_machine_never_quiet_the_waits_come_out_of_the_time_budget():
