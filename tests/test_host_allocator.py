@@ -194,8 +194,6 @@ def test_small_blocks_do_not_bridge_the_holes_of_large_ones():
     assert heap.malloc(size)[1] >= size
 
 
-
-
 def test_the_heap_is_trimmed_when_its_top_chunk_passes_twice_the_threshold_counting_the_pages_no_block_holds():
     """glibc's top chunk runs from the last block in use to the heap's end, over backed pages that
     no block holds since a smaller block was cut from a larger free one. By hand, with the steady
